@@ -1,0 +1,218 @@
+//! Scripted upstream faults.
+//!
+//! Tests queue faults per provider with `POST /__sim/faults`; every inference request for that
+//! provider that reaches the (simulated) upstream consumes one use of the fault at the head of
+//! the provider's queue, or, if that queue is empty, of the wildcard (`*`) queue. Cache hits
+//! never reach the upstream and so consume nothing.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::{json, Value};
+
+/// Provider name that matches every provider.
+pub const ANY_PROVIDER: &str = "*";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Answer with this status (and `Retry-After`, and a body) instead of the model's answer.
+    Status { status: u16, retry_after: Option<String>, body: Option<Value> },
+    /// Wait, then answer normally.
+    Delay { ms: u64 },
+    /// Never send response headers.
+    Stall,
+    /// Send headers and the first content chunk, then nothing more.
+    StallAfterFirstChunk,
+    /// Send 200 headers, then break the connection.
+    CutBeforeFirstChunk,
+    /// Send headers and the first content chunk, then break the connection.
+    CutAfterFirstChunk,
+    /// A stream whose second event is not JSON (non-stream: a 200 body that is not JSON).
+    Malformed,
+    /// A 200 answer blocked by the content filter.
+    ContentFilter,
+}
+
+impl Fault {
+    /// Reads a fault from its JSON description (`{"kind":"status","status":429,…}`).
+    pub fn parse(v: &Value) -> Result<Fault, String> {
+        let kind = v.get("kind").and_then(Value::as_str).ok_or("fault.kind must be a string")?;
+        Ok(match kind {
+            "status" => {
+                let status = v
+                    .get("status")
+                    .and_then(Value::as_u64)
+                    .filter(|s| (200..=599).contains(s))
+                    .ok_or("fault.status must be an integer between 200 and 599")?;
+                let retry_after = match v.get("retry_after") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    Some(_) => return Err("fault.retry_after must be a string or number".into()),
+                };
+                if retry_after.as_deref().is_some_and(|r| hyper::header::HeaderValue::from_str(r).is_err()) {
+                    return Err("fault.retry_after is not a valid header value".into());
+                }
+                Fault::Status { status: status as u16, retry_after, body: v.get("body").cloned() }
+            }
+            "delay" => Fault::Delay {
+                ms: v.get("ms").and_then(Value::as_u64).ok_or("fault.ms must be a non-negative integer")?,
+            },
+            "stall" => Fault::Stall,
+            "stall_after_first_chunk" => Fault::StallAfterFirstChunk,
+            "cut_before_first_chunk" => Fault::CutBeforeFirstChunk,
+            "cut_after_first_chunk" => Fault::CutAfterFirstChunk,
+            "malformed" => Fault::Malformed,
+            "content_filter" => Fault::ContentFilter,
+            other => return Err(format!("unknown fault kind `{other}`")),
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Status { .. } => "status",
+            Fault::Delay { .. } => "delay",
+            Fault::Stall => "stall",
+            Fault::StallAfterFirstChunk => "stall_after_first_chunk",
+            Fault::CutBeforeFirstChunk => "cut_before_first_chunk",
+            Fault::CutAfterFirstChunk => "cut_after_first_chunk",
+            Fault::Malformed => "malformed",
+            Fault::ContentFilter => "content_filter",
+        }
+    }
+
+    /// The fault's JSON description, as accepted by [`Fault::parse`].
+    pub fn to_json(&self) -> Value {
+        match self {
+            Fault::Status { status, retry_after, body } => {
+                json!({"kind": "status", "status": status, "retry_after": retry_after, "body": body})
+            }
+            Fault::Delay { ms } => json!({"kind": "delay", "ms": ms}),
+            other => json!({"kind": other.kind()}),
+        }
+    }
+}
+
+/// The body of a `status` fault that did not script one: what the upstream would typically say.
+/// 529 is Anthropic's "overloaded"; everything else gets an OpenAI-style error object.
+pub fn default_status_body(status: u16) -> Value {
+    if status == 529 {
+        return json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    }
+    let (kind, code) = match status {
+        429 => ("rate_limit_error", "rate_limited"),
+        401 => ("authentication_error", "invalid_api_key"),
+        403 => ("permission_error", "forbidden"),
+        404 => ("not_found_error", "model_not_found"),
+        s if s >= 500 => ("server_error", "server_error"),
+        _ => ("invalid_request_error", "invalid_request"),
+    };
+    json!({"error": {"message": format!("Simulated upstream error {status}"), "type": kind, "code": code}})
+}
+
+#[derive(Debug, Clone)]
+struct Scripted {
+    fault: Fault,
+    remaining: u32,
+}
+
+/// FIFO queues of scripted faults, one per provider name (plus [`ANY_PROVIDER`]).
+#[derive(Debug, Default)]
+pub struct FaultQueues {
+    queues: HashMap<String, VecDeque<Scripted>>,
+}
+
+impl FaultQueues {
+    /// Appends `fault`, usable `times` times, to `provider`'s queue; returns the queue length.
+    pub fn push(&mut self, provider: &str, times: u32, fault: Fault) -> usize {
+        let q = self.queues.entry(provider.to_string()).or_default();
+        q.push_back(Scripted { fault, remaining: times });
+        q.len()
+    }
+
+    /// Consumes one use of the next fault for `provider` (its own queue first, then `*`).
+    pub fn take(&mut self, provider: &str) -> Option<Fault> {
+        for name in [provider, ANY_PROVIDER] {
+            if let Some(q) = self.queues.get_mut(name) {
+                if let Some(head) = q.front_mut() {
+                    let fault = head.fault.clone();
+                    head.remaining = head.remaining.saturating_sub(1);
+                    if head.remaining == 0 {
+                        q.pop_front();
+                    }
+                    return Some(fault);
+                }
+            }
+        }
+        None
+    }
+
+    /// Pending faults: `{provider: [{"times": n, "fault": {...}}]}`.
+    pub fn to_json(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        for (provider, q) in &self.queues {
+            if q.is_empty() {
+                continue;
+            }
+            let items: Vec<Value> =
+                q.iter().map(|s| json!({"times": s.remaining, "fault": s.fault.to_json()})).collect();
+            out.insert(provider.clone(), Value::Array(items));
+        }
+        Value::Object(out)
+    }
+
+    pub fn clear(&mut self) {
+        self.queues.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_kind() {
+        for kind in [
+            "stall",
+            "stall_after_first_chunk",
+            "cut_before_first_chunk",
+            "cut_after_first_chunk",
+            "malformed",
+            "content_filter",
+        ] {
+            assert_eq!(Fault::parse(&json!({"kind": kind})).unwrap().kind(), kind);
+        }
+        assert_eq!(
+            Fault::parse(&json!({"kind":"status","status":429,"retry_after":2})).unwrap(),
+            Fault::Status { status: 429, retry_after: Some("2".into()), body: None }
+        );
+        assert_eq!(Fault::parse(&json!({"kind":"delay","ms":5})).unwrap(), Fault::Delay { ms: 5 });
+        for bad in [
+            json!({}),
+            json!({"kind":"nope"}),
+            json!({"kind":"status"}),
+            json!({"kind":"status","status":99}),
+            json!({"kind":"status","status":429,"retry_after":"a\nb"}),
+            json!({"kind":"delay","ms":-1}),
+        ] {
+            assert!(Fault::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn provider_queue_before_wildcard() {
+        let mut q = FaultQueues::default();
+        q.push("*", 1, Fault::Stall);
+        q.push("openai", 2, Fault::Malformed);
+        assert_eq!(q.take("openai"), Some(Fault::Malformed));
+        assert_eq!(q.take("anthropic"), Some(Fault::Stall));
+        assert_eq!(q.take("openai"), Some(Fault::Malformed));
+        assert_eq!(q.take("openai"), None);
+    }
+
+    #[test]
+    fn default_bodies() {
+        assert_eq!(default_status_body(429)["error"]["type"], json!("rate_limit_error"));
+        assert_eq!(default_status_body(529)["error"]["type"], json!("overloaded_error"));
+        assert_eq!(default_status_body(503)["error"]["message"], json!("Simulated upstream error 503"));
+    }
+}

@@ -1,0 +1,389 @@
+//! Log rows, cost estimates, the v4 Logs API (Legacy Logs) and synthetic log seeding.
+//!
+//! Field names follow the real API (`tokens_in`, `tokens_out`, `cost`, `status_code`, `metadata`
+//! as JSON *text*), and `per_page` is limited to 1..=50 like the OpenAPI schema says.
+
+use std::cmp::Ordering;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::clock;
+use crate::http::{parse_query, query_param, v4_error, v4_not_found, v4_ok, Resp};
+use crate::ids::{ulid, SplitMix64};
+use crate::state::State;
+
+/// One row of the gateway's log.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRow {
+    pub id: String,
+    pub created_at: String,
+    pub provider: String,
+    pub model: String,
+    pub model_type: &'static str,
+    pub path: String,
+    /// Milliseconds from receiving the request to sending the response headers.
+    pub duration: u64,
+    pub success: bool,
+    pub cached: bool,
+    pub tokens_in: Option<u64>,
+    pub tokens_out: Option<u64>,
+    /// USD; omitted when the model has no known price (like the real estimate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    pub custom_cost: bool,
+    /// The `cf-aig-metadata` header as JSON text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_content_type: Option<String>,
+    pub status_code: u16,
+    pub step: u32,
+    #[serde(skip)]
+    pub created_ms: i64,
+    #[serde(skip)]
+    pub gateway_id: String,
+}
+
+/// USD per million tokens (input, output), from public list prices. Matched on the model name
+/// without any `author/` part, longest prefix first, so dated variants such as
+/// `claude-sonnet-4-5-20250929` or `gpt-4o-2024-08-06` find their family.
+const PRICES: &[(&str, f64, f64)] = &[
+    ("gemini-2.5-flash", 0.30, 2.50),
+    ("gpt-4o-mini", 0.15, 0.60),
+    ("gpt-4o", 2.50, 10.00),
+    ("claude-sonnet-4-5", 3.00, 15.00),
+    ("claude-haiku-4-5", 1.00, 5.00),
+];
+
+fn price(model: &str) -> Option<(f64, f64)> {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    PRICES
+        .iter()
+        .filter(|(prefix, _, _)| name.starts_with(prefix))
+        .max_by_key(|(prefix, _, _)| prefix.len())
+        .map(|&(_, i, o)| (i, o))
+}
+
+/// The estimated cost of a call, or `None` when the model's price is unknown.
+pub fn cost(model: &str, tokens_in: u64, tokens_out: u64) -> Option<f64> {
+    price(model).map(|(i, o)| (tokens_in as f64 * i + tokens_out as f64 * o) / 1_000_000.0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrderBy {
+    CreatedAt,
+    Provider,
+    Model,
+    ModelType,
+    Success,
+    Cached,
+}
+
+/// A parsed `GET /logs` query.
+#[derive(Debug, Clone)]
+struct LogQuery {
+    page: u64,
+    per_page: u64,
+    order_by: OrderBy,
+    desc: bool,
+    start: Option<i64>,
+    end: Option<i64>,
+    provider: Option<String>,
+    model: Option<String>,
+    success: Option<bool>,
+    cached: Option<bool>,
+}
+
+fn parse_log_query(raw: &str) -> Result<LogQuery, String> {
+    let q = parse_query(raw);
+    let get = |name: &str| query_param(&q, name);
+    let page = match get("page") {
+        None => 1,
+        Some(p) => p.parse::<u64>().ok().filter(|p| *p >= 1).ok_or("page must be an integer of at least 1")?,
+    };
+    let per_page = match get("per_page") {
+        None => 20,
+        Some(p) => p.parse::<u64>().ok().filter(|p| (1..=50).contains(p)).ok_or("per_page must be between 1 and 50")?,
+    };
+    let order_by = match get("order_by").unwrap_or("created_at") {
+        "created_at" => OrderBy::CreatedAt,
+        "provider" => OrderBy::Provider,
+        "model" => OrderBy::Model,
+        "model_type" => OrderBy::ModelType,
+        "success" => OrderBy::Success,
+        "cached" => OrderBy::Cached,
+        other => return Err(format!("order_by `{other}` is not supported")),
+    };
+    // `direction` is the deprecated name of `order_by_direction`.
+    let desc = match get("order_by_direction").or_else(|| get("direction")) {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => return Err(format!("order_by_direction must be asc or desc, not `{other}`")),
+    };
+    let date = |name: &str| -> Result<Option<i64>, String> {
+        get(name).map(|v| clock::parse_rfc3339(v).ok_or(format!("{name} must be an RFC 3339 date-time"))).transpose()
+    };
+    let boolean = |name: &str| -> Result<Option<bool>, String> {
+        match get(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(format!("{name} must be true or false")),
+        }
+    };
+    Ok(LogQuery {
+        page,
+        per_page,
+        order_by,
+        desc,
+        start: date("start_date")?,
+        end: date("end_date")?,
+        provider: get("provider").map(str::to_string),
+        model: get("model").map(str::to_string),
+        success: boolean("success")?,
+        cached: boolean("cached")?,
+    })
+}
+
+impl LogQuery {
+    fn matches(&self, row: &LogRow) -> bool {
+        self.start.is_none_or(|s| row.created_ms >= s)
+            && self.end.is_none_or(|e| row.created_ms <= e)
+            && self.provider.as_deref().is_none_or(|p| row.provider == p)
+            && self.model.as_deref().is_none_or(|m| row.model == m)
+            && self.success.is_none_or(|s| row.success == s)
+            && self.cached.is_none_or(|c| row.cached == c)
+    }
+
+    fn compare(&self, a: &LogRow, b: &LogRow) -> Ordering {
+        match self.order_by {
+            OrderBy::CreatedAt => a.created_ms.cmp(&b.created_ms),
+            OrderBy::Provider => a.provider.cmp(&b.provider),
+            OrderBy::Model => a.model.cmp(&b.model),
+            OrderBy::ModelType => a.model_type.cmp(b.model_type),
+            OrderBy::Success => a.success.cmp(&b.success),
+            OrderBy::Cached => a.cached.cmp(&b.cached),
+        }
+    }
+}
+
+/// `GET …/gateways/{gateway}/logs`.
+pub fn list(state: &State, gateway: &str, raw_query: &str) -> Resp {
+    let query = match parse_log_query(raw_query) {
+        Ok(q) => q,
+        Err(message) => return v4_error(400, 7001, &message),
+    };
+    let inner = state.lock();
+    if !inner.gateways.contains_key(gateway) {
+        return v4_not_found();
+    }
+    let mut rows: Vec<&LogRow> = inner.logs.iter().filter(|r| r.gateway_id == gateway && query.matches(r)).collect();
+    // Stable sort: ties keep insertion order (reversed along with everything for `desc`).
+    rows.sort_by(|a, b| query.compare(a, b));
+    if query.desc {
+        rows.reverse();
+    }
+    let total = rows.len();
+    let skip = usize::try_from((query.page - 1).saturating_mul(query.per_page)).unwrap_or(usize::MAX);
+    let page: Vec<Value> = rows
+        .into_iter()
+        .skip(skip)
+        .take(query.per_page as usize)
+        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+        .collect();
+    let info = json!({
+        "page": query.page,
+        "per_page": query.per_page,
+        "count": page.len(),
+        "total_count": total,
+    });
+    v4_ok(200, Value::Array(page), Some(info))
+}
+
+/// `GET …/gateways/{gateway}/logs/{id}`.
+pub fn get(state: &State, gateway: &str, id: &str) -> Resp {
+    let inner = state.lock();
+    match inner.logs.iter().find(|r| r.gateway_id == gateway && r.id == id) {
+        Some(row) => v4_ok(200, serde_json::to_value(row).unwrap_or(Value::Null), None),
+        None => v4_not_found(),
+    }
+}
+
+/// Parameters of `POST /__sim/logs/seed`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedSpec {
+    pub count: u64,
+    pub days: u64,
+    pub seed: u64,
+    pub end_ms: i64,
+    pub gateway_id: String,
+}
+
+/// Largest `count` one seed call accepts (a row is a few hundred bytes).
+pub const MAX_SEED_COUNT: u64 = 1_000_000;
+
+impl SeedSpec {
+    pub fn parse(body: &Value, default_gateway: &str) -> Result<Self, String> {
+        if !body.is_object() {
+            return Err("body must be a JSON object".into());
+        }
+        let uint = |name: &str, default: u64| -> Result<u64, String> {
+            match body.get(name) {
+                None | Some(Value::Null) => Ok(default),
+                Some(v) => v.as_u64().ok_or(format!("{name} must be a non-negative integer")),
+            }
+        };
+        let count = uint("count", 100)?;
+        if count > MAX_SEED_COUNT {
+            return Err(format!("count must be at most {MAX_SEED_COUNT}"));
+        }
+        let days = uint("days", 30)?;
+        if !(1..=3650).contains(&days) {
+            return Err("days must be between 1 and 3650".into());
+        }
+        let end_ms = match body.get("end") {
+            None | Some(Value::Null) => clock::now_ms(),
+            Some(Value::String(s)) => clock::parse_rfc3339(s).ok_or("end must be an RFC 3339 date-time")?,
+            Some(_) => return Err("end must be an RFC 3339 date-time string".into()),
+        };
+        let gateway_id = match body.get("gateway_id") {
+            None | Some(Value::Null) => default_gateway.to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err("gateway_id must be a string".into()),
+        };
+        Ok(Self { count, days, seed: uint("seed", 42)?, end_ms, gateway_id })
+    }
+}
+
+/// (provider, model, path, weight): what the synthetic traffic is made of. The Workers AI model
+/// has no price, so its rows have no `cost`.
+const SEED_MIX: &[(&str, &str, &str, u64)] = &[
+    ("google-ai-studio", "gemini-2.5-flash", "v1beta/models/gemini-2.5-flash:generateContent", 35),
+    ("openai", "gpt-4o-mini", "chat/completions", 25),
+    ("openai", "gpt-4o", "chat/completions", 10),
+    ("anthropic", "claude-sonnet-4-5", "v1/messages", 12),
+    ("anthropic", "claude-haiku-4-5", "v1/messages", 10),
+    ("workers-ai", "@cf/meta/llama-3.1-8b-instruct", "v1/chat/completions", 8),
+];
+const SEED_AGENTS: &[&str] = &["TriagingAgent", "PRReviewAgent"];
+const SEED_REPOS: &[&str] =
+    &["acme/widgets", "acme/agent-gateway", "octo-org/docs", "octo-org/infra", "example/hello-world"];
+const SEED_FAILURE_STATUSES: &[u16] = &[429, 500, 503];
+
+/// Deterministic synthetic rows: the same spec always gives the same rows (ids included).
+/// About 6 % are failures (429/500/503, null tokens, no cost), 15 % cache hits (cost 0), 8 %
+/// Workers AI (no cost), 90 % carry `{"agent":…,"repo":…}` metadata.
+pub fn synthesize(spec: &SeedSpec) -> Vec<LogRow> {
+    let mut rng = SplitMix64::new(spec.seed);
+    let span = spec.days.saturating_mul(86_400_000).max(1);
+    let total_weight: u64 = SEED_MIX.iter().map(|m| m.3).sum();
+    (0..spec.count)
+        .map(|_| {
+            let created_ms = spec.end_ms - rng.below(span) as i64;
+            let mut pick = rng.below(total_weight);
+            let &(provider, model, path, _) = SEED_MIX
+                .iter()
+                .find(|m| {
+                    if pick < m.3 {
+                        true
+                    } else {
+                        pick -= m.3;
+                        false
+                    }
+                })
+                .unwrap_or(&SEED_MIX[0]);
+            let roll = rng.unit();
+            let tokens_in = 200 + rng.below(8_000);
+            let tokens_out = 20 + rng.below(1_500);
+            let (status, cached, tokens, duration) = if roll < 0.06 {
+                (*rng.pick(SEED_FAILURE_STATUSES), false, None, 50 + rng.below(30_000))
+            } else if roll < 0.21 {
+                (200, true, Some((tokens_in, tokens_out)), 3 + rng.below(40))
+            } else {
+                (200, false, Some((tokens_in, tokens_out)), 300 + rng.below(8_000))
+            };
+            let cost = match tokens {
+                None => None,
+                Some((i, o)) => cost(model, i, o).map(|c| if cached { 0.0 } else { c }),
+            };
+            let metadata = (rng.unit() < 0.9)
+                .then(|| json!({"agent": rng.pick(SEED_AGENTS), "repo": rng.pick(SEED_REPOS)}).to_string());
+            let streamed = rng.unit() < 0.3;
+            let id = ulid(created_ms, (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64()));
+            LogRow {
+                id,
+                created_at: clock::format_rfc3339_ms(created_ms),
+                provider: provider.into(),
+                model: model.into(),
+                model_type: "chat",
+                path: path.into(),
+                duration,
+                success: status < 400,
+                cached,
+                tokens_in: tokens.map(|t| t.0),
+                tokens_out: tokens.map(|t| t.1),
+                cost,
+                custom_cost: false,
+                metadata,
+                request_content_type: Some("application/json".into()),
+                response_content_type: Some(
+                    if streamed && status < 400 { "text/event-stream" } else { "application/json" }.into(),
+                ),
+                status_code: status,
+                step: 0,
+                created_ms,
+                gateway_id: spec.gateway_id.clone(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices() {
+        assert_eq!(cost("gpt-4o-mini", 1_000_000, 0), Some(0.15));
+        assert_eq!(cost("gpt-4o-2024-08-06", 0, 1_000_000), Some(10.0));
+        assert_eq!(cost("claude-sonnet-4-5-20250929", 1_000_000, 1_000_000), Some(18.0));
+        assert_eq!(cost("google/gemini-2.5-flash", 1_000_000, 0), Some(0.30));
+        assert_eq!(cost("@cf/meta/llama-3.1-8b-instruct", 10, 10), None);
+    }
+
+    #[test]
+    fn query_validation() {
+        assert!(parse_log_query("per_page=51").is_err());
+        assert!(parse_log_query("per_page=0").is_err());
+        assert!(parse_log_query("page=0").is_err());
+        assert!(parse_log_query("order_by=cost").is_err());
+        assert!(parse_log_query("start_date=yesterday").is_err());
+        assert!(parse_log_query("cached=yes").is_err());
+        let q = parse_log_query("per_page=50&order_by_direction=asc&success=false").unwrap();
+        assert_eq!((q.page, q.per_page, q.desc, q.success), (1, 50, false, Some(false)));
+    }
+
+    #[test]
+    fn seeding_is_deterministic_and_varied() {
+        let spec = SeedSpec::parse(&json!({"count": 2000, "days": 30, "seed": 7, "end": "2026-08-20T00:00:00Z"}), "gw")
+            .unwrap();
+        let a = synthesize(&spec);
+        let b = synthesize(&spec);
+        let ser = |rows: &[LogRow]| serde_json::to_string(rows).unwrap();
+        assert_eq!(ser(&a), ser(&b));
+        let other = synthesize(&SeedSpec { seed: 8, ..spec.clone() });
+        assert_ne!(ser(&a), ser(&other));
+
+        let end = spec.end_ms;
+        assert!(a.iter().all(|r| r.created_ms <= end && r.created_ms > end - 30 * 86_400_000));
+        assert!(a.iter().any(|r| !r.success && r.tokens_in.is_none() && r.cost.is_none()));
+        assert!(a.iter().any(|r| r.cached && r.cost == Some(0.0)));
+        assert!(a.iter().any(|r| r.success && !r.cached && r.cost.is_none()));
+        assert!(a.iter().any(|r| r.metadata.as_deref().is_some_and(|m| m.contains("PRReviewAgent"))));
+        let providers: std::collections::HashSet<_> = a.iter().map(|r| r.provider.as_str()).collect();
+        assert_eq!(providers.len(), 4);
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: each starts a simulator on port 0 inside the test's runtime (or runs the
+//! binary) and talks to it over plain HTTP/1.1.
+
+mod cli;
+mod client;
+mod faults;
+mod inference;
+mod logs;
+mod management;

@@ -1,0 +1,27 @@
+//! The functional core of agent-gateway.
+//!
+//! Everything that *decides* lives here as plain Rust over plain data, so it is unit-tested natively
+//! with `cargo test` and knows nothing of the Workers runtime. The Worker shell (`src/` at the
+//! repository root) only translates between the runtime and these functions.
+//!
+//! The modules follow a request's path through the gateway:
+//!
+//! | step                 | module                                   |
+//! |----------------------|------------------------------------------|
+//! | route                | [`route`]                                |
+//! | authenticate         | [`authenticate`]                         |
+//! | read the request     | [`request`]                              |
+//! | plan attempts        | [`config`], [`plan`]                     |
+//! | call AI Gateway      | [`gateway`] (URL, headers, metadata)     |
+//! | relay / stream       | [`relay`] (SSE observer), [`upstream`]   |
+//! | respond              | [`error`] (OpenAI error shape)           |
+
+pub mod authenticate;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod plan;
+pub mod relay;
+pub mod request;
+pub mod route;
+pub mod upstream;

@@ -1,0 +1,350 @@
+//! The SSE relay: passes a streamed answer on event by event, byte for byte, while watching it.
+//!
+//! Upstream chunks are cut wherever the network cut them; the relay forwards only *complete*
+//! events (the bytes exactly as received, framing included), so it can tell, for each one,
+//! whether it carried content, usage, `[DONE]`, an error, or something that is not JSON at all.
+//! That is what lets the gateway end a broken stream with an explicit error event instead of a
+//! clean-looking end (the bug peers ship: Portkey #1797, LiteLLM #40404), and know the final usage.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::upstream::{upstream_message, ChoiceProbe, Usage};
+
+/// The largest single event the relay holds while waiting for its end (a 1 MiB SSE event is
+/// already absurd; without a bound a hostile upstream could grow the buffer forever).
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// What the relay learned from the events so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// At least one event carried content (text, a tool call or a refusal): the commit point.
+    pub saw_content: bool,
+    /// `data: [DONE]` arrived.
+    pub done: bool,
+    pub finish_reason: Option<String>,
+    pub usage: Option<Usage>,
+    pub events: u32,
+}
+
+/// Why a stream cannot be relayed further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamFault {
+    /// An event whose data is not JSON (or not the chunk shape).
+    Malformed,
+    /// An event too large to hold.
+    Oversized,
+    /// The upstream sent an error event; its message.
+    UpstreamError(String),
+    /// The upstream ended (or was cut) before `[DONE]`.
+    Truncated,
+}
+
+impl StreamFault {
+    pub fn describe(&self) -> String {
+        match self {
+            StreamFault::Malformed => {
+                "The upstream stream carried an event that is not valid JSON; the answer is incomplete.".into()
+            }
+            StreamFault::Oversized => {
+                format!("The upstream stream carried an event over {MAX_EVENT_BYTES} bytes; the answer is incomplete.")
+            }
+            StreamFault::UpstreamError(m) => format!("The upstream stream reported an error: {m}"),
+            StreamFault::Truncated => {
+                "The upstream stream ended before it was complete (no [DONE]); the answer is incomplete.".into()
+            }
+        }
+    }
+}
+
+/// Incremental, event-granular SSE relay.
+#[derive(Debug, Default)]
+pub struct SseRelay {
+    buf: Vec<u8>,
+    /// Start of the event being assembled, in `buf`.
+    event_start: usize,
+    /// Where line scanning resumes, in `buf`.
+    scan: usize,
+    summary: StreamSummary,
+}
+
+#[derive(Deserialize)]
+struct ChunkProbe<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoiceProbe<'a>>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+impl SseRelay {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn summary(&self) -> &StreamSummary {
+        &self.summary
+    }
+
+    /// Feeds one upstream chunk. Returns the bytes of the events it completed (to forward now, in
+    /// order), or the fault that stops the stream; events completed before the fault are lost only
+    /// if they come after it in the same chunk.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), StreamFault> {
+        self.buf.extend_from_slice(chunk);
+        let result = self.drain_events(out, false);
+        // Drop what has been forwarded so the buffer holds one partial event at most.
+        if self.event_start > 0 {
+            self.buf.drain(..self.event_start);
+            self.scan -= self.event_start;
+            self.event_start = 0;
+        }
+        result?;
+        if self.buf.len() > MAX_EVENT_BYTES {
+            return Err(StreamFault::Oversized);
+        }
+        Ok(())
+    }
+
+    /// Called when the upstream body ended cleanly. A stream that never said `[DONE]` is
+    /// incomplete, whatever it sent before.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), StreamFault> {
+        // A trailing `\r` can now be taken as a terminator. A final event that lacks its blank
+        // line is dropped, as SSE itself drops it; a stream that said [DONE] is still complete.
+        self.drain_events(out, true)?;
+        if self.summary.done {
+            Ok(())
+        } else {
+            Err(StreamFault::Truncated)
+        }
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<u8>, at_end: bool) -> Result<(), StreamFault> {
+        loop {
+            let Some((line_end, next)) = next_line(&self.buf, self.scan, at_end) else { return Ok(()) };
+            self.scan = next;
+            if line_end == self.line_start_of(line_end) {
+                // Blank line: the event [event_start, next) is complete.
+                let (start, end) = (self.event_start, next);
+                self.event_start = next;
+                if self.inspect(start, end)? {
+                    out.extend_from_slice(&self.buf[start..end]);
+                }
+            }
+        }
+    }
+
+    /// Start of the line that ends at `line_end` (the byte after the previous terminator).
+    fn line_start_of(&self, line_end: usize) -> usize {
+        let head = &self.buf[self.event_start..line_end];
+        match head.iter().rposition(|&b| b == b'\n' || b == b'\r') {
+            Some(i) => self.event_start + i + 1,
+            None => self.event_start,
+        }
+    }
+
+    /// Looks at one complete event; returns whether to forward it.
+    fn inspect(&mut self, start: usize, end: usize) -> Result<bool, StreamFault> {
+        let mut data: Vec<&[u8]> = Vec::new();
+        let mut event_name: &[u8] = b"";
+        for line in lines(&self.buf[start..end]) {
+            let (field, value) = match line.iter().position(|&b| b == b':') {
+                Some(0) => continue, // a comment (keep-alive)
+                Some(i) => {
+                    let v = &line[i + 1..];
+                    (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                }
+                None => (line, &b""[..]),
+            };
+            match field {
+                b"data" => data.push(value),
+                b"event" => event_name = value,
+                _ => {}
+            }
+        }
+        if data.is_empty() {
+            return Ok(true); // comments, retry hints: harmless, pass on
+        }
+        self.summary.events += 1;
+        let payload: Vec<u8> = data.join(&b'\n');
+        if payload.as_slice() == b"[DONE]" {
+            self.summary.done = true;
+            return Ok(true);
+        }
+        if event_name == b"error" {
+            return Err(StreamFault::UpstreamError(upstream_message(&payload)));
+        }
+        let probe: ChunkProbe = serde_json::from_slice(&payload).map_err(|_| StreamFault::Malformed)?;
+        if probe.error.is_some() {
+            return Err(StreamFault::UpstreamError(upstream_message(&payload)));
+        }
+        if let Some(usage) = probe.usage {
+            self.summary.usage = Some(usage);
+        }
+        for choice in probe.choices.iter().flatten() {
+            if let Some(delta) = &choice.delta {
+                let has_text = delta.content.as_deref().is_some_and(|c| !c.is_empty());
+                let has_refusal = delta.refusal.as_deref().is_some_and(|c| !c.is_empty());
+                if has_text || has_refusal || delta.tool_calls.is_some() {
+                    self.summary.saw_content = true;
+                }
+            }
+            if let Some(reason) = &choice.finish_reason {
+                self.summary.finish_reason = Some(reason.to_string());
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The next complete line starting at `from`: `(end of its content, start of the next line)`.
+/// A `\r` at the very end of the buffer is not yet a terminator: a `\n` may follow in the next
+/// chunk, and `\r\n` is one terminator, not two — unless the stream has ended (`at_end`).
+fn next_line(buf: &[u8], from: usize, at_end: bool) -> Option<(usize, usize)> {
+    let rel = buf[from..].iter().position(|&b| b == b'\n' || b == b'\r')?;
+    let at = from + rel;
+    match buf[at] {
+        b'\n' => Some((at, at + 1)),
+        _ if at + 1 == buf.len() => at_end.then_some((at, at + 1)),
+        _ if buf[at + 1] == b'\n' => Some((at, at + 2)),
+        _ => Some((at, at + 1)),
+    }
+}
+
+/// The lines of one complete event, without terminators.
+fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let (end, next) =
+            next_line(event, at, true).or_else(|| (at < event.len()).then_some((event.len(), event.len())))?;
+        let line = &event[at..end];
+        at = next;
+        Some(line)
+    })
+    .filter(|l| !l.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = concat!(
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
+        ": keep-alive\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" world\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    fn relay_in_pieces(input: &[u8], piece: usize) -> (Vec<u8>, Result<(), StreamFault>, StreamSummary) {
+        let mut r = SseRelay::new();
+        let mut out = Vec::new();
+        for chunk in input.chunks(piece) {
+            if let Err(e) = r.push(chunk, &mut out) {
+                return (out, Err(e), r.summary().clone());
+            }
+        }
+        let res = r.finish(&mut out);
+        (out, res, r.summary().clone())
+    }
+
+    #[test]
+    fn relays_byte_exact_however_the_chunks_fall() {
+        for piece in [1, 2, 3, 7, 64, 4096] {
+            let (out, res, s) = relay_in_pieces(STREAM.as_bytes(), piece);
+            assert_eq!(res, Ok(()), "piece {piece}");
+            assert_eq!(String::from_utf8(out).unwrap(), STREAM, "piece {piece}");
+            assert!(s.done && s.saw_content);
+            assert_eq!(s.finish_reason.as_deref(), Some("stop"));
+            assert_eq!(s.usage, Some(Usage { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+            assert_eq!(s.events, 5);
+        }
+    }
+
+    #[test]
+    fn crlf_and_cr_framing_are_understood_and_kept() {
+        let crlf = STREAM.replace('\n', "\r\n");
+        let cr = STREAM.replace('\n', "\r");
+        for input in [crlf, cr] {
+            for piece in [1, 5, 1000] {
+                let (out, res, s) = relay_in_pieces(input.as_bytes(), piece);
+                assert_eq!(res, Ok(()));
+                assert_eq!(out, input.as_bytes());
+                assert!(s.done);
+            }
+        }
+    }
+
+    #[test]
+    fn role_only_chunk_is_not_content() {
+        let first = STREAM.split_inclusive("\n\n").next().unwrap();
+        let (_, _, s) = relay_in_pieces(first.as_bytes(), 10);
+        assert!(!s.saw_content);
+    }
+
+    #[test]
+    fn tool_calls_count_as_content() {
+        let ev = "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"label\"}}]}}]}\n\n";
+        let (_, _, s) = relay_in_pieces(ev.as_bytes(), 100);
+        assert!(s.saw_content);
+    }
+
+    #[test]
+    fn a_stream_without_done_is_truncated() {
+        let cut = &STREAM[..STREAM.find("data: [DONE]").unwrap()];
+        let (out, res, s) = relay_in_pieces(cut.as_bytes(), 9);
+        assert_eq!(res, Err(StreamFault::Truncated));
+        assert_eq!(out, cut.as_bytes(), "everything complete before the cut was forwarded");
+        assert!(s.saw_content);
+        // Cut in the middle of an event: the partial event is never forwarded.
+        let mid = &STREAM[..STREAM.find("world").unwrap()];
+        let (out, res, _) = relay_in_pieces(mid.as_bytes(), 4);
+        assert_eq!(res, Err(StreamFault::Truncated));
+        assert!(String::from_utf8(out).unwrap().ends_with("\n\n"));
+    }
+
+    #[test]
+    fn malformed_event_stops_the_stream_and_is_not_forwarded() {
+        let bad = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"bro\n\ndata: [DONE]\n\n";
+        let (out, res, _) = relay_in_pieces(bad.as_bytes(), 1000);
+        assert_eq!(res, Err(StreamFault::Malformed));
+        assert_eq!(String::from_utf8(out).unwrap(), "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n");
+    }
+
+    #[test]
+    fn error_events_become_faults_with_their_message() {
+        let ev = "data: {\"error\":{\"message\":\"quota gone\",\"type\":\"x\"}}\n\n";
+        let (out, res, _) = relay_in_pieces(ev.as_bytes(), 3);
+        assert_eq!(res, Err(StreamFault::UpstreamError("quota gone".into())));
+        assert!(out.is_empty());
+        let named = "event: error\ndata: {\"type\":\"error\",\"error\":{\"message\":\"Overloaded\"}}\n\n";
+        let (_, res, _) = relay_in_pieces(named.as_bytes(), 100);
+        assert_eq!(res, Err(StreamFault::UpstreamError("Overloaded".into())));
+    }
+
+    #[test]
+    fn oversized_event_is_refused_not_buffered_forever() {
+        let mut r = SseRelay::new();
+        let mut out = Vec::new();
+        r.push(b"data: \"", &mut out).unwrap();
+        let big = vec![b'a'; 64 * 1024];
+        let mut res = Ok(());
+        for _ in 0..20 {
+            res = r.push(&big, &mut out);
+            if res.is_err() {
+                break;
+            }
+        }
+        assert_eq!(res, Err(StreamFault::Oversized));
+    }
+
+    #[test]
+    fn multi_line_data_is_joined() {
+        let ev = "data: {\"choices\":\ndata: [{\"delta\":{\"content\":\"x\"}}]}\n\ndata: [DONE]\n\n";
+        let (out, res, s) = relay_in_pieces(ev.as_bytes(), 2);
+        assert_eq!(res, Ok(()));
+        assert_eq!(out, ev.as_bytes());
+        assert!(s.saw_content);
+    }
+}

@@ -1,0 +1,362 @@
+//! Reading a chat request without owning it, and rewriting only what the gateway must change.
+//!
+//! The agent's request body is forwarded byte for byte, except for `model` (rewritten to the
+//! target's `provider/model`) and, for streams, `stream_options.include_usage` (forced on so the
+//! final usage is known). Only the top-level fields the gateway needs are read; every other value
+//! stays an unparsed `RawValue` slice of the input, so a 32 KB prompt is scanned once and never
+//! copied into a tree.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{ErrorKind, GatewayError};
+
+/// The fields of a chat completion request the gateway acts on, with where they sit in the body.
+#[derive(Debug)]
+pub struct ChatRequest<'a> {
+    body: &'a [u8],
+    pub model: Cow<'a, str>,
+    pub stream: bool,
+    /// Whether the caller itself asked for the usage chunk.
+    pub include_usage: bool,
+    /// `max_completion_tokens`, or else `max_tokens`.
+    pub max_output_tokens: Option<u64>,
+    /// Byte length of `messages`: an upper bound on the prompt, cheap to have.
+    pub messages_bytes: usize,
+    model_span: Range<usize>,
+    stream_options_span: Option<Range<usize>>,
+    /// Offset of the top-level object's closing `}`.
+    close_brace: usize,
+}
+
+impl<'a> ChatRequest<'a> {
+    /// Parses the top level of a chat request. Fails with a 400 that says what is wrong.
+    pub fn parse(body: &'a [u8]) -> Result<Self, GatewayError> {
+        let text = std::str::from_utf8(body).map_err(|_| invalid_json("The request body is not valid UTF-8."))?;
+        let fields = TopLevel::parse(text)?;
+
+        let mut model = None;
+        let mut stream = false;
+        let mut include_usage = false;
+        let mut max_tokens = None;
+        let mut max_completion_tokens = None;
+        let mut messages_bytes = None;
+        let mut stream_options_span = None;
+
+        for (key, raw) in &fields.entries {
+            let value = raw.get();
+            match key.as_ref() {
+                "model" => {
+                    let name: Cow<'a, str> = parse_field(value, "model", "a string")?;
+                    model = Some((name, span_of(text, value)));
+                }
+                "stream" => stream = parse_field::<Option<bool>>(value, "stream", "a boolean")?.unwrap_or(false),
+                "stream_options" => {
+                    let opts: Option<StreamOptions> = parse_field(value, "stream_options", "an object")?;
+                    include_usage = opts.and_then(|o| o.include_usage).unwrap_or(false);
+                    if value != "null" {
+                        stream_options_span = Some(span_of(text, value));
+                    }
+                }
+                "max_tokens" => max_tokens = parse_field(value, "max_tokens", "a non-negative integer")?,
+                "max_completion_tokens" => {
+                    max_completion_tokens = parse_field(value, "max_completion_tokens", "a non-negative integer")?
+                }
+                "messages" => {
+                    let trimmed = value.trim_start();
+                    if !trimmed.starts_with('[') || trimmed[1..].trim_start().starts_with(']') {
+                        return Err(invalid_request("`messages` must be a non-empty array."));
+                    }
+                    messages_bytes = Some(value.len());
+                }
+                _ => {}
+            }
+        }
+
+        let (model, model_span) = model
+            .ok_or_else(|| invalid_request("`model` is required: an alias such as `triage`, or `provider/model`."))?;
+        if model.trim().is_empty() {
+            return Err(invalid_request("`model` must not be empty."));
+        }
+        let messages_bytes = messages_bytes.ok_or_else(|| invalid_request("`messages` is required."))?;
+
+        Ok(ChatRequest {
+            body,
+            model,
+            stream,
+            include_usage,
+            max_output_tokens: max_completion_tokens.or(max_tokens),
+            messages_bytes,
+            model_span,
+            stream_options_span,
+            close_brace: fields.close_brace,
+        })
+    }
+
+    /// The body to send upstream: the original bytes with `model` replaced and, for a stream,
+    /// `stream_options.include_usage` set.
+    pub fn rewrite(&self, upstream_model: &str) -> Vec<u8> {
+        let model_json = serde_json::to_string(upstream_model).unwrap_or_default();
+        let mut edits: Vec<(Range<usize>, String)> = vec![(self.model_span.clone(), model_json)];
+        if self.stream && !self.include_usage {
+            match &self.stream_options_span {
+                Some(span) => edits.push((span.clone(), self.stream_options_with_usage(span.clone()))),
+                None => edits.push((
+                    self.close_brace..self.close_brace,
+                    String::from(",\"stream_options\":{\"include_usage\":true}"),
+                )),
+            }
+        }
+        edits.sort_by_key(|(span, _)| span.start);
+
+        let extra: usize = edits.iter().map(|(_, s)| s.len()).sum();
+        let mut out = Vec::with_capacity(self.body.len() + extra);
+        let mut at = 0;
+        for (span, replacement) in edits {
+            out.extend_from_slice(&self.body[at..span.start]);
+            out.extend_from_slice(replacement.as_bytes());
+            at = span.end;
+        }
+        out.extend_from_slice(&self.body[at..]);
+        out
+    }
+
+    /// `stream_options` as given, with `include_usage` forced to `true` and other keys kept.
+    fn stream_options_with_usage(&self, span: Range<usize>) -> String {
+        let original = std::str::from_utf8(&self.body[span]).unwrap_or("{}");
+        let mut out = String::from("{\"include_usage\":true");
+        if let Ok(entries) = serde_json::from_str::<Vec<(String, Box<RawValue>)>>(&object_as_pairs(original)) {
+            for (k, v) in entries.iter().filter(|(k, _)| k != "include_usage") {
+                out.push(',');
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                out.push(':');
+                out.push_str(v.get());
+            }
+        }
+        out.push('}');
+        out
+    }
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+/// Re-expresses a JSON object as an array of `[key, value]` pairs so serde can read it as a Vec
+/// without a map type (keeps key order, costs nothing for the 1–2 keys `stream_options` has).
+fn object_as_pairs(object: &str) -> String {
+    match TopLevel::parse(object) {
+        Ok(top) => {
+            let mut s = String::from("[");
+            for (i, (k, v)) in top.entries.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push('[');
+                s.push_str(&serde_json::to_string(k.as_ref()).unwrap_or_default());
+                s.push(',');
+                s.push_str(v.get());
+                s.push(']');
+            }
+            s.push(']');
+            s
+        }
+        Err(_) => String::from("[]"),
+    }
+}
+
+/// The top-level members of a JSON object, each value left unparsed, in order.
+struct TopLevel<'a> {
+    entries: Vec<(Cow<'a, str>, &'a RawValue)>,
+    close_brace: usize,
+}
+
+impl<'a> TopLevel<'a> {
+    fn parse(text: &'a str) -> Result<Self, GatewayError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let entries = (&mut de).deserialize_map(EntriesVisitor).map_err(|e| {
+            if e.is_data() && e.to_string().starts_with("duplicate key") {
+                invalid_request(&e.to_string())
+            } else if e.is_data() {
+                invalid_json("The request body must be a JSON object.")
+            } else {
+                invalid_json(&format!("The request body is not valid JSON: {e}."))
+            }
+        })?;
+        de.end().map_err(|e| invalid_json(&format!("The request body is not valid JSON: {e}.")))?;
+        let close_brace = text.trim_end().len() - 1;
+        Ok(TopLevel { entries, close_brace })
+    }
+}
+
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            // Duplicate keys are ambiguous: parsers disagree on which one wins, so the gateway
+            // could route on one `model` while AI Gateway bills another. Refuse them.
+            if entries.iter().any(|(k, _)| *k == key.0) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key `{}` in the request body",
+                    key.0.chars().take(64).collect::<String>()
+                )));
+            }
+            let value: &'de RawValue = map.next_value()?;
+            entries.push((key.0, value));
+        }
+        Ok(entries)
+    }
+}
+
+/// A key that borrows from the input unless it contains escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Cow::<'de, str>::deserialize(d).map(CowStr)
+    }
+}
+
+/// Where a `RawValue` (a slice of `text`) sits in `text`.
+fn span_of(text: &str, value: &str) -> Range<usize> {
+    let start = value.as_ptr() as usize - text.as_ptr() as usize;
+    start..start + value.len()
+}
+
+fn parse_field<'a, T: Deserialize<'a>>(value: &'a str, name: &str, expected: &str) -> Result<T, GatewayError> {
+    serde_json::from_str(value).map_err(|_| invalid_request(&format!("`{name}` must be {expected}.")))
+}
+
+fn invalid_json(message: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::InvalidJson, message)
+}
+
+fn invalid_request(message: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::InvalidRequest, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn parse(body: &str) -> Result<ChatRequest<'_>, GatewayError> {
+        ChatRequest::parse(body.as_bytes())
+    }
+
+    #[test]
+    fn reads_the_fields_it_needs() {
+        let body = r#"{"model":"triage","messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":64}"#;
+        let r = parse(body).unwrap();
+        assert_eq!(r.model, "triage");
+        assert!(r.stream);
+        assert!(!r.include_usage);
+        assert_eq!(r.max_output_tokens, Some(64));
+        assert_eq!(r.messages_bytes, r#"[{"role":"user","content":"hi"}]"#.len());
+    }
+
+    #[test]
+    fn max_completion_tokens_wins_over_max_tokens() {
+        let r = parse(r#"{"model":"m","messages":[1],"max_tokens":10,"max_completion_tokens":20}"#).unwrap();
+        assert_eq!(r.max_output_tokens, Some(20));
+    }
+
+    #[test]
+    fn rewrite_changes_only_model_for_non_streams() {
+        let body = r#"{ "temperature" : 0.2, "model" : "triage", "messages":[{"role":"user","content":"h\u00e9"}], "x":{"model":"keep"} }"#;
+        let out = parse(body).unwrap().rewrite("google-ai-studio/gemini-2.5-flash");
+        let expected = body.replace(r#""model" : "triage""#, r#""model" : "google-ai-studio/gemini-2.5-flash""#);
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn rewrite_adds_include_usage_to_streams() {
+        let body = r#"{"model":"triage","messages":[{"role":"user","content":"hi"}],"stream":true}"#;
+        let out = parse(body).unwrap().rewrite("openai/gpt-4o-mini");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "openai/gpt-4o-mini");
+        assert_eq!(v["stream_options"], json!({"include_usage": true}));
+        assert_eq!(v["messages"], json!([{"role":"user","content":"hi"}]));
+        // Everything before the insertion is byte-identical.
+        assert!(String::from_utf8(out).unwrap().starts_with(r#"{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options""#));
+    }
+
+    #[test]
+    fn rewrite_keeps_other_stream_options() {
+        let body =
+            r#"{"model":"triage","messages":[1],"stream":true,"stream_options":{"include_usage":false,"x":[1,2]}}"#;
+        let v: Value = serde_json::from_slice(&parse(body).unwrap().rewrite("a/b")).unwrap();
+        assert_eq!(v["stream_options"], json!({"include_usage": true, "x": [1, 2]}));
+    }
+
+    #[test]
+    fn rewrite_leaves_stream_options_alone_when_usage_already_asked() {
+        let body = r#"{"model":"triage","messages":[1],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let r = parse(body).unwrap();
+        assert!(r.include_usage);
+        assert_eq!(String::from_utf8(r.rewrite("a/b")).unwrap(), body.replace("\"triage\"", "\"a/b\""));
+    }
+
+    #[test]
+    fn model_with_escapes_is_read_and_replaced_whole() {
+        let body = r#"{"model":"tri\u0061ge","messages":[1]}"#;
+        let r = parse(body).unwrap();
+        assert_eq!(r.model, "triage");
+        assert_eq!(String::from_utf8(r.rewrite("a/b")).unwrap(), r#"{"model":"a/b","messages":[1]}"#);
+    }
+
+    #[test]
+    fn rejects_bad_bodies_with_clear_errors() {
+        let cases: &[(&str, ErrorKind, &str)] = &[
+            ("", ErrorKind::InvalidJson, "not valid JSON"),
+            ("{", ErrorKind::InvalidJson, "not valid JSON"),
+            ("[1,2]", ErrorKind::InvalidJson, "JSON object"),
+            ("\"model\"", ErrorKind::InvalidJson, "JSON object"),
+            (r#"{"model":"a"} x"#, ErrorKind::InvalidJson, "not valid JSON"),
+            (r#"{"messages":[1]}"#, ErrorKind::InvalidRequest, "`model` is required"),
+            (r#"{"model":"","messages":[1]}"#, ErrorKind::InvalidRequest, "must not be empty"),
+            (r#"{"model":7,"messages":[1]}"#, ErrorKind::InvalidRequest, "`model` must be a string"),
+            (r#"{"model":"a"}"#, ErrorKind::InvalidRequest, "`messages` is required"),
+            (r#"{"model":"a","messages":[]}"#, ErrorKind::InvalidRequest, "non-empty array"),
+            (r#"{"model":"a","messages":{}}"#, ErrorKind::InvalidRequest, "non-empty array"),
+            (r#"{"model":"a","messages":[1],"stream":"yes"}"#, ErrorKind::InvalidRequest, "`stream` must be a boolean"),
+            (r#"{"model":"a","messages":[1],"max_tokens":-1}"#, ErrorKind::InvalidRequest, "`max_tokens`"),
+            (r#"{"model":"a","model":"b","messages":[1]}"#, ErrorKind::InvalidRequest, "duplicate key `model`"),
+        ];
+        for (body, kind, needle) in cases {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.kind, *kind, "{body}: {}", err.message);
+            assert!(err.message.contains(needle), "{body}: {}", err.message);
+        }
+        let err = ChatRequest::parse(&[0x7b, 0xff, 0x7d]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidJson);
+    }
+
+    #[test]
+    fn null_stream_fields_are_defaults() {
+        let r = parse(r#"{"model":"a","messages":[1],"stream":null,"stream_options":null}"#).unwrap();
+        assert!(!r.stream);
+        assert!(!r.include_usage);
+    }
+
+    #[test]
+    fn trailing_whitespace_is_fine_for_insertion() {
+        let body = "{\"model\":\"a\",\"messages\":[1],\"stream\":true}\n  ";
+        let v: Value = serde_json::from_slice(&parse(body).unwrap().rewrite("x/y")).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+    }
+}

@@ -1,0 +1,294 @@
+//! Reading what AI Gateway answered: errors into [`GatewayError`]s with a useful message, and the
+//! few fields of a completion the gateway acts on (usage, finish reason).
+//!
+//! Upstream error bodies come in several shapes (reference §1): the provider's own (OpenAI
+//! `{"error":{"message"}}`, Anthropic `{"type":"error","error":{"message"}}`, Gemini
+//! `{"error":{"code","message","status"}}` or an array of those) and AI Gateway's runtime error
+//! (`{"error":[{"code","message"}],"name":"AiGatewayError",…}`, observed, undocumented — so every
+//! field is optional here and anything unrecognised falls back to a short excerpt of the text).
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{redact, ErrorKind, GatewayError};
+
+/// Token usage as OpenAI reports it (the compat endpoint's shape for every provider).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+/// What the gateway reads from a non-streamed completion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Completion {
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CompletionProbe<'a> {
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoiceProbe<'a>>>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ChoiceProbe<'a> {
+    #[serde(default, borrow)]
+    pub(crate) finish_reason: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) delta: Option<DeltaProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DeltaProbe<'a> {
+    #[serde(default, borrow)]
+    pub(crate) content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) tool_calls: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub(crate) refusal: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads a 200 answer. A body that is not a JSON object with `choices` breaks AI Gateway's
+/// contract: that is a 502 for the caller, not a 200 that its SDK would choke on.
+pub fn read_completion(body: &[u8]) -> Result<Completion, GatewayError> {
+    let probe: CompletionProbe = serde_json::from_slice(body).map_err(|_| {
+        GatewayError::new(ErrorKind::UpstreamMalformed, "AI Gateway answered 200 with a body that is not JSON.")
+    })?;
+    if probe.error.is_some() {
+        return Err(GatewayError::new(ErrorKind::UpstreamMalformed, "AI Gateway answered 200 with an error body."));
+    }
+    let choices = probe
+        .choices
+        .ok_or_else(|| GatewayError::new(ErrorKind::UpstreamMalformed, "AI Gateway answered 200 without `choices`."))?;
+    Ok(Completion {
+        usage: probe.usage,
+        finish_reason: choices.into_iter().next().and_then(|c| c.finish_reason).map(|r| r.into_owned()),
+    })
+}
+
+/// Turns an upstream error answer into the error the caller gets.
+///
+/// * 401/403 mean AI Gateway refused *the Worker's* credentials (`CF_AIG_TOKEN`): answering 401
+///   would make the agent's SDK blame the agent's key, so it becomes a 502 naming the real cause.
+/// * Other 4xx/5xx keep their status, so the SDK raises the matching exception; `Retry-After`
+///   is passed on.
+/// * The message is the upstream's own, redacted of every secret and cut to a sane length.
+pub fn error_from_upstream(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<String>,
+    provider: &str,
+    secrets: &[&str],
+) -> GatewayError {
+    let detail = redact(&upstream_message(body), secrets);
+    let mut err = match status {
+        401 | 403 => GatewayError::new(
+            ErrorKind::UpstreamAuth,
+            format!(
+                "AI Gateway refused the gateway's credentials (HTTP {status}: {detail}). \
+                 The operator should check CF_AIG_TOKEN and the gateway's authentication setting."
+            ),
+        ),
+        400..=599 => GatewayError::new(
+            ErrorKind::Upstream(status),
+            format!("{provider} via AI Gateway answered HTTP {status}: {detail}"),
+        ),
+        _ => {
+            GatewayError::new(ErrorKind::UpstreamMalformed, format!("AI Gateway answered an unexpected HTTP {status}."))
+        }
+    };
+    err.retry_after = retry_after.filter(|v| valid_retry_after(v));
+    err
+}
+
+/// `Retry-After` is delay-seconds or an HTTP date; pass on only what looks like one.
+fn valid_retry_after(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b" ,:".contains(&b))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorField<'a> {
+    One(#[serde(borrow)] MessageHolder<'a>),
+    Many(#[serde(borrow)] Vec<MessageHolder<'a>>),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+#[derive(Deserialize)]
+struct MessageHolder<'a> {
+    #[serde(default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody<'a> {
+    #[serde(default, borrow)]
+    error: Option<ErrorField<'a>>,
+    #[serde(default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The most specific human message an error body carries.
+pub fn upstream_message(body: &[u8]) -> String {
+    let from_body = |b: ErrorBody| -> Option<String> {
+        let nested = match b.error {
+            Some(ErrorField::One(h)) => h.message,
+            Some(ErrorField::Many(v)) => v.into_iter().find_map(|h| h.message),
+            Some(ErrorField::Text(t)) => Some(t),
+            None => None,
+        };
+        nested.or(b.message).map(|m| m.into_owned())
+    };
+    // Gemini sometimes wraps the error in an array. (Look at the first byte: serde would happily
+    // read an array as a struct's fields in order.)
+    let found = if body.trim_ascii_start().starts_with(b"[") {
+        serde_json::from_slice::<Vec<ErrorBody>>(body).ok().and_then(|v| v.into_iter().find_map(from_body))
+    } else {
+        serde_json::from_slice::<ErrorBody>(body).ok().and_then(from_body)
+    };
+    let text = match found {
+        Some(m) if !m.trim().is_empty() => m,
+        _ => String::from_utf8_lossy(body).into_owned(),
+    };
+    let cleaned: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() {
+        String::from("no error message")
+    } else {
+        cleaned.to_owned()
+    }
+}
+
+/// What to do after an attempt failed: written as data, one row per class of outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Another target may well succeed: try the next one in the plan.
+    NextTarget,
+    /// The request itself is at fault; another provider would refuse it too.
+    FailFast,
+}
+
+/// How an attempt ended, as the classification table sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Status(u16),
+    Timeout,
+    ConnectionError,
+    MalformedAnswer,
+    ContentFiltered,
+    StreamCutBeforeContent,
+}
+
+/// The classification table. Keys are independent per provider, so an auth failure on one
+/// provider still leaves the others worth trying; a 400 is the request's own fault.
+pub fn classify(outcome: AttemptOutcome) -> Disposition {
+    use AttemptOutcome::*;
+    match outcome {
+        Status(408 | 409 | 425 | 429) => Disposition::NextTarget,
+        Status(401..=403) => Disposition::NextTarget,
+        Status(500..=599) => Disposition::NextTarget,
+        Status(_) => Disposition::FailFast,
+        Timeout | ConnectionError | MalformedAnswer | ContentFiltered | StreamCutBeforeContent => {
+            Disposition::NextTarget
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_usage_and_finish_reason() {
+        let c = read_completion(
+            br#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 }));
+        assert_eq!(c.finish_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn malformed_200s_are_502s() {
+        for body in [&b"not json"[..], b"[]", br#"{"id":"x"}"#, br#"{"error":{"message":"x"}}"#] {
+            let e = read_completion(body).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::UpstreamMalformed);
+            assert_eq!(e.status(), 502);
+        }
+    }
+
+    #[test]
+    fn messages_from_every_known_shape() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"error":{"message":"Rate limit reached","type":"requests"}}"#, "Rate limit reached"),
+            (br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, "Overloaded"),
+            (br#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED"}}"#, "Resource has been exhausted"),
+            (br#"[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]"#, "The model is overloaded."),
+            (br#"{"success":false,"result":[],"messages":[],"error":[{"code":2009,"message":"Unauthorized"}],"name":"AiGatewayError","httpCode":401,"internalCode":2009,"message":"Unauthorized"}"#, "Unauthorized"),
+            (br#"{"message":"plain"}"#, "plain"),
+            (b"<html>Bad gateway</html>", "<html>Bad gateway</html>"),
+            (b"", "no error message"),
+            (b"line1\r\nline2", "line1  line2"),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(upstream_message(body), *expected, "{}", String::from_utf8_lossy(body));
+        }
+        assert_eq!(upstream_message(&[b'x'; 2000]).len(), 500);
+    }
+
+    #[test]
+    fn upstream_errors_keep_status_and_never_leak_secrets() {
+        let e = error_from_upstream(
+            429,
+            br#"{"error":{"message":"slow down, token aig-SECRET-1 is busy"}}"#,
+            Some("7".into()),
+            "google-ai-studio",
+            &["aig-SECRET-1"],
+        );
+        assert_eq!(e.status(), 429);
+        assert_eq!(e.retry_after.as_deref(), Some("7"));
+        assert!(e.message.contains("slow down"));
+        assert!(!e.message.contains("aig-SECRET-1"));
+        assert!(e.message.contains("[redacted]"));
+    }
+
+    #[test]
+    fn gateway_auth_failure_is_the_operators_problem() {
+        let e = error_from_upstream(401, br#"{"error":[{"code":2009,"message":"Unauthorized"}]}"#, None, "openai", &[]);
+        assert_eq!(e.kind, ErrorKind::UpstreamAuth);
+        assert_eq!(e.status(), 502);
+        assert!(e.message.contains("CF_AIG_TOKEN"));
+    }
+
+    #[test]
+    fn odd_statuses_and_retry_after_values() {
+        assert_eq!(error_from_upstream(302, b"", None, "p", &[]).kind, ErrorKind::UpstreamMalformed);
+        let e = error_from_upstream(503, b"", Some("1\r\nx: y".into()), "p", &[]);
+        assert_eq!(e.retry_after, None);
+        assert_eq!(e.status(), 503);
+    }
+
+    #[test]
+    fn classification_table() {
+        use AttemptOutcome::*;
+        for s in [429, 500, 502, 503, 504, 529, 408, 401, 403] {
+            assert_eq!(classify(Status(s)), Disposition::NextTarget, "{s}");
+        }
+        for s in [400, 404, 413, 422] {
+            assert_eq!(classify(Status(s)), Disposition::FailFast, "{s}");
+        }
+        for o in [Timeout, ConnectionError, MalformedAnswer, ContentFiltered, StreamCutBeforeContent] {
+            assert_eq!(classify(o), Disposition::NextTarget, "{o:?}");
+        }
+    }
+}

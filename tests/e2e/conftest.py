@@ -1,0 +1,252 @@
+"""End-to-end harness: the AI Gateway simulator and the built Worker in `wrangler dev`, over HTTP.
+
+Every test talks to real processes: `target/debug/aig-sim` stands in for AI Gateway, and the
+Worker (build/index.js + index_bg.wasm, built by `make build`) runs in wrangler's local workerd.
+Tokens are random per session, and everything the Worker answers or logs is kept so that
+`test_zz_secrets.py` can check that no secret ever came back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SIM_BIN = ROOT / "target" / "debug" / "aig-sim"
+WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+
+ACCOUNT_ID = "e2e-account"
+GATEWAY_ID = "e2e-gateway"
+AGENT_TOKEN = "agt-" + secrets.token_hex(16)
+AIG_TOKEN = "aig-" + secrets.token_hex(16)
+API_TOKEN = "api-" + secrets.token_hex(16)
+SECRETS = [AGENT_TOKEN, AIG_TOKEN, API_TOKEN]
+
+# Everything the Worker sent back during the session: (description, headers, body).
+SEEN: list[tuple[str, str, bytes]] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sim:
+    """The AI Gateway simulator, with its control API (`/__sim/...`)."""
+
+    def __init__(self, gateway_token: str = AIG_TOKEN, name: str = "sim"):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = ARTIFACTS / f"{name}.log"
+        self.proc = subprocess.Popen(
+            [
+                str(SIM_BIN),
+                "--listen", "127.0.0.1:0",
+                "--account-id", ACCOUNT_ID,
+                "--gateway-id", GATEWAY_ID,
+                "--gateway-token", gateway_token,
+                "--api-token", API_TOKEN,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=open(self.log_path, "wb"),
+        )
+        line = self.proc.stdout.readline().decode()
+        if not line:
+            raise RuntimeError(f"aig-sim did not start; see {self.log_path}")
+        self.address = json.loads(line)["listening"]
+        self.url = f"http://{self.address}"
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def fault(self, provider: str, fault: dict, times: int = 1) -> None:
+        r = self.http.post("/__sim/faults", json={"provider": provider, "fault": fault, "times": times})
+        r.raise_for_status()
+
+    def requests(self) -> list[dict]:
+        return self.http.get("/__sim/requests").json()
+
+    def calls(self) -> dict:
+        return self.http.get("/__sim/calls").json()
+
+    def reset(self) -> None:
+        self.http.post("/__sim/reset").raise_for_status()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Worker:
+    """The built Worker in `wrangler dev`, configured through an env file and `--var`s."""
+
+    def __init__(self, name: str, values: dict[str, str]):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = ARTIFACTS / f"worker-{name}.log"
+        self.env_file = Path(tempfile.mkdtemp(prefix="agw-e2e-")) / ".env"
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        state = Path(tempfile.mkdtemp(prefix="agw-state-"))
+        env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true", NO_COLOR="1")
+        self.proc = subprocess.Popen(
+            [
+                str(WRANGLER), "dev",
+                "--ip", "127.0.0.1",
+                "--port", str(self.port),
+                "--inspector-port", str(free_port()),
+                "--env-file", str(self.env_file),
+                "--persist-to", str(state),
+                "--show-interactive-dev-session=false",
+                "--log-level", "log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=open(self.log_path, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev exited; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                httpx.get(self.url + "/healthz", timeout=2)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise RuntimeError(f"wrangler dev did not answer in {timeout}s; see {self.log_path}")
+
+    def client(self, token: str | None = AGENT_TOKEN, **kw) -> httpx.Client:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=kw.pop("timeout", 30),
+            transport=RecordingTransport(),
+            **kw,
+        )
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+class _RecordingStream(httpx.SyncByteStream):
+    """Passes a response body through untouched (streams stay streams) and keeps a copy."""
+
+    def __init__(self, inner, what: str, head: str):
+        self.inner, self.what, self.head, self.data = inner, what, head, bytearray()
+
+    def __iter__(self):
+        for chunk in self.inner:
+            self.data += chunk
+            yield chunk
+
+    def close(self):
+        self.inner.close()
+        SEEN.append((self.what, self.head, bytes(self.data)))
+
+
+class RecordingTransport(httpx.HTTPTransport):
+    """Keeps what the Worker answered (headers and body) for the secret scan at the end."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+        what = f"{request.method} {request.url}"
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_RecordingStream(response.stream, what, head),
+            extensions=response.extensions,
+        )
+
+
+def base_values(sim: Sim, **overrides: str) -> dict[str, str]:
+    values = {
+        "CF_ACCOUNT_ID": ACCOUNT_ID,
+        "AI_GATEWAY_ID": GATEWAY_ID,
+        "AI_GATEWAY_URL": f"{sim.url}/v1",
+        "CF_API_URL": f"{sim.url}/client/v4",
+        "AGENT_TOKEN": AGENT_TOKEN,
+        "CF_AIG_TOKEN": AIG_TOKEN,
+        "CF_API_TOKEN": API_TOKEN,
+        "MAX_BODY_BYTES": "65536",
+        "UPSTREAM_FIRST_BYTE_TIMEOUT_MS": "3000",
+        "STREAM_IDLE_TIMEOUT_MS": "2000",
+    }
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@pytest.fixture(scope="session")
+def sim():
+    s = Sim()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def workers(sim):
+    """All Worker configurations the suite needs, started together (each takes seconds)."""
+    wrong_token_sim = Sim(gateway_token="not-the-workers-token", name="sim-wrong-token")
+    configs = {
+        "main": base_values(sim),
+        # No AGENT_TOKEN, no gateway ids or token: must refuse everything, never run open.
+        "unconfigured": {"AI_GATEWAY_URL": f"{sim.url}/v1"},
+        # AI Gateway refuses the Worker's token.
+        "badgateway": base_values(wrong_token_sim),
+        # The REST endpoint instead of compat.
+        "rest": base_values(sim, GATEWAY_ENDPOINT="rest"),
+        # Nothing listens at the gateway URL.
+        "unreachable": base_values(sim, AI_GATEWAY_URL=f"http://127.0.0.1:{free_port()}/v1"),
+    }
+    started = {name: Worker(name, values) for name, values in configs.items()}
+    try:
+        for w in started.values():
+            w.wait_ready()
+        yield started
+    finally:
+        for w in started.values():
+            w.stop()
+        wrong_token_sim.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(workers):
+    return workers["main"]
+
+
+@pytest.fixture()
+def client(worker):
+    with worker.client() as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def clean_sim(sim):
+    sim.reset()
+    yield

@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod plan;
+pub mod pricing;
 pub mod relay;
 pub mod request;
 pub mod route;

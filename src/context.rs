@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use gateway_core::config::{ConfigError, GatewayConfig, Settings};
+use gateway_core::pricing::Prices;
 use worker::Env;
 
 /// The configuration compiled into the Worker; the `GATEWAY_CONFIG` var replaces it when set.
@@ -13,6 +14,8 @@ const SHIPPED_CONFIG: &str = include_str!("../gateway.config.json");
 pub struct Ctx {
     pub settings: Rc<Settings>,
     pub config: Rc<Result<GatewayConfig, ConfigError>>,
+    /// The price table compiled in (`prices.json`).
+    pub prices: Rc<Prices>,
 }
 
 thread_local! {
@@ -29,9 +32,10 @@ impl Ctx {
     fn read(env: &Env) -> Ctx {
         let lookup = |name: &str| env.var(name).ok().map(|v| v.to_string());
         let settings = Settings::read(lookup);
+        let prices = Prices::shipped();
         let config = match lookup("GATEWAY_CONFIG").filter(|c| !c.trim().is_empty()) {
-            Some(custom) => GatewayConfig::from_json(&custom),
-            None => GatewayConfig::from_json(SHIPPED_CONFIG),
+            Some(custom) => GatewayConfig::from_json_with_prices(&custom, &prices),
+            None => GatewayConfig::from_json_with_prices(SHIPPED_CONFIG, &prices),
         };
         if let Err(err) = &config {
             worker::console_error!("{err}");
@@ -39,7 +43,7 @@ impl Ctx {
         for problem in &settings.invalid {
             worker::console_error!("invalid setting: {problem}");
         }
-        Ctx { settings: Rc::new(settings), config: Rc::new(config) }
+        Ctx { settings: Rc::new(settings), config: Rc::new(config), prices: Rc::new(prices) }
     }
 
     /// The routing configuration, or the 500 that explains why there is none.

@@ -14,22 +14,33 @@ pub struct Decision {
     pub trace: Vec<String>,
     pub log_id: Option<String>,
     pub cache_status: Option<String>,
+    /// What this request was charged against the budgets, every attempt included (exact USD);
+    /// sent as `x-gateway-cost-usd` once known.
+    pub charged: Option<gateway_core::pricing::Usd>,
 }
 
 impl Decision {
+    /// The decision headers as name/value pairs (also what an idempotent replay repeats).
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut h = vec![
+            ("x-gateway-provider".to_owned(), self.provider.clone().unwrap_or_else(|| "none".to_owned())),
+            ("x-gateway-model".to_owned(), self.model.clone().unwrap_or_else(|| "none".to_owned())),
+            ("x-gateway-attempts".to_owned(), self.attempts.to_string()),
+        ];
+        let optional = [
+            ("x-gateway-trace", (!self.trace.is_empty()).then(|| self.trace.join(", "))),
+            ("cf-aig-log-id", self.log_id.clone()),
+            ("cf-aig-cache-status", self.cache_status.clone()),
+            ("x-gateway-cost-usd", self.charged.map(|c| c.to_string())),
+        ];
+        h.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))));
+        h
+    }
+
     pub fn headers(&self) -> Headers {
         let h = Headers::new();
-        let _ = h.set("x-gateway-provider", self.provider.as_deref().unwrap_or("none"));
-        let _ = h.set("x-gateway-model", self.model.as_deref().unwrap_or("none"));
-        let _ = h.set("x-gateway-attempts", &self.attempts.to_string());
-        if !self.trace.is_empty() {
-            let _ = h.set("x-gateway-trace", &self.trace.join(", "));
-        }
-        if let Some(id) = &self.log_id {
-            let _ = h.set("cf-aig-log-id", id);
-        }
-        if let Some(status) = &self.cache_status {
-            let _ = h.set("cf-aig-cache-status", status);
+        for (name, value) in self.pairs() {
+            let _ = h.set(&name, &value);
         }
         h
     }

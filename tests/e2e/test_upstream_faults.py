@@ -36,7 +36,7 @@ def test_upstream_message_is_kept(client, sim):
     sim.fault("google-ai-studio", {
         "kind": "status", "status": 429,
         "body": {"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED"}},
-    })
+    }, times=2)  # the first try and its retry
     r = client.post(CHAT, json=body(model=GEMINI))
     assert r.status_code == 429
     assert "Resource has been exhausted" in error_of(r)["message"]
@@ -50,7 +50,7 @@ def test_malformed_200_is_a_502(client, sim):
 
 
 def test_first_byte_timeout_is_a_504(client, sim):
-    sim.fault("google-ai-studio", {"kind": "stall"})
+    sim.fault("google-ai-studio", {"kind": "stall"}, times=2)  # the first try and its retry
     r = client.post(CHAT, json=body(model=GEMINI))
     assert r.status_code == 504
     assert error_of(r)["code"] == "upstream_timeout"
@@ -74,35 +74,60 @@ def test_content_filter_on_the_last_target_is_returned_as_is(client, sim):
 # --- a route: retryable faults fail over to the next target -------------------------------------
 
 @pytest.mark.parametrize(
-    "fault, label",
+    "fault, times, trace",
     [
-        ({"kind": "status", "status": 429, "retry_after": "30"}, "429"),
-        ({"kind": "status", "status": 500}, "500"),
-        ({"kind": "status", "status": 503}, "503"),
-        ({"kind": "status", "status": 529}, "529"),
-        ({"kind": "malformed"}, "malformed"),
-        ({"kind": "content_filter"}, "content_filter"),
+        # A Retry-After longer than the gateway waits (2 s in the suite): straight to the next target.
+        ({"kind": "status", "status": 429, "retry_after": "30"}, 1, ["429"]),
+        # Transient faults are retried once on the same target, then fail over.
+        ({"kind": "status", "status": 500}, 2, ["500", "500"]),
+        ({"kind": "status", "status": 503}, 2, ["503", "503"]),
+        ({"kind": "status", "status": 529}, 2, ["529", "529"]),
+        # Faults that would repeat fail over at once.
+        ({"kind": "malformed"}, 1, ["malformed"]),
+        ({"kind": "content_filter"}, 1, ["content_filter"]),
     ],
 )
-def test_route_fails_over_to_openai(client, sim, fault, label):
-    sim.fault("google-ai-studio", fault)
+def test_route_fails_over_to_openai(client, sim, fault, times, trace):
+    sim.fault("google-ai-studio", fault, times=times)
     r = client.post(CHAT, json=body())
     assert r.status_code == 200, r.text
     assert r.headers["x-gateway-provider"] == "openai"
     assert r.headers["x-gateway-model"] == "gpt-4o-mini"
-    assert r.headers["x-gateway-attempts"] == "2"
-    assert r.headers["x-gateway-trace"] == f"{GEMINI}={label}, openai/gpt-4o-mini=200"
+    assert r.headers["x-gateway-attempts"] == str(times + 1)
+    expected = ", ".join([f"{GEMINI}={t}" for t in trace] + ["openai/gpt-4o-mini=200"])
+    assert r.headers["x-gateway-trace"] == expected
     assert "openai/gpt-4o-mini" in r.json()["choices"][0]["message"]["content"]
-    assert sim.calls() == {"google-ai-studio": 1, "openai": 1}
+    assert sim.calls() == {"google-ai-studio": times, "openai": 1}
     attempts = [json.loads(q["headers"]["cf-aig-metadata"])["attempt"] for q in sim.requests()]
-    assert attempts == [1, 2]
+    assert attempts == list(range(1, times + 2))
+
+
+def test_transient_fault_is_retried_on_the_same_target(client, sim):
+    sim.fault("google-ai-studio", {"kind": "status", "status": 503})
+    r = client.post(CHAT, json=body())
+    assert r.status_code == 200
+    assert r.headers["x-gateway-provider"] == "google-ai-studio"
+    assert r.headers["x-gateway-trace"] == f"{GEMINI}=503, {GEMINI}=200"
+    assert sim.calls() == {"google-ai-studio": 2}
+
+
+def test_short_retry_after_is_waited_for(client, sim):
+    import time
+
+    sim.fault("google-ai-studio", {"kind": "status", "status": 429, "retry_after": "1"})
+    started = time.monotonic()
+    r = client.post(CHAT, json=body())
+    assert r.status_code == 200
+    assert r.headers["x-gateway-provider"] == "google-ai-studio"
+    assert time.monotonic() - started >= 1.0, "Retry-After: 1 was honoured"
+    assert sim.calls() == {"google-ai-studio": 2}
 
 
 def test_stall_fails_over_after_the_first_byte_deadline(client, sim):
-    sim.fault("google-ai-studio", {"kind": "stall"})
+    sim.fault("google-ai-studio", {"kind": "stall"}, times=2)
     r = client.post(CHAT, json=body())
     assert r.status_code == 200
-    assert r.headers["x-gateway-trace"] == f"{GEMINI}=timeout, openai/gpt-4o-mini=200"
+    assert r.headers["x-gateway-trace"] == f"{GEMINI}=timeout, {GEMINI}=timeout, openai/gpt-4o-mini=200"
 
 
 def test_client_errors_fail_fast(client, sim):
@@ -115,23 +140,23 @@ def test_client_errors_fail_fast(client, sim):
 
 
 def test_every_target_failing_returns_the_last_error(client, sim):
-    sim.fault("*", {"kind": "status", "status": 503}, times=3)
+    sim.fault("*", {"kind": "status", "status": 503}, times=6)
     r = client.post(CHAT, json=body())
     assert r.status_code == 503
-    assert r.headers["x-gateway-attempts"] == "3"
+    assert r.headers["x-gateway-attempts"] == "6"
     assert r.headers["x-gateway-provider"] == "anthropic"
-    assert sim.calls() == {"google-ai-studio": 1, "openai": 1, "anthropic": 1}
+    assert sim.calls() == {"google-ai-studio": 2, "openai": 2, "anthropic": 2}
 
 
 # --- streams -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["cut_before_first_chunk", "malformed", "stall"])
 def test_stream_failing_before_content_fails_over_silently(client, sim, kind):
-    sim.fault("google-ai-studio", {"kind": kind})
+    sim.fault("google-ai-studio", {"kind": kind}, times=2)
     with client.stream("POST", CHAT, json=body(stream=True)) as r:
         assert r.status_code == 200
         assert r.headers["x-gateway-provider"] == "openai"
-        assert r.headers["x-gateway-attempts"] == "2"
+        assert r.headers["x-gateway-attempts"] == "3"
         raw = r.read()
     events = sse_events(raw)
     assert events[-1] == "[DONE]"
@@ -156,10 +181,10 @@ def test_stream_failing_after_content_ends_with_an_error_event(client, sim, kind
 
 
 def test_stream_upstream_error_status_before_content_fails_over(client, sim):
-    sim.fault("google-ai-studio", {"kind": "status", "status": 503})
+    sim.fault("google-ai-studio", {"kind": "status", "status": 503}, times=2)
     with client.stream("POST", CHAT, json=body(stream=True)) as r:
         assert r.status_code == 200
-        assert r.headers["x-gateway-trace"] == f"{GEMINI}=503, openai/gpt-4o-mini=200"
+        assert r.headers["x-gateway-trace"] == f"{GEMINI}=503, {GEMINI}=503, openai/gpt-4o-mini=200"
         r.read()
 
 

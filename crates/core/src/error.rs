@@ -37,6 +37,10 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// A bug or runtime failure inside the Worker.
     Internal,
+    /// Every target was skipped by the gateway's own rate limits or daily budgets.
+    LimitsExhausted,
+    /// An idempotency key in use by a different or still-running request.
+    Conflict,
 }
 
 impl ErrorKind {
@@ -52,6 +56,8 @@ impl ErrorKind {
             ErrorKind::Upstream(status) => status,
             ErrorKind::UpstreamAuth | ErrorKind::UpstreamMalformed | ErrorKind::UpstreamUnreachable => 502,
             ErrorKind::UpstreamTimeout => 504,
+            ErrorKind::LimitsExhausted => 429,
+            ErrorKind::Conflict => 409,
         }
     }
 
@@ -60,7 +66,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Unauthorized => "authentication_error",
             ErrorKind::Configuration | ErrorKind::Internal => "server_error",
-            ErrorKind::Upstream(429) => "rate_limit_error",
+            ErrorKind::Upstream(429) | ErrorKind::LimitsExhausted => "rate_limit_error",
             ErrorKind::Upstream(s) if s < 500 => "invalid_request_error",
             ErrorKind::Upstream(_)
             | ErrorKind::UpstreamAuth
@@ -90,6 +96,8 @@ impl ErrorKind {
             ErrorKind::UpstreamMalformed => "upstream_malformed_response",
             ErrorKind::UpstreamUnreachable => "upstream_unreachable",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
+            ErrorKind::LimitsExhausted => "gateway_limits_exhausted",
+            ErrorKind::Conflict => "idempotency_conflict",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! From the request's `model` to the ordered list of targets to try.
 
-use crate::config::{GatewayConfig, Target};
+use crate::config::{CachePolicy, GatewayConfig, RequestFacts, Target};
 use crate::error::{ErrorKind, GatewayError};
+use crate::pricing::Prices;
 
 /// What a request will try, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -9,21 +10,31 @@ pub struct Plan<'c> {
     /// The alias the caller named, or `None` for an explicit `provider/model`.
     pub alias: Option<&'c str>,
     pub targets: Vec<Target>,
+    /// The route's cache policy (explicit models are never cached by the gateway's choice).
+    pub cache: Option<CachePolicy>,
 }
 
-/// Resolves `model`: a configured alias gives its chain; an explicit `provider/model` is allowed
-/// when its provider is configured (every provider needs limits, so an unconfigured one would
-/// bypass them).
-pub fn plan<'c>(config: &'c GatewayConfig, model: &str) -> Result<Plan<'c>, GatewayError> {
+/// Resolves `model`. A configured alias gives the chain its rules or split choose (`roll` is a
+/// uniform random number in `[0, 1)` for the split). An explicit `provider/model` is allowed
+/// when its provider is configured (every provider needs limits) and it has a price (else its
+/// budget could not be enforced).
+pub fn plan<'c>(
+    config: &'c GatewayConfig,
+    prices: &Prices,
+    model: &str,
+    facts: &RequestFacts,
+    roll: f64,
+) -> Result<Plan<'c>, GatewayError> {
     if let Some(alias) = config.alias(model) {
-        return Ok(Plan { alias: Some(alias.name.as_str()), targets: alias.targets.clone() });
+        return Ok(Plan {
+            alias: Some(alias.name.as_str()),
+            targets: alias.chain(facts, roll).to_vec(),
+            cache: alias.cache,
+        });
     }
     let shown: String = model.chars().filter(|c| !c.is_control()).take(120).collect();
     match Target::parse(model) {
-        Some(target) if config.providers.contains_key(target.provider()) => {
-            Ok(Plan { alias: None, targets: vec![target] })
-        }
-        Some(target) => Err(GatewayError::new(
+        Some(target) if !config.providers.contains_key(target.provider()) => Err(GatewayError::new(
             ErrorKind::ModelNotFound,
             format!(
                 "The model `{shown}` does not exist here: provider `{}` is not configured. Configured providers: {}.",
@@ -31,6 +42,14 @@ pub fn plan<'c>(config: &'c GatewayConfig, model: &str) -> Result<Plan<'c>, Gate
                 config.providers.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         )),
+        Some(target) if prices.lookup(target.provider(), target.model()).is_none() => Err(GatewayError::new(
+            ErrorKind::ModelNotFound,
+            format!(
+                "The model `{shown}` has no price in this gateway's price table, so its provider's daily budget \
+                 could not be enforced. Ask the operator to add it to prices.json."
+            ),
+        )),
+        Some(target) => Ok(Plan { alias: None, targets: vec![target], cache: None }),
         None => Err(GatewayError::new(
             ErrorKind::ModelNotFound,
             format!(
@@ -49,30 +68,45 @@ mod tests {
         GatewayConfig::from_json(include_str!("../../../gateway.config.json")).unwrap()
     }
 
+    fn plan_of<'c>(c: &'c GatewayConfig, model: &str) -> Result<Plan<'c>, GatewayError> {
+        plan(c, &Prices::shipped(), model, &RequestFacts::default(), 0.0)
+    }
+
     #[test]
     fn alias_gives_its_chain_in_order() {
         let c = config();
-        let p = plan(&c, "review").unwrap();
+        let p = plan_of(&c, "review").unwrap();
         assert_eq!(p.alias, Some("review"));
         let ids: Vec<&str> = p.targets.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids, ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o", "anthropic/claude-sonnet-4-5"]);
     }
 
     #[test]
-    fn explicit_model_of_configured_provider() {
+    fn large_reviews_skip_models_with_a_small_context_window() {
         let c = config();
-        let p = plan(&c, "openai/gpt-4.1").unwrap();
-        assert_eq!(p.alias, None);
-        assert_eq!(p.targets, vec![Target::parse("openai/gpt-4.1").unwrap()]);
+        let facts = RequestFacts { input_tokens: 150_000, ..Default::default() };
+        let p = plan(&c, &Prices::shipped(), "review", &facts, 0.0).unwrap();
+        assert!(p.targets.iter().all(|t| t.id != "openai/gpt-4o"), "{:?}", p.targets);
     }
 
     #[test]
-    fn unknown_models_are_404_with_a_hint() {
+    fn explicit_model_of_configured_provider() {
         let c = config();
-        let e = plan(&c, "gpt-4").unwrap_err();
+        let p = plan_of(&c, "openai/gpt-4o").unwrap();
+        assert_eq!(p.alias, None);
+        assert_eq!(p.targets, vec![Target::parse("openai/gpt-4o").unwrap()]);
+        assert_eq!(p.cache, None);
+    }
+
+    #[test]
+    fn unknown_or_unpriced_models_are_404_with_a_hint() {
+        let c = config();
+        let e = plan_of(&c, "gpt-4").unwrap_err();
         assert_eq!(e.kind, ErrorKind::ModelNotFound);
         assert!(e.message.contains("triage"), "{}", e.message);
-        let e = plan(&c, "groq/llama").unwrap_err();
+        let e = plan_of(&c, "groq/llama").unwrap_err();
         assert!(e.message.contains("provider `groq` is not configured"), "{}", e.message);
+        let e = plan_of(&c, "openai/gpt-4.1").unwrap_err();
+        assert!(e.message.contains("no price"), "{}", e.message);
     }
 }

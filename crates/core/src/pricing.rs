@@ -72,6 +72,16 @@ impl serde::Serialize for Usd {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Usd {
+    /// Reads the exact decimal written by `Serialize` (JSON only: the number's own digits). Not
+    /// inside internally tagged or flattened types, which serde buffers before reading.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Usd, D::Error> {
+        let raw: Box<serde_json::value::RawValue> = serde::Deserialize::deserialize(d)?;
+        Usd::parse_dollars(raw.get())
+            .ok_or_else(|| serde::de::Error::custom(format_args!("{} is not a decimal amount of USD", raw.get())))
+    }
+}
+
 /// A price per token, in pUSD: USD per million tokens × 10^6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PerToken(pub u64);
@@ -309,8 +319,7 @@ fn strip_date_suffix(name: &str) -> Option<&str> {
         }
     }
     // -YYYY-MM-DD
-    let bytes = name.as_bytes();
-    if bytes.len() > 11 {
+    if name.len() > 11 && name.is_char_boundary(name.len() - 11) {
         let (head, tail) = name.split_at(name.len() - 11);
         let t = tail.as_bytes();
         if t[0] == b'-'
@@ -402,6 +411,8 @@ mod tests {
         assert!(p.lookup("openai", "gpt-4o-2024-08-06").is_some());
         assert!(p.lookup("openai", "gpt-4o-mini-2024-07-18").is_some());
         assert!(p.lookup("openai", "gpt-4o-realtime").is_none());
+        // Multi-byte characters near the end are not a date, and must not split a character.
+        assert!(p.lookup("openai", "gpt-4o-mini\u{6ce11}-01-01").is_none());
         let sonnet = p.lookup("anthropic", "claude-sonnet-4-5").unwrap();
         let small = sonnet.cost(Tokens { input: 200_000, cached_input: 0, output: 0 }).usd.unwrap();
         let large = sonnet.cost(Tokens { input: 200_001, cached_input: 0, output: 0 }).usd.unwrap();

@@ -26,8 +26,10 @@ pub struct ChatRequest<'a> {
     pub include_usage: bool,
     /// `max_completion_tokens`, or else `max_tokens`.
     pub max_output_tokens: Option<u64>,
-    /// Byte length of `messages`: an upper bound on the prompt, cheap to have.
+    /// Byte length of `messages`: the prompt's size, cheap to have.
     pub messages_bytes: usize,
+    /// Byte length of `tools` and `functions` (they count as prompt tokens too).
+    pub tools_bytes: usize,
     model_span: Range<usize>,
     stream_options_span: Option<Range<usize>>,
     /// Offset of the top-level object's closing `}`.
@@ -46,6 +48,7 @@ impl<'a> ChatRequest<'a> {
         let mut max_tokens = None;
         let mut max_completion_tokens = None;
         let mut messages_bytes = None;
+        let mut tools_bytes = 0;
         let mut stream_options_span = None;
 
         for (key, raw) in &fields.entries {
@@ -59,14 +62,15 @@ impl<'a> ChatRequest<'a> {
                 "stream_options" => {
                     let opts: Option<StreamOptions> = parse_field(value, "stream_options", "an object")?;
                     include_usage = opts.and_then(|o| o.include_usage).unwrap_or(false);
-                    if value != "null" {
-                        stream_options_span = Some(span_of(text, value));
-                    }
+                    // Kept even when `null`: the rewrite replaces it in place, never appends a
+                    // second `stream_options` that parsers could read either way.
+                    stream_options_span = Some(span_of(text, value));
                 }
                 "max_tokens" => max_tokens = parse_field(value, "max_tokens", "a non-negative integer")?,
                 "max_completion_tokens" => {
                     max_completion_tokens = parse_field(value, "max_completion_tokens", "a non-negative integer")?
                 }
+                "tools" | "functions" if value != "null" && value != "[]" => tools_bytes += value.len(),
                 "messages" => {
                     let trimmed = value.trim_start();
                     if !trimmed.starts_with('[') || trimmed[1..].trim_start().starts_with(']') {
@@ -92,10 +96,23 @@ impl<'a> ChatRequest<'a> {
             include_usage,
             max_output_tokens: max_completion_tokens.or(max_tokens),
             messages_bytes,
+            tools_bytes,
             model_span,
             stream_options_span,
             close_brace: fields.close_brace,
         })
+    }
+
+    /// Whether the request offers tools (for routing rules).
+    pub fn has_tools(&self) -> bool {
+        self.tools_bytes > 0
+    }
+
+    /// Estimated prompt tokens: prompt bytes / `bytes_per_token`, rounded up. A tokenizer-free
+    /// estimate; with 3 bytes per token it over-counts English and code a little, the safe side
+    /// for routing by size and for reserving budget.
+    pub fn estimated_prompt_tokens(&self, bytes_per_token: u64) -> u64 {
+        ((self.messages_bytes + self.tools_bytes) as u64).div_ceil(bytes_per_token.max(1))
     }
 
     /// The body to send upstream: the original bytes with `model` replaced and, for a stream,
@@ -270,6 +287,16 @@ mod tests {
     }
 
     #[test]
+    fn estimates_the_prompt_and_sees_tools() {
+        let r = parse(r#"{"model":"m","messages":[{"content":"123456789"}],"tools":[{"type":"function"}]}"#).unwrap();
+        assert!(r.has_tools());
+        let bytes = r#"[{"content":"123456789"}]"#.len() + r#"[{"type":"function"}]"#.len();
+        assert_eq!(r.estimated_prompt_tokens(3), (bytes as u64).div_ceil(3));
+        let r = parse(r#"{"model":"m","messages":[1],"tools":[],"functions":null}"#).unwrap();
+        assert!(!r.has_tools());
+    }
+
+    #[test]
     fn max_completion_tokens_wins_over_max_tokens() {
         let r = parse(r#"{"model":"m","messages":[1],"max_tokens":10,"max_completion_tokens":20}"#).unwrap();
         assert_eq!(r.max_output_tokens, Some(20));
@@ -351,6 +378,16 @@ mod tests {
         let r = parse(r#"{"model":"a","messages":[1],"stream":null,"stream_options":null}"#).unwrap();
         assert!(!r.stream);
         assert!(!r.include_usage);
+    }
+
+    #[test]
+    fn null_stream_options_are_replaced_not_duplicated() {
+        let body = r#"{"stream_options":null,"model":"a","messages":[1],"stream":true}"#;
+        let out = parse(body).unwrap().rewrite("x/y");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"stream_options":{"include_usage":true},"model":"x/y","messages":[1],"stream":true}"#
+        );
     }
 
     #[test]

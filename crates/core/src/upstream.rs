@@ -21,6 +21,23 @@ pub struct Usage {
     pub completion_tokens: u64,
     #[serde(default)]
     pub total_tokens: u64,
+    /// Prompt tokens served from the provider's prompt cache (counted inside `prompt_tokens`).
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct PromptTokensDetails {
+    #[serde(default)]
+    pub cached_tokens: u64,
+}
+
+impl Usage {
+    /// The normalised token counts the price table takes.
+    pub fn tokens(&self) -> crate::pricing::Tokens {
+        let cached = self.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
+        crate::pricing::Tokens::from_openai(self.prompt_tokens, cached, self.completion_tokens)
+    }
 }
 
 /// What the gateway reads from a non-streamed completion.
@@ -214,8 +231,20 @@ mod tests {
             br#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#,
         )
         .unwrap();
-        assert_eq!(c.usage, Some(Usage { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 }));
+        assert_eq!(
+            c.usage,
+            Some(Usage { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21, prompt_tokens_details: None })
+        );
         assert_eq!(c.finish_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn cached_prompt_tokens_are_normalised() {
+        let u: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":60}}"#,
+        )
+        .unwrap();
+        assert_eq!(u.tokens(), crate::pricing::Tokens { input: 40, cached_input: 60, output: 5 });
     }
 
     #[test]

@@ -1,0 +1,293 @@
+//! Per-provider rate limit and daily budget: the state one Durable Object keeps per provider.
+//!
+//! Reserve → settle → release, in one place, strongly consistent (the Durable Object runs one
+//! operation at a time): a request reserves its *worst-case* cost before it is sent; when it ends
+//! it settles with the real cost (or releases on failure). The budget test is
+//! `spent + reserved + worst_case ≤ budget`, so concurrent requests can never together overspend;
+//! only a request whose real cost exceeds its own worst case (an estimate that was wrong) can push
+//! spend past the budget, by at most that request's error. Check-then-record designs race
+//! (LiteLLM #34732); AI Gateway's own spend limits are eventually consistent.
+//!
+//! Budgets are per UTC day and reset at 00:00 UTC. The rate limit is a sliding 60-second window.
+//! Reservations that are never settled (a Worker killed mid-request) expire and are released.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pricing::Usd;
+
+pub const DAY_MS: u64 = 86_400_000;
+pub const WINDOW_MS: u64 = 60_000;
+/// A reservation not settled within this time is released (longer than any request may run).
+pub const RESERVATION_TTL_MS: u64 = 15 * 60_000;
+
+/// The limits of one provider, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub requests_per_minute: u32,
+    /// pUSD per UTC day.
+    pub daily_budget: Usd,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Reservation {
+    id: String,
+    amount: Usd,
+    day: u64,
+    expires_at: u64,
+}
+
+/// Why a reservation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub rate_limited: bool,
+    pub over_budget: bool,
+    /// Seconds until the refusal may lift (window slot frees, or the next UTC day).
+    pub retry_after_secs: u64,
+    pub message: String,
+}
+
+/// The whole state, serialised as one small JSON document in the Durable Object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimiterState {
+    /// Days since the Unix epoch (UTC) that `spent` belongs to.
+    day: u64,
+    spent: Usd,
+    reservations: Vec<Reservation>,
+    /// Admission times (ms) within the last minute.
+    window: VecDeque<u64>,
+}
+
+/// What `/limits` shows for a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub day: String,
+    pub spent_usd: Usd,
+    pub reserved_usd: Usd,
+    pub outstanding_reservations: usize,
+    pub requests_last_minute: usize,
+}
+
+impl LimiterState {
+    /// Moves the state to `now`: a new UTC day starts from zero spend; expired reservations and
+    /// window entries older than a minute are dropped.
+    fn roll(&mut self, now: u64) {
+        let today = now / DAY_MS;
+        if today != self.day {
+            self.day = today;
+            self.spent = Usd::ZERO;
+        }
+        self.reservations.retain(|r| r.expires_at > now);
+        while self.window.front().is_some_and(|&t| t + WINDOW_MS <= now) {
+            self.window.pop_front();
+        }
+    }
+
+    fn reserved_today(&self) -> Usd {
+        self.reservations.iter().filter(|r| r.day == self.day).fold(Usd::ZERO, |sum, r| sum.saturating_add(r.amount))
+    }
+
+    /// Admits one request costing at most `amount`, or says why not.
+    pub fn reserve(&mut self, id: &str, amount: Usd, policy: Policy, now: u64) -> Result<(), Refusal> {
+        self.roll(now);
+        let rate_limited = self.window.len() >= policy.requests_per_minute as usize;
+        let committed = self.spent.saturating_add(self.reserved_today());
+        let over_budget = committed.saturating_add(amount) > policy.daily_budget;
+        if rate_limited || over_budget {
+            let mut reasons = Vec::new();
+            let mut retry_after_ms = 0;
+            if rate_limited {
+                reasons.push(format!("rate limit of {} requests per minute reached", policy.requests_per_minute));
+                let oldest = self.window.front().copied().unwrap_or(now);
+                retry_after_ms = (oldest + WINDOW_MS).saturating_sub(now);
+            }
+            if over_budget {
+                reasons.push(format!(
+                    "daily budget of ${} would be exceeded (spent ${}, reserved ${}, this request up to ${})",
+                    policy.daily_budget,
+                    self.spent,
+                    self.reserved_today(),
+                    amount
+                ));
+                retry_after_ms = retry_after_ms.max((self.day + 1) * DAY_MS - now);
+            }
+            return Err(Refusal {
+                rate_limited,
+                over_budget,
+                retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+                message: reasons.join("; "),
+            });
+        }
+        self.window.push_back(now);
+        self.reservations.retain(|r| r.id != id);
+        self.reservations.push(Reservation {
+            id: id.to_owned(),
+            amount,
+            day: self.day,
+            expires_at: now + RESERVATION_TTL_MS,
+        });
+        Ok(())
+    }
+
+    /// Ends a reservation with its real cost. `None` (cost unknown) charges the reserved worst
+    /// case. A reservation that already expired is still charged with `actual` (if known): spend is
+    /// never forgotten. Cost of a request from a previous UTC day stays with that day.
+    pub fn settle(&mut self, id: &str, actual: Option<Usd>, now: u64) {
+        self.roll(now);
+        let reservation = self.take(id);
+        let day = reservation.as_ref().map_or(self.day, |r| r.day);
+        let charge = actual.or(reservation.map(|r| r.amount)).unwrap_or(Usd::ZERO);
+        if day == self.day {
+            self.spent = self.spent.saturating_add(charge);
+        }
+    }
+
+    /// Ends a reservation that cost nothing (the attempt failed before the provider did work).
+    pub fn release(&mut self, id: &str, now: u64) {
+        self.roll(now);
+        self.take(id);
+    }
+
+    fn take(&mut self, id: &str) -> Option<Reservation> {
+        let index = self.reservations.iter().position(|r| r.id == id)?;
+        Some(self.reservations.swap_remove(index))
+    }
+
+    pub fn snapshot(&mut self, now: u64) -> Snapshot {
+        self.roll(now);
+        Snapshot {
+            day: civil_date(self.day),
+            spent_usd: self.spent,
+            reserved_usd: self.reserved_today(),
+            outstanding_reservations: self.reservations.len(),
+            requests_last_minute: self.window.len(),
+        }
+    }
+}
+
+/// `YYYY-MM-DD` of a day number since the Unix epoch (proleptic Gregorian, UTC).
+pub fn civil_date(days: u64) -> String {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 20_000 * DAY_MS + 3_600_000; // 2024-10-04 01:00 UTC
+
+    fn policy(rpm: u32, dollars: u64) -> Policy {
+        Policy { requests_per_minute: rpm, daily_budget: Usd::from_dollars(dollars) }
+    }
+
+    #[test]
+    fn reserve_settle_release_account_exactly() {
+        let mut s = LimiterState::default();
+        let p = policy(100, 10);
+        s.reserve("a", Usd::from_dollars(3), p, T0).unwrap();
+        s.reserve("b", Usd::from_dollars(3), p, T0).unwrap();
+        let snap = s.snapshot(T0);
+        assert_eq!(snap.reserved_usd, Usd::from_dollars(6));
+        assert_eq!(snap.outstanding_reservations, 2);
+        s.settle("a", Some(Usd::from_dollars(1)), T0 + 1);
+        s.release("b", T0 + 2);
+        let snap = s.snapshot(T0 + 3);
+        assert_eq!(snap.spent_usd, Usd::from_dollars(1));
+        assert_eq!(snap.reserved_usd, Usd::ZERO);
+        assert_eq!(snap.outstanding_reservations, 0);
+    }
+
+    #[test]
+    fn budget_counts_reservations_so_concurrency_cannot_overspend() {
+        let mut s = LimiterState::default();
+        let p = policy(1000, 1);
+        let worst = Usd(300_000_000_000); // $0.30
+        let admitted = (0..50).filter(|i| s.reserve(&format!("r{i}"), worst, p, T0).is_ok()).count();
+        assert_eq!(admitted, 3, "3 × $0.30 fits in $1, a 4th would not");
+        let refusal = s.reserve("late", worst, p, T0).unwrap_err();
+        assert!(refusal.over_budget && !refusal.rate_limited);
+        assert!(refusal.message.contains("daily budget of $1"));
+        // Retry-After points at the next UTC midnight.
+        assert_eq!(refusal.retry_after_secs, (DAY_MS - 3_600_000) / 1000);
+        // Settling everything at the worst case never exceeds the budget.
+        for i in 0..3 {
+            s.settle(&format!("r{i}"), None, T0 + 10);
+        }
+        assert_eq!(s.snapshot(T0 + 10).spent_usd, Usd(900_000_000_000));
+    }
+
+    #[test]
+    fn sliding_window_rate_limit_with_retry_after() {
+        let mut s = LimiterState::default();
+        let p = policy(2, 100);
+        s.reserve("1", Usd(1), p, T0).unwrap();
+        s.reserve("2", Usd(1), p, T0 + 20_000).unwrap();
+        let r = s.reserve("3", Usd(1), p, T0 + 30_000).unwrap_err();
+        assert!(r.rate_limited && !r.over_budget);
+        assert_eq!(r.retry_after_secs, 30);
+        assert!(s.reserve("3", Usd(1), p, T0 + 60_000).is_ok(), "the first slot freed after a minute");
+    }
+
+    #[test]
+    fn budget_resets_at_utc_midnight() {
+        let mut s = LimiterState::default();
+        let p = policy(100, 1);
+        s.reserve("a", Usd::from_dollars(1), p, T0).unwrap();
+        s.settle("a", None, T0);
+        assert!(s.reserve("b", Usd(1), p, T0 + 1000).is_err());
+        let tomorrow = (T0 / DAY_MS + 1) * DAY_MS;
+        assert!(s.reserve("b", Usd(1), p, tomorrow).is_ok());
+        assert_eq!(s.snapshot(tomorrow).day, "2024-10-05");
+        // A request reserved yesterday and settled today is charged to yesterday.
+        let mut s = LimiterState::default();
+        s.reserve("x", Usd(5), p, tomorrow - 1).unwrap();
+        s.settle("x", Some(Usd(5)), tomorrow + 1);
+        assert_eq!(s.snapshot(tomorrow + 1).spent_usd, Usd::ZERO);
+    }
+
+    #[test]
+    fn abandoned_reservations_expire() {
+        let mut s = LimiterState::default();
+        let p = policy(100, 1);
+        s.reserve("a", Usd::from_dollars(1), p, T0).unwrap();
+        assert!(s.reserve("b", Usd(1), p, T0 + 1).is_err());
+        assert!(s.reserve("b", Usd(1), p, T0 + RESERVATION_TTL_MS).is_ok());
+        // Settling the expired one still records its real cost.
+        s.settle("a", Some(Usd(7)), T0 + RESERVATION_TTL_MS + 1);
+        assert_eq!(s.snapshot(T0 + RESERVATION_TTL_MS + 2).spent_usd, Usd(7));
+    }
+
+    #[test]
+    fn a_request_larger_than_the_whole_budget_is_refused() {
+        let mut s = LimiterState::default();
+        let r = s.reserve("a", Usd::from_dollars(11), policy(100, 10), T0).unwrap_err();
+        assert!(r.over_budget);
+    }
+
+    #[test]
+    fn state_round_trips_as_json() {
+        let mut s = LimiterState::default();
+        s.reserve("a", Usd(42), policy(5, 1), T0).unwrap();
+        let text = serde_json::to_string(&s).unwrap();
+        let back: LimiterState = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(19_723), "2024-01-01");
+        assert_eq!(civil_date(20_785), "2026-11-28");
+    }
+}

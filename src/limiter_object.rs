@@ -1,0 +1,45 @@
+//! `ProviderLimiter`: the Durable Object that holds one provider's rate-limit window, today's
+//! spend and its open reservations (`gateway_core::limits::LimiterState`). A Durable Object runs
+//! one event at a time and its storage writes are confirmed before its answer leaves, so every
+//! reserve sees every earlier reserve and settle: the budget holds under any concurrency.
+
+use gateway_core::limits::LimiterState;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use crate::durable_state::JsonState;
+use crate::limits::{Op, ReserveAnswer};
+
+#[durable_object]
+pub struct ProviderLimiter {
+    state: State,
+    limiter: JsonState<LimiterState>,
+}
+
+impl DurableObject for ProviderLimiter {
+    fn new(state: State, _env: Env) -> Self {
+        ProviderLimiter { state, limiter: JsonState::new() }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let op: Op = serde_json::from_str(&req.text().await?)?;
+        let now = worker::Date::now().as_millis();
+        let answer = self
+            .limiter
+            .update(&self.state, |limiter| match op {
+                Op::Reserve { id, amount, policy } => {
+                    serde_json::to_string(&ReserveAnswer { refused: limiter.reserve(&id, amount, policy, now).err() })
+                }
+                Op::Settle { id, actual } => {
+                    limiter.settle(&id, actual, now);
+                    Ok(String::from("{}"))
+                }
+                Op::Release { id } => {
+                    limiter.release(&id, now);
+                    Ok(String::from("{}"))
+                }
+                Op::Snapshot => serde_json::to_string(&limiter.snapshot(now)),
+            })
+            .await??;
+        Response::from_bytes(answer.into_bytes())
+    }
+}

@@ -1,0 +1,109 @@
+//! The Worker's side of the per-provider limiter: one Durable Object per provider
+//! (`LIMITER` binding, named by the provider slug), asked to reserve, settle and release.
+
+use gateway_core::config::ProviderLimits;
+use gateway_core::limits::{Policy, Refusal, Snapshot};
+use gateway_core::pricing::Usd;
+use serde::{Deserialize, Serialize};
+use worker::{Env, Method, Request, RequestInit, Stub};
+
+pub const BINDING: &str = "LIMITER";
+
+/// A held reservation. It must end in [`Reservation::settle`] or [`Reservation::release`]; one
+/// that is dropped is released by the limiter after its time-to-live.
+#[derive(Debug)]
+pub struct Reservation {
+    stub: Stub,
+    id: String,
+    worst_case: Usd,
+}
+
+/// The limiter's answer, as sent over the Durable Object's fetch interface.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Reserve { id: String, amount: Usd, policy: Policy },
+    Settle { id: String, actual: Option<Usd> },
+    Release { id: String },
+    Snapshot,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ReserveAnswer {
+    pub refused: Option<Refusal>,
+}
+
+fn stub(env: &Env, provider: &str) -> worker::Result<Stub> {
+    env.durable_object(BINDING)?.id_from_name(provider)?.get_stub()
+}
+
+async fn call(stub: &Stub, op: &Op) -> worker::Result<worker::Response> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(serde_json::to_string(op)?.into()));
+    stub.fetch_with_request(Request::new_with_init("https://limiter/op", &init)?).await
+}
+
+/// A unique id for a reservation.
+fn reservation_id() -> String {
+    let now = worker::Date::now().as_millis();
+    let noise = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+    format!("{now:x}-{noise:x}")
+}
+
+/// Reserves one request of `provider`'s rate limit and `worst_case` of its daily budget.
+/// A limiter that cannot be reached refuses (fail closed): spending without a budget check is
+/// exactly what the limiter exists to prevent.
+pub async fn reserve(
+    env: &Env,
+    provider: &str,
+    limits: &ProviderLimits,
+    worst_case: Usd,
+) -> Result<Reservation, Refusal> {
+    let unavailable = |e: worker::Error| Refusal {
+        rate_limited: false,
+        over_budget: false,
+        retry_after_secs: 1,
+        message: format!("the limiter for {provider} is unavailable ({e})"),
+    };
+    let stub = stub(env, provider).map_err(unavailable)?;
+    let id = reservation_id();
+    let op = Op::Reserve { id: id.clone(), amount: worst_case, policy: limits.policy() };
+    let mut response = call(&stub, &op).await.map_err(unavailable)?;
+    let answer: ReserveAnswer = read_json(&mut response).await.map_err(unavailable)?;
+    match answer.refused {
+        Some(refusal) => Err(refusal),
+        None => Ok(Reservation { stub, id, worst_case }),
+    }
+}
+
+impl Reservation {
+    /// What settling with `cost` charges: the cost, or the reserved worst case when unknown.
+    pub fn charge(&self, cost: Option<Usd>) -> Usd {
+        cost.unwrap_or(self.worst_case)
+    }
+
+    /// Ends the reservation with its real cost (`None`: unknown, so the worst case is charged).
+    pub async fn settle(self, actual: Option<Usd>) {
+        if let Err(e) = call(&self.stub, &Op::Settle { id: self.id, actual }).await {
+            worker::console_error!("limiter settle failed (the reservation expires on its own): {e}");
+        }
+    }
+
+    /// Ends the reservation at no cost.
+    pub async fn release(self) {
+        if let Err(e) = call(&self.stub, &Op::Release { id: self.id }).await {
+            worker::console_error!("limiter release failed (the reservation expires on its own): {e}");
+        }
+    }
+}
+
+/// Today's state of `provider`'s limiter.
+pub async fn snapshot(env: &Env, provider: &str) -> worker::Result<Snapshot> {
+    let stub = stub(env, provider)?;
+    read_json(&mut call(&stub, &Op::Snapshot).await?).await
+}
+
+/// JSON through serde_json, not the runtime's JS objects: amounts stay exact decimal digits.
+pub async fn read_json<T: serde::de::DeserializeOwned>(response: &mut worker::Response) -> worker::Result<T> {
+    Ok(serde_json::from_str(&response.text().await?)?)
+}

@@ -9,6 +9,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::sse::{lines, next_line};
 use crate::upstream::{upstream_message, ChoiceProbe, Usage};
 
 /// The largest single event the relay holds while waiting for its end (a 1 MiB SSE event is
@@ -85,6 +86,12 @@ impl SseRelay {
 
     pub fn summary(&self) -> &StreamSummary {
         &self.summary
+    }
+
+    /// Bytes held for an event not yet complete: at most [`MAX_EVENT_BYTES`] after any push
+    /// that succeeded (the property tests hold the relay to it).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// Feeds one upstream chunk. Returns the bytes of the events it completed (to forward now, in
@@ -197,33 +204,6 @@ impl SseRelay {
     }
 }
 
-/// The next complete line starting at `from`: `(end of its content, start of the next line)`.
-/// A `\r` at the very end of the buffer is not yet a terminator: a `\n` may follow in the next
-/// chunk, and `\r\n` is one terminator, not two — unless the stream has ended (`at_end`).
-fn next_line(buf: &[u8], from: usize, at_end: bool) -> Option<(usize, usize)> {
-    let rel = buf[from..].iter().position(|&b| b == b'\n' || b == b'\r')?;
-    let at = from + rel;
-    match buf[at] {
-        b'\n' => Some((at, at + 1)),
-        _ if at + 1 == buf.len() => at_end.then_some((at, at + 1)),
-        _ if buf[at + 1] == b'\n' => Some((at, at + 2)),
-        _ => Some((at, at + 1)),
-    }
-}
-
-/// The lines of one complete event, without terminators.
-fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let (end, next) =
-            next_line(event, at, true).or_else(|| (at < event.len()).then_some((event.len(), event.len())))?;
-        let line = &event[at..end];
-        at = next;
-        Some(line)
-    })
-    .filter(|l| !l.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,7 +237,10 @@ mod tests {
             assert_eq!(String::from_utf8(out).unwrap(), STREAM, "piece {piece}");
             assert!(s.done && s.saw_content);
             assert_eq!(s.finish_reason.as_deref(), Some("stop"));
-            assert_eq!(s.usage, Some(Usage { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }));
+            assert_eq!(
+                s.usage,
+                Some(Usage { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: None })
+            );
             assert_eq!(s.events, 5);
         }
     }

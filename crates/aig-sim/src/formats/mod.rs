@@ -6,6 +6,7 @@
 //! `workers-ai` native routes; Anthropic Messages and Gemini have their own modules.
 
 pub mod anthropic;
+pub mod converse;
 pub mod gemini;
 pub mod openai;
 
@@ -35,6 +36,8 @@ pub enum Format {
     Gemini {
         sse: bool,
     },
+    /// AWS Bedrock Converse (never streamed here).
+    Converse,
 }
 
 /// A 200 body that is not JSON, for the `malformed` fault on non-streamed answers.
@@ -47,6 +50,7 @@ impl Format {
             Format::OpenAi => format!("chatcmpl-{n}"),
             Format::Anthropic => format!("msg_sim{n:06}"),
             Format::Gemini { .. } => format!("sim-{n}"),
+            Format::Converse => format!("bedrock-{n}"),
         }
     }
 
@@ -56,6 +60,7 @@ impl Format {
             Format::OpenAi => openai::completion(answer),
             Format::Anthropic => anthropic::message(answer),
             Format::Gemini { .. } => gemini::response(answer),
+            Format::Converse => converse::response(answer),
         }
     }
 
@@ -65,12 +70,14 @@ impl Format {
             Format::OpenAi => openai::stream_plan(answer, include_usage),
             Format::Anthropic => anthropic::stream_plan(answer),
             Format::Gemini { sse } => gemini::stream_plan(answer, sse),
+            // Converse requests never stream (see `converse::parse_request`).
+            Format::Converse => StreamPlan::split_body(converse::response(answer).to_string().as_bytes()),
         }
     }
 
     pub fn stream_content_type(self) -> &'static str {
         match self {
-            Format::Gemini { sse: false } => "application/json",
+            Format::Gemini { sse: false } | Format::Converse => "application/json",
             _ => "text/event-stream",
         }
     }

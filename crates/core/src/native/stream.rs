@@ -1,0 +1,639 @@
+//! Relaying a provider-native stream while reading it, format by format.
+//!
+//! Like the OpenAI relay ([`crate::relay`]), this forwards only complete events (SSE events, or
+//! the elements of Gemini's JSON-array stream), byte for byte as received, so that for each one
+//! it knows whether it carried content (the commit point), usage, the stream's proper end, or an
+//! error. A stream that ends without its proper end is truncated, never a clean end:
+//!
+//! | wire      | content                                  | proper end                    | usage |
+//! |-----------|------------------------------------------|-------------------------------|-------|
+//! | OpenAI    | `choices[].delta` text/tool calls; Responses `response.output_text.delta`; Workers AI `response` | `[DONE]`; Responses `response.completed` | `usage`, `response.usage` |
+//! | Anthropic | `content_block_delta`, a `tool_use` block | `message_stop`               | `message_start` (input), `message_delta` (output) |
+//! | Gemini    | a part with text or a function call      | a candidate's `finishReason` (SSE); the closing `]` (array) | `usageMetadata`, latest wins |
+//!
+//! Bedrock's binary event stream is relayed as it comes ([`Framing::Opaque`]): committed at the
+//! first byte, usage unknown.
+//!
+//! After the commit point a failure cannot be retried, so the stream ends with an error in the
+//! provider's own format ([`NativeStream::error_event`]): each SDK raises on it instead of
+//! mistaking a cut answer for a complete one.
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::GatewayError;
+use crate::native::provider::Wire;
+use crate::native::shape::Framing;
+use crate::native::usage::{GeminiUsage, NativeUsage, UsageProbe};
+use crate::relay::{StreamFault, MAX_EVENT_BYTES};
+use crate::sse::{parse_event, SseFramer};
+use crate::upstream::upstream_message;
+
+/// What the observer learned from the stream so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamTally {
+    /// Content arrived: the commit point.
+    pub saw_content: bool,
+    /// The stream's proper end arrived.
+    pub complete: bool,
+    pub usage: Option<NativeUsage>,
+    /// The model the stream names.
+    pub model: Option<String>,
+    pub events: u32,
+}
+
+/// An incremental observer of one native stream.
+#[derive(Debug)]
+pub struct NativeStream {
+    wire: Wire,
+    framing: Framing,
+    sse: SseFramer,
+    array: ArrayFramer,
+    tally: StreamTally,
+}
+
+impl NativeStream {
+    pub fn new(wire: Wire, framing: Framing) -> NativeStream {
+        NativeStream {
+            wire,
+            framing,
+            sse: SseFramer::new(),
+            array: ArrayFramer::default(),
+            tally: StreamTally::default(),
+        }
+    }
+
+    pub fn tally(&self) -> &StreamTally {
+        &self.tally
+    }
+
+    /// Feeds one upstream chunk; appends to `out` the bytes of what it completed (to forward now,
+    /// in order), or returns the fault that stops the stream.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), StreamFault> {
+        self.feed(chunk, false, out)
+    }
+
+    /// The upstream body ended cleanly: flushes the rest, and faults if the stream never reached
+    /// its proper end.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), StreamFault> {
+        self.feed(&[], true, out)?;
+        match self.framing {
+            Framing::Opaque => self.tally.complete = true,
+            Framing::JsonArray => self.tally.complete = self.array.closed,
+            Framing::Sse => {}
+        }
+        if self.tally.complete {
+            Ok(())
+        } else {
+            Err(StreamFault::Truncated)
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8], at_end: bool, out: &mut Vec<u8>) -> Result<(), StreamFault> {
+        let NativeStream { wire, framing, sse, array, tally } = self;
+        match framing {
+            Framing::Opaque => {
+                if !chunk.is_empty() {
+                    tally.saw_content = true;
+                    out.extend_from_slice(chunk);
+                }
+                Ok(())
+            }
+            Framing::Sse => {
+                sse.push(chunk, at_end, |raw| {
+                    let event = parse_event(raw);
+                    if let Some(data) = &event.data {
+                        tally.events += 1;
+                        inspect(*wire, tally, event.name, data)?;
+                    }
+                    out.extend_from_slice(raw);
+                    Ok(())
+                })?;
+                if sse.pending() > MAX_EVENT_BYTES {
+                    return Err(StreamFault::Oversized);
+                }
+                Ok(())
+            }
+            Framing::JsonArray => {
+                array.push(chunk, out, |element| {
+                    tally.events += 1;
+                    inspect(*wire, tally, b"", element)
+                })?;
+                // The array's end is the stream's end (a finish reason may come before it).
+                tally.complete = array.closed;
+                if array.closed {
+                    out.append(&mut array.buf);
+                    array.scan = 0;
+                }
+                if array.buf.len() > MAX_EVENT_BYTES {
+                    return Err(StreamFault::Oversized);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The error to end a committed stream with, in the provider's own format; `None` for an
+    /// opaque stream, which can only be cut (the client then sees a broken body, not a clean end).
+    pub fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>> {
+        let status = err.status();
+        let text = match self.wire {
+            Wire::OpenAi => err.to_sse_event(),
+            Wire::Anthropic | Wire::Bedrock => {
+                let kind = match status {
+                    429 => "rate_limit_error",
+                    529 => "overloaded_error",
+                    _ => "api_error",
+                };
+                let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": err.message}});
+                format!("event: error\ndata: {body}\n\n")
+            }
+            Wire::Gemini => {
+                let name = match status {
+                    504 => "DEADLINE_EXCEEDED",
+                    429 => "RESOURCE_EXHAUSTED",
+                    _ => "UNAVAILABLE",
+                };
+                let body = serde_json::json!({"error": {"code": status, "message": err.message, "status": name}});
+                match self.framing {
+                    // After the commit point at least one element was forwarded, so the array
+                    // continues with a comma and is closed properly.
+                    Framing::JsonArray => format!(",\r\n{body}]"),
+                    _ => format!("data: {body}\n\n"),
+                }
+            }
+        };
+        match self.framing {
+            Framing::Opaque => None,
+            _ => Some(text.into_bytes()),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct OpenAiProbe<'a> {
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<OpenAiChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<UsageProbe>,
+    #[serde(default)]
+    model: Option<String>,
+    /// Responses API event type.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    /// Responses API text delta.
+    #[serde(default, borrow)]
+    delta: Option<&'a RawValue>,
+    /// Responses API: the response object; Workers AI: the text so far.
+    #[serde(default, borrow)]
+    response: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct OpenAiChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<OpenAiDelta<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct OpenAiDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    refusal: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+struct ResponsesObject {
+    #[serde(default)]
+    usage: Option<UsageProbe>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct AnthropicProbe {
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    message: Option<AnthropicMessage>,
+    #[serde(default)]
+    usage: Option<UsageProbe>,
+    #[serde(default)]
+    content_block: Option<AnthropicBlock>,
+}
+
+#[derive(Deserialize, Default)]
+struct AnthropicMessage {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<UsageProbe>,
+}
+
+#[derive(Deserialize, Default)]
+struct AnthropicBlock {
+    #[serde(default, rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize, Default)]
+struct GeminiProbe<'a> {
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(default)]
+    candidates: Option<Vec<GeminiCandidate>>,
+    #[serde(default, rename = "usageMetadata")]
+    usage: Option<GeminiUsage>,
+    #[serde(default, rename = "modelVersion")]
+    model: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct GeminiCandidate {
+    #[serde(default)]
+    content: Option<GeminiContent>,
+    #[serde(default, rename = "finishReason")]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct GeminiContent {
+    #[serde(default)]
+    parts: Vec<GeminiPart>,
+}
+
+#[derive(Deserialize, Default)]
+struct GeminiPart {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default, rename = "functionCall")]
+    function_call: Option<IgnoredAny>,
+}
+
+/// Looks at one event's data (an SSE event's `data`, or one array element).
+fn inspect(wire: Wire, tally: &mut StreamTally, name: &[u8], data: &[u8]) -> Result<(), StreamFault> {
+    let upstream_error = || StreamFault::UpstreamError(upstream_message(data));
+    match wire {
+        Wire::OpenAi => {
+            if data == b"[DONE]" {
+                tally.complete = true;
+                return Ok(());
+            }
+            if name == b"error" {
+                return Err(upstream_error());
+            }
+            let p: OpenAiProbe = serde_json::from_slice(data).map_err(|_| StreamFault::Malformed)?;
+            if p.error.is_some() || matches!(p.kind.as_deref(), Some("error" | "response.failed")) {
+                return Err(upstream_error());
+            }
+            tally.model = p.model.or(tally.model.take());
+            if let Some(u) = p.usage.as_ref().and_then(UsageProbe::openai) {
+                tally.usage = Some(u);
+            }
+            let chat_content = p.choices.iter().flatten().filter_map(|c| c.delta.as_ref()).any(|d| {
+                d.content.as_deref().is_some_and(|c| !c.is_empty())
+                    || d.refusal.as_deref().is_some_and(|c| !c.is_empty())
+                    || d.tool_calls.is_some()
+            });
+            let responses_delta =
+                p.kind.as_deref().is_some_and(|k| k.ends_with(".delta")) && p.delta.is_some_and(|d| d.get() != "\"\"");
+            match p.response.map(RawValue::get) {
+                // Workers AI: `{"response":"text"}`.
+                Some(raw) if raw.starts_with('"') => {
+                    tally.saw_content |= serde_json::from_str::<String>(raw).is_ok_and(|s| !s.is_empty());
+                }
+                // Responses API: the response object, with the usage on `response.completed`.
+                Some(raw) if raw.starts_with('{') => {
+                    let r: ResponsesObject = serde_json::from_str(raw).unwrap_or_default();
+                    if let Some(u) = r.usage.as_ref().and_then(UsageProbe::openai) {
+                        tally.usage = Some(u);
+                    }
+                    tally.model = r.model.or(tally.model.take());
+                    if matches!(p.kind.as_deref(), Some("response.completed" | "response.incomplete")) {
+                        tally.complete = true;
+                    }
+                }
+                _ => {}
+            }
+            tally.saw_content |= chat_content || responses_delta;
+        }
+        Wire::Anthropic | Wire::Bedrock => {
+            let p: AnthropicProbe = serde_json::from_slice(data).map_err(|_| StreamFault::Malformed)?;
+            let kind = if p.kind.is_empty() { String::from_utf8_lossy(name).into_owned() } else { p.kind.clone() };
+            match kind.as_str() {
+                "error" => return Err(upstream_error()),
+                "message_start" => {
+                    if let Some(m) = p.message {
+                        tally.model = m.model.or(tally.model.take());
+                        tally.usage = m.usage.as_ref().and_then(UsageProbe::anthropic).or(tally.usage);
+                    }
+                }
+                "message_delta" => {
+                    if let Some(u) = &p.usage {
+                        u.merge_anthropic_into(tally.usage.get_or_insert_with(NativeUsage::default));
+                    }
+                }
+                "content_block_delta" => tally.saw_content = true,
+                "content_block_start" if p.content_block.as_ref().is_some_and(|b| b.kind != "text") => {
+                    tally.saw_content = true;
+                }
+                "message_stop" => tally.complete = true,
+                _ => {}
+            }
+        }
+        Wire::Gemini => {
+            let p: GeminiProbe = serde_json::from_slice(data).map_err(|_| StreamFault::Malformed)?;
+            if p.error.is_some() {
+                return Err(upstream_error());
+            }
+            tally.model = p.model.or(tally.model.take());
+            if let Some(u) = p.usage.as_ref().and_then(GeminiUsage::usage) {
+                tally.usage = Some(u);
+            }
+            for c in p.candidates.iter().flatten() {
+                let content =
+                    c.content.iter().flat_map(|c| &c.parts).any(|part| {
+                        part.text.as_deref().is_some_and(|t| !t.is_empty()) || part.function_call.is_some()
+                    });
+                tally.saw_content |= content;
+                if c.finish_reason.is_some() {
+                    tally.complete = true;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits a JSON array streamed element by element (`[`, `{…}`, `,{…}`, …, `]`), tracking strings
+/// and nesting, so each top-level element can be read as soon as it is complete.
+#[derive(Debug, Default)]
+struct ArrayFramer {
+    /// Bytes not yet forwarded.
+    buf: Vec<u8>,
+    /// Where scanning resumes, in `buf`.
+    scan: usize,
+    opened: bool,
+    closed: bool,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    element_start: usize,
+}
+
+impl ArrayFramer {
+    /// Appends `chunk`; for each element it completes calls `on_element`, then moves every byte
+    /// up to the element's end into `out`.
+    fn push(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<u8>,
+        mut on_element: impl FnMut(&[u8]) -> Result<(), StreamFault>,
+    ) -> Result<(), StreamFault> {
+        self.buf.extend_from_slice(chunk);
+        let mut i = self.scan;
+        while i < self.buf.len() {
+            let b = self.buf[i];
+            if self.depth > 0 {
+                if self.in_string {
+                    match b {
+                        _ if self.escaped => self.escaped = false,
+                        b'\\' => self.escaped = true,
+                        b'"' => self.in_string = false,
+                        _ => {}
+                    }
+                } else {
+                    match b {
+                        b'"' => self.in_string = true,
+                        b'{' | b'[' => self.depth += 1,
+                        b'}' | b']' => {
+                            self.depth -= 1;
+                            if self.depth == 0 {
+                                on_element(&self.buf[self.element_start..=i])?;
+                                out.extend(self.buf.drain(..=i));
+                                i = 0;
+                                continue;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            } else if b.is_ascii_whitespace() {
+            } else if !self.opened {
+                if b != b'[' {
+                    return Err(StreamFault::Malformed);
+                }
+                self.opened = true;
+            } else if self.closed {
+                return Err(StreamFault::Malformed);
+            } else {
+                match b {
+                    b',' => {}
+                    b']' => self.closed = true,
+                    b'{' => {
+                        self.depth = 1;
+                        self.element_start = i;
+                    }
+                    _ => return Err(StreamFault::Malformed),
+                }
+            }
+            i += 1;
+        }
+        self.scan = i;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::Tokens;
+
+    fn run(wire: Wire, framing: Framing, input: &str, piece: usize) -> (String, Result<(), StreamFault>, StreamTally) {
+        let mut s = NativeStream::new(wire, framing);
+        let mut out = Vec::new();
+        for chunk in input.as_bytes().chunks(piece) {
+            if let Err(e) = s.push(chunk, &mut out) {
+                return (String::from_utf8(out).unwrap(), Err(e), s.tally().clone());
+            }
+        }
+        let r = s.finish(&mut out);
+        (String::from_utf8(out).unwrap(), r, s.tally().clone())
+    }
+
+    fn usage(input: u64, cached: u64, output: u64) -> Option<NativeUsage> {
+        Some(NativeUsage { tokens: Tokens { input, cached_input: cached, output }, cache_write: 0 })
+    }
+
+    const ANTHROPIC: &str = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-haiku-4-5\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1,\"cache_read_input_tokens\":5}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: ping\ndata: {\"type\":\"ping\"}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+
+    #[test]
+    fn anthropic_usage_from_start_and_delta() {
+        for piece in [1, 7, 4096] {
+            let (out, r, t) = run(Wire::Anthropic, Framing::Sse, ANTHROPIC, piece);
+            assert_eq!(r, Ok(()));
+            assert_eq!(out, ANTHROPIC, "byte for byte");
+            assert!(t.saw_content && t.complete);
+            assert_eq!(t.usage, usage(25, 5, 15));
+            assert_eq!(t.model.as_deref(), Some("claude-haiku-4-5"));
+        }
+        // Only the role/block start: no content yet (the commit point is not reached).
+        let head = &ANTHROPIC[..ANTHROPIC.find("event: ping").unwrap()];
+        let (_, r, t) = run(Wire::Anthropic, Framing::Sse, head, 100);
+        assert_eq!(r, Err(StreamFault::Truncated));
+        assert!(!t.saw_content);
+        // Cut after content: truncated, not complete.
+        let cut = &ANTHROPIC[..ANTHROPIC.find("event: message_delta").unwrap()];
+        let (_, r, t) = run(Wire::Anthropic, Framing::Sse, cut, 100);
+        assert_eq!(r, Err(StreamFault::Truncated));
+        assert!(t.saw_content && !t.complete);
+        let err = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        assert_eq!(run(Wire::Anthropic, Framing::Sse, err, 10).1, Err(StreamFault::UpstreamError("Overloaded".into())));
+        let tool = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"name\":\"label\"}}\n\n";
+        assert!(run(Wire::Anthropic, Framing::Sse, tool, 10).2.saw_content);
+    }
+
+    const GEMINI_ELEMENTS: [&str; 3] = [
+        r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"},"index":0}],"modelVersion":"gemini-2.5-flash"}"#,
+        r#"{"candidates":[{"content":{"parts":[{"text":" there \"}]{["}],"role":"model"},"index":0}]}"#,
+        r#"{"candidates":[{"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":2,"totalTokenCount":12}}"#,
+    ];
+
+    #[test]
+    fn gemini_sse() {
+        let input: String = GEMINI_ELEMENTS.iter().map(|e| format!("data: {e}\r\n\r\n")).collect();
+        for piece in [1, 13, 5000] {
+            let (out, r, t) = run(Wire::Gemini, Framing::Sse, &input, piece);
+            assert_eq!(r, Ok(()));
+            assert_eq!(out, input);
+            assert!(t.saw_content && t.complete);
+            assert_eq!(t.usage, usage(10, 0, 2));
+            assert_eq!(t.model.as_deref(), Some("gemini-2.5-flash"));
+        }
+        // Gemini has no end marker but the finish reason: without it the stream is cut.
+        let cut: String = GEMINI_ELEMENTS[..2].iter().map(|e| format!("data: {e}\n\n")).collect();
+        assert_eq!(run(Wire::Gemini, Framing::Sse, &cut, 9).1, Err(StreamFault::Truncated));
+        let err =
+            "data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\n\n";
+        assert_eq!(
+            run(Wire::Gemini, Framing::Sse, err, 9).1,
+            Err(StreamFault::UpstreamError("The model is overloaded.".into()))
+        );
+    }
+
+    #[test]
+    fn gemini_json_array() {
+        let input = format!("[{},\r\n{},\r\n{}]", GEMINI_ELEMENTS[0], GEMINI_ELEMENTS[1], GEMINI_ELEMENTS[2]);
+        for piece in [1, 2, 17, 5000] {
+            let (out, r, t) = run(Wire::Gemini, Framing::JsonArray, &input, piece);
+            assert_eq!(r, Ok(()), "piece {piece}");
+            assert_eq!(out, input, "piece {piece}");
+            assert!(t.saw_content && t.complete);
+            assert_eq!(t.usage, usage(10, 0, 2));
+            assert_eq!(t.events, 3);
+        }
+        // An unclosed array is a cut stream; what was complete was forwarded.
+        let cut = format!("[{},\r\n{}", GEMINI_ELEMENTS[0], &GEMINI_ELEMENTS[1][..20]);
+        let (out, r, t) = run(Wire::Gemini, Framing::JsonArray, &cut, 5);
+        assert_eq!(r, Err(StreamFault::Truncated));
+        assert_eq!(out, format!("[{}", GEMINI_ELEMENTS[0]));
+        assert!(t.saw_content);
+        // Garbage between elements is malformed.
+        let bad = format!("[{} x]", GEMINI_ELEMENTS[0]);
+        assert_eq!(run(Wire::Gemini, Framing::JsonArray, &bad, 5).1, Err(StreamFault::Malformed));
+        assert_eq!(run(Wire::Gemini, Framing::JsonArray, "{\"a\":1}", 5).1, Err(StreamFault::Malformed));
+    }
+
+    #[test]
+    fn openai_chat_responses_and_workers_ai() {
+        let chat = concat!(
+            "data: {\"model\":\"gpt-4o-mini\",\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":1,\"total_tokens\":10}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let (out, r, t) = run(Wire::OpenAi, Framing::Sse, chat, 3);
+        assert_eq!((out.as_str(), r), (chat, Ok(())));
+        assert!(t.saw_content && t.complete);
+        assert_eq!(t.usage, usage(9, 0, 1));
+        assert_eq!(t.model.as_deref(), Some("gpt-4o-mini"));
+
+        let responses = concat!(
+            "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-4o\",\"status\":\"in_progress\"}}\n\n",
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"model\":\"gpt-4o\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1,\"input_tokens_details\":{\"cached_tokens\":2}}}}\n\n",
+        );
+        let (_, r, t) = run(Wire::OpenAi, Framing::Sse, responses, 11);
+        assert_eq!(r, Ok(()));
+        assert!(t.saw_content && t.complete);
+        assert_eq!(t.usage, usage(3, 2, 1));
+
+        let workers = "data: {\"response\":\"Hi\"}\n\ndata: {\"response\":\"\",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1,\"total_tokens\":5}}\n\ndata: [DONE]\n\n";
+        let (_, r, t) = run(Wire::OpenAi, Framing::Sse, workers, 11);
+        assert_eq!(r, Ok(()));
+        assert!(t.saw_content);
+        assert_eq!(t.usage, usage(4, 0, 1));
+
+        let broken = "data: {\"choices\":[{\"delta\":{\"content\":\"bro\n\n";
+        assert_eq!(run(Wire::OpenAi, Framing::Sse, broken, 4).1, Err(StreamFault::Malformed));
+    }
+
+    #[test]
+    fn opaque_streams_pass_through() {
+        let bytes = "\0\0\0\x1f binary event-stream frame";
+        let (out, r, t) = run(Wire::Bedrock, Framing::Opaque, bytes, 4);
+        assert_eq!((out.as_str(), r), (bytes, Ok(())));
+        assert!(t.saw_content && t.complete && t.usage.is_none());
+    }
+
+    #[test]
+    fn error_events_in_each_format() {
+        let err = GatewayError::new(crate::error::ErrorKind::UpstreamTimeout, "stalled");
+        let event =
+            |wire, framing| String::from_utf8(NativeStream::new(wire, framing).error_event(&err).unwrap()).unwrap();
+        assert!(event(Wire::OpenAi, Framing::Sse).starts_with("data: {\"error\":"));
+        let a = event(Wire::Anthropic, Framing::Sse);
+        assert!(a.starts_with("event: error\ndata: {"), "{a}");
+        let data: serde_json::Value =
+            serde_json::from_str(a.lines().nth(1).unwrap().strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(data["type"], "error");
+        assert_eq!(data["error"]["message"], "stalled");
+        let g = event(Wire::Gemini, Framing::Sse);
+        assert!(g.starts_with("data: {\"error\":{\"code\":504,"), "{g}");
+        // The array form continues and closes the array: the whole body stays valid JSON.
+        let body = format!("[{}{}", GEMINI_ELEMENTS[0], event(Wire::Gemini, Framing::JsonArray));
+        let parsed: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed[1]["error"]["code"], 504);
+        assert!(NativeStream::new(Wire::Bedrock, Framing::Opaque).error_event(&err).is_none());
+    }
+
+    #[test]
+    fn oversized_events_are_refused() {
+        let mut s = NativeStream::new(Wire::Gemini, Framing::JsonArray);
+        let mut out = Vec::new();
+        s.push(b"[{\"a\":\"", &mut out).unwrap();
+        let big = vec![b'a'; 64 * 1024];
+        let mut r = Ok(());
+        for _ in 0..20 {
+            r = s.push(&big, &mut out);
+            if r.is_err() {
+                break;
+            }
+        }
+        assert_eq!(r, Err(StreamFault::Oversized));
+    }
+}

@@ -1,0 +1,78 @@
+//! `/admin/gateways[/{id}[/provider_configs]]`: AI Gateway management over the Cloudflare API,
+//! behind `ADMIN_TOKEN`. What maps to what, and what is changed on the way back, is decided in
+//! `gateway_core::admin`; this only carries the request there and the answer back.
+
+use std::time::Duration;
+
+use gateway_core::admin::{self, AdminCall};
+use gateway_core::error::{redact, ErrorKind, GatewayError};
+use worker::{Method, Request, Response, ResponseBuilder, Result};
+
+use crate::context::Ctx;
+use crate::respond::error_response;
+use crate::routes::chat::read_body;
+use crate::upstream::{self, SendError};
+
+/// Cloudflare's answers are read this far (a page of 100 gateways is well under it).
+const ANSWER_LIMIT: usize = 1024 * 1024;
+
+pub async fn handle(mut req: Request, ctx: &Ctx) -> Result<Response> {
+    let method = req.method().to_string();
+    match serve(&mut req, ctx).await {
+        Ok((status, body)) => {
+            log(&method, status, None);
+            let headers = worker::Headers::new();
+            headers.set("content-type", "application/json")?;
+            Ok(ResponseBuilder::new().with_status(status).with_headers(headers).fixed(body.into_bytes()))
+        }
+        Err(err) => {
+            log(&method, err.status(), Some(err.kind.code()));
+            error_response(&err, None)
+        }
+    }
+}
+
+async fn serve(req: &mut Request, ctx: &Ctx) -> std::result::Result<(u16, String), GatewayError> {
+    let settings = &ctx.settings;
+    let authorization = req.headers().get("authorization").ok().flatten();
+    admin::authenticate(authorization.as_deref(), settings)?;
+    let url = req.url().map_err(|e| GatewayError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+    let call = AdminCall::parse(req.method().as_ref(), url.path(), url.query())?;
+    let body = if call.has_body() {
+        let body = read_body(req, settings.max_body_bytes).await?;
+        admin::check_body(&body)?;
+        Some(body)
+    } else {
+        None
+    };
+    let method = match call.method() {
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        _ => Method::Get,
+    };
+    let token = settings.api_token.as_ref().map(|t| t.expose()).unwrap_or_default();
+    let headers = [("authorization", format!("Bearer {token}"))];
+    let wait = Duration::from_millis(settings.first_byte_timeout_ms.into());
+    let secrets = ctx.secrets();
+    let (mut response, _) =
+        upstream::send(method, &call.url(settings)?, &headers, body.as_deref(), wait).await.map_err(|e| match e {
+            SendError::Timeout => GatewayError::new(
+                ErrorKind::UpstreamTimeout,
+                format!("The Cloudflare API did not answer within {} ms.", wait.as_millis()),
+            ),
+            SendError::Connection(m) => GatewayError::new(
+                ErrorKind::UpstreamUnreachable,
+                format!("The Cloudflare API could not be reached: {}", redact(&m, &secrets)),
+            ),
+        })?;
+    let status = response.status_code();
+    let answer = upstream::read_limited(&mut response, ANSWER_LIMIT).await;
+    let relayed = admin::relay(status, &answer, &secrets)?;
+    Ok((relayed.status, relayed.body))
+}
+
+fn log(method: &str, status: u16, error: Option<&str>) {
+    let line = serde_json::json!({"event": "admin", "method": method, "status": status, "error": error});
+    worker::console_log!("{line}");
+}

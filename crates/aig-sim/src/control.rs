@@ -8,6 +8,9 @@
 //! | GET    | `/__sim/calls`      | `{provider: count}` of those requests                     |
 //! | POST   | `/__sim/reset`      | clear faults, records, cache and log rows               |
 //! | POST   | `/__sim/logs/seed`  | add deterministic synthetic log rows                     |
+//! | POST   | `/__sim/logs/faults`| queue a Logs API fault: `{"after_pages","times"?,"fault"}` |
+//! | GET    | `/__sim/logs/faults`| pending Logs API faults (DELETE: drop them)              |
+//! | GET    | `/__sim/logs/requests` | every Logs API list request: `{"query","status"}`     |
 //! | GET    | `/__sim/health`     | `{"ok":true,"in_flight":n}`                              |
 //!
 //! Errors are `{"error": "<message>"}` with 400/404/405.
@@ -19,6 +22,7 @@ use serde_json::{json, Value};
 
 use crate::faults::Fault;
 use crate::http::{json_response, Resp};
+use crate::log_faults::LogFault;
 use crate::logs::{synthesize, SeedSpec};
 use crate::state::State;
 
@@ -40,8 +44,17 @@ pub fn handle(state: &State, method: &Method, path: &[&str], body: &[u8]) -> Res
             json_response(200, &json!({"ok": true}))
         }
         (&Method::POST, ["logs", "seed"]) => seed(state, body),
+        (&Method::POST, ["logs", "faults"]) => add_log_fault(state, body),
+        (&Method::GET, ["logs", "faults"]) => json_response(200, &state.lock().log_faults.pending()),
+        (&Method::DELETE, ["logs", "faults"]) => {
+            state.lock().log_faults.clear_queue();
+            json_response(200, &json!({"ok": true}))
+        }
+        (&Method::GET, ["logs", "requests"]) => {
+            json_response(200, &Value::Array(state.lock().log_faults.requests.clone()))
+        }
         (&Method::GET, ["health"]) => json_response(200, &json!({"ok": true, "in_flight": state.in_flight_count()})),
-        (_, ["faults" | "requests" | "calls" | "reset" | "health"] | ["logs", "seed"]) => {
+        (_, ["faults" | "requests" | "calls" | "reset" | "health"] | ["logs", "seed" | "faults" | "requests"]) => {
             error(405, "method not allowed")
         }
         _ => error(404, "no such control endpoint"),
@@ -101,6 +114,34 @@ fn seed(state: &State, body: &[u8]) -> Resp {
     // Built outside the lock: a million rows take a moment.
     let rows = synthesize(&spec);
     let added = rows.len();
-    state.lock().logs.extend(rows);
+    crate::logs::add_rows(&mut state.lock(), rows);
     json_response(200, &json!({"added": added}))
+}
+
+/// `{"after_pages": 0, "times": 1, "fault": {...}}` → `{"queued": n}`.
+fn add_log_fault(state: &State, body: &[u8]) -> Resp {
+    let Some(body) = parse_object(body) else {
+        return error(400, "the body must be a JSON object");
+    };
+    let after = match body.get("after_pages") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_u64() {
+            Some(n) => n,
+            None => return error(400, "after_pages must be a non-negative integer"),
+        },
+    };
+    let times = match body.get("times") {
+        None | Some(Value::Null) => 1,
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if n >= 1 => n,
+            _ => return error(400, "times must be a positive integer"),
+        },
+    };
+    let fault = match body.get("fault").map(LogFault::parse) {
+        Some(Ok(f)) => f,
+        Some(Err(message)) => return error(400, &message),
+        None => return error(400, "fault is required"),
+    };
+    let queued = state.lock().log_faults.push(after, times, fault);
+    json_response(200, &json!({"queued": queued}))
 }

@@ -472,7 +472,7 @@ fn finish(
             created_ms: req.started_ms,
             gateway_id: target.gateway.id.clone(),
         };
-        state.lock().logs.push(row);
+        logs::add_rows(&mut state.lock(), vec![row]);
     }
     set_header(&mut resp, "cf-aig-log-id", &log_id);
     set_header(&mut resp, "cf-aig-step", "0");

@@ -1,8 +1,8 @@
 //! aig-sim: a local simulator of Cloudflare AI Gateway, for tests and demos.
 //!
 //! It answers like AI Gateway does (see `shared/reference/ai-gateway-api.md`): the compat and
-//! REST OpenAI-compatible endpoints, provider-native paths (OpenAI, Workers AI, Anthropic,
-//! Google AI Studio), the v4 Logs API (Legacy Logs) and gateway management API, with real
+//! REST OpenAI-compatible endpoints, provider-native paths (OpenAI, Workers AI, Azure OpenAI,
+//! Anthropic, AWS Bedrock, Google AI Studio), the v4 Logs API (Legacy Logs) and gateway management API, with real
 //! header and field names. The simulated "model" is deterministic (see the `answer` module), and a test
 //! control API under `/__sim/` scripts faults, inspects requests and seeds logs.
 //!
@@ -18,6 +18,7 @@
 //! | `stream`      | sending bodies event by event, and breaking them on purpose     |
 //! | `faults`      | scripted upstream faults                                        |
 //! | `logs`        | log rows, cost, the Logs API, synthetic seeding                 |
+//! | `log_faults`  | scripted Logs API faults, record of list requests               |
 //! | `gateways`    | gateway management API and stored provider keys                 |
 //! | `control`     | `/__sim/` test control API                                      |
 //! | `state`       | everything remembered                                           |
@@ -33,6 +34,7 @@ mod gateways;
 mod http;
 mod ids;
 mod inference;
+mod log_faults;
 mod logs;
 mod native;
 mod router;

@@ -149,6 +149,14 @@ fn parse_log_query(raw: &str) -> Result<LogQuery, String> {
 }
 
 impl LogQuery {
+    /// Everything but the page: queries with the same key select the same rows.
+    fn memo_key(&self, gateway: &str) -> String {
+        format!(
+            "{gateway}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.order_by, self.desc, self.start, self.end, self.provider, self.model, self.success, self.cached
+        )
+    }
+
     fn matches(&self, row: &LogRow) -> bool {
         self.start.is_none_or(|s| row.created_ms >= s)
             && self.end.is_none_or(|e| row.created_ms <= e)
@@ -172,27 +180,41 @@ impl LogQuery {
 
 /// `GET …/gateways/{gateway}/logs`.
 pub fn list(state: &State, gateway: &str, raw_query: &str) -> Resp {
+    let fault = state.lock().log_faults.take();
+    let resp = match fault {
+        Some(fault) => fault.respond(),
+        None => list_rows(state, gateway, raw_query),
+    };
+    let status = resp.status().as_u16();
+    state.lock().log_faults.requests.push(json!({"query": raw_query, "status": status}));
+    resp
+}
+
+fn list_rows(state: &State, gateway: &str, raw_query: &str) -> Resp {
     let query = match parse_log_query(raw_query) {
         Ok(q) => q,
         Err(message) => return v4_error(400, 7001, &message),
     };
-    let inner = state.lock();
+    let mut inner = state.lock();
     if !inner.gateways.contains_key(gateway) {
         return v4_not_found();
     }
-    let mut rows: Vec<&LogRow> = inner.logs.iter().filter(|r| r.gateway_id == gateway && query.matches(r)).collect();
-    // Stable sort: ties keep insertion order (reversed along with everything for `desc`).
-    rows.sort_by(|a, b| query.compare(a, b));
-    if query.desc {
-        rows.reverse();
+    // Which rows match, in order: remembered for the last query (a reader pages through the same
+    // query), so each page costs its own rows, not a scan of every log.
+    let key = query.memo_key(gateway);
+    let fresh = inner.list_memo.as_ref().is_some_and(|m| m.key == key && m.version == inner.logs_version);
+    if !fresh {
+        let rows = matching_rows(&inner.logs, gateway, &query);
+        inner.list_memo = Some(ListMemo { key, version: inner.logs_version, rows });
     }
-    let total = rows.len();
+    let matching = inner.list_memo.as_ref().map(|m| m.rows.as_slice()).unwrap_or_default();
+    let total = matching.len();
     let skip = usize::try_from((query.page - 1).saturating_mul(query.per_page)).unwrap_or(usize::MAX);
-    let page: Vec<Value> = rows
-        .into_iter()
+    let page: Vec<Value> = matching
+        .iter()
         .skip(skip)
         .take(query.per_page as usize)
-        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+        .map(|&i| serde_json::to_value(&inner.logs[i]).unwrap_or(Value::Null))
         .collect();
     let info = json!({
         "page": query.page,
@@ -201,6 +223,57 @@ pub fn list(state: &State, gateway: &str, raw_query: &str) -> Resp {
         "total_count": total,
     });
     v4_ok(200, Value::Array(page), Some(info))
+}
+
+/// The rows a query selects (by index into `logs`), in the order it asks for.
+fn matching_rows(logs: &[LogRow], gateway: &str, query: &LogQuery) -> Vec<usize> {
+    let wanted = |i: &usize| logs[*i].gateway_id == gateway && query.matches(&logs[*i]);
+    if query.order_by == OrderBy::CreatedAt {
+        // The rows are kept in created_at order (ties in insertion order, see `insert_rows`), so
+        // the date range is a slice found by binary search.
+        let from = query.start.map_or(0, |s| logs.partition_point(|r| r.created_ms < s));
+        let to = query.end.map_or(logs.len(), |e| logs.partition_point(|r| r.created_ms <= e)).max(from);
+        if query.desc {
+            (from..to).rev().filter(wanted).collect()
+        } else {
+            (from..to).filter(wanted).collect()
+        }
+    } else {
+        let mut rows: Vec<usize> = (0..logs.len()).filter(wanted).collect();
+        // Stable sort: ties keep insertion order (reversed along with everything for `desc`).
+        rows.sort_by(|a, b| query.compare(&logs[*a], &logs[*b]));
+        if query.desc {
+            rows.reverse();
+        }
+        rows
+    }
+}
+
+/// The last list query's matching rows, valid while the logs are unchanged.
+#[derive(Debug, Default)]
+pub struct ListMemo {
+    key: String,
+    version: u64,
+    rows: Vec<usize>,
+}
+
+/// Adds rows to the state's log (see [`insert_rows`]).
+pub fn add_rows(inner: &mut crate::state::Inner, rows: Vec<LogRow>) {
+    insert_rows(&mut inner.logs, rows);
+    inner.logs_version += 1;
+}
+
+/// Adds rows, keeping `logs` sorted by `created_ms` with ties in insertion order (what a stable
+/// sort of everything would give), which `list` relies on.
+pub fn insert_rows(logs: &mut Vec<LogRow>, mut rows: Vec<LogRow>) {
+    if rows.len() == 1 {
+        let row = rows.remove(0);
+        let at = logs.partition_point(|r| r.created_ms <= row.created_ms);
+        logs.insert(at, row);
+        return;
+    }
+    logs.extend(rows);
+    logs.sort_by_key(|r| r.created_ms);
 }
 
 /// `GET …/gateways/{gateway}/logs/{id}`.
@@ -220,6 +293,12 @@ pub struct SeedSpec {
     pub seed: u64,
     pub end_ms: i64,
     pub gateway_id: String,
+    /// Rows as agent-gateway's Worker makes them: metadata with `route`, `attempt` and `gateway`,
+    /// fallback attempts (`attempt` > 1), and some answered rows without a `cost`.
+    pub worker: bool,
+    /// Model name → factor applied to the rows' `cost` (AI Gateway pricing differently from a
+    /// caller's price table).
+    pub price_drift: Vec<(String, f64)>,
 }
 
 /// Largest `count` one seed call accepts (a row is a few hundred bytes).
@@ -254,7 +333,23 @@ impl SeedSpec {
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err("gateway_id must be a string".into()),
         };
-        Ok(Self { count, days, seed: uint("seed", 42)?, end_ms, gateway_id })
+        let worker = match body.get("worker") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err("worker must be a boolean".into()),
+        };
+        let price_drift = match body.get("price_drift") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(model, factor)| match factor.as_f64() {
+                    Some(f) if f.is_finite() && f > 0.0 => Ok((model.clone(), f)),
+                    _ => Err(format!("price_drift.{model} must be a positive number")),
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+            Some(_) => return Err("price_drift must be an object of model name to factor".into()),
+        };
+        Ok(Self { count, days, seed: uint("seed", 42)?, end_ms, gateway_id, worker, price_drift })
     }
 }
 
@@ -278,6 +373,8 @@ const SEED_FAILURE_STATUSES: &[u16] = &[429, 500, 503];
 /// Workers AI (no cost), 90 % carry `{"agent":…,"repo":…}` metadata.
 pub fn synthesize(spec: &SeedSpec) -> Vec<LogRow> {
     let mut rng = SplitMix64::new(spec.seed);
+    // The worker style draws from its own stream, so the rows themselves do not change with it.
+    let mut style_rng = SplitMix64::new(spec.seed ^ 0x005E_ED0F_A6E7_u64);
     let span = spec.days.saturating_mul(86_400_000).max(1);
     let total_weight: u64 = SEED_MIX.iter().map(|m| m.3).sum();
     (0..spec.count)
@@ -313,7 +410,7 @@ pub fn synthesize(spec: &SeedSpec) -> Vec<LogRow> {
                 .then(|| json!({"agent": rng.pick(SEED_AGENTS), "repo": rng.pick(SEED_REPOS)}).to_string());
             let streamed = rng.unit() < 0.3;
             let id = ulid(created_ms, (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64()));
-            LogRow {
+            let mut row = LogRow {
                 id,
                 created_at: clock::format_rfc3339_ms(created_ms),
                 provider: provider.into(),
@@ -336,9 +433,49 @@ pub fn synthesize(spec: &SeedSpec) -> Vec<LogRow> {
                 step: 0,
                 created_ms,
                 gateway_id: spec.gateway_id.clone(),
+            };
+            if spec.worker {
+                worker_style(&mut row, &mut style_rng);
             }
+            if let Some((_, factor)) = spec.price_drift.iter().find(|(m, _)| *m == row.model) {
+                if !row.cached {
+                    row.cost = row.cost.map(|c| c * factor);
+                }
+            }
+            row
         })
         .collect()
+}
+
+const SEED_ROUTES: &[&str] = &["triage", "review", "default"];
+
+/// Rewrites a seeded row as the Worker's own traffic looks: its five metadata entries, an
+/// attempt number (failures are mostly first attempts; about 9 % of answers come from a
+/// fallback), and about 4 % of answered, priced rows without a `cost`.
+fn worker_style(row: &mut LogRow, rng: &mut SplitMix64) {
+    let caller: Value = row.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null);
+    let route = *rng.pick(SEED_ROUTES);
+    let roll = rng.unit();
+    let attempt = match (row.success, roll) {
+        (false, r) if r < 0.7 => 1,
+        (false, _) => 2,
+        (true, r) if r < 0.08 => 2,
+        (true, r) if r < 0.09 => 3,
+        _ => 1,
+    };
+    let mut meta = serde_json::Map::new();
+    for key in ["agent", "repo"] {
+        if let Some(v) = caller.get(key) {
+            meta.insert(key.into(), v.clone());
+        }
+    }
+    meta.insert("route".into(), json!(route));
+    meta.insert("attempt".into(), json!(attempt));
+    meta.insert("gateway".into(), json!("agent-gateway"));
+    row.metadata = Some(Value::Object(meta).to_string());
+    if row.success && !row.cached && row.cost.is_some() && rng.unit() < 0.04 {
+        row.cost = None;
+    }
 }
 
 #[cfg(test)]
@@ -364,6 +501,49 @@ mod tests {
         assert!(parse_log_query("cached=yes").is_err());
         let q = parse_log_query("per_page=50&order_by_direction=asc&success=false").unwrap();
         assert_eq!((q.page, q.per_page, q.desc, q.success), (1, 50, false, Some(false)));
+    }
+
+    #[test]
+    fn rows_stay_in_time_order_ties_in_insertion_order() {
+        let spec =
+            SeedSpec::parse(&json!({"count": 500, "days": 1, "seed": 3, "end": "2026-08-20T00:00:00Z"}), "gw").unwrap();
+        let mut logs = Vec::new();
+        insert_rows(&mut logs, synthesize(&spec));
+        let tie = logs[100].created_ms;
+        let mut extra = logs[100].clone();
+        extra.id = "tie".into();
+        insert_rows(&mut logs, vec![extra]);
+        insert_rows(&mut logs, synthesize(&SeedSpec { seed: 4, ..spec }));
+        assert_eq!(logs.len(), 1001);
+        assert!(logs.windows(2).all(|w| w[0].created_ms <= w[1].created_ms));
+        let at = logs.iter().position(|r| r.id == "tie").unwrap();
+        assert_eq!(logs[at - 1].created_ms, tie, "after the row it ties with");
+    }
+
+    #[test]
+    fn worker_style_seeding_and_price_drift() {
+        let base = json!({"count": 3000, "days": 30, "seed": 7, "end": "2026-08-20T00:00:00Z"});
+        let plain = synthesize(&SeedSpec::parse(&base, "gw").unwrap());
+        let mut body = base.clone();
+        body["worker"] = json!(true);
+        body["price_drift"] = json!({"gpt-4o": 1.1});
+        let spec = SeedSpec::parse(&body, "gw").unwrap();
+        let rows = synthesize(&spec);
+        assert_eq!(rows.len(), plain.len());
+        let meta = |r: &LogRow| -> Value { serde_json::from_str(r.metadata.as_deref().unwrap()).unwrap() };
+        assert!(rows.iter().all(|r| meta(r)["gateway"] == "agent-gateway" && meta(r)["attempt"].is_u64()));
+        assert!(rows.iter().any(|r| r.success && meta(r)["attempt"] == 2));
+        assert!(rows.iter().any(|r| r.success && !r.cached && r.cost.is_none() && cost(&r.model, 1, 1).is_some()));
+        for (p, w) in plain.iter().zip(&rows) {
+            assert_eq!((p.created_ms, &p.model, p.success, p.cached), (w.created_ms, &w.model, w.success, w.cached));
+            if w.model == "gpt-4o" && !w.cached {
+                if let (Some(a), Some(b)) = (p.cost, w.cost) {
+                    assert!((b - a * 1.1).abs() < 1e-15);
+                }
+            }
+        }
+        assert!(SeedSpec::parse(&json!({"price_drift": {"m": -1}}), "gw").is_err());
+        assert!(SeedSpec::parse(&json!({"worker": "yes"}), "gw").is_err());
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::config::Config;
 use crate::faults::FaultQueues;
 use crate::gateways::{Gateway, ProviderConfig};
 use crate::ids::IdGen;
-use crate::logs::LogRow;
+use crate::log_faults::LogFaults;
+use crate::logs::{ListMemo, LogRow};
 
 /// One request received on an inference route, as `GET /__sim/requests` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +64,11 @@ pub struct Inner {
     pub epoch: u64,
     pub cache: HashMap<Vec<u8>, CacheEntry>,
     pub logs: Vec<LogRow>,
+    /// Scripted Logs API faults and the record of list requests.
+    pub log_faults: LogFaults,
+    /// Bumped whenever `logs` changes (invalidates `list_memo`).
+    pub logs_version: u64,
+    pub list_memo: Option<ListMemo>,
     pub gateways: BTreeMap<String, Gateway>,
     pub provider_configs: Vec<ProviderConfig>,
 }
@@ -126,6 +132,9 @@ impl State {
         inner.records.clear();
         inner.cache.clear();
         inner.logs.clear();
+        inner.log_faults.clear();
+        inner.logs_version += 1;
+        inner.list_memo = None;
         inner.epoch += 1;
     }
 

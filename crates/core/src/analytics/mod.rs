@@ -1,0 +1,28 @@
+//! `/analytics`: AI Gateway's logs turned into cost per provider, model, agent, repository and
+//! day — the pure part. The Worker shell (`src/analytics/`) fetches pages and stores rollups;
+//! everything that parses, decides, counts and renders is here.
+//!
+//! | step                          | module          |
+//! |-------------------------------|-----------------|
+//! | who may read                  | [`access`]      |
+//! | what is asked                 | [`query`]       |
+//! | rollups or logs, which windows| [`plan`]        |
+//! | one page of the Logs API      | [`logs`]        |
+//! | paging, stopping, retrying    | [`pager`]       |
+//! | counting                      | [`metrics`], [`cells`], [`percentile`] |
+//! | the view                      | [`report`], [`render`] |
+//! | knobs                         | [`settings`]    |
+//! | instants and days             | [`time`]        |
+
+pub mod access;
+pub mod cells;
+pub mod logs;
+pub mod metrics;
+pub mod pager;
+pub mod percentile;
+pub mod plan;
+pub mod query;
+pub mod render;
+pub mod report;
+pub mod settings;
+pub mod time;

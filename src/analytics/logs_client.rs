@@ -1,0 +1,125 @@
+//! Reading one time window of AI Gateway's logs over `worker::Fetch`: up to N pages at once,
+//! each retried as `gateway_core::analytics::pager` says, counted into cells as it arrives and
+//! then dropped, so memory stays at a few pages whatever the number of logs.
+
+use std::time::Duration;
+
+use futures_util::future::{join_all, select, Either};
+use gateway_core::analytics::cells::Cells;
+use gateway_core::analytics::logs::{read_page, LogPage, LogsEndpoint, LogsFailure, Window};
+use gateway_core::analytics::pager::{retry_delay_ms, Pager};
+use gateway_core::pricing::Prices;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+
+/// Time allowed for one page to answer.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct LogsClient<'a> {
+    pub endpoint: LogsEndpoint,
+    pub token: &'a str,
+    pub prices: &'a Prices,
+    pub parallel: u32,
+}
+
+/// How reading a window ended.
+pub struct WindowRead {
+    pub pager: Pager,
+    /// The failure that ended the read early, after retries.
+    pub failure: Option<LogsFailure>,
+    /// Pages asked for, retries included (subrequests spent).
+    pub requests: u32,
+}
+
+impl WindowRead {
+    /// Whether every row of the window was read.
+    pub fn complete(&self) -> bool {
+        self.failure.is_none() && self.pager.is_done()
+    }
+}
+
+impl LogsClient<'_> {
+    /// Reads `window` from `start_page` into `cells`, at most `max_pages` pages (None: all).
+    pub async fn read(&self, window: Window, start_page: u32, max_pages: Option<u32>, cells: &mut Cells) -> WindowRead {
+        let mut pager = Pager::resume_at(start_page);
+        let mut requests = 0;
+        let mut pages = 0;
+        loop {
+            let mut batch = pager.next_pages(self.parallel);
+            if let Some(max) = max_pages {
+                batch.truncate(max.saturating_sub(pages) as usize);
+            }
+            if batch.is_empty() {
+                return WindowRead { pager, failure: None, requests };
+            }
+            let results = join_all(batch.iter().map(|page| self.page_with_retries(window, *page))).await;
+            // Pages are taken in order; after a failure the rest of the batch is dropped, so what
+            // was read is always pages start..k.
+            for (page, (result, tries)) in batch.iter().zip(results) {
+                requests += tries;
+                match result {
+                    Ok(p) => {
+                        for entry in &p.entries {
+                            cells.add(entry, window, self.prices);
+                        }
+                        pager.accept(*page, &p);
+                        pages += 1;
+                    }
+                    Err(failure) => return WindowRead { pager, failure: Some(failure), requests },
+                }
+            }
+        }
+    }
+
+    /// One page, retried on 429 (honouring `Retry-After`), 5xx and connection errors.
+    async fn page_with_retries(&self, window: Window, page: u32) -> (Result<LogPage, LogsFailure>, u32) {
+        let url = self.endpoint.page_url(window, page);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self.get(&url).await;
+            match result {
+                Err(ref failure) => match retry_delay_ms(failure, tries - 1) {
+                    Some(ms) => Delay::from(Duration::from_millis(ms)).await,
+                    None => return (result, tries),
+                },
+                Ok(_) => return (result, tries),
+            }
+        }
+    }
+
+    async fn get(&self, url: &str) -> Result<LogPage, LogsFailure> {
+        let headers = Headers::new();
+        let _ = headers.set("accept", "application/json");
+        headers
+            .set("authorization", &format!("Bearer {}", self.token))
+            .map_err(|_| LogsFailure::Unreachable("CF_API_TOKEN is not a valid header value".into()))?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get).with_headers(headers);
+        let request = Request::new_with_init(url, &init).map_err(|e| LogsFailure::Unreachable(e.to_string()))?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(request);
+        let send = Box::pin(fetch.send_with_signal(&signal));
+        let mut response = match select(send, Delay::from(PAGE_TIMEOUT)).await {
+            Either::Left((Ok(response), _)) => response,
+            Either::Left((Err(e), _)) => return Err(LogsFailure::Unreachable(e.to_string())),
+            Either::Right(_) => {
+                controller.abort();
+                return Err(LogsFailure::Timeout);
+            }
+        };
+        let status = response.status_code();
+        let retry_after = response.headers().get("retry-after").ok().flatten();
+        let body = match select(Box::pin(response.text()), Delay::from(PAGE_TIMEOUT)).await {
+            Either::Left((Ok(body), _)) => body,
+            Either::Left((Err(e), _)) => {
+                return Err(LogsFailure::Malformed(format!("the body could not be read: {e}")))
+            }
+            Either::Right(_) => {
+                controller.abort();
+                return Err(LogsFailure::Timeout);
+            }
+        };
+        read_page(status, retry_after.as_deref(), &body)
+    }
+}

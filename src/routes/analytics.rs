@@ -1,0 +1,104 @@
+//! `GET /analytics`: authenticate (AGENT_TOKEN or ANALYTICS_TOKEN) → read the query → a cached
+//! view, or compute one (rollups + logs) → render JSON, CSV or HTML.
+
+use gateway_core::analytics::query::{self, AnalyticsQuery, Format};
+use gateway_core::analytics::render;
+use gateway_core::analytics::report::Report;
+use gateway_core::analytics::{access, time};
+use gateway_core::error::{ErrorKind, GatewayError};
+use worker::{Env, Headers, Request, Response, ResponseBuilder, Result};
+
+use crate::analytics::view::{self, Source};
+use crate::analytics::{analytics_settings, now_ms, result_cache, wasm_memory_bytes};
+use crate::context::Ctx;
+use crate::respond::error_response;
+
+pub async fn handle(req: Request, env: &Env, ctx: &Ctx) -> Result<Response> {
+    match serve(&req, env, ctx).await {
+        Ok(response) => Ok(response),
+        Err(err) => {
+            let mut response = error_response(&err, None)?;
+            if err.status() == 401 {
+                // Browsers then ask for the token (as the password) and retry.
+                response.headers_mut().set("www-authenticate", access::CHALLENGE)?;
+            }
+            Ok(response)
+        }
+    }
+}
+
+async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Response, GatewayError> {
+    let s = &ctx.settings;
+    let header = req.headers().get("authorization").ok().flatten();
+    let accepted: Vec<&str> = [&s.agent_token, &s.analytics_token].into_iter().flatten().map(|t| t.expose()).collect();
+    access::check(header.as_deref(), &accepted)?;
+
+    let now = now_ms();
+    let url = req.url().map_err(|e| GatewayError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+    let accept = req.headers().get("accept").ok().flatten();
+    let q = query::parse(url.query().unwrap_or(""), accept.as_deref(), now)?;
+
+    let (Some(account), Some(gateway), Some(token)) = (&s.account_id, &s.gateway_id, &s.api_token) else {
+        return Err(GatewayError::new(
+            ErrorKind::Configuration,
+            "/analytics reads AI Gateway's logs: CF_ACCOUNT_ID, AI_GATEWAY_ID and CF_API_TOKEN (AI Gateway Read) \
+             must be set.",
+        ));
+    };
+    let an = analytics_settings(env);
+    let cache_key = result_cache::key(&q.cache_key(gateway));
+    let caching = q.use_cache && an.cache_ttl_s > 0;
+    if caching {
+        if let Some((headers, body)) = result_cache::get(&cache_key).await {
+            let _ = headers.set("x-analytics-cache", "hit");
+            return Ok(finish(headers, body));
+        }
+    }
+
+    let source = Source { account, gateway, token: token.expose() };
+    let report = view::compute(env, ctx, &an, &q, &source, now).await?;
+    let body = match q.format {
+        Format::Json => render::json::render(&report),
+        Format::Csv => render::csv::render(&report),
+        Format::Html => render::html::render(&report, &q),
+    };
+    let headers = view_headers(&report, &q);
+    if caching && report.status.complete {
+        result_cache::put(&cache_key, &headers, body.as_bytes(), an.cache_ttl_s).await;
+    }
+    let _ = headers.set("x-analytics-cache", if caching { "miss" } else { "bypass" });
+    Ok(finish(headers, body.into_bytes()))
+}
+
+/// Headers that describe the view (kept with it in the cache).
+fn view_headers(report: &Report, q: &AnalyticsQuery) -> Headers {
+    let h = Headers::new();
+    let _ = h.set("content-type", q.format.content_type());
+    let _ = h.set("x-analytics-complete", if report.status.complete { "true" } else { "false" });
+    let _ = h.set("x-analytics-logs-read", &report.status.logs_read.to_string());
+    let _ = h.set("x-analytics-rollup-days", &report.status.rollup_days.to_string());
+    match q.format {
+        Format::Html => {
+            let _ = h.set("content-security-policy", render::html::CSP);
+            let _ = h.set("x-content-type-options", "nosniff");
+            let _ = h.set("referrer-policy", "no-referrer");
+        }
+        Format::Csv => {
+            let name = format!(
+                "analytics-{}-{}.csv",
+                &time::format_ms(q.window.from_ms)[..10],
+                &time::format_ms(q.window.to_ms)[..10]
+            );
+            let _ = h.set("content-disposition", &format!("attachment; filename=\"{name}\""));
+        }
+        Format::Json => {}
+    }
+    h
+}
+
+fn finish(headers: Headers, body: Vec<u8>) -> Response {
+    // Costs are the operator's business: no shared cache may keep them.
+    let _ = headers.set("cache-control", "private, no-store");
+    let _ = headers.set("x-analytics-wasm-memory-bytes", &wasm_memory_bytes().to_string());
+    ResponseBuilder::new().with_status(200).with_headers(headers).fixed(body)
+}

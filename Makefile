@@ -17,8 +17,9 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 WORKER_SOURCES := $(shell find src crates/core/src -name '*.rs') \
 	Cargo.toml Cargo.lock crates/core/Cargo.toml gateway.config.json
 SIM := target/debug/aig-sim
+AGW := target/debug/agw
 
-.PHONY: help setup build worker sim dev test test-unit test-e2e lint fmt size clean
+.PHONY: help setup build worker sim agw dev test test-unit test-e2e lint fmt size clean bench-analytics
 
 help:
 	@echo "make dev    run the Worker locally against the AI Gateway simulator (or Cloudflare)"
@@ -26,6 +27,8 @@ help:
 	@echo "make build  build the Worker (build/index.js, build/index_bg.wasm) and the simulator"
 	@echo "make lint   cargo fmt --check and clippy -D warnings"
 	@echo "make size   gzip size of build/index_bg.wasm"
+	@echo "make bench  the Worker vs a JS passthrough floor in workerd, under wrk (figures, not tests)"
+	@echo "make fuzz   the parsers' property tests with many more cases (minutes)"
 
 setup:
 	@scripts/setup.sh all
@@ -50,24 +53,50 @@ $(SIM): $(shell find crates/aig-sim -name '*.rs') crates/aig-sim/Cargo.toml Carg
 	cargo build --quiet -p aig-sim
 	@touch $(SIM)
 
+# The operator's CLI (`agw setup`, `agw doctor`): native, never part of the Worker.
+agw: $(AGW)
+$(AGW): $(shell find crates/agw crates/core/src -name '*.rs') crates/agw/Cargo.toml Cargo.lock gateway.config.json
+	cargo build --quiet -p agw
+	@touch $(AGW)
+
 dev: build
 	@scripts/dev.sh
 
 test: build lint test-unit test-e2e
 
 test-unit:
-	cargo test --quiet -p gateway-core -p aig-sim
+	cargo test --quiet -p gateway-core -p aig-sim -p agw
 
-test-e2e: build
+test-e2e: build agw
 	.venv/bin/python -m pytest -q tests/e2e
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --quiet -p gateway-core -p aig-sim --all-targets -- -D warnings
+	cargo clippy --quiet -p gateway-core -p aig-sim -p agw --all-targets -- -D warnings
 	cargo clippy --quiet -p agent-gateway --target wasm32-unknown-unknown -- -D warnings
 
 fmt:
 	cargo fmt --all
+
+# /analytics for 1k, 10k and 100k logs: cold, with rollups, cached; peak memory. Not in `make test`.
+bench-analytics: build
+	cargo build --quiet --release -p aig-sim
+	.venv/bin/python tests/bench/analytics_bench.py
+
+# The built Worker in `workerd serve` against a minimal JS passthrough Worker (the floor), both
+# calling the simulator with a fixed latency, under wrk: prints the table, writes
+# bench/results/latest.json and compares with the previous run. Not in `make test`.
+# Options: make bench BENCH_ARGS="--duration 10 --rounds 3"; see python3 bench/run.py --help.
+.PHONY: bench fuzz
+bench: build
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian)"; apt-get update -qq && apt-get install -y -qq wrk; }
+	cargo build --quiet --release -p aig-sim
+	python3 bench/run.py $(BENCH_ARGS)
+
+# The property tests of every parser of untrusted bytes (crates/core/tests/properties) with far
+# more cases than `make test` runs (PROPTEST_CASES, default 10000 per property), in release: minutes.
+fuzz:
+	PROPTEST_CASES=$${PROPTEST_CASES:-10000} cargo test --quiet --release -p gateway-core --test properties
 
 size: worker
 	@printf 'build/index_bg.wasm: %s bytes, %s bytes gzipped\n' \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, on a fresh machine, and nothing that is already there.
-# Idempotent: a second run only checks versions. Usage: scripts/setup.sh [all|build|python]
+# Idempotent: a second run only checks versions. Usage: scripts/setup.sh [all|build|python|browser]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +16,7 @@ WORKER_VERSION=$(locked_version worker)
 
 cargo_install() { # name version binary
   local name=$1 version=$2 bin=$3
-  if command -v "$bin" >/dev/null && "$bin" --version 2>/dev/null | grep -q " $version\b"; then
+  if command -v "$bin" >/dev/null && "$bin" --version 2>/dev/null | grep -qw -- "$version"; then
     return
   fi
   log "installing $name $version (a few minutes, once per machine)"
@@ -57,9 +57,25 @@ python_tools() {
   fi
 }
 
+# Headless Chromium renders the /analytics dashboard in the end-to-end tests (Debian's package;
+# CI runs as root). Only installed when missing.
+browser_tools() {
+  if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
+    return
+  fi
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    log "chromium is missing: install Debian's 'chromium' package (the dashboard test needs it)"
+    return
+  fi
+  log "installing chromium (headless browser for the dashboard test)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+}
+
 case "$what" in
   build) rust_build_tools; node_tools ;;
   python) python_tools ;;
-  all) rust_build_tools; node_tools; python_tools ;;
-  *) echo "usage: $0 [all|build|python]" >&2; exit 2 ;;
+  browser) browser_tools ;;
+  all) rust_build_tools; node_tools; python_tools; browser_tools ;;
+  *) echo "usage: $0 [all|build|python|browser]" >&2; exit 2 ;;
 esac

@@ -4,14 +4,21 @@
 //! request to one small handler. Every decision is made by `gateway_core` (plain Rust, tested
 //! natively); the shell only translates between the Workers runtime and it.
 
+mod analytics;
 mod context;
+mod durable_state;
+mod idempotency;
+mod limiter_object;
+mod limits;
+mod native_stream;
 mod respond;
 mod routes;
 mod stream;
+mod timer;
 mod upstream;
 
 use gateway_core::{authenticate, route};
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 use crate::context::Ctx;
 use crate::respond::error_response;
@@ -22,7 +29,7 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, worker_ctx: Context) -> Result<Response> {
     let path = req.path();
     let method = req.method();
     let route = match route::resolve(method.as_ref(), &path) {
@@ -31,7 +38,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     };
     let ctx = Ctx::load(&env);
 
-    if route.needs_auth() {
+    // Native routes find the token in their SDK's key header, admin routes take ADMIN_TOKEN,
+    // /analytics takes AGENT_TOKEN or ANALYTICS_TOKEN: their handlers authenticate. Every other
+    // route takes `Authorization: Bearer <AGENT_TOKEN>`.
+    if route.credential() == route::Credential::AgentBearer {
         let header = req.headers().get("authorization").ok().flatten();
         let expected = ctx.settings.agent_token.as_ref().map(|t| t.expose());
         if let Err(err) = authenticate::check_bearer(header.as_deref(), expected) {
@@ -40,8 +50,21 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 
     match route {
-        route::Route::ChatCompletions => routes::chat::handle(req, &ctx).await,
+        route::Route::ChatCompletions => routes::chat::handle(req, &env, &worker_ctx, &ctx).await,
         route::Route::Models => routes::models::handle(&ctx),
         route::Route::Health => routes::health::handle(&ctx),
+        route::Route::Limits => routes::limits::handle(&env, &ctx).await,
+        route::Route::Native(provider) => routes::native::handle(req, &env, &worker_ctx, &ctx, provider).await,
+        route::Route::Admin => routes::admin::handle(req, &ctx).await,
+        route::Route::Analytics => routes::analytics::handle(req, &env, &ctx).await,
+    }
+}
+
+/// Cron (`[triggers] crons`): keeps the daily analytics rollups up to date.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let run = analytics::rollups::run(&env).await;
+    if let Ok(line) = serde_json::to_string(&run) {
+        worker::console_log!("{line}");
     }
 }

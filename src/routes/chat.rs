@@ -27,7 +27,7 @@ use crate::idempotency::{self, Claim, Claimed};
 use crate::limits::{self, Reservation};
 use crate::respond::{error_response_with, Decision};
 use crate::stream::{OpenFault, Relay};
-use crate::upstream::{self, header, SendError};
+use crate::upstream::{self, header, BodyError, SendError};
 
 /// Error bodies are read this far, no further: enough for any message, bounded whatever comes.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
@@ -297,7 +297,28 @@ impl Call<'_> {
         }
 
         if !self.chat.stream {
-            let bytes = response.bytes().await.unwrap_or_default();
+            // The whole answer, within the idle deadline and what is left of the request's.
+            let remaining = self.deadline.saturating_sub(now()).max(1);
+            let within = Duration::from_millis(remaining.min(settings.stream_idle_timeout_ms.into()));
+            let bytes = match upstream::read_all(&response, within).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    // The answer started and broke off: it may have been billed, so the worst case.
+                    self.settle(decision, reservation, None);
+                    return match e {
+                        BodyError::Timeout => failed(
+                            AttemptOutcome::Timeout,
+                            ErrorKind::UpstreamTimeout,
+                            format!("{} stopped sending its answer for {} ms.", target.id, within.as_millis()),
+                        ),
+                        BodyError::Failed(message) => failed(
+                            AttemptOutcome::MalformedAnswer,
+                            ErrorKind::UpstreamMalformed,
+                            format!("The answer of {} broke off: {}", target.id, redact(&message, &secrets)),
+                        ),
+                    };
+                }
+            };
             return match up::read_completion(&bytes) {
                 Ok(c) => {
                     let cost = attempt_cost(price, c.usage, cache_hit);

@@ -1,5 +1,9 @@
 //! One handler per route.
 
+pub mod admin;
+pub mod analytics;
 pub mod chat;
 pub mod health;
+pub mod limits;
 pub mod models;
+pub mod native;

@@ -26,12 +26,55 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 SIM_BIN = ROOT / "target" / "debug" / "aig-sim"
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
 
+
+def write_e2e_wrangler_toml(directory: Path) -> Path:
+    """The tests run the Worker `make build` built, as it is: wrangler.toml without its [build]
+    step (wrangler neither rebuilds at start nor restarts when a source file changes mid-run),
+    `main` made absolute, written into a directory of the Worker's own, so that each `wrangler
+    dev` keeps its own `.wrangler/tmp` (instances sharing one clobber each other's bundles)."""
+    kept, skipping = [], False
+    for line in (ROOT / "wrangler.toml").read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            skipping = stripped == "[build]"
+        if skipping:
+            continue
+        if stripped.startswith("main ="):
+            line = f'main = "{ROOT / "build" / "index.js"}"'
+        kept.append(line)
+    path = directory / "wrangler.toml"
+    path.write_text("\n".join(kept) + "\n")
+    return path
+
 ACCOUNT_ID = "e2e-account"
 GATEWAY_ID = "e2e-gateway"
 AGENT_TOKEN = "agt-" + secrets.token_hex(16)
 AIG_TOKEN = "aig-" + secrets.token_hex(16)
 API_TOKEN = "api-" + secrets.token_hex(16)
-SECRETS = [AGENT_TOKEN, AIG_TOKEN, API_TOKEN]
+ADMIN_TOKEN = "adm-" + secrets.token_hex(16)
+# A provider key a caller might send: it must never reach AI Gateway (nor come back).
+CALLER_PROVIDER_KEY = "sk-caller-" + secrets.token_hex(16)
+SECRETS = [AGENT_TOKEN, AIG_TOKEN, API_TOKEN, ADMIN_TOKEN, CALLER_PROVIDER_KEY]
+
+BUDGET_USD = "0.001"
+
+# Routes of the `routing` Worker: rules (size, tools + agent) and an 80/20 split.
+ROUTING_TEST_ROUTES = {
+    "triage": {
+        "split": [
+            {"weight": 80, "targets": ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o-mini"]},
+            {"weight": 20, "targets": ["openai/gpt-4o-mini", "google-ai-studio/gemini-2.5-flash"]},
+        ]
+    },
+    "review": {
+        "targets": ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o"],
+        "rules": [
+            {"when": {"min_input_tokens": 2000}, "targets": ["anthropic/claude-sonnet-4-5"]},
+            {"when": {"has_tools": True, "agent": ["PRReviewAgent"]}, "targets": ["openai/gpt-4o"]},
+        ],
+    },
+    "default": {"targets": ["google-ai-studio/gemini-2.5-flash"]},
+}
 
 # Everything the Worker sent back during the session: (description, headers, body).
 SEEN: list[tuple[str, str, bytes]] = []
@@ -100,11 +143,14 @@ class Worker:
         self.log_path = ARTIFACTS / f"worker-{name}.log"
         self.env_file = Path(tempfile.mkdtemp(prefix="agw-e2e-")) / ".env"
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-        state = Path(tempfile.mkdtemp(prefix="agw-state-"))
+        home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
+        config = write_e2e_wrangler_toml(home)
+        state = home / "state"
         env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true", NO_COLOR="1")
         self.proc = subprocess.Popen(
             [
                 str(WRANGLER), "dev",
+                "--config", str(config),
                 "--ip", "127.0.0.1",
                 "--port", str(self.port),
                 "--inspector-port", str(free_port()),
@@ -112,8 +158,10 @@ class Worker:
                 "--persist-to", str(state),
                 "--show-interactive-dev-session=false",
                 "--log-level", "log",
+                # `/__scheduled?cron=…` runs the cron handler (the analytics rollups).
+                "--test-scheduled",
             ],
-            cwd=ROOT,
+            cwd=home,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=open(self.log_path, "wb"),
@@ -185,6 +233,22 @@ class RecordingTransport(httpx.HTTPTransport):
         )
 
 
+SHIPPED_CONFIG = json.loads((ROOT / "gateway.config.json").read_text())
+
+
+def gateway_config(providers: dict | None = None, routes: dict | None = None, **extra) -> str:
+    """A routing configuration for GATEWAY_CONFIG: the shipped routes with the given provider
+    limits (the suite sends far more than the shipped 100 requests/min, so by default the limits
+    are generous; the resilience tests make them tight on purpose)."""
+    cfg = json.loads(json.dumps(SHIPPED_CONFIG))
+    generous = {"requests_per_minute": 100000, "daily_budget_usd": 1000}
+    cfg["providers"] = providers or {name: dict(generous) for name in cfg["providers"]}
+    if routes is not None:
+        cfg["routes"] = routes
+    cfg.update(extra)
+    return json.dumps(cfg, separators=(",", ":"))
+
+
 def base_values(sim: Sim, **overrides: str) -> dict[str, str]:
     values = {
         "CF_ACCOUNT_ID": ACCOUNT_ID,
@@ -194,12 +258,19 @@ def base_values(sim: Sim, **overrides: str) -> dict[str, str]:
         "AGENT_TOKEN": AGENT_TOKEN,
         "CF_AIG_TOKEN": AIG_TOKEN,
         "CF_API_TOKEN": API_TOKEN,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
         "MAX_BODY_BYTES": "65536",
         "UPSTREAM_FIRST_BYTE_TIMEOUT_MS": "3000",
         "STREAM_IDLE_TIMEOUT_MS": "2000",
+        "REQUEST_DEADLINE_MS": "20000",
+        # Quick retries keep the suite fast; the backoff logic itself is unit-tested.
+        "GATEWAY_CONFIG": gateway_config(
+            retry={"attempts_per_target": 2, "base_delay_ms": 20, "max_delay_ms": 200, "max_retry_after_ms": 2000}
+        ),
     }
     values.update(overrides)
-    return {k: v for k, v in values.items() if v is not None}
+    # dotenv: single quotes keep the JSON's double quotes and braces literal.
+    return {k: (f"'{v}'" if k == "GATEWAY_CONFIG" else v) for k, v in values.items() if v is not None}
 
 
 @pytest.fixture(scope="session")
@@ -223,6 +294,25 @@ def workers(sim):
         "rest": base_values(sim, GATEWAY_ENDPOINT="rest"),
         # Nothing listens at the gateway URL.
         "unreachable": base_values(sim, AI_GATEWAY_URL=f"http://127.0.0.1:{free_port()}/v1"),
+        # Native routes may forward a caller's own provider-key headers.
+        "native-keys": base_values(sim, ALLOW_CALLER_PROVIDER_KEYS="true"),
+        # Routing rules and a percentage split.
+        "routing": base_values(sim, GATEWAY_CONFIG=gateway_config(routes=ROUTING_TEST_ROUTES)),
+        # The soak's own Worker, so no state of other tests (slow bodies, open streams) meets it.
+        "soak": base_values(sim),
+        # Two requests per minute per provider: limits are hit on purpose.
+        "tight": base_values(sim, GATEWAY_CONFIG=gateway_config(
+            providers={p: {"requests_per_minute": 2, "daily_budget_usd": 1000} for p in SHIPPED_CONFIG["providers"]},
+            retry={"attempts_per_target": 1, "base_delay_ms": 10, "max_delay_ms": 10, "max_retry_after_ms": 0},
+        )),
+        # A tiny Gemini budget, hammered concurrently.
+        "budget": base_values(sim, GATEWAY_CONFIG=gateway_config(
+            providers={
+                "google-ai-studio": {"requests_per_minute": 100000, "daily_budget_usd": BUDGET_USD},
+                "openai": {"requests_per_minute": 100000, "daily_budget_usd": 1000},
+                "anthropic": {"requests_per_minute": 100000, "daily_budget_usd": 1000},
+            },
+        )),
     }
     started = {name: Worker(name, values) for name, values in configs.items()}
     try:

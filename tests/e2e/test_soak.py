@@ -50,7 +50,8 @@ def settled(worker):
     raise AssertionError(f"reservations left behind: {state}")
 
 
-def test_soak_non_streaming(worker, sim):
+def test_soak_non_streaming(workers, sim):
+    worker = workers["soak"]
     rng = random.Random(20261128)
     n = 1000
     # Up to 3 targets × 2 tries per request; more scripted calls than can be used is fine.
@@ -82,7 +83,8 @@ def test_soak_non_streaming(worker, sim):
     assert len(answered) > n * 0.8
 
 
-def test_soak_streaming(worker, sim):
+def test_soak_streaming(workers, sim):
+    worker = workers["soak"]
     rng = random.Random(7)
     n = 200
     queue_faults(sim, rng, n * 2, STREAM_FAULTS)

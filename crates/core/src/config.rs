@@ -10,8 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::gateway::EndpointMode;
+use crate::limits::Policy;
+use crate::pricing::{Prices, Usd};
 
 /// Compat provider prefixes AI Gateway knows (reference §1). A target outside this list is a typo.
 pub const COMPAT_PROVIDERS: &[&str] = &[
@@ -61,21 +64,153 @@ impl Target {
     }
 }
 
-/// Per-provider limits (enforced by the resilience layer; declared and validated here).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Per-provider limits: requests per minute and USD per UTC day (exact, see [`crate::pricing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProviderLimits {
     pub requests_per_minute: u32,
-    /// USD per UTC day.
-    pub daily_budget_usd: f64,
+    pub daily_budget: Usd,
 }
 
-/// An alias: the ordered chain of targets it tries.
+impl ProviderLimits {
+    pub fn policy(&self) -> Policy {
+        Policy { requests_per_minute: self.requests_per_minute, daily_budget: self.daily_budget }
+    }
+}
+
+/// When a rule applies. Every condition given must hold; an empty condition always holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// Estimated prompt tokens at least this many.
+    #[serde(default)]
+    pub min_input_tokens: Option<u64>,
+    /// Estimated prompt tokens at most this many.
+    #[serde(default)]
+    pub max_input_tokens: Option<u64>,
+    /// The request offers tools (or not).
+    #[serde(default)]
+    pub has_tools: Option<bool>,
+    /// `x-agent-name` is one of these.
+    #[serde(default)]
+    pub agent: Option<Vec<String>>,
+    /// The request streams (or not).
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+/// What a request looks like to the routing rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestFacts<'a> {
+    pub input_tokens: u64,
+    pub has_tools: bool,
+    pub agent: Option<&'a str>,
+    pub stream: bool,
+}
+
+impl Condition {
+    pub fn matches(&self, f: &RequestFacts) -> bool {
+        self.min_input_tokens.is_none_or(|n| f.input_tokens >= n)
+            && self.max_input_tokens.is_none_or(|n| f.input_tokens <= n)
+            && self.has_tools.is_none_or(|t| f.has_tools == t)
+            && self.stream.is_none_or(|s| f.stream == s)
+            && self.agent.as_ref().is_none_or(|names| f.agent.is_some_and(|a| names.iter().any(|n| n == a)))
+    }
+}
+
+/// A conditional chain: the first rule whose condition holds gives the targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub when: Condition,
+    pub targets: Vec<Target>,
+}
+
+/// One arm of a percentage split (an A/B test): chosen with probability weight / total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arm {
+    pub weight: u32,
+    pub targets: Vec<Target>,
+}
+
+/// Whether and how answers of a route may come from AI Gateway's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CachePolicy {
+    /// `cf-aig-cache-ttl` (AI Gateway accepts 60 s to one month).
+    pub ttl_seconds: u32,
+    /// Only cache when the caller scopes the entry (`x-gateway-cache-scope`, e.g.
+    /// `owner/repo@<head sha>`): a review of a new commit then never meets an old one.
+    #[serde(default)]
+    pub require_scope: bool,
+}
+
+/// An alias: rules first, else a weighted choice among arms (one arm = a plain chain). Each chain
+/// is ordered: the first target, then its fallbacks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alias {
     pub name: String,
     pub description: Option<String>,
-    pub targets: Vec<Target>,
+    pub rules: Vec<Rule>,
+    pub arms: Vec<Arm>,
+    pub cache: Option<CachePolicy>,
+}
+
+impl Alias {
+    /// The chain for a request: the first matching rule's, else the arm that `roll` (uniform in
+    /// `[0, 1)`) falls in.
+    pub fn chain(&self, facts: &RequestFacts, roll: f64) -> &[Target] {
+        if let Some(rule) = self.rules.iter().find(|r| r.when.matches(facts)) {
+            return &rule.targets;
+        }
+        let total: u64 = self.arms.iter().map(|a| u64::from(a.weight)).sum();
+        let mut point = (roll.clamp(0.0, 1.0) * total as f64) as u64;
+        for arm in &self.arms {
+            if point < u64::from(arm.weight) {
+                return &arm.targets;
+            }
+            point -= u64::from(arm.weight);
+        }
+        self.arms.last().map(|a| a.targets.as_slice()).unwrap_or(&[])
+    }
+
+    /// Every target the alias can use, rules and arms alike.
+    pub fn all_targets(&self) -> impl Iterator<Item = &Target> {
+        self.rules.iter().flat_map(|r| r.targets.iter()).chain(self.arms.iter().flat_map(|a| a.targets.iter()))
+    }
+}
+
+/// Retries of one target before moving to the next (full-jitter exponential backoff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts per target, the first included (1 = no retry).
+    pub attempts_per_target: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// A `Retry-After` longer than this is not waited for: the next target is tried instead.
+    pub max_retry_after_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts_per_target: 2, base_delay_ms: 250, max_delay_ms: 4_000, max_retry_after_ms: 10_000 }
+    }
+}
+
+/// Estimates used before an answer is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Estimates {
+    /// Output tokens reserved when the request sets no `max_tokens`.
+    pub max_output_tokens: u64,
+    /// Prompt bytes per token for the prompt estimate (3 over-counts English and code a little,
+    /// which is the safe side for a budget).
+    pub prompt_bytes_per_token: u64,
+}
+
+impl Default for Estimates {
+    fn default() -> Self {
+        Estimates { max_output_tokens: 4_096, prompt_bytes_per_token: 3 }
+    }
 }
 
 /// The validated routing configuration.
@@ -85,15 +220,31 @@ pub struct GatewayConfig {
     pub aliases: Vec<Alias>,
     /// Explicit `provider/model` ids to list in `/v1/models` besides the aliases' targets.
     pub extra_models: Vec<Target>,
+    pub retry: RetryPolicy,
+    pub estimates: Estimates,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
-    providers: BTreeMap<String, ProviderLimits>,
+struct RawConfig<'a> {
+    #[serde(borrow)]
+    providers: BTreeMap<String, RawLimits<'a>>,
     routes: BTreeMap<String, RawRoute>,
     #[serde(default)]
     models: Vec<String>,
+    #[serde(default)]
+    retry: RetryPolicy,
+    #[serde(default)]
+    estimates: Estimates,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits<'a> {
+    requests_per_minute: u32,
+    /// Read as the number's own text so that 0.1 stays exactly 0.1.
+    #[serde(borrow)]
+    daily_budget_usd: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +252,27 @@ struct RawConfig {
 struct RawRoute {
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    targets: Option<Vec<String>>,
+    #[serde(default)]
+    split: Option<Vec<RawArm>>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    cache: Option<CachePolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArm {
+    weight: u32,
+    targets: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    when: Condition,
     targets: Vec<String>,
 }
 
@@ -116,20 +288,49 @@ impl fmt::Display for ConfigError {
 
 impl GatewayConfig {
     pub fn from_json(text: &str) -> Result<GatewayConfig, ConfigError> {
+        Self::from_json_with_prices(text, &Prices::shipped())
+    }
+
+    /// Validates a configuration against a price table: every target an alias can reach must have
+    /// a price, or its provider's budget could not be enforced.
+    pub fn from_json_with_prices(text: &str, prices: &Prices) -> Result<GatewayConfig, ConfigError> {
         let raw: RawConfig =
             serde_json::from_str(text).map_err(|e| ConfigError(vec![format!("not valid configuration JSON: {e}")]))?;
         let mut problems = Vec::new();
 
+        let mut providers = BTreeMap::new();
         for (name, limits) in &raw.providers {
-            if !COMPAT_PROVIDERS.contains(&name.as_str()) {
+            // Native-only providers (azure-openai) may have limits too: native routes use them.
+            if !COMPAT_PROVIDERS.contains(&name.as_str()) && !crate::native::provider::SLUGS.contains(&name.as_str()) {
                 problems.push(format!(
                     "provider `{name}` is not an AI Gateway provider (known: {})",
                     COMPAT_PROVIDERS.join(", ")
                 ));
             }
-            if !limits.daily_budget_usd.is_finite() || limits.daily_budget_usd < 0.0 {
-                problems.push(format!("provider `{name}`: daily_budget_usd must be a non-negative number (USD)"));
+            if limits.requests_per_minute == 0 {
+                problems.push(format!("provider `{name}`: requests_per_minute must be at least 1"));
             }
+            // A number, or a decimal string ("0.001"): either way its own digits, parsed exactly.
+            let text = limits.daily_budget_usd.get();
+            let text = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
+            match Usd::parse_dollars(&text) {
+                Some(budget) if budget > Usd::ZERO => {
+                    providers.insert(
+                        name.clone(),
+                        ProviderLimits { requests_per_minute: limits.requests_per_minute, daily_budget: budget },
+                    );
+                }
+                _ => problems.push(format!(
+                    "provider `{name}`: daily_budget_usd must be a positive amount of USD (at most 12 decimals)"
+                )),
+            }
+        }
+        let r = raw.retry;
+        if r.attempts_per_target == 0 || r.attempts_per_target > 5 || r.max_delay_ms < r.base_delay_ms {
+            problems.push("retry: attempts_per_target must be 1 to 5, and max_delay_ms ≥ base_delay_ms".to_owned());
+        }
+        if raw.estimates.prompt_bytes_per_token == 0 || raw.estimates.max_output_tokens == 0 {
+            problems.push("estimates: max_output_tokens and prompt_bytes_per_token must be at least 1".to_owned());
         }
 
         let check_target = |id: &str, context: &str, problems: &mut Vec<String>| -> Option<Target> {
@@ -144,23 +345,68 @@ impl GatewayConfig {
                 ));
                 return None;
             }
+            if prices.lookup(target.provider(), target.model()).is_none() {
+                problems.push(format!(
+                    "{context}: `{id}` has no price in prices.json, so its provider's budget could not be enforced"
+                ));
+                return None;
+            }
             Some(target)
+        };
+        let chain = |ids: &[String], context: &str, problems: &mut Vec<String>| -> Vec<Target> {
+            if ids.is_empty() {
+                problems.push(format!("{context}: needs at least one target"));
+            }
+            ids.iter().filter_map(|t| check_target(t, context, problems)).collect()
         };
 
         let mut aliases = Vec::new();
         for (name, route) in &raw.routes {
+            let context = format!("route `{name}`");
             if name.is_empty() || name.contains('/') || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                problems.push(format!("route `{name}`: an alias may not be empty or contain `/` or spaces"));
+                problems.push(format!("{context}: an alias may not be empty or contain `/` or spaces"));
             }
-            if route.targets.is_empty() {
-                problems.push(format!("route `{name}`: needs at least one target"));
-            }
-            let targets: Vec<Target> = route
-                .targets
+            let arms = match (&route.targets, &route.split) {
+                (Some(targets), None) => vec![Arm { weight: 1, targets: chain(targets, &context, &mut problems) }],
+                (None, Some(split)) => {
+                    if split.is_empty() || split.iter().all(|a| a.weight == 0) {
+                        problems.push(format!("{context}: split needs at least one arm with a positive weight"));
+                    }
+                    split
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| Arm {
+                            weight: a.weight,
+                            targets: chain(&a.targets, &format!("{context} split arm {i}"), &mut problems),
+                        })
+                        .collect()
+                }
+                _ => {
+                    problems.push(format!("{context}: give exactly one of `targets` or `split`"));
+                    Vec::new()
+                }
+            };
+            let rules = route
+                .rules
                 .iter()
-                .filter_map(|t| check_target(t, &format!("route `{name}`"), &mut problems))
+                .enumerate()
+                .map(|(i, r)| Rule {
+                    when: r.when.clone(),
+                    targets: chain(&r.targets, &format!("{context} rule {i}"), &mut problems),
+                })
                 .collect();
-            aliases.push(Alias { name: name.clone(), description: route.description.clone(), targets });
+            if let Some(cache) = route.cache {
+                if !(60..=2_592_000).contains(&cache.ttl_seconds) {
+                    problems.push(format!("{context}: cache.ttl_seconds must be 60 to 2592000 (AI Gateway's range)"));
+                }
+            }
+            aliases.push(Alias {
+                name: name.clone(),
+                description: route.description.clone(),
+                rules,
+                arms,
+                cache: route.cache,
+            });
         }
         for required in REQUIRED_ALIASES {
             if !raw.routes.contains_key(*required) {
@@ -170,7 +416,7 @@ impl GatewayConfig {
         let extra_models = raw.models.iter().filter_map(|m| check_target(m, "models", &mut problems)).collect();
 
         if problems.is_empty() {
-            Ok(GatewayConfig { providers: raw.providers, aliases, extra_models })
+            Ok(GatewayConfig { providers, aliases, extra_models, retry: raw.retry, estimates: raw.estimates })
         } else {
             Err(ConfigError(problems))
         }
@@ -183,7 +429,7 @@ impl GatewayConfig {
     /// Every distinct `provider/model` this configuration can call, in first-seen order.
     pub fn models(&self) -> Vec<&Target> {
         let mut seen: Vec<&Target> = Vec::new();
-        for t in self.aliases.iter().flat_map(|a| a.targets.iter()).chain(self.extra_models.iter()) {
+        for t in self.aliases.iter().flat_map(|a| a.all_targets()).chain(self.extra_models.iter()) {
             if !seen.iter().any(|s| s.id == t.id) {
                 seen.push(t);
             }
@@ -228,9 +474,18 @@ pub struct Settings {
     pub first_byte_timeout_ms: u32,
     /// Longest silence allowed between two chunks of a streamed answer.
     pub stream_idle_timeout_ms: u32,
+    /// Total time for a request, every retry and fallback included (until its answer starts).
+    pub request_deadline_ms: u32,
     pub agent_token: Option<Secret>,
     pub aig_token: Option<Secret>,
     pub api_token: Option<Secret>,
+    /// Bearer token of the admin routes (`/admin/gateways`); unset: those routes are off.
+    pub admin_token: Option<Secret>,
+    /// `ANALYTICS_TOKEN`: reads `/analytics` (as `AGENT_TOKEN` does) and nothing else.
+    pub analytics_token: Option<Secret>,
+    /// `ALLOW_CALLER_PROVIDER_KEYS`: native routes may forward a caller's own provider-key
+    /// headers (never the agent token). Off by default: keys live in the gateway (BYOK).
+    pub allow_caller_provider_keys: bool,
     /// Problems found while reading (bad numbers, unknown modes): reported by `/healthz`.
     pub invalid: Vec<String>,
 }
@@ -240,6 +495,7 @@ pub const DEFAULT_API_URL: &str = "https://api.cloudflare.com/client/v4";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u32 = 60_000;
 pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u32 = 30_000;
+pub const DEFAULT_REQUEST_DEADLINE_MS: u32 = 120_000;
 
 impl Settings {
     /// Reads settings through `lookup` (a var or secret by name; `None` when unset).
@@ -281,6 +537,20 @@ impl Settings {
                 }
             }
         }
+        let allow_caller_provider_keys = match text("ALLOW_CALLER_PROVIDER_KEYS").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                invalid.push("ALLOW_CALLER_PROVIDER_KEYS must be `true` or `false`".to_owned());
+                false
+            }
+        };
+        let mut admin_token = lookup("ADMIN_TOKEN").and_then(Secret::new);
+        if admin_token.is_some() && admin_token == lookup("AGENT_TOKEN").and_then(Secret::new) {
+            // An agent must not be able to reconfigure the gateway with its own token.
+            invalid.push("ADMIN_TOKEN must differ from AGENT_TOKEN (the admin routes stay off)".to_owned());
+            admin_token = None;
+        }
         Settings {
             account_id,
             gateway_id,
@@ -308,9 +578,19 @@ impl Settings {
                 900_000,
                 &mut invalid,
             ) as u32,
+            request_deadline_ms: number(
+                "REQUEST_DEADLINE_MS",
+                DEFAULT_REQUEST_DEADLINE_MS as u64,
+                100,
+                900_000,
+                &mut invalid,
+            ) as u32,
             agent_token: lookup("AGENT_TOKEN").and_then(Secret::new),
             aig_token: lookup("CF_AIG_TOKEN").and_then(Secret::new),
             api_token: lookup("CF_API_TOKEN").and_then(Secret::new),
+            admin_token,
+            analytics_token: lookup("ANALYTICS_TOKEN").and_then(Secret::new),
+            allow_caller_provider_keys,
             invalid,
         }
     }
@@ -337,7 +617,11 @@ impl Settings {
 
     /// Every secret's value, for [`crate::error::redact`].
     pub fn secret_values(&self) -> Vec<&str> {
-        [&self.agent_token, &self.aig_token, &self.api_token].into_iter().flatten().map(Secret::expose).collect()
+        [&self.agent_token, &self.aig_token, &self.api_token, &self.admin_token, &self.analytics_token]
+            .into_iter()
+            .flatten()
+            .map(Secret::expose)
+            .collect()
     }
 }
 
@@ -352,11 +636,16 @@ mod tests {
         let c = GatewayConfig::from_json(SHIPPED).unwrap();
         for alias in REQUIRED_ALIASES {
             let a = c.alias(alias).unwrap();
-            assert_eq!(a.targets[0].id, "google-ai-studio/gemini-2.5-flash", "{alias}");
+            let chain = a.chain(&RequestFacts::default(), 0.5);
+            assert_eq!(chain[0].id, "google-ai-studio/gemini-2.5-flash", "{alias}");
+            assert_eq!(chain[1].provider(), "openai", "{alias}");
+            assert_eq!(chain[2].provider(), "anthropic", "{alias}");
         }
         assert_eq!(c.providers["google-ai-studio"].requests_per_minute, 100);
-        assert_eq!(c.providers["google-ai-studio"].daily_budget_usd, 10.0);
-        assert_eq!(c.providers["openai"].daily_budget_usd, 20.0);
+        assert_eq!(c.providers["google-ai-studio"].daily_budget, Usd::from_dollars(10));
+        assert_eq!(c.providers["openai"].daily_budget, Usd::from_dollars(20));
+        assert_eq!(c.providers["anthropic"].daily_budget, Usd::from_dollars(20));
+        assert_eq!(c.providers["openai"].requests_per_minute, 50);
         assert_eq!(c.providers["anthropic"].requests_per_minute, 50);
     }
 
@@ -373,14 +662,20 @@ mod tests {
     #[test]
     fn reports_every_problem() {
         let cfg = r#"{
-            "providers": {"openai": {"requests_per_minute": 5, "daily_budget_usd": -1}, "nope": {"requests_per_minute": 1, "daily_budget_usd": 1}},
-            "routes": {"triage": {"targets": ["openai/gpt-4o", "anthropic/claude", "bad"]}, "a/b": {"targets": []}}
+            "providers": {"openai": {"requests_per_minute": 0, "daily_budget_usd": -1}, "nope": {"requests_per_minute": 1, "daily_budget_usd": 1}},
+            "routes": {"triage": {"targets": ["openai/gpt-4o", "anthropic/claude", "bad", "openai/gpt-unpriced"]}, "a/b": {"targets": []},
+                       "c": {"targets": ["openai/gpt-4o"], "split": []}, "d": {"split": [{"weight": 0, "targets": ["openai/gpt-4o"]}], "cache": {"ttl_seconds": 5}}}
         }"#;
         let err = GatewayConfig::from_json(cfg).unwrap_err();
         let all = err.to_string();
         for needle in [
             "provider `nope` is not an AI Gateway provider",
-            "daily_budget_usd must be a non-negative",
+            "daily_budget_usd must be a positive amount",
+            "requests_per_minute must be at least 1",
+            "`openai/gpt-unpriced` has no price",
+            "route `c`: give exactly one of `targets` or `split`",
+            "route `d`: split needs at least one arm with a positive weight",
+            "route `d`: cache.ttl_seconds must be 60 to 2592000",
             "provider `anthropic` of `anthropic/claude` has no entry",
             "`bad` is not of the form provider/model",
             "route `a/b`: an alias may not",
@@ -396,6 +691,59 @@ mod tests {
     fn unknown_fields_are_refused() {
         let err = GatewayConfig::from_json(r#"{"providers":{},"routes":{},"rutes":{}}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `rutes`"), "{err}");
+    }
+
+    #[test]
+    fn budgets_are_exact_decimals() {
+        let cfg = SHIPPED.replace("\"daily_budget_usd\": 10", "\"daily_budget_usd\": 0.1");
+        let c = GatewayConfig::from_json(&cfg).unwrap();
+        assert_eq!(c.providers["google-ai-studio"].daily_budget, Usd::parse_dollars("0.1").unwrap());
+        let cfg = SHIPPED.replace("\"daily_budget_usd\": 10", "\"daily_budget_usd\": \"0.001\"");
+        let c = GatewayConfig::from_json(&cfg).unwrap();
+        assert_eq!(c.providers["google-ai-studio"].daily_budget, Usd(1_000_000_000));
+    }
+
+    fn route_config(route: &str) -> GatewayConfig {
+        let cfg = format!(
+            r#"{{"providers": {{"google-ai-studio": {{"requests_per_minute": 1, "daily_budget_usd": 1}},
+                               "openai": {{"requests_per_minute": 1, "daily_budget_usd": 1}}}},
+                "routes": {{"triage": {route}, "review": {{"targets": ["openai/gpt-4o"]}}, "default": {{"targets": ["openai/gpt-4o"]}}}}}}"#
+        );
+        GatewayConfig::from_json(&cfg).unwrap()
+    }
+
+    #[test]
+    fn weighted_split_follows_the_roll() {
+        let c = route_config(
+            r#"{"split": [{"weight": 80, "targets": ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o-mini"]},
+                          {"weight": 20, "targets": ["openai/gpt-4o-mini", "google-ai-studio/gemini-2.5-flash"]}]}"#,
+        );
+        let a = c.alias("triage").unwrap();
+        let f = RequestFacts::default();
+        assert_eq!(a.chain(&f, 0.0)[0].provider(), "google-ai-studio");
+        assert_eq!(a.chain(&f, 0.79)[0].provider(), "google-ai-studio");
+        assert_eq!(a.chain(&f, 0.80)[0].provider(), "openai");
+        assert_eq!(a.chain(&f, 0.999)[0].provider(), "openai");
+        let gemini = (0..1000).filter(|i| a.chain(&f, *i as f64 / 1000.0)[0].provider() == "google-ai-studio").count();
+        assert_eq!(gemini, 800);
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let c = route_config(
+            r#"{"targets": ["google-ai-studio/gemini-2.5-flash"],
+                "rules": [{"when": {"min_input_tokens": 1000}, "targets": ["openai/gpt-4o"]},
+                          {"when": {"has_tools": true, "agent": ["PRReviewAgent"]}, "targets": ["openai/gpt-4o-mini"]}]}"#,
+        );
+        let a = c.alias("triage").unwrap();
+        let chain = |f: RequestFacts| a.chain(&f, 0.0)[0].id.clone();
+        assert_eq!(chain(RequestFacts::default()), "google-ai-studio/gemini-2.5-flash");
+        assert_eq!(chain(RequestFacts { input_tokens: 1000, ..Default::default() }), "openai/gpt-4o");
+        let tools = RequestFacts { has_tools: true, agent: Some("PRReviewAgent"), ..Default::default() };
+        assert_eq!(chain(tools), "openai/gpt-4o-mini");
+        let other_agent = RequestFacts { has_tools: true, agent: Some("TriagingAgent"), ..Default::default() };
+        assert_eq!(chain(other_agent), "google-ai-studio/gemini-2.5-flash");
+        assert_eq!(c.models().len(), 3);
     }
 
     #[test]

@@ -16,13 +16,21 @@
 //! | relay / stream       | [`relay`] (SSE observer), [`upstream`]   |
 //! | respond              | [`error`] (OpenAI error shape)           |
 
+pub mod admin;
+pub mod analytics;
 pub mod authenticate;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod idempotency;
+pub mod limits;
+pub mod native;
 pub mod plan;
 pub mod pricing;
 pub mod relay;
 pub mod request;
+pub mod retry;
 pub mod route;
+pub mod sse;
 pub mod upstream;

@@ -55,8 +55,10 @@ pub struct LimiterState {
     day: u64,
     spent: Usd,
     reservations: Vec<Reservation>,
-    /// Admission times (ms) within the last minute.
-    window: VecDeque<u64>,
+    /// Admissions within the last minute, counted per second: `(second, count)`, oldest first.
+    /// At most 60 entries whatever the load, so the state the Durable Object writes per
+    /// operation stays small (one timestamp per request made it grow with the traffic).
+    window: VecDeque<(u64, u32)>,
 }
 
 /// What `/limits` shows for a provider.
@@ -79,9 +81,15 @@ impl LimiterState {
             self.spent = Usd::ZERO;
         }
         self.reservations.retain(|r| r.expires_at > now);
-        while self.window.front().is_some_and(|&t| t + WINDOW_MS <= now) {
+        // A second's bucket leaves the window once all of that second is a minute old: requests
+        // are counted up to a second too long, never too short (the limit errs on the safe side).
+        while self.window.front().is_some_and(|&(second, _)| (second + 1) * 1000 + WINDOW_MS <= now + 1) {
             self.window.pop_front();
         }
+    }
+
+    fn requests_in_window(&self) -> usize {
+        self.window.iter().map(|&(_, n)| n as usize).sum()
     }
 
     fn reserved_today(&self) -> Usd {
@@ -91,7 +99,7 @@ impl LimiterState {
     /// Admits one request costing at most `amount`, or says why not.
     pub fn reserve(&mut self, id: &str, amount: Usd, policy: Policy, now: u64) -> Result<(), Refusal> {
         self.roll(now);
-        let rate_limited = self.window.len() >= policy.requests_per_minute as usize;
+        let rate_limited = self.requests_in_window() >= policy.requests_per_minute as usize;
         let committed = self.spent.saturating_add(self.reserved_today());
         let over_budget = committed.saturating_add(amount) > policy.daily_budget;
         if rate_limited || over_budget {
@@ -99,8 +107,8 @@ impl LimiterState {
             let mut retry_after_ms = 0;
             if rate_limited {
                 reasons.push(format!("rate limit of {} requests per minute reached", policy.requests_per_minute));
-                let oldest = self.window.front().copied().unwrap_or(now);
-                retry_after_ms = (oldest + WINDOW_MS).saturating_sub(now);
+                let frees_at = self.window.front().map_or(now, |&(second, _)| (second + 1) * 1000 + WINDOW_MS);
+                retry_after_ms = frees_at.saturating_sub(now);
             }
             if over_budget {
                 reasons.push(format!(
@@ -119,7 +127,11 @@ impl LimiterState {
                 message: reasons.join("; "),
             });
         }
-        self.window.push_back(now);
+        let second = now / 1000;
+        match self.window.back_mut() {
+            Some((last, n)) if *last == second => *n += 1,
+            _ => self.window.push_back((second, 1)),
+        }
         self.reservations.retain(|r| r.id != id);
         self.reservations.push(Reservation {
             id: id.to_owned(),
@@ -161,7 +173,7 @@ impl LimiterState {
             spent_usd: self.spent,
             reserved_usd: self.reserved_today(),
             outstanding_reservations: self.reservations.len(),
-            requests_last_minute: self.window.len(),
+            requests_last_minute: self.requests_in_window(),
         }
     }
 }
@@ -235,8 +247,21 @@ mod tests {
         s.reserve("2", Usd(1), p, T0 + 20_000).unwrap();
         let r = s.reserve("3", Usd(1), p, T0 + 30_000).unwrap_err();
         assert!(r.rate_limited && !r.over_budget);
-        assert_eq!(r.retry_after_secs, 30);
-        assert!(s.reserve("3", Usd(1), p, T0 + 60_000).is_ok(), "the first slot freed after a minute");
+        assert_eq!(r.retry_after_secs, 31, "the first request's whole second must be a minute old");
+        assert!(s.reserve("3", Usd(1), p, T0 + 60_000).is_err(), "counted up to a second too long, never too short");
+        assert!(s.reserve("3", Usd(1), p, T0 + 61_000).is_ok(), "the first slot freed after a minute");
+    }
+
+    #[test]
+    fn the_window_stays_small_under_load() {
+        let mut s = LimiterState::default();
+        let p = policy(100_000, 1_000_000);
+        for i in 0..10_000 {
+            s.reserve(&format!("r{i}"), Usd(1), p, T0 + i * 10).unwrap();
+            s.release(&format!("r{i}"), T0 + i * 10);
+        }
+        assert!(s.window.len() <= 61, "{}", s.window.len());
+        assert_eq!(s.snapshot(T0 + 100_000).requests_last_minute, 6000);
     }
 
     #[test]

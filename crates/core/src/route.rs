@@ -1,6 +1,7 @@
 //! The route table: which handler serves a (method, path), or why none does (404 vs 405).
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::native::Provider;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -10,12 +11,47 @@ pub enum Route {
     Models,
     /// `GET /healthz`: whether configuration is complete (never a secret's value).
     Health,
+    /// `GET /limits`: each provider's rate-limit window and today's spend and reservations.
+    Limits,
+    /// `POST /{provider}/{rest}`: a provider-native call, forwarded to AI Gateway as it is.
+    Native(Provider),
+    /// `/admin/gateways[/{id}[/provider_configs]]`: AI Gateway management, behind `ADMIN_TOKEN`.
+    Admin,
+    /// `GET /analytics`: AI Gateway's logs as cost per provider, model, agent, repository, day.
+    Analytics,
+}
+
+/// Which credential a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    None,
+    /// `AGENT_TOKEN` as `Authorization: Bearer` (the OpenAI SDK's way, and only that).
+    AgentBearer,
+    /// `AGENT_TOKEN` in whichever header the provider's SDK puts its key
+    /// ([`crate::native::credentials`]).
+    AgentKeyHeader,
+    /// `ADMIN_TOKEN` as `Authorization: Bearer`.
+    Admin,
+    /// `AGENT_TOKEN` or `ANALYTICS_TOKEN`, as Bearer or as the Basic password
+    /// ([`crate::analytics::access`]).
+    Analytics,
 }
 
 impl Route {
     /// Whether the caller must present `AGENT_TOKEN`.
     pub fn needs_auth(self) -> bool {
         !matches!(self, Route::Health)
+    }
+
+    /// The credential the route takes.
+    pub fn credential(self) -> Credential {
+        match self {
+            Route::Health => Credential::None,
+            Route::Native(_) => Credential::AgentKeyHeader,
+            Route::Admin => Credential::Admin,
+            Route::Analytics => Credential::Analytics,
+            _ => Credential::AgentBearer,
+        }
     }
 }
 
@@ -24,20 +60,62 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/v1/chat/completions", "POST", Route::ChatCompletions),
     ("/v1/models", "GET", Route::Models),
     ("/healthz", "GET", Route::Health),
+    ("/limits", "GET", Route::Limits),
+    ("/analytics", "GET", Route::Analytics),
 ];
+
+/// Routes matched by shape, `(pattern, allowed methods, route)`: `*` is one non-empty segment,
+/// `**` is the rest of the path (at least one byte; native paths are checked in detail later).
+const PATTERNS: &[(&str, &str, Route)] = &[
+    ("/openai/**", "POST", Route::Native(Provider::OpenAi)),
+    ("/anthropic/**", "POST", Route::Native(Provider::Anthropic)),
+    ("/google-ai-studio/**", "POST", Route::Native(Provider::GoogleAiStudio)),
+    ("/workers-ai/**", "POST", Route::Native(Provider::WorkersAi)),
+    ("/azure-openai/**", "POST", Route::Native(Provider::AzureOpenAi)),
+    ("/aws-bedrock/**", "POST", Route::Native(Provider::AwsBedrock)),
+    ("/admin/gateways", "GET, POST", Route::Admin),
+    ("/admin/gateways/*", "GET, PUT, DELETE", Route::Admin),
+    ("/admin/gateways/*/provider_configs", "GET, POST", Route::Admin),
+];
+
+fn matches_pattern(pattern: &str, path: &str) -> bool {
+    if let Some(prefix) = pattern.strip_suffix("**") {
+        return path.len() > prefix.len() && path.starts_with(prefix);
+    }
+    let (mut want, mut have) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some("*"), Some(seg)) if !seg.is_empty() => {}
+            (Some(w), Some(seg)) if w == seg => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The allowed methods and route of a path, from either table.
+fn lookup(path: &str) -> Option<(&'static str, Route)> {
+    TABLE
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .or_else(|| PATTERNS.iter().find(|(p, _, _)| matches_pattern(p, path)))
+        .map(|&(_, allowed, route)| (allowed, route))
+}
 
 /// Resolves a request to a route. `HEAD` is served wherever `GET` is.
 pub fn resolve(method: &str, path: &str) -> Result<Route, GatewayError> {
-    let Some(&(_, allowed, route)) = TABLE.iter().find(|(p, _, _)| *p == path) else {
+    let Some((allowed, route)) = lookup(path) else {
         return Err(GatewayError::new(
             ErrorKind::NotFound,
             format!(
-                "Unknown route `{}`. Routes: POST /v1/chat/completions, GET /v1/models, GET /healthz.",
+                "Unknown route `{}`. Routes: POST /v1/chat/completions, GET /v1/models, GET /healthz, GET /limits, GET /analytics, \
+                 POST /{{provider}}/… (openai, anthropic, google-ai-studio, workers-ai, azure-openai, aws-bedrock), \
+                 /admin/gateways.",
                 printable(path)
             ),
         ));
     };
-    if method == allowed || (method == "HEAD" && allowed == "GET") {
+    if allowed.split(", ").any(|m| m == method || (method == "HEAD" && m == "GET")) {
         Ok(route)
     } else {
         Err(GatewayError::new(
@@ -49,7 +127,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, GatewayError> {
 
 /// The methods a path allows, for the `Allow` header of a 405.
 pub fn allowed_methods(path: &str) -> Option<&'static str> {
-    TABLE.iter().find(|(p, _, _)| *p == path).map(|(_, m, _)| match *m {
+    lookup(path).map(|(m, _)| match m {
         "GET" => "GET, HEAD",
         other => other,
     })
@@ -88,6 +166,45 @@ mod tests {
         assert!(!Route::Health.needs_auth());
         assert!(Route::ChatCompletions.needs_auth());
         assert!(Route::Models.needs_auth());
+        assert!(Route::Limits.needs_auth());
+    }
+
+    #[test]
+    fn native_and_admin_routes_by_shape() {
+        assert_eq!(resolve("POST", "/anthropic/v1/messages"), Ok(Route::Native(Provider::Anthropic)));
+        assert_eq!(
+            resolve("POST", "/google-ai-studio/v1beta/models/gemini-2.5-flash:generateContent"),
+            Ok(Route::Native(Provider::GoogleAiStudio))
+        );
+        assert_eq!(resolve("POST", "/aws-bedrock/x"), Ok(Route::Native(Provider::AwsBedrock)));
+        for path in ["/openai", "/openai/", "/groq/chat/completions", "/openaix/chat"] {
+            assert_eq!(resolve("POST", path).unwrap_err().status(), 404, "{path}");
+        }
+        let e = resolve("GET", "/openai/models").unwrap_err();
+        assert_eq!(e.status(), 405);
+        assert_eq!(allowed_methods("/openai/models"), Some("POST"));
+
+        assert_eq!(resolve("GET", "/admin/gateways"), Ok(Route::Admin));
+        assert_eq!(resolve("POST", "/admin/gateways"), Ok(Route::Admin));
+        assert_eq!(resolve("PUT", "/admin/gateways/prod"), Ok(Route::Admin));
+        assert_eq!(resolve("DELETE", "/admin/gateways/prod"), Ok(Route::Admin));
+        assert_eq!(resolve("POST", "/admin/gateways/prod/provider_configs"), Ok(Route::Admin));
+        assert_eq!(resolve("PUT", "/admin/gateways").unwrap_err().status(), 405);
+        assert_eq!(allowed_methods("/admin/gateways/prod"), Some("GET, PUT, DELETE"));
+        for path in ["/admin", "/admin/gateways/", "/admin/gateways//provider_configs", "/admin/gateways/a/b"] {
+            assert_eq!(resolve("GET", path).unwrap_err().status(), 404, "{path}");
+        }
+    }
+
+    #[test]
+    fn credentials_per_route() {
+        assert_eq!(Route::Health.credential(), Credential::None);
+        assert_eq!(Route::ChatCompletions.credential(), Credential::AgentBearer);
+        assert_eq!(Route::Native(Provider::OpenAi).credential(), Credential::AgentKeyHeader);
+        assert_eq!(Route::Admin.credential(), Credential::Admin);
+        assert_eq!(Route::Analytics.credential(), Credential::Analytics);
+        assert_eq!(resolve("GET", "/analytics"), Ok(Route::Analytics));
+        assert_eq!(resolve("POST", "/analytics").unwrap_err().status(), 405);
     }
 
     #[test]

@@ -107,7 +107,10 @@ pub fn error_from_upstream(
     provider: &str,
     secrets: &[&str],
 ) -> GatewayError {
-    let detail = redact(&upstream_message(body), secrets);
+    // Redact the whole body before a message is cut out of it: a secret crossing the cut would
+    // otherwise leave its start visible.
+    let body = redact(&String::from_utf8_lossy(body), secrets);
+    let detail = upstream_message(body.as_bytes());
     let mut err = match status {
         401 | 403 => GatewayError::new(
             ErrorKind::UpstreamAuth,

@@ -12,16 +12,7 @@ use subtle::ConstantTimeEq;
 /// constant time, so response timing says nothing about how much of a guess was right. A header that
 /// the runtime joined from duplicates (`Bearer a, Bearer b`) is simply a wrong token.
 pub fn check_bearer(header: Option<&str>, expected: Option<&str>) -> Result<(), GatewayError> {
-    let expected = match expected {
-        Some(t) if !t.is_empty() => t,
-        _ => {
-            return Err(GatewayError::new(
-                ErrorKind::Configuration,
-                "The gateway has no AGENT_TOKEN configured, so it refuses every call. \
-                 Set it with `wrangler secret put AGENT_TOKEN` (or in .dev.vars locally).",
-            ))
-        }
-    };
+    let expected = configured(expected)?;
     let Some(header) = header else {
         return Err(unauthorized("Missing `Authorization: Bearer <token>` header."));
     };
@@ -31,6 +22,18 @@ pub fn check_bearer(header: Option<&str>, expected: Option<&str>) -> Result<(), 
         Ok(())
     } else {
         Err(unauthorized("Incorrect API key provided."))
+    }
+}
+
+/// The configured token, or the 500 that says there is none: the gateway never runs open.
+pub fn configured(expected: Option<&str>) -> Result<&str, GatewayError> {
+    match expected {
+        Some(t) if !t.is_empty() => Ok(t),
+        _ => Err(GatewayError::new(
+            ErrorKind::Configuration,
+            "The gateway has no AGENT_TOKEN configured, so it refuses every call. \
+             Set it with `wrangler secret put AGENT_TOKEN` (or in .dev.vars locally).",
+        )),
     }
 }
 

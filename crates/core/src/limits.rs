@@ -178,19 +178,9 @@ impl LimiterState {
     }
 }
 
-/// `YYYY-MM-DD` of a day number since the Unix epoch (proleptic Gregorian, UTC).
+/// `YYYY-MM-DD` of a day number since the Unix epoch (UTC).
 pub fn civil_date(days: u64) -> String {
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
+    crate::analytics::time::format_day(days as i64)
 }
 
 #[cfg(test)]

@@ -40,16 +40,7 @@ pub fn authenticate(
     expected: Option<&str>,
     allow_caller_keys: bool,
 ) -> Result<Credentials, GatewayError> {
-    let expected = match expected {
-        Some(t) if !t.is_empty() => t,
-        _ => {
-            return Err(GatewayError::new(
-                ErrorKind::Configuration,
-                "The gateway has no AGENT_TOKEN configured, so it refuses every call. \
-                 Set it with `wrangler secret put AGENT_TOKEN` (or in .dev.vars locally).",
-            ))
-        }
-    };
+    let expected = crate::authenticate::configured(expected)?;
     let presented: Vec<(&'static str, String)> =
         KEY_HEADERS.iter().filter_map(|&name| header(name).map(|v| (name, v))).collect();
     if presented.is_empty() {

@@ -138,33 +138,40 @@ class Worker:
     def __init__(self, name: str, values: dict[str, str]):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = ARTIFACTS / f"worker-{name}.log"
         self.env_file = Path(tempfile.mkdtemp(prefix="agw-e2e-")) / ".env"
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-        home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
-        config = write_e2e_wrangler_toml(home)
-        state = home / "state"
+        self.home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
+        self.config = write_e2e_wrangler_toml(self.home)
+        self.starts = 0
+        self.start()
+
+    def start(self) -> None:
+        """Starts wrangler dev on fresh ports. A port picked here can be taken by another process
+        (a dozen workerd start at once, each on ports of its own) before wrangler binds it: then
+        `wait_ready` starts it again."""
+        self.starts += 1
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true", NO_COLOR="1")
         self.proc = subprocess.Popen(
             [
                 str(WRANGLER), "dev",
-                "--config", str(config),
+                "--config", str(self.config),
                 "--ip", "127.0.0.1",
                 "--port", str(self.port),
                 "--inspector-port", str(free_port()),
                 "--env-file", str(self.env_file),
-                "--persist-to", str(state),
+                "--persist-to", str(self.home / "state"),
                 "--show-interactive-dev-session=false",
                 "--log-level", "log",
                 # `/__scheduled?cron=…` runs the cron handler (the analytics rollups).
                 "--test-scheduled",
             ],
-            cwd=home,
+            cwd=self.home,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=open(self.log_path, "wb"),
+            stdout=open(self.log_path, "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -173,6 +180,9 @@ class Worker:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                if self.starts < 3 and "Address already in use" in self.log_path.read_text(errors="replace"):
+                    self.start()
+                    continue
                 raise RuntimeError(f"wrangler dev exited; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
             try:
                 httpx.get(self.url + "/healthz", timeout=2)

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::sse::{lines, next_line};
+use crate::sse::{next_line, parse_event};
 use crate::upstream::{upstream_message, ChoiceProbe, Usage};
 
 /// The largest single event the relay holds while waiting for its end (a 1 MiB SSE event is
@@ -152,28 +152,12 @@ impl SseRelay {
 
     /// Looks at one complete event; returns whether to forward it.
     fn inspect(&mut self, start: usize, end: usize) -> Result<bool, StreamFault> {
-        let mut data: Vec<&[u8]> = Vec::new();
-        let mut event_name: &[u8] = b"";
-        for line in lines(&self.buf[start..end]) {
-            let (field, value) = match line.iter().position(|&b| b == b':') {
-                Some(0) => continue, // a comment (keep-alive)
-                Some(i) => {
-                    let v = &line[i + 1..];
-                    (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-                }
-                None => (line, &b""[..]),
-            };
-            match field {
-                b"data" => data.push(value),
-                b"event" => event_name = value,
-                _ => {}
-            }
-        }
-        if data.is_empty() {
+        let event = parse_event(&self.buf[start..end]);
+        let Some(payload) = event.data else {
             return Ok(true); // comments, retry hints: harmless, pass on
-        }
+        };
+        let event_name = event.name;
         self.summary.events += 1;
-        let payload: Vec<u8> = data.join(&b'\n');
         if payload.as_slice() == b"[DONE]" {
             self.summary.done = true;
             return Ok(true);

@@ -19,13 +19,13 @@ WORKER_SOURCES := $(shell find src crates/core/src -name '*.rs') \
 SIM := target/debug/aig-sim
 AGW := target/debug/agw
 
-.PHONY: help setup build worker sim agw dev test test-unit test-e2e lint fmt size clean bench-analytics
+.PHONY: help setup build worker sim agw dev test test-unit test-e2e lint lint-shell fmt size clean bench-analytics
 
 help:
 	@echo "make dev    run the Worker locally against the AI Gateway simulator (or Cloudflare)"
 	@echo "make test   run every test (installs what it needs first)"
 	@echo "make build  build the Worker (build/index.js, build/index_bg.wasm) and the simulator"
-	@echo "make lint   cargo fmt --check and clippy -D warnings"
+	@echo "make lint   bash -n + shellcheck on every script, cargo fmt --check, clippy -D warnings"
 	@echo "make size   gzip size of build/index_bg.wasm"
 	@echo "make bench  the Worker vs a JS passthrough floor in workerd, under wrk (figures, not tests)"
 	@echo "make fuzz   the parsers' property tests with many more cases (minutes)"
@@ -70,10 +70,19 @@ test-unit:
 test-e2e: build agw
 	.venv/bin/python -m pytest -q tests/e2e
 
-lint:
+# Every shell script in the repository must parse (`bash -n`) and pass shellcheck: a quote inside
+# ${x:-...} once broke `make dev` while every Rust test passed.
+SHELL_SCRIPTS = $(shell git ls-files -co --exclude-standard -- '*.sh' .ci/run 'scripts/*' 'examples/*.sh' 2>/dev/null | sort -u)
+
+lint: lint-shell
 	cargo fmt --all -- --check
 	cargo clippy --quiet -p gateway-core -p aig-sim -p agw --all-targets -- -D warnings
 	cargo clippy --quiet -p agent-gateway --target wasm32-unknown-unknown -- -D warnings
+
+lint-shell:
+	@command -v shellcheck >/dev/null || scripts/setup.sh lint
+	@for f in $(SHELL_SCRIPTS); do [ -f "$$f" ] || continue; bash -n "$$f" || exit 1; done
+	shellcheck $(SHELL_SCRIPTS)
 
 fmt:
 	cargo fmt --all

@@ -30,7 +30,9 @@ case "$gateway_url" in
     pids+=($!)
     ;;
   *)
-    log "AI_GATEWAY_URL is ${gateway_url:-Cloudflare's default}: talking to Cloudflare, no simulator"
+    # (A quote inside ${x:-...} within double quotes is quoting to bash 5.2: keep words plain.)
+    where=${gateway_url:-the default https://gateway.ai.cloudflare.com/v1}
+    log "AI_GATEWAY_URL is $where: talking to Cloudflare, no simulator started"
     ;;
 esac
 

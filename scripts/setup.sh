@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, on a fresh machine, and nothing that is already there.
-# Idempotent: a second run only checks versions. Usage: scripts/setup.sh [all|build|python|browser]
+# Idempotent: a second run only checks versions. Usage: scripts/setup.sh [all|build|python|browser|lint]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,10 +72,23 @@ browser_tools() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 }
 
+# The shell linter of `make lint` (Debian's shellcheck package).
+lint_tools() {
+  command -v shellcheck >/dev/null && return
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    log "shellcheck is missing: install Debian's 'shellcheck' package (make lint needs it)"
+    return 1
+  fi
+  log "installing shellcheck (make lint)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null
+}
+
 case "$what" in
   build) rust_build_tools; node_tools ;;
   python) python_tools ;;
   browser) browser_tools ;;
-  all) rust_build_tools; node_tools; python_tools; browser_tools ;;
-  *) echo "usage: $0 [all|build|python|browser]" >&2; exit 2 ;;
+  lint) lint_tools ;;
+  all) rust_build_tools; node_tools; python_tools; browser_tools; lint_tools ;;
+  *) echo "usage: $0 [all|build|python|browser|lint]" >&2; exit 2 ;;
 esac

@@ -21,6 +21,7 @@ pub mod analytics;
 pub mod authenticate;
 pub mod cache;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod gateway;
 pub mod idempotency;

@@ -26,7 +26,7 @@ use crate::error::GatewayError;
 use crate::native::provider::Wire;
 use crate::native::shape::Framing;
 use crate::native::usage::{GeminiUsage, NativeUsage, UsageProbe};
-use crate::relay::{StreamFault, MAX_EVENT_BYTES};
+use crate::relay::{Observer, StreamFault, MAX_EVENT_BYTES};
 use crate::sse::{parse_event, SseFramer};
 use crate::upstream::upstream_message;
 
@@ -447,6 +447,28 @@ impl ArrayFramer {
         }
         self.scan = i;
         Ok(())
+    }
+}
+
+impl Observer for NativeStream {
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), StreamFault> {
+        NativeStream::push(self, chunk, out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), StreamFault> {
+        NativeStream::finish(self, out)
+    }
+
+    fn committed(&self) -> bool {
+        self.tally.saw_content
+    }
+
+    fn complete(&self) -> bool {
+        self.tally.complete
+    }
+
+    fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>> {
+        NativeStream::error_event(self, err)
     }
 }
 

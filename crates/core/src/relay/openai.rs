@@ -9,12 +9,10 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::{Observer, StreamFault, MAX_EVENT_BYTES};
+use crate::error::GatewayError;
 use crate::sse::{next_line, parse_event};
 use crate::upstream::{upstream_message, ChoiceProbe, Usage};
-
-/// The largest single event the relay holds while waiting for its end (a 1 MiB SSE event is
-/// already absurd; without a bound a hostile upstream could grow the buffer forever).
-pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// What the relay learned from the events so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,36 +24,6 @@ pub struct StreamSummary {
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
     pub events: u32,
-}
-
-/// Why a stream cannot be relayed further.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamFault {
-    /// An event whose data is not JSON (or not the chunk shape).
-    Malformed,
-    /// An event too large to hold.
-    Oversized,
-    /// The upstream sent an error event; its message.
-    UpstreamError(String),
-    /// The upstream ended (or was cut) before `[DONE]`.
-    Truncated,
-}
-
-impl StreamFault {
-    pub fn describe(&self) -> String {
-        match self {
-            StreamFault::Malformed => {
-                "The upstream stream carried an event that is not valid JSON; the answer is incomplete.".into()
-            }
-            StreamFault::Oversized => {
-                format!("The upstream stream carried an event over {MAX_EVENT_BYTES} bytes; the answer is incomplete.")
-            }
-            StreamFault::UpstreamError(m) => format!("The upstream stream reported an error: {m}"),
-            StreamFault::Truncated => {
-                "The upstream stream ended before it was complete (no [DONE]); the answer is incomplete.".into()
-            }
-        }
-    }
 }
 
 /// Incremental, event-granular SSE relay.
@@ -185,6 +153,30 @@ impl SseRelay {
             }
         }
         Ok(true)
+    }
+}
+
+/// The OpenAI stream format: content in `choices[].delta`, the end at `data: [DONE]`, errors
+/// as `data: {"error": …}`.
+impl Observer for SseRelay {
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), StreamFault> {
+        SseRelay::push(self, chunk, out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), StreamFault> {
+        SseRelay::finish(self, out)
+    }
+
+    fn committed(&self) -> bool {
+        self.summary.saw_content
+    }
+
+    fn complete(&self) -> bool {
+        self.summary.done
+    }
+
+    fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>> {
+        Some(err.to_sse_event().into_bytes())
     }
 }
 

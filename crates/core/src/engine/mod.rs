@@ -1,0 +1,263 @@
+//! The request engine: the one attempt loop of the whole Worker.
+//!
+//! Plan → for each target: reserve its limits → send → classify → retry, next target or stop →
+//! close the reservation as the books say. The unified route (`/v1/chat/completions`, several
+//! targets, fall back to the next) and the native routes (`/{provider}/…`, one target, never
+//! another provider) are two configurations of it: what differs is data ([`Target`]s and
+//! [`Fallback`]). The engine knows nothing of the Workers runtime: the shell implements
+//! [`Runtime`] (the limiter, one attempt, a timer, a clock, a random number), and the simulation
+//! tests (`tests/simulation`) implement it with a fake upstream, a fake clock and the real
+//! [`crate::limits::LimiterState`].
+//!
+//! The rules it keeps, each proven by the simulation:
+//! - one deadline for the whole request: no attempt starts after it, and each attempt's time to
+//!   first byte is bounded by what is left of it;
+//! - a `Retry-After` is waited for (or, when longer than the policy allows, the target is left);
+//! - every reservation is closed exactly once, by [`books::books`], except a committed stream's,
+//!   which is handed back with the answer for the stream pump to close at its end;
+//! - every attempt and every skipped target is named in the trace, in order.
+
+pub mod books;
+
+use crate::config::RetryPolicy;
+use crate::error::{ErrorKind, GatewayError};
+use crate::limits::{Policy, Refusal};
+use crate::pricing::Usd;
+use crate::retry::{self, Next};
+use crate::upstream::AttemptOutcome;
+
+pub use books::{books, AttemptEnd, Books};
+
+/// One target of a plan, as the engine needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// How the trace names it: `provider/model`.
+    pub id: &'a str,
+    /// Whose limits an attempt reserves.
+    pub provider: &'a str,
+    pub limits: Policy,
+    /// What one attempt may cost at most: reserved before it, charged when its cost is unknown.
+    pub worst_case: Usd,
+}
+
+/// Where a request goes when a target fails in a way another target might not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// The next target of the plan (the unified route).
+    NextTarget,
+    /// Nowhere: the body is in this provider's own format (the native routes).
+    SameTargetOnly,
+}
+
+/// The rules one request runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub retry: &'a RetryPolicy,
+    /// When the request must have its answer started, in the runtime's clock (ms).
+    pub deadline_ms: u64,
+    /// The longest any one attempt may wait for its response headers.
+    pub first_byte_timeout_ms: u64,
+    pub fallback: Fallback,
+    /// What the 429 says was exhausted, e.g. "route `triage`" or "openai".
+    pub subject: &'a str,
+}
+
+/// How one attempt ended, as the shell reports it.
+#[derive(Debug)]
+pub enum Exchange<A, F> {
+    /// An answer for the client.
+    Answer {
+        answer: A,
+        status: u16,
+        /// How its reservation closes now; `None` for a stream that reached its commit point,
+        /// whose reservation goes with the answer and is closed by the pump at the stream's end.
+        end: Option<AttemptEnd>,
+        /// The provider's content filter blocked it (`finish_reason: content_filter`): another
+        /// target is tried when there is one; on the last target the block is the answer.
+        content_filtered: bool,
+    },
+    /// No answer; `failure` is what the client gets if nothing better follows.
+    Failed { outcome: AttemptOutcome, end: AttemptEnd, failure: F, retry_after: Option<String> },
+}
+
+/// What the engine needs from its surroundings. One thread (a Worker isolate, or the
+/// simulation's executor), so the futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Runtime {
+    type Reservation;
+    type Answer;
+    type Failure: From<GatewayError>;
+
+    /// Reserves one request of `target`'s rate window and its worst case of its daily budget.
+    async fn reserve(&self, target: &Target<'_>) -> Result<Self::Reservation, Refusal>;
+    /// Closes a reservation as the books say (off the answer's path: in the background).
+    fn close(&self, reservation: Self::Reservation, books: Books);
+    /// Makes attempt number `attempt` (1-based, over the whole request) on `targets[target]`,
+    /// waiting at most `first_byte_ms` for its response headers.
+    async fn attempt(&self, target: usize, attempt: u32, first_byte_ms: u64) -> Exchange<Self::Answer, Self::Failure>;
+    async fn sleep(&self, ms: u64);
+    /// Milliseconds, in the clock `Rules::deadline_ms` is in.
+    fn now(&self) -> u64;
+    /// Uniform in `[0, 1)`: the backoff's jitter.
+    fn random(&self) -> f64;
+}
+
+/// An answer and where it came from.
+#[derive(Debug)]
+pub struct Win<A, R> {
+    pub answer: A,
+    pub target: usize,
+    /// A committed stream's reservation, still open: the pump closes it when the stream ends.
+    pub open: Option<R>,
+}
+
+/// What a request's run did, whatever its result: the decision headers and the log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Each attempt (`provider/model=outcome`) and skipped target (`=skipped:reason`), in order.
+    pub trace: Vec<String>,
+    pub attempts: u32,
+    /// What the closed reservations charged (a still-open stream's is added by the pump).
+    pub charged: Usd,
+    /// The target of the last attempt made, if any.
+    pub last_target: Option<usize>,
+}
+
+/// Runs `targets` under `rules`: the answer (or the error for the client), and the record.
+pub async fn run<R: Runtime>(
+    rt: &R,
+    targets: &[Target<'_>],
+    rules: &Rules<'_>,
+) -> (Result<Win<R::Answer, R::Reservation>, R::Failure>, Record) {
+    let mut record = Record::default();
+    let result = attempts(rt, targets, rules, &mut record).await;
+    (result, record)
+}
+
+async fn attempts<R: Runtime>(
+    rt: &R,
+    targets: &[Target<'_>],
+    rules: &Rules<'_>,
+    run: &mut Record,
+) -> Result<Win<R::Answer, R::Reservation>, R::Failure> {
+    let mut last: Option<R::Failure> = None;
+    let mut refusals: Vec<(&str, Refusal)> = Vec::new();
+    'targets: for (index, target) in targets.iter().enumerate() {
+        let mut tries_here = 0;
+        loop {
+            let remaining = rules.deadline_ms.saturating_sub(rt.now());
+            if remaining == 0 {
+                break 'targets;
+            }
+            let reservation = match rt.reserve(target).await {
+                Ok(reservation) => reservation,
+                Err(refusal) => {
+                    run.trace.push(format!("{}=skipped:{}", target.id, refusal_label(&refusal)));
+                    refusals.push((target.provider, refusal));
+                    match rules.fallback {
+                        Fallback::NextTarget => continue 'targets,
+                        Fallback::SameTargetOnly => break 'targets,
+                    }
+                }
+            };
+            tries_here += 1;
+            run.attempts += 1;
+            run.last_target = Some(index);
+            let first_byte = remaining.min(rules.first_byte_timeout_ms);
+            let close = |run: &mut Record, reservation, end| {
+                let books = books(end);
+                run.charged = run.charged.saturating_add(books.charge(target.worst_case));
+                rt.close(reservation, books);
+            };
+            match rt.attempt(index, run.attempts, first_byte).await {
+                Exchange::Answer { answer, status, end, content_filtered } => {
+                    let another = rules.fallback == Fallback::NextTarget && index + 1 < targets.len();
+                    if content_filtered && another {
+                        close(run, reservation, end.unwrap_or(AttemptEnd::ContentFiltered { cost: None }));
+                        run.trace.push(format!("{}={}", target.id, outcome_label(AttemptOutcome::ContentFiltered)));
+                        last = Some(content_filtered_error(target.id).into());
+                        continue 'targets;
+                    }
+                    run.trace.push(format!("{}={status}", target.id));
+                    let open = match end {
+                        Some(end) => {
+                            close(run, reservation, end);
+                            None
+                        }
+                        None => Some(reservation),
+                    };
+                    return Ok(Win { answer, target: index, open });
+                }
+                Exchange::Failed { outcome, end, failure, retry_after } => {
+                    close(run, reservation, end);
+                    run.trace.push(format!("{}={}", target.id, outcome_label(outcome)));
+                    let wait = retry::retry_after_ms(retry_after.as_deref());
+                    let remaining = rules.deadline_ms.saturating_sub(rt.now());
+                    match retry::after_failure(outcome, tries_here, wait, remaining, rules.retry, rt.random()) {
+                        Next::Stop => return Err(failure),
+                        Next::RetrySame { delay_ms } => {
+                            last = Some(failure);
+                            rt.sleep(delay_ms).await;
+                        }
+                        Next::NextTarget => {
+                            last = Some(failure);
+                            match rules.fallback {
+                                Fallback::NextTarget => continue 'targets,
+                                Fallback::SameTargetOnly => break 'targets,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if run.attempts == 0 && !refusals.is_empty() {
+        return Err(limits_exhausted(rules.subject, &refusals).into());
+    }
+    Err(last.unwrap_or_else(|| {
+        if targets.is_empty() {
+            GatewayError::new(ErrorKind::Internal, "The route has no targets.").into()
+        } else {
+            GatewayError::new(ErrorKind::UpstreamTimeout, "The request's deadline passed before any target answered.")
+                .into()
+        }
+    }))
+}
+
+/// The 429 when no attempt could be made: every limit that refused, by provider, and the
+/// earliest time one of them may lift.
+pub fn limits_exhausted(subject: &str, refusals: &[(&str, Refusal)]) -> GatewayError {
+    let reasons: Vec<String> = refusals.iter().map(|(p, r)| format!("{p}: {}", r.message)).collect();
+    let mut err = GatewayError::new(
+        ErrorKind::LimitsExhausted,
+        format!("Every target of {subject} is over this gateway's limits — {}.", reasons.join("; ")),
+    );
+    err.retry_after = refusals.iter().map(|(_, r)| r.retry_after_secs).min().map(|s| s.to_string());
+    err
+}
+
+fn content_filtered_error(target: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::Upstream(200), format!("{target} blocked the answer with its content filter."))
+}
+
+/// How the trace names a refusal of the gateway's own limits.
+pub fn refusal_label(r: &Refusal) -> &'static str {
+    match (r.rate_limited, r.over_budget) {
+        (true, true) => "rate_limited+over_budget",
+        (true, false) => "rate_limited",
+        (false, true) => "over_budget",
+        (false, false) => "limiter_unavailable",
+    }
+}
+
+/// How the trace names an attempt that failed.
+pub fn outcome_label(outcome: AttemptOutcome) -> String {
+    match outcome {
+        AttemptOutcome::Status(s) => s.to_string(),
+        AttemptOutcome::Timeout => "timeout".into(),
+        AttemptOutcome::ConnectionError => "unreachable".into(),
+        AttemptOutcome::MalformedAnswer => "malformed".into(),
+        AttemptOutcome::ContentFiltered => "content_filter".into(),
+        AttemptOutcome::StreamCutBeforeContent => "stream_failed".into(),
+    }
+}

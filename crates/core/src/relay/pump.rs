@@ -1,0 +1,353 @@
+//! The stream pump: one discipline for every wire format, as a state machine the shell feeds.
+//!
+//! The shell does the I/O (it reads upstream chunks within the idle deadline and writes what it
+//! is told to the client); the pump decides. Before the commit point (the first content) nothing
+//! is sent, so a failure there fails the *attempt*, silently, and the engine may retry. After
+//! it, a failure ends the stream with the format's own error event (the caller's SDK raises,
+//! instead of taking a cut answer for a complete one), or, for a format that cannot carry one,
+//! a broken body. Every error text that leaves is redacted of the configured secrets: an
+//! upstream error event can echo a request header back, the gateway token included.
+//!
+//! Every way a stream ends maps to an [`AttemptEnd`], which the books close the reservation by;
+//! the caller going away mid-stream is one of them ([`Pump::on_client_gone`]).
+
+use super::{Observer, StreamFault};
+use crate::engine::AttemptEnd;
+use crate::error::{redact, ErrorKind, GatewayError};
+use crate::pricing::Usd;
+use crate::upstream::AttemptOutcome;
+
+/// What the shell does next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to send yet: read on.
+    Wait,
+    /// Send these bytes to the client (the first `Send` is the commit point).
+    Send(Vec<u8>),
+    /// The stream is over.
+    Done(Ending),
+    /// It failed before the commit point: nothing was sent, the attempt failed.
+    Failed(OpenFailure),
+}
+
+/// How a stream ended after (or without ever needing) its commit point.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// The last bytes for the client: the rest of the stream, or the format's error event.
+    pub out: Vec<u8>,
+    /// How the attempt ended, for the books.
+    pub end: AttemptEnd,
+    /// The failure that ended it, if any (already redacted).
+    pub fault: Option<GatewayError>,
+    /// The format cannot carry an error event: break the client's body instead of closing it.
+    pub cut: bool,
+    /// The stream is complete but the upstream body has not ended: read its end in the
+    /// background (cancelling it costs more than reading it, and frees nothing sooner).
+    pub drain: bool,
+    /// A copy of everything sent, when one was asked for and fit.
+    pub copy: Option<Vec<u8>>,
+}
+
+/// A stream that failed before its commit point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenFailure {
+    pub outcome: AttemptOutcome,
+    pub end: AttemptEnd,
+    pub error: GatewayError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Opening,
+    Relaying,
+    Ended,
+}
+
+/// One stream being relayed. `cost` prices what the observer saw (its final usage); it is asked
+/// only once the stream is complete.
+pub struct Pump<O, C> {
+    observer: O,
+    cost: C,
+    idle_ms: u64,
+    secrets: Vec<String>,
+    phase: Phase,
+    held: Vec<u8>,
+    capture: Option<(Vec<u8>, usize)>,
+}
+
+impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
+    /// `idle_ms` is only named in the stall's message; the shell keeps the timer.
+    pub fn new(observer: O, cost: C, idle_ms: u64, secrets: Vec<String>) -> Self {
+        Pump { observer, cost, idle_ms, secrets, phase: Phase::Opening, held: Vec::new(), capture: None }
+    }
+
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    /// Keeps a copy of what is sent, up to `limit` bytes (beyond it, no copy).
+    pub fn capture(&mut self, limit: usize) {
+        self.capture = Some((Vec::new(), limit));
+    }
+
+    /// Whether the stream has ended (every later event is ignored).
+    pub fn ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// An upstream chunk arrived.
+    pub fn on_chunk(&mut self, chunk: &[u8]) -> Step {
+        if self.phase == Phase::Ended {
+            return Step::Wait;
+        }
+        let mut out = std::mem::take(&mut self.held);
+        if let Err(fault) = self.observer.push(chunk, &mut out) {
+            return self.fault(fault, out);
+        }
+        if self.observer.complete() {
+            // The proper end: flush what the observer still holds and stop, upstream or not.
+            if let Err(fault) = self.observer.finish(&mut out) {
+                return self.fault(fault, out);
+            }
+            return self.done(out, AttemptEnd::StreamComplete { cost: (self.cost)(&self.observer) }, None, true);
+        }
+        match self.phase {
+            Phase::Opening if !self.observer.committed() => {
+                self.held = out;
+                Step::Wait
+            }
+            _ if out.is_empty() => Step::Wait,
+            _ => {
+                self.phase = Phase::Relaying;
+                self.record(&out);
+                Step::Send(out)
+            }
+        }
+    }
+
+    /// The upstream body ended cleanly.
+    pub fn on_end(&mut self) -> Step {
+        if self.phase == Phase::Ended {
+            return Step::Wait;
+        }
+        let mut out = std::mem::take(&mut self.held);
+        match self.observer.finish(&mut out) {
+            Ok(()) => self.done(out, AttemptEnd::StreamComplete { cost: (self.cost)(&self.observer) }, None, false),
+            Err(fault) => self.fault(fault, out),
+        }
+    }
+
+    /// Nothing arrived within the idle deadline.
+    pub fn on_stall(&mut self) -> Step {
+        let err = GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            match self.phase {
+                Phase::Opening => format!("The upstream stalled before its first token ({} ms).", self.idle_ms),
+                _ => format!("The upstream stream stalled for {} ms; the answer is incomplete.", self.idle_ms),
+            },
+        );
+        self.fail(
+            AttemptOutcome::Timeout,
+            AttemptEnd::StreamStalledBeforeCommit,
+            AttemptEnd::StreamStalledAfterCommit,
+            err,
+            Vec::new(),
+        )
+    }
+
+    /// Reading the upstream body failed (the connection broke).
+    pub fn on_broken(&mut self) -> Step {
+        let out = std::mem::take(&mut self.held);
+        self.fault(StreamFault::Truncated, out)
+    }
+
+    /// The client went away. `None` when the stream had already ended (its books are closed).
+    pub fn on_client_gone(&mut self) -> Option<AttemptEnd> {
+        if self.phase == Phase::Ended {
+            return None;
+        }
+        self.phase = Phase::Ended;
+        let complete_cost = self.observer.complete().then(|| (self.cost)(&self.observer));
+        Some(AttemptEnd::ClientGone { complete_cost })
+    }
+
+    fn fault(&mut self, fault: StreamFault, out: Vec<u8>) -> Step {
+        let text = redact(&fault.describe(), &self.secret_refs());
+        let err = GatewayError::new(ErrorKind::UpstreamMalformed, text);
+        self.fail(
+            AttemptOutcome::StreamCutBeforeContent,
+            AttemptEnd::StreamCutBeforeCommit,
+            AttemptEnd::StreamCutAfterCommit,
+            err,
+            out,
+        )
+    }
+
+    fn fail(
+        &mut self,
+        outcome: AttemptOutcome,
+        before: AttemptEnd,
+        after: AttemptEnd,
+        err: GatewayError,
+        out: Vec<u8>,
+    ) -> Step {
+        if self.phase == Phase::Opening {
+            // Nothing was sent: what the observer completed before the fault is dropped with it.
+            self.phase = Phase::Ended;
+            return Step::Failed(OpenFailure { outcome, end: before, error: err });
+        }
+        let mut out = out;
+        let event = self.observer.error_event(&err);
+        let cut = event.is_none();
+        out.extend_from_slice(event.as_deref().unwrap_or_default());
+        self.done(out, after, Some(err), false).with_cut(cut)
+    }
+
+    fn done(&mut self, out: Vec<u8>, end: AttemptEnd, fault: Option<GatewayError>, upstream_open: bool) -> Step {
+        self.phase = Phase::Ended;
+        self.record(&out);
+        let copy = self.capture.take().map(|(copy, _)| copy).filter(|_| fault.is_none());
+        Step::Done(Ending { out, end, fault, cut: false, drain: upstream_open, copy })
+    }
+
+    fn record(&mut self, bytes: &[u8]) {
+        if let Some((copy, limit)) = &mut self.capture {
+            if copy.len() + bytes.len() > *limit {
+                self.capture = None;
+            } else {
+                copy.extend_from_slice(bytes);
+            }
+        }
+    }
+
+    fn secret_refs(&self) -> Vec<&str> {
+        self.secrets.iter().map(String::as_str).collect()
+    }
+}
+
+impl Step {
+    fn with_cut(self, cut: bool) -> Step {
+        match self {
+            Step::Done(ending) => Step::Done(Ending { cut, ..ending }),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::SseRelay;
+
+    const SECRET: &str = "aig-SECRET-TOKEN";
+
+    fn pump() -> Pump<SseRelay, impl Fn(&SseRelay) -> Option<Usd>> {
+        let cost = |r: &SseRelay| r.summary().usage.map(|u| Usd(u.total_tokens));
+        Pump::new(SseRelay::new(), cost, 30_000, vec![SECRET.to_owned()])
+    }
+
+    const ROLE: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+    const HELLO: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}\n\n";
+    const USAGE: &[u8] =
+        b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n";
+    const DONE: &[u8] = b"data: [DONE]\n\n";
+
+    fn sent(step: Step) -> Vec<u8> {
+        match step {
+            Step::Send(bytes) => bytes,
+            other => panic!("expected Send, got {other:?}"),
+        }
+    }
+
+    fn ending(step: Step) -> Ending {
+        match step {
+            Step::Done(ending) => ending,
+            other => panic!("expected Done, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn holds_until_the_first_content_then_relays_and_settles_the_usage() {
+        let mut p = pump();
+        assert_eq!(p.on_chunk(ROLE), Step::Wait);
+        assert_eq!(sent(p.on_chunk(HELLO)), [ROLE, HELLO].concat());
+        assert_eq!(sent(p.on_chunk(USAGE)), USAGE);
+        let end = ending(p.on_chunk(DONE));
+        assert_eq!(end.out, DONE);
+        assert_eq!(end.end, AttemptEnd::StreamComplete { cost: Some(Usd(7)) });
+        assert!(end.drain, "the upstream body's own end is still to be read");
+        assert_eq!(p.on_client_gone(), None, "an ended stream's books are already closed");
+    }
+
+    #[test]
+    fn a_fault_before_content_fails_the_attempt_quietly() {
+        let mut p = pump();
+        assert_eq!(p.on_chunk(ROLE), Step::Wait);
+        let Step::Failed(f) = p.on_end() else { panic!() };
+        assert_eq!(f.outcome, AttemptOutcome::StreamCutBeforeContent);
+        assert_eq!(f.end, AttemptEnd::StreamCutBeforeCommit);
+        let mut p = pump();
+        let Step::Failed(f) = p.on_stall() else { panic!() };
+        assert_eq!((f.outcome, f.end), (AttemptOutcome::Timeout, AttemptEnd::StreamStalledBeforeCommit));
+    }
+
+    #[test]
+    fn a_fault_after_content_ends_with_a_redacted_error_event() {
+        let mut p = pump();
+        sent(p.on_chunk(HELLO));
+        let echo = format!("event: error\ndata: {{\"error\":{{\"message\":\"bad header cf-aig-authorization: Bearer {SECRET}\"}}}}\n\n");
+        let end = ending(p.on_chunk(echo.as_bytes()));
+        let text = String::from_utf8(end.out).unwrap();
+        assert!(text.starts_with("data: {\"error\""), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+        assert_eq!(end.end, AttemptEnd::StreamCutAfterCommit);
+        assert!(!end.cut && !end.drain);
+        assert!(!end.fault.unwrap().message.contains(SECRET));
+    }
+
+    #[test]
+    fn stalls_and_breaks_after_content_are_charged_their_worst_case() {
+        let mut p = pump();
+        sent(p.on_chunk(HELLO));
+        let end = ending(p.on_stall());
+        assert_eq!(end.end, AttemptEnd::StreamStalledAfterCommit);
+        assert_eq!(end.fault.as_ref().unwrap().kind, ErrorKind::UpstreamTimeout);
+        let mut p = pump();
+        sent(p.on_chunk(HELLO));
+        assert_eq!(ending(p.on_broken()).end, AttemptEnd::StreamCutAfterCommit);
+    }
+
+    #[test]
+    fn the_client_leaving_is_settled_never_forgotten() {
+        let mut p = pump();
+        sent(p.on_chunk(HELLO));
+        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { complete_cost: None }));
+        assert_eq!(p.on_chunk(USAGE), Step::Wait, "nothing after the end");
+        // Before the commit point too: the request was sent, the provider may bill it.
+        let mut p = pump();
+        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { complete_cost: None }));
+    }
+
+    #[test]
+    fn a_whole_stream_in_one_chunk_ends_without_a_commit() {
+        let mut p = pump();
+        let all = [ROLE, HELLO, USAGE, DONE].concat();
+        let end = ending(p.on_chunk(&all));
+        assert_eq!(end.out, all);
+        assert_eq!(end.end, AttemptEnd::StreamComplete { cost: Some(Usd(7)) });
+    }
+
+    #[test]
+    fn the_copy_is_everything_sent_and_only_for_a_clean_end() {
+        let mut p = pump();
+        p.capture(1 << 20);
+        sent(p.on_chunk(HELLO));
+        let end = ending(p.on_chunk(&[USAGE, DONE].concat()));
+        assert_eq!(end.copy.unwrap(), [HELLO, USAGE, DONE].concat());
+        let mut p = pump();
+        p.capture(1 << 20);
+        sent(p.on_chunk(HELLO));
+        assert_eq!(ending(p.on_end()).copy, None, "a truncated stream is not kept");
+    }
+}

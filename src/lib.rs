@@ -4,18 +4,13 @@
 //! request to one small handler. Every decision is made by `gateway_core` (plain Rust, tested
 //! natively); the shell only translates between the Workers runtime and it.
 
+mod aig;
 mod analytics;
 mod context;
-mod durable_state;
-mod idempotency;
-mod limiter_object;
-mod limits;
-mod native_stream;
+mod durable;
+mod relay;
 mod respond;
 mod routes;
-mod stream;
-mod timer;
-mod upstream;
 
 use gateway_core::{authenticate, route};
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
@@ -37,6 +32,8 @@ async fn fetch(req: Request, env: Env, worker_ctx: Context) -> Result<Response> 
         Err(err) => return error_response(&err, route::allowed_methods(&path)),
     };
     let ctx = Ctx::load(&env);
+    // Shared with a streamed body, which settles its books in `waitUntil` when it ends.
+    let worker_ctx = std::rc::Rc::new(worker_ctx);
 
     // Native routes find the token in their SDK's key header, admin routes take ADMIN_TOKEN,
     // /analytics takes AGENT_TOKEN or ANALYTICS_TOKEN: their handlers authenticate. Every other

@@ -1,8 +1,12 @@
 //! Building responses: the OpenAI error shape, JSON bodies, and the decision headers every
 //! response carries.
 
-use gateway_core::error::GatewayError;
+use futures_util::Stream;
+use gateway_core::engine::{Record, Target};
+use gateway_core::error::{ErrorKind, GatewayError};
 use worker::{Headers, Response, ResponseBuilder, Result};
+
+use crate::aig::runtime::Seen;
 
 /// Which target answered, after how many attempts: on every response.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +24,20 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// What the engine's run decided, with AI Gateway's headers of its last attempt.
+    pub fn of(record: &Record, targets: &[Target<'_>], seen: Seen) -> Decision {
+        let last = record.last_target.map(|i| &targets[i]);
+        Decision {
+            provider: last.map(|t| t.provider.to_owned()),
+            model: last.map(|t| t.id[t.provider.len() + 1..].to_owned()),
+            attempts: record.attempts,
+            trace: record.trace.clone(),
+            log_id: seen.log_id,
+            cache_status: seen.cache_status,
+            charged: Some(record.charged),
+        }
+    }
+
     /// The decision headers as name/value pairs (also what an idempotent replay repeats).
     pub fn pairs(&self) -> Vec<(String, String)> {
         let mut h = vec![
@@ -68,4 +86,30 @@ pub fn json_response(status: u16, body: String, decision: &Decision) -> Result<R
     let headers = decision.headers();
     headers.set("content-type", "application/json")?;
     Ok(ResponseBuilder::new().with_status(status).with_headers(headers).fixed(body.into_bytes()))
+}
+
+/// A whole answer, byte for byte, with the decision headers.
+pub fn answer_response(status: u16, content_type: &str, body: Vec<u8>, decision: &Decision) -> Response {
+    let headers = decision.headers();
+    let _ = headers.set("content-type", content_type);
+    ResponseBuilder::new().with_status(status).with_headers(headers).fixed(body)
+}
+
+/// A streamed answer with the decision headers (its cost is not among them: it is known only
+/// at the stream's end).
+pub fn stream_response(
+    status: u16,
+    content_type: &str,
+    decision: &Decision,
+    body: impl Stream<Item = Result<Vec<u8>>> + 'static,
+) -> Response {
+    let mut decision = decision.clone();
+    decision.charged = None;
+    let headers = decision.headers();
+    let _ = headers.set("content-type", content_type);
+    let _ = headers.set("cache-control", "no-cache");
+    ResponseBuilder::new().with_status(status).with_headers(headers).from_stream(body).unwrap_or_else(|e| {
+        let err = GatewayError::new(ErrorKind::Internal, e.to_string());
+        ResponseBuilder::new().with_status(500).fixed(err.to_json().into_bytes())
+    })
 }

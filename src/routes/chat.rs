@@ -1,87 +1,55 @@
-//! `POST /v1/chat/completions`: read → plan → for each target: reserve its limits, call AI
-//! Gateway (retrying transient faults), relay → settle the cost → respond.
+//! `POST /v1/chat/completions`: read → plan → the engine (reserve, call AI Gateway, retry or
+//! fall back, close the books) → respond, the stream's books closed when it ends.
 
-use std::time::Duration;
+use std::rc::Rc;
 
 use futures_util::StreamExt;
-use gateway_core::cache::{self, CallerCache};
-use gateway_core::config::{GatewayConfig, RequestFacts, Target};
-use gateway_core::error::{redact, ErrorKind, GatewayError};
+use gateway_core::cache::CallerCache;
+use gateway_core::config::RequestFacts;
+use gateway_core::engine::{self, books, Fallback, Rules, Target};
+use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::gateway::{self, Caller};
-use gateway_core::limits::Refusal;
-use gateway_core::plan::{plan, Plan};
-use gateway_core::pricing::{Price, Usd};
-use gateway_core::relay::StreamSummary;
-use gateway_core::request::ChatRequest;
-use gateway_core::retry::{self, Next};
-use gateway_core::upstream::{self as up, AttemptOutcome, Usage};
-use serde::Serialize;
-use worker::{Context, Delay, Env, Request, Response, ResponseBuilder, Result};
-
-use std::cell::RefCell;
-
 use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
+use gateway_core::plan::plan;
+use gateway_core::pricing::Usd;
+use gateway_core::request::ChatRequest;
+use serde::Serialize;
+use worker::{Context, Env, Request, Response, Result};
 
+use crate::aig::runtime::{now, AigRuntime, AnswerBody};
+use crate::aig::unified::Unified;
 use crate::context::Ctx;
-use crate::idempotency::{self, Claim, Claimed};
-use crate::limits::{self, Reservation};
-use crate::respond::{error_response_with, Decision};
-use crate::stream::{OpenFault, Relay};
-use crate::upstream::{self, header, BodyError, SendError};
+use crate::durable::idempotency::{self, Claimed};
+use crate::respond::{answer_response, error_response_with, stream_response, Decision};
 
-/// Error bodies are read this far, no further: enough for any message, bounded whatever comes.
-const ERROR_BODY_LIMIT: usize = 16 * 1024;
+const STREAM_TYPE: &str = "text/event-stream; charset=utf-8";
 
-pub async fn handle(mut req: Request, env: &Env, wctx: &Context, ctx: &Ctx) -> Result<Response> {
+pub async fn handle(mut req: Request, env: &Env, wctx: &Rc<Context>, ctx: &Ctx) -> Result<Response> {
     let started = now();
-    let mut decision = Decision::default();
     let mut log = RequestLog::default();
-    match serve(&mut req, env, wctx, ctx, &mut decision, &mut log, started).await {
+    let mut decision = Decision::default();
+    match serve(&mut req, env, wctx, ctx, &mut decision, &mut log).await {
         Ok(response) => Ok(response),
         Err(err) => {
             log.status = err.status();
             log.error = Some(err.kind.code());
+            decision.charged.get_or_insert(Usd::ZERO);
             log.cost_usd = decision.charged;
-            log.finish(&decision, started, None);
+            log.finish(&decision, started);
             error_response_with(&err, None, &decision)
         }
     }
 }
 
-/// Everything one request's attempts share.
-struct Call<'a> {
-    env: &'a Env,
-    wctx: &'a Context,
-    ctx: &'a Ctx,
-    config: &'a GatewayConfig,
-    chat: ChatRequest<'a>,
-    plan: Plan<'a>,
-    caller: Caller,
-    caller_cache: CallerCache<'a>,
-    url: String,
-    prompt_tokens: u64,
-    max_output_tokens: u64,
-    deadline: u64,
-    started: u64,
-    /// The idempotency key this request holds, if it sent one; taken by the answer that completes it.
-    claim: RefCell<Option<Claim>>,
-}
-
-/// How one attempt ended.
-enum Attempt {
-    Answered(Response),
-    Failed { outcome: AttemptOutcome, err: GatewayError },
-}
-
 async fn serve(
     req: &mut Request,
     env: &Env,
-    wctx: &Context,
+    wctx: &Rc<Context>,
     ctx: &Ctx,
     decision: &mut Decision,
     log: &mut RequestLog,
-    started: u64,
 ) -> std::result::Result<Response, GatewayError> {
+    let started = now();
     let settings = &ctx.settings;
     let config = ctx.config()?;
     let body = read_body(req, settings.max_body_bytes).await?;
@@ -117,326 +85,111 @@ async fn serve(
         stream: chat.stream,
     };
     let plan = plan(config, &ctx.prices, &chat.model, &facts, js_sys::Math::random())?;
-    log.alias = plan.alias.map(str::to_owned);
-    log.stream = chat.stream;
-    log.agent = caller.agent.clone();
-    log.repository = caller.repository.clone();
-    let call = Call {
+    (log.alias, log.stream, log.agent, log.repository) =
+        (plan.alias.map(str::to_owned), chat.stream, caller.agent.clone(), caller.repository.clone());
+
+    // The engine's view of each target: whose limits, and what one attempt may cost at most.
+    let max_output = chat.max_output_tokens.unwrap_or(config.estimates.max_output_tokens);
+    let mut targets = Vec::with_capacity(plan.targets.len());
+    let mut prices = Vec::with_capacity(plan.targets.len());
+    for t in &plan.targets {
+        let (Some(limits), Some(price)) =
+            (config.providers.get(t.provider()), ctx.prices.lookup(t.provider(), t.model()))
+        else {
+            // Configuration validation makes this unreachable; say so rather than spend blind.
+            return Err(GatewayError::new(ErrorKind::Configuration, format!("{} has no limits or price", t.id)));
+        };
+        targets.push(Target {
+            id: &t.id,
+            provider: t.provider(),
+            limits: limits.policy(),
+            worst_case: price.worst_case(prompt_tokens, max_output),
+        });
+        prices.push(price);
+    }
+    let url = gateway::chat_url(settings)?;
+    let protocol = Unified {
+        settings,
+        url: &url,
+        chat: &chat,
+        targets: &plan.targets,
+        prices,
+        caller: &caller,
+        alias: plan.alias,
+        cache: plan.cache,
+        caller_cache,
+    };
+    let runtime = AigRuntime {
         env,
         wctx,
-        ctx,
-        config,
-        max_output_tokens: chat.max_output_tokens.unwrap_or(config.estimates.max_output_tokens),
-        chat,
-        plan,
-        caller,
-        caller_cache,
-        url: gateway::chat_url(settings)?,
-        prompt_tokens,
-        deadline,
-        started,
-        claim: RefCell::new(claim),
+        settings,
+        protocol,
+        targets: &targets,
+        deadline_ms: deadline,
+        capture: claim.as_ref().map(|_| MAX_STORED_BYTES),
+        seen: Default::default(),
     };
-    let result = call.run(decision, log).await;
-    if result.is_err() {
-        if let Some(claim) = call.claim.borrow_mut().take() {
-            wctx.wait_until(claim.abort());
+    let subject = plan.alias.map_or_else(|| "the requested model".to_owned(), |a| format!("route `{a}`"));
+    let rules = Rules {
+        retry: &config.retry,
+        deadline_ms: deadline,
+        first_byte_timeout_ms: settings.first_byte_timeout_ms.into(),
+        fallback: Fallback::NextTarget,
+        subject: &subject,
+    };
+    let (result, record) = engine::run(&runtime, &targets, &rules).await;
+    *decision = Decision::of(&record, &targets, runtime.seen.take());
+    let win = match result {
+        Ok(win) => win,
+        Err(err) => {
+            if let Some(claim) = claim {
+                wctx.wait_until(claim.abort());
+            }
+            return Err(err);
         }
-    }
-    result
-}
-
-impl Call<'_> {
-    /// Tries the plan's targets in order, each within its limits, retrying transient faults.
-    async fn run(&self, decision: &mut Decision, log: &mut RequestLog) -> std::result::Result<Response, GatewayError> {
-        let mut last_error: Option<GatewayError> = None;
-        let mut refusals: Vec<(String, Refusal)> = Vec::new();
-        'targets: for target in &self.plan.targets {
-            let provider = target.provider();
-            let (Some(limits), Some(price)) =
-                (self.config.providers.get(provider), self.ctx.prices.lookup(provider, target.model()))
-            else {
-                // Configuration validation makes this unreachable; say so rather than spend blind.
-                return Err(GatewayError::new(
-                    ErrorKind::Configuration,
-                    format!("{} has no limits or price", target.id),
-                ));
-            };
-            let worst_case = price.worst_case(self.prompt_tokens, self.max_output_tokens);
-            let mut tries_here = 0;
-            loop {
-                let remaining = self.deadline.saturating_sub(now());
-                if remaining == 0 {
-                    last_error.get_or_insert_with(|| {
-                        GatewayError::new(
-                            ErrorKind::UpstreamTimeout,
-                            "The request's deadline passed before any target answered.",
-                        )
-                    });
-                    break 'targets;
+    };
+    let answered = win.answer;
+    log.status = answered.status;
+    match (answered.body, win.open) {
+        (AnswerBody::Whole { bytes, copy }, _) => {
+            let content_type = if chat.stream { STREAM_TYPE } else { "application/json" };
+            log.cost_usd = decision.charged;
+            log.finish(decision, started);
+            if let Some(claim) = claim {
+                let kept = if chat.stream { copy } else { Some(bytes.clone()) };
+                match kept.and_then(|b| stored_answer(answered.status, decision, content_type, b)) {
+                    Some(answer) => wctx.wait_until(claim.complete(answer)),
+                    None => wctx.wait_until(claim.abort()),
                 }
-                let reservation = match limits::reserve(self.env, provider, limits, worst_case).await {
-                    Ok(r) => r,
-                    Err(refusal) => {
-                        decision.trace.push(format!("{}=skipped:{}", target.id, refusal_label(&refusal)));
-                        refusals.push((provider.to_owned(), refusal));
-                        continue 'targets;
-                    }
-                };
-                tries_here += 1;
-                decision.attempts += 1;
-                decision.provider = Some(provider.to_owned());
-                decision.model = Some(target.model().to_owned());
-                decision.log_id = None;
-                decision.cache_status = None;
-                let first_byte = remaining.min(u64::from(self.ctx.settings.first_byte_timeout_ms));
-                match self.attempt(target, price, reservation, first_byte, decision, log).await {
-                    Attempt::Answered(response) => return Ok(response),
-                    Attempt::Failed { outcome, err } => {
-                        decision.trace.push(format!("{}={}", target.id, outcome_label(outcome)));
-                        let wait = retry::retry_after_ms(err.retry_after.as_deref());
-                        let remaining = self.deadline.saturating_sub(now());
-                        match retry::after_failure(
-                            outcome,
-                            tries_here,
-                            wait,
-                            remaining,
-                            &self.config.retry,
-                            js_sys::Math::random(),
-                        ) {
-                            Next::Stop => return Err(err),
-                            Next::RetrySame { delay_ms } => {
-                                last_error = Some(err);
-                                Delay::from(Duration::from_millis(delay_ms)).await;
-                            }
-                            Next::NextTarget => {
-                                last_error = Some(err);
-                                continue 'targets;
-                            }
+            }
+            Ok(answer_response(answered.status, content_type, bytes, decision))
+        }
+        (AnswerBody::Stream { held, upstream }, Some(reservation)) => {
+            // The stream's cost is known only at its end: its headers say what came before.
+            let worst = targets[win.target].worst_case;
+            let (end_decision, mut log, charged) = (decision.clone(), std::mem::take(log), record.charged);
+            let on_end: crate::relay::OnEnd = Box::new(move |end, fault, copy| {
+                Box::pin(async move {
+                    let books = books(end);
+                    let cost = charged.saturating_add(books.charge(worst));
+                    reservation.close(books).await;
+                    if let Some(claim) = claim {
+                        match copy.and_then(|c| stored_answer(200, &end_decision, STREAM_TYPE, c)) {
+                            Some(answer) => claim.complete(answer).await,
+                            None => claim.abort().await,
                         }
                     }
-                }
-            }
+                    log.error = fault.as_ref().map(|f| f.kind.code());
+                    log.cost_usd = Some(cost);
+                    log.finish(&end_decision, started);
+                })
+            });
+            Ok(stream_response(answered.status, STREAM_TYPE, decision, upstream.into_body(held, wctx.clone(), on_end)))
         }
-        if decision.attempts == 0 && !refusals.is_empty() {
-            return Err(limits_exhausted(self.plan.alias, &refusals));
-        }
-        Err(last_error.unwrap_or_else(|| GatewayError::new(ErrorKind::Internal, "The route has no targets.")))
-    }
-
-    /// Settles an attempt's reservation (after the response; the limiter is told in `waitUntil`)
-    /// and counts what it charged into the request's total.
-    fn settle(&self, decision: &mut Decision, reservation: Reservation, cost: Option<Usd>) {
-        let charged = decision.charged.unwrap_or(Usd::ZERO).saturating_add(reservation.charge(cost));
-        decision.charged = Some(charged);
-        self.wctx.wait_until(reservation.settle(cost));
-    }
-
-    fn release(&self, decision: &mut Decision, reservation: Reservation) {
-        decision.charged.get_or_insert(Usd::ZERO);
-        self.wctx.wait_until(reservation.release());
-    }
-
-    /// One call to AI Gateway for `target`, holding `reservation` until the cost is known.
-    async fn attempt(
-        &self,
-        target: &Target,
-        price: &Price,
-        reservation: Reservation,
-        first_byte_ms: u64,
-        decision: &mut Decision,
-        log: &mut RequestLog,
-    ) -> Attempt {
-        let settings = &self.ctx.settings;
-        let secrets = self.ctx.secrets();
-        let upstream_body = self.chat.rewrite(&gateway::upstream_model(settings.endpoint, target));
-        let metadata = gateway::metadata(&self.caller, self.plan.alias, decision.attempts);
-        let mut call_headers = gateway::chat_headers(settings, metadata);
-        call_headers.extend(cache::headers(
-            self.plan.cache,
-            self.caller_cache,
-            self.chat.stream,
-            target,
-            &upstream_body,
-        ));
-
-        let first_byte = Duration::from_millis(first_byte_ms);
-        let (mut response, controller) =
-            match upstream::post(&self.url, &call_headers, &upstream_body, first_byte).await {
-                Ok(answer) => answer,
-                Err(e) => {
-                    self.wctx.wait_until(reservation.release());
-                    return match e {
-                        SendError::Timeout => failed(
-                            AttemptOutcome::Timeout,
-                            ErrorKind::UpstreamTimeout,
-                            format!("{} did not answer within {} ms.", target.id, first_byte.as_millis()),
-                        ),
-                        SendError::Connection(message) => failed(
-                            AttemptOutcome::ConnectionError,
-                            ErrorKind::UpstreamUnreachable,
-                            format!("AI Gateway could not be reached: {}", redact(&message, &secrets)),
-                        ),
-                    };
-                }
-            };
-        decision.log_id = header(&response, "cf-aig-log-id");
-        decision.cache_status = header(&response, "cf-aig-cache-status");
-        let cache_hit = decision.cache_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HIT"));
-        let is_last_target = self.plan.targets.last() == Some(target);
-        let status = response.status_code();
-
-        if !(200..300).contains(&status) {
-            let body = upstream::read_limited(&mut response, ERROR_BODY_LIMIT).await;
-            self.release(decision, reservation);
-            let retry_after = header(&response, "retry-after");
-            return Attempt::Failed {
-                outcome: AttemptOutcome::Status(status),
-                err: up::error_from_upstream(status, &body, retry_after, target.provider(), &secrets),
-            };
-        }
-
-        if !self.chat.stream {
-            // The whole answer, within the idle deadline and what is left of the request's.
-            let remaining = self.deadline.saturating_sub(now()).max(1);
-            let within = Duration::from_millis(remaining.min(settings.stream_idle_timeout_ms.into()));
-            let bytes = match upstream::read_all(&response, within).await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    // The answer started and broke off: it may have been billed, so the worst case.
-                    self.settle(decision, reservation, None);
-                    return match e {
-                        BodyError::Timeout => failed(
-                            AttemptOutcome::Timeout,
-                            ErrorKind::UpstreamTimeout,
-                            format!("{} stopped sending its answer for {} ms.", target.id, within.as_millis()),
-                        ),
-                        BodyError::Failed(message) => failed(
-                            AttemptOutcome::MalformedAnswer,
-                            ErrorKind::UpstreamMalformed,
-                            format!("The answer of {} broke off: {}", target.id, redact(&message, &secrets)),
-                        ),
-                    };
-                }
-            };
-            return match up::read_completion(&bytes) {
-                Ok(c) => {
-                    let cost = attempt_cost(price, c.usage, cache_hit);
-                    self.settle(decision, reservation, cost);
-                    if c.finish_reason.as_deref() == Some("content_filter") && !is_last_target {
-                        return Attempt::Failed {
-                            outcome: AttemptOutcome::ContentFiltered,
-                            err: content_filtered(&target.id),
-                        };
-                    }
-                    decision.trace.push(format!("{}={status}", target.id));
-                    log.status = status;
-                    log.cost_usd = decision.charged;
-                    log.finish(decision, self.started, c.usage);
-                    if let Some(claim) = self.claim.borrow_mut().take() {
-                        match stored_answer(status, decision, "application/json", bytes.clone()) {
-                            Some(answer) => self.wctx.wait_until(claim.complete(answer)),
-                            None => self.wctx.wait_until(claim.abort()),
-                        }
-                    }
-                    Attempt::Answered(json_answer(status, bytes, decision))
-                }
-                Err(e) => {
-                    // An answer we cannot read may still have been billed: charge the worst case.
-                    self.settle(decision, reservation, None);
-                    Attempt::Failed { outcome: AttemptOutcome::MalformedAnswer, err: e }
-                }
-            };
-        }
-
-        let bytes = match response.stream() {
-            Ok(b) => b,
-            Err(e) => {
-                self.release(decision, reservation);
-                return failed(AttemptOutcome::MalformedAnswer, ErrorKind::UpstreamMalformed, e.to_string());
-            }
-        };
-        let idle = Duration::from_millis(settings.stream_idle_timeout_ms.into());
-        let mut relay = Relay::new(bytes, idle, controller);
-        match relay.open().await {
-            Ok(held) => {
-                let s = relay.summary();
-                if !s.saw_content && s.finish_reason.as_deref() == Some("content_filter") && !is_last_target {
-                    let cost = attempt_cost(price, s.usage, cache_hit);
-                    self.settle(decision, reservation, cost);
-                    return Attempt::Failed {
-                        outcome: AttemptOutcome::ContentFiltered,
-                        err: content_filtered(&target.id),
-                    };
-                }
-                decision.trace.push(format!("{}={status}", target.id));
-                log.status = status;
-                let claim = self.claim.borrow_mut().take();
-                if claim.is_some() {
-                    relay.capture(MAX_STORED_BYTES);
-                }
-                let accounting = Accounting { price: price.clone(), reservation, cache_hit, claim };
-                Attempt::Answered(stream_answer(relay, held, decision, std::mem::take(log), self.started, accounting))
-            }
-            Err(fault) => {
-                // Nothing reached the client and no content came: the attempt is released.
-                self.release(decision, reservation);
-                match fault {
-                    OpenFault::Stalled => failed(
-                        AttemptOutcome::Timeout,
-                        ErrorKind::UpstreamTimeout,
-                        format!("{} stalled before its first token ({} ms).", target.id, idle.as_millis()),
-                    ),
-                    OpenFault::Fault(fault) => failed(
-                        AttemptOutcome::StreamCutBeforeContent,
-                        ErrorKind::UpstreamMalformed,
-                        redact(&fault.describe(), &secrets),
-                    ),
-                }
-            }
+        (AnswerBody::Stream { .. }, None) => {
+            Err(GatewayError::new(ErrorKind::Internal, "a stream without its reservation"))
         }
     }
-}
-
-fn failed(outcome: AttemptOutcome, kind: ErrorKind, message: String) -> Attempt {
-    Attempt::Failed { outcome, err: GatewayError::new(kind, message) }
-}
-
-/// The cost of an answered attempt: 0 for a cache hit, the price table's for its usage, `None`
-/// (charged at the worst case) when usage is missing or a price component is unknown.
-fn attempt_cost(price: &Price, usage: Option<Usage>, cache_hit: bool) -> Option<Usd> {
-    if cache_hit {
-        return Some(Usd::ZERO);
-    }
-    let cost = price.cost(usage?.tokens());
-    if let Some(warning) = &cost.warning {
-        worker::console_warn!("{warning}");
-    }
-    cost.usd
-}
-
-fn limits_exhausted(alias: Option<&str>, refusals: &[(String, Refusal)]) -> GatewayError {
-    let which = alias.map_or_else(|| "the requested model".to_owned(), |a| format!("route `{a}`"));
-    let reasons: Vec<String> = refusals.iter().map(|(p, r)| format!("{p}: {}", r.message)).collect();
-    let mut err = GatewayError::new(
-        ErrorKind::LimitsExhausted,
-        format!("Every target of {which} is over this gateway's limits — {}.", reasons.join("; ")),
-    );
-    err.retry_after = refusals.iter().map(|(_, r)| r.retry_after_secs).min().map(|s| s.to_string());
-    err
-}
-
-pub(crate) fn refusal_label(r: &Refusal) -> &'static str {
-    match (r.rate_limited, r.over_budget) {
-        (true, true) => "rate_limited+over_budget",
-        (true, false) => "rate_limited",
-        (false, true) => "over_budget",
-        (false, false) => "limiter_unavailable",
-    }
-}
-
-fn now() -> u64 {
-    worker::Date::now().as_millis()
 }
 
 /// Reads the request body, refusing a wrong content type (415) or an oversized body (413) before
@@ -481,75 +234,6 @@ pub(crate) async fn read_body(req: &mut Request, limit: usize) -> std::result::R
     Ok(body)
 }
 
-fn content_filtered(target: &str) -> GatewayError {
-    GatewayError::new(ErrorKind::Upstream(200), format!("{target} blocked the answer with its content filter."))
-}
-
-pub(crate) fn outcome_label(outcome: AttemptOutcome) -> String {
-    match outcome {
-        AttemptOutcome::Status(s) => s.to_string(),
-        AttemptOutcome::Timeout => "timeout".into(),
-        AttemptOutcome::ConnectionError => "unreachable".into(),
-        AttemptOutcome::MalformedAnswer => "malformed".into(),
-        AttemptOutcome::ContentFiltered => "content_filter".into(),
-        AttemptOutcome::StreamCutBeforeContent => "stream_failed".into(),
-    }
-}
-
-fn json_answer(status: u16, body: Vec<u8>, decision: &Decision) -> Response {
-    let headers = decision.headers();
-    let _ = headers.set("content-type", "application/json");
-    ResponseBuilder::new().with_status(status).with_headers(headers).fixed(body)
-}
-
-/// What a streamed answer settles when it ends.
-struct Accounting {
-    price: Price,
-    reservation: Reservation,
-    cache_hit: bool,
-    claim: Option<Claim>,
-}
-
-fn stream_answer(
-    relay: Relay,
-    held: Vec<u8>,
-    decision: &Decision,
-    log: RequestLog,
-    started: u64,
-    accounting: Accounting,
-) -> Response {
-    let headers = decision.headers();
-    let _ = headers.set("content-type", "text/event-stream; charset=utf-8");
-    let _ = headers.set("cache-control", "no-cache");
-    let end_decision = decision.clone();
-    let body = relay.into_body(
-        held,
-        move |summary: StreamSummary, fault: Option<GatewayError>, copy: Option<Vec<u8>>| async move {
-            let Accounting { price, reservation, cache_hit, claim } = accounting;
-            // A stream cut after content was billed for something we cannot see: the worst case.
-            let cost = if fault.is_some() { None } else { attempt_cost(&price, summary.usage, cache_hit) };
-            reservation.settle(cost).await;
-            if let Some(claim) = claim {
-                let answer = copy
-                    .filter(|_| fault.is_none())
-                    .and_then(|copy| stored_answer(200, &end_decision, "text/event-stream; charset=utf-8", copy));
-                match answer {
-                    Some(answer) => claim.complete(answer).await,
-                    None => claim.abort().await,
-                }
-            }
-            let mut log = log;
-            log.error = fault.as_ref().map(|f| f.kind.code());
-            log.cost_usd = cost;
-            log.finish(&end_decision, started, summary.usage);
-        },
-    );
-    ResponseBuilder::new().with_status(200).with_headers(headers).from_stream(body).unwrap_or_else(|e| {
-        let err = GatewayError::new(ErrorKind::Internal, e.to_string());
-        ResponseBuilder::new().with_status(500).fixed(err.to_json().into_bytes())
-    })
-}
-
 /// An answer as kept for idempotent replays; `None` when the body is not UTF-8 text (then it is
 /// not kept, and a repeat runs again).
 fn stored_answer(status: u16, decision: &Decision, content_type: &str, body: Vec<u8>) -> Option<StoredAnswer> {
@@ -571,7 +255,7 @@ struct RequestLog {
 }
 
 impl RequestLog {
-    fn finish(&self, decision: &Decision, started: u64, usage: Option<Usage>) {
+    fn finish(&self, decision: &Decision, started: u64) {
         #[derive(Serialize)]
         struct Line<'a> {
             event: &'static str,
@@ -583,8 +267,6 @@ impl RequestLog {
             trace: &'a [String],
             log_id: Option<&'a str>,
             cache: Option<&'a str>,
-            prompt_tokens: Option<u64>,
-            completion_tokens: Option<u64>,
             duration_ms: u64,
         }
         let line = Line {
@@ -596,8 +278,6 @@ impl RequestLog {
             trace: &decision.trace,
             log_id: decision.log_id.as_deref(),
             cache: decision.cache_status.as_deref(),
-            prompt_tokens: usage.map(|u| u.prompt_tokens),
-            completion_tokens: usage.map(|u| u.completion_tokens),
             duration_ms: now().saturating_sub(started),
         };
         if let Ok(text) = serde_json::to_string(&line) {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use worker::{Env, Response, Result};
 
 use crate::context::Ctx;
-use crate::limits;
+use crate::durable::limiter as limits;
 use crate::respond::{error_response, json_response, Decision};
 
 #[derive(Serialize)]

@@ -85,6 +85,10 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
         &self.observer
     }
 
+    pub fn into_observer(self) -> O {
+        self.observer
+    }
+
     /// Keeps a copy of what is sent, up to `limit` bytes (beyond it, no copy).
     pub fn capture(&mut self, limit: usize) {
         self.capture = Some((Vec::new(), limit));

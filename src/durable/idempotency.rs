@@ -10,8 +10,8 @@ use worker::{
     durable_object, DurableObject, Env, Method, Request, RequestInit, Response, ResponseBuilder, Result, State, Stub,
 };
 
-use crate::durable_state::JsonState;
-use crate::limits::read_json;
+use crate::durable::limiter::read_json;
+use crate::durable::state::JsonState;
 
 pub const BINDING: &str = "IDEMPOTENCY";
 /// How often a repeat asks whether the first run has finished.

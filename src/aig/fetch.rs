@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 use worker::{wasm_bindgen_futures, web_sys};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response, ResponseBody};
 
-use crate::timer::IdleDeadline;
+use crate::relay::timer::IdleDeadline;
 
 /// How an attempt to reach AI Gateway failed before any response.
 pub enum SendError {

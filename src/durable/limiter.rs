@@ -1,7 +1,7 @@
 //! The Worker's side of the per-provider limiter: one Durable Object per provider
 //! (`LIMITER` binding, named by the provider slug), asked to reserve, settle and release.
 
-use gateway_core::config::ProviderLimits;
+use gateway_core::engine::Books;
 use gateway_core::limits::{Policy, Refusal, Snapshot};
 use gateway_core::pricing::Usd;
 use serde::{Deserialize, Serialize};
@@ -9,13 +9,12 @@ use worker::{Env, Method, Request, RequestInit, Stub};
 
 pub const BINDING: &str = "LIMITER";
 
-/// A held reservation. It must end in [`Reservation::settle`] or [`Reservation::release`]; one
-/// that is dropped is released by the limiter after its time-to-live.
+/// A held reservation. It must end in [`Reservation::close`]; one that is dropped is released
+/// by the limiter after its time-to-live.
 #[derive(Debug)]
 pub struct Reservation {
     stub: Stub,
     id: String,
-    worst_case: Usd,
 }
 
 /// The limiter's answer, as sent over the Durable Object's fetch interface.
@@ -53,12 +52,7 @@ fn reservation_id() -> String {
 /// Reserves one request of `provider`'s rate limit and `worst_case` of its daily budget.
 /// A limiter that cannot be reached refuses (fail closed): spending without a budget check is
 /// exactly what the limiter exists to prevent.
-pub async fn reserve(
-    env: &Env,
-    provider: &str,
-    limits: &ProviderLimits,
-    worst_case: Usd,
-) -> Result<Reservation, Refusal> {
+pub async fn reserve(env: &Env, provider: &str, policy: Policy, worst_case: Usd) -> Result<Reservation, Refusal> {
     let unavailable = |e: worker::Error| Refusal {
         rate_limited: false,
         over_budget: false,
@@ -67,32 +61,25 @@ pub async fn reserve(
     };
     let stub = stub(env, provider).map_err(unavailable)?;
     let id = reservation_id();
-    let op = Op::Reserve { id: id.clone(), amount: worst_case, policy: limits.policy() };
+    let op = Op::Reserve { id: id.clone(), amount: worst_case, policy };
     let mut response = call(&stub, &op).await.map_err(unavailable)?;
     let answer: ReserveAnswer = read_json(&mut response).await.map_err(unavailable)?;
     match answer.refused {
         Some(refusal) => Err(refusal),
-        None => Ok(Reservation { stub, id, worst_case }),
+        None => Ok(Reservation { stub, id }),
     }
 }
 
 impl Reservation {
-    /// What settling with `cost` charges: the cost, or the reserved worst case when unknown.
-    pub fn charge(&self, cost: Option<Usd>) -> Usd {
-        cost.unwrap_or(self.worst_case)
-    }
-
-    /// Ends the reservation with its real cost (`None`: unknown, so the worst case is charged).
-    pub async fn settle(self, actual: Option<Usd>) {
-        if let Err(e) = call(&self.stub, &Op::Settle { id: self.id, actual }).await {
-            worker::console_error!("limiter settle failed (the reservation expires on its own): {e}");
-        }
-    }
-
-    /// Ends the reservation at no cost.
-    pub async fn release(self) {
-        if let Err(e) = call(&self.stub, &Op::Release { id: self.id }).await {
-            worker::console_error!("limiter release failed (the reservation expires on its own): {e}");
+    /// Ends the reservation as the books say: released, settled with a cost, or settled at the
+    /// worst case it reserved.
+    pub async fn close(self, books: Books) {
+        let op = match books.settle_amount() {
+            None => Op::Release { id: self.id },
+            Some(actual) => Op::Settle { id: self.id, actual },
+        };
+        if let Err(e) = call(&self.stub, &op).await {
+            worker::console_error!("limiter update failed (the reservation expires on its own): {e}");
         }
     }
 }

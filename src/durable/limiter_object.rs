@@ -6,8 +6,8 @@
 use gateway_core::limits::LimiterState;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::durable_state::JsonState;
-use crate::limits::{Op, ReserveAnswer};
+use crate::durable::limiter::{Op, ReserveAnswer};
+use crate::durable::state::JsonState;
 
 #[durable_object]
 pub struct ProviderLimiter {

@@ -1,0 +1,159 @@
+//! The native routes' protocol (`/{provider}/…`): a provider's own API through AI Gateway, the
+//! body forwarded as it came, answers and errors in the provider's own format.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use gateway_core::config::Settings;
+use gateway_core::engine::AttemptEnd;
+use gateway_core::error::{redact, GatewayError};
+use gateway_core::gateway::{self, Caller};
+use gateway_core::native::shape::Shape;
+use gateway_core::native::stream::NativeStream;
+use gateway_core::native::usage::{self, NativeUsage};
+use gateway_core::native::Provider;
+use gateway_core::pricing::{Prices, Usd};
+use gateway_core::upstream as up;
+use worker::{Response, ResponseBuilder};
+
+use super::runtime::{Outgoing, Protocol, Whole};
+use crate::relay::CostFn;
+use crate::respond::Decision;
+
+/// Why a native call produced no answer.
+pub enum Failure {
+    /// The Worker's own error (OpenAI shape).
+    Gateway(GatewayError),
+    /// The provider's error answer, passed on in its own shape.
+    Provider(ProviderError),
+}
+
+impl From<GatewayError> for Failure {
+    fn from(err: GatewayError) -> Failure {
+        Failure::Gateway(err)
+    }
+}
+
+/// A provider's error answer: its status, its (redacted, bounded) body, its content type.
+pub struct ProviderError {
+    pub status: u16,
+    body: String,
+    content_type: Option<String>,
+    retry_after: Option<String>,
+}
+
+impl ProviderError {
+    pub fn into_response(self, decision: &Decision) -> Response {
+        let headers = decision.headers();
+        let _ = headers.set("content-type", self.content_type.as_deref().unwrap_or("application/json"));
+        if let Some(r) = &self.retry_after {
+            let _ = headers.set("retry-after", r);
+        }
+        ResponseBuilder::new().with_status(self.status).with_headers(headers).fixed(self.body.into_bytes())
+    }
+}
+
+pub struct Native<'a> {
+    pub settings: &'a Settings,
+    pub url: &'a str,
+    pub provider: Provider,
+    pub shape: &'a Shape,
+    pub body: &'a [u8],
+    pub caller: &'a Caller,
+    /// The caller's headers passed on (API versions, its own provider key when allowed, cache).
+    pub headers: Vec<(&'static str, String)>,
+    /// Whether a caller's own provider key is forwarded (then a 401/403 is about that key).
+    pub caller_key: bool,
+    pub prices: Rc<Prices>,
+}
+
+impl Protocol for Native<'_> {
+    type Observer = NativeStream;
+    type Failure = Failure;
+
+    fn streamed(&self) -> bool {
+        self.shape.stream.is_some()
+    }
+
+    fn outgoing(&self, _target: usize, attempt: u32) -> Outgoing<'_> {
+        let mut headers = gateway::chat_headers(self.settings, gateway::metadata(self.caller, Some("native"), attempt));
+        // Native calls always go to the gateway's own URL (GATEWAY_ENDPOINT only picks the
+        // unified route's endpoint), so only the gateway's credentials apply.
+        headers.retain(|(name, _)| !matches!(*name, "authorization" | "cf-aig-gateway-id"));
+        headers.extend(self.headers.iter().cloned());
+        Outgoing { url: self.url, headers, body: Cow::Borrowed(self.body) }
+    }
+
+    fn failure(
+        &self,
+        _target: usize,
+        status: u16,
+        content_type: Option<String>,
+        body: &[u8],
+        retry_after: Option<String>,
+    ) -> Failure {
+        let secrets = self.settings.secret_values();
+        // 401/403 with only the Worker's credentials sent: AI Gateway refused CF_AIG_TOKEN, the
+        // operator's problem (502), not the caller's key.
+        if matches!(status, 401 | 403) && !self.caller_key {
+            return Failure::Gateway(up::error_from_upstream(
+                status,
+                body,
+                retry_after,
+                self.provider.slug(),
+                &secrets,
+            ));
+        }
+        Failure::Provider(ProviderError {
+            status,
+            body: redact(&String::from_utf8_lossy(body), &secrets),
+            content_type,
+            retry_after: retry_after
+                .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b" ,:".contains(&b))),
+        })
+    }
+
+    fn whole(&self, _target: usize, body: &[u8], cache_hit: bool) -> Whole {
+        match usage::read_answer(self.shape.wire, body) {
+            Ok(_) if cache_hit => Whole::Answer { end: AttemptEnd::CacheHit, content_filtered: false },
+            Ok(answer) => {
+                let cost = native_cost(
+                    &self.prices,
+                    self.provider,
+                    self.shape.model.as_deref(),
+                    answer.model.as_deref(),
+                    answer.usage,
+                );
+                Whole::Answer { end: AttemptEnd::AnswerRead { cost }, content_filtered: false }
+            }
+            Err(err) => Whole::Malformed(err),
+        }
+    }
+
+    fn observer(&self, _target: usize, cache_hit: bool) -> (NativeStream, CostFn<NativeStream>) {
+        let framing = self.shape.stream.expect("a streamed shape");
+        let (prices, provider, model) = (self.prices.clone(), self.provider, self.shape.model.clone());
+        let cost = move |s: &NativeStream| {
+            if cache_hit {
+                return Some(Usd::ZERO);
+            }
+            let tally = s.tally();
+            native_cost(&prices, provider, model.as_deref(), tally.model.as_deref(), tally.usage)
+        };
+        (NativeStream::new(self.shape.wire, framing), Box::new(cost))
+    }
+}
+
+fn native_cost(
+    prices: &Prices,
+    provider: Provider,
+    request_model: Option<&str>,
+    answer_model: Option<&str>,
+    usage: Option<NativeUsage>,
+) -> Option<Usd> {
+    let cost = usage::cost(prices, provider, request_model, answer_model, usage);
+    if let Some(warning) = &cost.warning {
+        worker::console_warn!("{warning}");
+    }
+    cost.usd
+}

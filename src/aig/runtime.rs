@@ -1,0 +1,288 @@
+//! The engine's runtime in the Worker (`gateway_core::engine::Runtime`): the limiter Durable
+//! Object, one attempt through AI Gateway, a timer, the clock and `Math.random`.
+//!
+//! One attempt is the same for every route — fetch within the first-byte deadline, read an
+//! error body bounded, read a whole answer within the deadlines, or open a stream to its commit
+//! point — and what differs per route (URL, headers, body, how an answer and an error read) is
+//! its [`Protocol`]: `unified.rs` for `/v1/chat/completions`, `native.rs` for `/{provider}/…`.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use gateway_core::config::Settings;
+use gateway_core::engine::{AttemptEnd, Books, Exchange, Runtime, Target};
+use gateway_core::error::{redact, ErrorKind, GatewayError};
+use gateway_core::limits::Refusal;
+use gateway_core::relay::pump::Pump;
+use gateway_core::relay::Observer;
+use gateway_core::upstream::AttemptOutcome;
+use worker::{Context, Delay, Env};
+
+use super::fetch::{self, header, BodyError, SendError};
+use crate::durable::limiter::{self, Reservation};
+use crate::relay::{CostFn, Opened, Upstream};
+
+/// Error bodies are read this far, no further: enough for any message, bounded whatever comes.
+const ERROR_BODY_LIMIT: usize = 16 * 1024;
+
+/// One request to AI Gateway.
+pub struct Outgoing<'a> {
+    pub url: &'a str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Cow<'a, [u8]>,
+}
+
+/// What a whole (non-streamed) answer turned out to be.
+pub enum Whole {
+    Answer {
+        end: AttemptEnd,
+        content_filtered: bool,
+    },
+    /// A 200 that is not an answer: it may have been billed.
+    Malformed(GatewayError),
+}
+
+/// What differs between routes: how an attempt is sent, and how its answer reads.
+pub trait Protocol {
+    type Observer: Observer + 'static;
+    type Failure: From<GatewayError>;
+
+    fn streamed(&self) -> bool;
+    /// The request for attempt `attempt` (1-based, the whole request's) on `targets[target]`.
+    fn outgoing(&self, target: usize, attempt: u32) -> Outgoing<'_>;
+    /// An error status's failure, from its (bounded) body.
+    fn failure(
+        &self,
+        target: usize,
+        status: u16,
+        content_type: Option<String>,
+        body: &[u8],
+        retry_after: Option<String>,
+    ) -> Self::Failure;
+    /// Reads a whole answer.
+    fn whole(&self, target: usize, body: &[u8], cache_hit: bool) -> Whole;
+    /// The observer of a stream from `targets[target]`, and how to price what it saw.
+    fn observer(&self, target: usize, cache_hit: bool) -> (Self::Observer, CostFn<Self::Observer>);
+    /// A complete stream that carried no content because the provider's filter blocked it.
+    fn stream_filtered(&self, _observer: &Self::Observer) -> bool {
+        false
+    }
+}
+
+/// An answer for the client.
+pub struct Answered<O: Observer + 'static> {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: AnswerBody<O>,
+}
+
+pub enum AnswerBody<O: Observer + 'static> {
+    /// The whole body (a JSON answer, or a stream that was over before its commit point).
+    Whole { bytes: Vec<u8>, copy: Option<Vec<u8>> },
+    /// A committed stream: `held`, then the rest.
+    Stream { held: Vec<u8>, upstream: Upstream<O> },
+}
+
+/// AI Gateway's own headers of the last attempt: on the response, whatever its outcome.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub log_id: Option<String>,
+    pub cache_status: Option<String>,
+}
+
+pub struct AigRuntime<'a, P: Protocol> {
+    pub env: &'a Env,
+    pub wctx: &'a Rc<Context>,
+    pub settings: &'a Settings,
+    pub protocol: P,
+    pub targets: &'a [Target<'a>],
+    pub deadline_ms: u64,
+    /// Keep a copy of a streamed answer up to this many bytes (idempotent replays).
+    pub capture: Option<usize>,
+    pub seen: RefCell<Seen>,
+}
+
+pub fn now() -> u64 {
+    worker::Date::now().as_millis()
+}
+
+impl<P: Protocol> AigRuntime<'_, P> {
+    fn secrets(&self) -> Vec<String> {
+        self.settings.secret_values().into_iter().map(str::to_owned).collect()
+    }
+
+    fn fail(
+        &self,
+        outcome: AttemptOutcome,
+        end: AttemptEnd,
+        kind: ErrorKind,
+        text: String,
+    ) -> Exchange<Answered<P::Observer>, P::Failure> {
+        Exchange::Failed { outcome, end, failure: GatewayError::new(kind, text).into(), retry_after: None }
+    }
+}
+
+impl<P: Protocol> Runtime for AigRuntime<'_, P> {
+    type Reservation = Reservation;
+    type Answer = Answered<P::Observer>;
+    type Failure = P::Failure;
+
+    async fn reserve(&self, target: &Target<'_>) -> Result<Reservation, Refusal> {
+        limiter::reserve(self.env, target.provider, target.limits, target.worst_case).await
+    }
+
+    fn close(&self, reservation: Reservation, books: Books) {
+        self.wctx.wait_until(reservation.close(books));
+    }
+
+    async fn attempt(&self, target: usize, attempt: u32, first_byte_ms: u64) -> Exchange<Self::Answer, P::Failure> {
+        let started = now();
+        let id = self.targets[target].id;
+        let secrets = self.secrets();
+        let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        *self.seen.borrow_mut() = Seen::default();
+        let out = self.protocol.outgoing(target, attempt);
+        let first_byte = Duration::from_millis(first_byte_ms);
+        let (mut response, controller) = match fetch::post(out.url, &out.headers, &out.body, first_byte).await {
+            Ok(answer) => answer,
+            Err(SendError::Timeout) => {
+                return self.fail(
+                    AttemptOutcome::Timeout,
+                    AttemptEnd::NoResponse,
+                    ErrorKind::UpstreamTimeout,
+                    format!("{id} did not answer within {first_byte_ms} ms."),
+                )
+            }
+            Err(SendError::Connection(message)) => {
+                return self.fail(
+                    AttemptOutcome::ConnectionError,
+                    AttemptEnd::NoResponse,
+                    ErrorKind::UpstreamUnreachable,
+                    format!("AI Gateway could not be reached: {}", redact(&message, &secret_refs)),
+                )
+            }
+        };
+        let seen =
+            Seen { log_id: header(&response, "cf-aig-log-id"), cache_status: header(&response, "cf-aig-cache-status") };
+        let cache_hit = seen.cache_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HIT"));
+        *self.seen.borrow_mut() = seen;
+        let status = response.status_code();
+        let content_type = header(&response, "content-type");
+
+        if !(200..300).contains(&status) {
+            let body = fetch::read_limited(&mut response, ERROR_BODY_LIMIT).await;
+            let retry_after = header(&response, "retry-after");
+            let failure = self.protocol.failure(target, status, content_type, &body, retry_after.clone());
+            return Exchange::Failed {
+                outcome: AttemptOutcome::Status(status),
+                end: AttemptEnd::ErrorStatus,
+                failure,
+                retry_after,
+            };
+        }
+
+        if !self.protocol.streamed() {
+            // The whole answer, within the idle deadline and what is left of the request's.
+            let remaining = self.deadline_ms.saturating_sub(now());
+            let within = Duration::from_millis(remaining.min(self.settings.stream_idle_timeout_ms.into()));
+            let bytes = match fetch::read_all(&response, within).await {
+                Ok(bytes) => bytes,
+                // The answer started and broke off: it may have been billed.
+                Err(BodyError::Timeout) => {
+                    return self.fail(
+                        AttemptOutcome::Timeout,
+                        AttemptEnd::AnswerUnreadable,
+                        ErrorKind::UpstreamTimeout,
+                        format!("{id} stopped sending its answer for {} ms.", within.as_millis()),
+                    )
+                }
+                Err(BodyError::Failed(message)) => {
+                    return self.fail(
+                        AttemptOutcome::MalformedAnswer,
+                        AttemptEnd::AnswerUnreadable,
+                        ErrorKind::UpstreamMalformed,
+                        format!("The answer of {id} broke off: {}", redact(&message, &secret_refs)),
+                    )
+                }
+            };
+            return match self.protocol.whole(target, &bytes, cache_hit) {
+                Whole::Answer { end, content_filtered } => Exchange::Answer {
+                    answer: Answered { status, content_type, body: AnswerBody::Whole { bytes, copy: None } },
+                    status,
+                    end: Some(end),
+                    content_filtered,
+                },
+                Whole::Malformed(err) => Exchange::Failed {
+                    outcome: AttemptOutcome::MalformedAnswer,
+                    end: AttemptEnd::AnswerUnreadable,
+                    failure: err.into(),
+                    retry_after: None,
+                },
+            };
+        }
+
+        let bytes = match response.stream() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return self.fail(
+                    AttemptOutcome::MalformedAnswer,
+                    AttemptEnd::StreamCutBeforeCommit,
+                    ErrorKind::UpstreamMalformed,
+                    e.to_string(),
+                )
+            }
+        };
+        let idle = Duration::from_millis(self.settings.stream_idle_timeout_ms.into());
+        let (observer, cost) = self.protocol.observer(target, cache_hit);
+        let pump = Pump::new(observer, cost, idle.as_millis() as u64, secrets);
+        let mut upstream = Upstream::new(bytes, pump, idle, controller);
+        if let Some(limit) = self.capture {
+            upstream.capture(limit);
+        }
+        // The commit point is the stream's first byte for the client: the attempt's first-byte
+        // window bounds it, so the request's deadline holds for streams too.
+        let until = started + first_byte_ms;
+        match upstream.open(until).await {
+            Opened::Committed { held, upstream } => Exchange::Answer {
+                answer: Answered { status, content_type, body: AnswerBody::Stream { held, upstream } },
+                status,
+                end: None,
+                content_filtered: false,
+            },
+            Opened::Whole { ending, observer } => {
+                let content_filtered = self.protocol.stream_filtered(&observer);
+                let end = match ending.end {
+                    AttemptEnd::StreamComplete { cost } if content_filtered => AttemptEnd::ContentFiltered { cost },
+                    end => end,
+                };
+                Exchange::Answer {
+                    answer: Answered {
+                        status,
+                        content_type,
+                        body: AnswerBody::Whole { bytes: ending.out, copy: ending.copy },
+                    },
+                    status,
+                    end: Some(end),
+                    content_filtered,
+                }
+            }
+            Opened::Failed(f) => {
+                Exchange::Failed { outcome: f.outcome, end: f.end, failure: f.error.into(), retry_after: None }
+            }
+        }
+    }
+
+    async fn sleep(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await
+    }
+
+    fn now(&self) -> u64 {
+        now()
+    }
+
+    fn random(&self) -> f64 {
+        js_sys::Math::random()
+    }
+}

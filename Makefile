@@ -62,13 +62,49 @@ $(AGW): $(shell find crates/agw crates/core/src -name '*.rs') crates/agw/Cargo.t
 dev: build
 	@scripts/dev.sh
 
-test: build lint test-unit test-e2e
+test: build deploy-check lint test-unit test-e2e
 
 test-unit:
 	cargo test --quiet -p gateway-core -p aig-sim -p agw
 
 test-e2e: build agw
 	.venv/bin/python -m pytest -q tests/e2e
+
+# `wrangler deploy` up to the upload, offline: runs the [build] step, validates wrangler.toml
+# (bindings, Durable Object migrations, crons) and bundles what it would upload; then that bundle's
+# size beside Workers' upload limits, which apply compressed (measured as wrangler measures it: the
+# modules gzipped together). The example agent Worker too, so that it cannot rot.
+.PHONY: deploy-check
+deploy-check: export DEPLOY_SIZES = $(DEPLOY_SIZES_JS)
+deploy-check:
+	@scripts/setup.sh build
+	@rm -rf build/deploy build/deploy-agent-worker
+	npx wrangler deploy --dry-run --outdir build/deploy
+	npx wrangler deploy --dry-run --outdir $(CURDIR)/build/deploy-agent-worker --config examples/agent-worker/wrangler.toml
+	@node -e "$$DEPLOY_SIZES" build/deploy build/deploy-agent-worker
+
+define DEPLOY_SIZES_JS
+const fs = require("fs"), path = require("path"), zlib = require("zlib");
+const MIB = 1024 * 1024, FREE = 3 * MIB, PAID = 10 * MIB;
+const kib = (n) => (n / 1024).toFixed(1) + " KiB";
+const gzip = (buffers) => zlib.gzipSync(Buffer.concat(buffers)).length;
+let fail = false;
+for (const dir of process.argv.slice(1)) {
+  // The modules (not source maps), the entry point last as wrangler does.
+  const names = fs.readdirSync(dir).filter((f) => !f.endsWith(".map") && f !== "README.md")
+    .sort((a, b) => (a === "index.js") - (b === "index.js") || a.localeCompare(b));
+  const files = names.map((f) => fs.readFileSync(path.join(dir, f)));
+  const size = files.reduce((n, f) => n + f.length, 0), gz = gzip(files);
+  console.log(dir + ": " + kib(size) + ", " + kib(gz) + " gzipped; Workers' upload limit (gzipped): 3 MiB free (" +
+    Math.round((gz * 100) / FREE) + "% used), 10 MiB paid (" + Math.round((gz * 100) / PAID) + "%)");
+  names.forEach((name, i) => {
+    if (name.endsWith(".wasm")) console.log("  " + name.replace(/^[0-9a-f]+-/, "") + ": " + kib(files[i].length) + ", " + kib(gzip([files[i]])) + " gzipped");
+  });
+  if (gz > PAID) { console.error(dir + ": over every plan's upload limit"); fail = true; }
+  else if (gz > FREE) console.error(dir + ": over the free plan's upload limit (deploys on a paid plan only)");
+}
+process.exit(fail ? 1 : 0);
+endef
 
 # Every shell script in the repository must parse (`bash -n`) and pass shellcheck: a quote inside
 # ${x:-...} once broke `make dev` while every Rust test passed.

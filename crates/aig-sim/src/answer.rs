@@ -9,6 +9,13 @@
 //!
 //! Content is kept as "pieces", one per word with the whitespace that preceded it, so a stream
 //! that sends one piece per event concatenates back to CONTENT byte for byte.
+//!
+//! Two requests get another kind of [`Reply`] (read by the OpenAI format only):
+//! * with `tools`, the model calls one function; its arguments are [`sample`]d from the
+//!   function's `parameters` schema and stand where CONTENT would (pieces, C, the stream);
+//! * with a `json_schema` response format, CONTENT is a JSON value sampled from that schema.
+
+use serde_json::{Map, Value};
 
 /// The text of a conversation, reduced to what the simulated model looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +24,26 @@ pub struct Conversation {
     pub texts: Vec<String>,
     /// Text of the last message whose role is the user's.
     pub last_user: String,
+}
+
+/// What kind of answer a request asks the simulated model for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Reply {
+    /// CONTENT, the text answer.
+    #[default]
+    Text,
+    /// A JSON text (structured output) instead of CONTENT.
+    Json(String),
+    /// A call of the function `name` with these arguments (a JSON object as text).
+    Call { name: String, arguments: String },
+}
+
+/// The function call an answer makes; its arguments are the answer's pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// `call_…`, unique per answer.
+    pub id: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +68,8 @@ pub struct Answer {
     pub pieces: Vec<String>,
     pub finish: Finish,
     pub prompt_tokens: u64,
+    /// Set when the answer is a function call: the pieces are then its arguments.
+    pub tool_call: Option<ToolCall>,
 }
 
 impl Answer {
@@ -54,7 +83,42 @@ impl Answer {
         max_tokens: Option<u64>,
     ) -> Self {
         let content = format!("Simulated answer from {provider}/{model}: {}", conv.last_user);
-        let mut pieces = split_pieces(&content);
+        Self::with_content(id, created, model, &content, conv, max_tokens)
+    }
+
+    /// The answer of the simulated `provider`/`model` as `reply` asks. A function call is never
+    /// cut by `max_tokens` (its arguments stay valid JSON); its id is `call_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reply(
+        id: String,
+        created: u64,
+        provider: &str,
+        model: &str,
+        conv: &Conversation,
+        max_tokens: Option<u64>,
+        reply: &Reply,
+        call_id: String,
+    ) -> Self {
+        match reply {
+            Reply::Text => Self::new(id, created, provider, model, conv, max_tokens),
+            Reply::Json(text) => Self::with_content(id, created, model, text, conv, max_tokens),
+            Reply::Call { name, arguments } => {
+                let mut answer = Self::with_content(id, created, model, arguments, conv, None);
+                answer.tool_call = Some(ToolCall { id: call_id, name: name.clone() });
+                answer
+            }
+        }
+    }
+
+    fn with_content(
+        id: String,
+        created: u64,
+        model: &str,
+        content: &str,
+        conv: &Conversation,
+        max_tokens: Option<u64>,
+    ) -> Self {
+        let mut pieces = split_pieces(content);
         let mut finish = Finish::Stop;
         if let Some(limit) = max_tokens {
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -68,12 +132,21 @@ impl Answer {
                 finish = Finish::Length;
             }
         }
-        Self { id, created, model: model.to_string(), pieces, finish, prompt_tokens: prompt_tokens(&conv.texts) }
+        Self {
+            id,
+            created,
+            model: model.to_string(),
+            pieces,
+            finish,
+            prompt_tokens: prompt_tokens(&conv.texts),
+            tool_call: None,
+        }
     }
 
     /// The same answer, blocked by the content filter.
     pub fn blocked(mut self) -> Self {
         self.pieces.clear();
+        self.tool_call = None;
         self.finish = Finish::ContentFilter;
         self
     }
@@ -91,6 +164,51 @@ impl Answer {
 /// P for a list of message texts.
 pub fn prompt_tokens<S: AsRef<str>>(texts: &[S]) -> u64 {
     texts.iter().map(|t| (t.as_ref().chars().count() as u64).div_ceil(4) + 4).sum()
+}
+
+/// A value that fits the JSON Schema `schema`, the same every time: `const`, else the first of
+/// `enum`, else the first non-null `anyOf`/`oneOf` alternative, else by `type`: an object with
+/// every property in `properties` sampled, an array of one sampled `items` (none without
+/// `items`), `text` for a string, `minimum` or 1 for numbers, `true`, `null`. A schema without a
+/// `type` is an object when it has `properties`, a string otherwise.
+pub fn sample(schema: &Value, text: &str) -> Value {
+    if let Some(value) = schema.get("const") {
+        return value.clone();
+    }
+    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|values| values.first()) {
+        return first.clone();
+    }
+    let alternatives = ["anyOf", "oneOf"].iter().find_map(|key| schema.get(*key).and_then(Value::as_array));
+    if let Some(alternatives) = alternatives {
+        let not_null = alternatives.iter().find(|alt| alt.get("type").and_then(Value::as_str) != Some("null"));
+        return not_null.map_or(Value::Null, |alt| sample(alt, text));
+    }
+    let kind = match schema.get("type") {
+        Some(Value::String(kind)) => kind.as_str(),
+        Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).find(|k| *k != "null").unwrap_or("null"),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "string",
+    };
+    match kind {
+        "object" => {
+            let mut object = Map::new();
+            if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+                for (name, property) in properties {
+                    object.insert(name.clone(), sample(property, text));
+                }
+            }
+            Value::Object(object)
+        }
+        "array" => match schema.get("items").filter(|items| items.is_object()) {
+            Some(items) => Value::Array(vec![sample(items, text)]),
+            None => Value::Array(Vec::new()),
+        },
+        "string" => Value::String(text.to_string()),
+        "integer" => schema.get("minimum").and_then(Value::as_i64).map_or(Value::from(1), Value::from),
+        "number" => schema.get("minimum").filter(|m| m.is_number()).cloned().unwrap_or(Value::from(1)),
+        "boolean" => Value::Bool(true),
+        _ => Value::Null,
+    }
 }
 
 /// Splits text into words, each carrying the whitespace before it; whitespace after the last
@@ -163,5 +281,50 @@ mod tests {
         let b = a.blocked();
         assert_eq!(b.content(), "");
         assert_eq!(b.completion_tokens(), 0);
+    }
+
+    #[test]
+    fn replies_with_json_or_a_function_call() {
+        let c = conv(&["Label it"], "Label it");
+        let args = r#"{"label":"Label it"}"#.to_string();
+        let call = Reply::Call { name: "add_label".into(), arguments: args.clone() };
+        let a = Answer::reply("id".into(), 1, "openai", "gpt-4o", &c, Some(1), &call, "call_1".into());
+        assert_eq!(a.content(), args, "a call is never cut");
+        assert_eq!(a.pieces, [r#"{"label":"Label"#, r#" it"}"#]);
+        assert_eq!(a.tool_call, Some(ToolCall { id: "call_1".into(), name: "add_label".into() }));
+        assert_eq!(a.finish, Finish::Stop);
+        assert_eq!(a.clone().blocked().tool_call, None);
+
+        let json = Reply::Json(r#"{"a": 1}"#.into());
+        let a = Answer::reply("id".into(), 1, "openai", "gpt-4o", &c, None, &json, "call_1".into());
+        assert_eq!((a.content().as_str(), a.tool_call), (r#"{"a": 1}"#, None));
+    }
+
+    #[test]
+    fn samples_schemas() {
+        use serde_json::json;
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "label": {"type": "string", "enum": ["bug", "feature"]},
+                "why": {"type": "string"},
+                "score": {"type": "number", "minimum": 0.5},
+                "count": {"type": "integer"},
+                "ok": {"type": "boolean"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "none": {"type": "array"},
+                "maybe": {"type": ["string", "null"]},
+                "either": {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 3}]},
+                "fixed": {"const": "v1"},
+                "nested": {"properties": {"x": {}}}
+            }
+        });
+        assert_eq!(
+            sample(&schema, "txt"),
+            json!({"label": "bug", "why": "txt", "score": 0.5, "count": 1, "ok": true, "tags": ["txt"], "none": [],
+                   "maybe": "txt", "either": 3, "fixed": "v1", "nested": {"x": "txt"}})
+        );
+        assert_eq!(sample(&json!({"type": "object"}), "t"), json!({}));
+        assert_eq!(sample(&json!({"type": "null"}), "t"), Value::Null);
     }
 }

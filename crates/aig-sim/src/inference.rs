@@ -340,13 +340,16 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
     // Note the fault now: a stalled request never reaches `finish`.
     state.update_record(record, |r| r.fault = fault_kind);
 
-    let mut answer = Answer::new(
-        format.answer_id(state.ids.next_number()),
+    let number = state.ids.next_number();
+    let mut answer = Answer::reply(
+        format.answer_id(number),
         (req.started_ms / 1000).max(0) as u64,
         &provider,
         &model,
         &chat.conv,
         chat.max_tokens,
+        &chat.reply,
+        format!("call_sim{number:06}"),
     );
     let mut mode = Mode::Normal;
     match fault {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::{content_text, flag, sse, ChatRequest};
-use crate::answer::{Answer, Conversation, Finish};
+use crate::answer::{Answer, Conversation, Finish, Reply};
 use crate::http::{json_response, Resp};
 use crate::stream::StreamPlan;
 
@@ -40,7 +40,14 @@ pub fn parse_request(body: &Value) -> Result<ChatRequest, String> {
         }
         conv.texts.push(text);
     }
-    Ok(ChatRequest { model, conv, stream: flag(body, "stream")?, include_usage: false, max_tokens: Some(max_tokens) })
+    Ok(ChatRequest {
+        model,
+        conv,
+        stream: flag(body, "stream")?,
+        include_usage: false,
+        max_tokens: Some(max_tokens),
+        reply: Reply::Text,
+    })
 }
 
 fn stop_reason(finish: Finish) -> &'static str {

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{positive_int, ChatRequest};
-use crate::answer::{Answer, Conversation, Finish};
+use crate::answer::{Answer, Conversation, Finish, Reply};
 use crate::http::{json_response, Resp};
 
 /// `{"text":…}` blocks of a Converse `content` (or `system`) array, joined with a space.
@@ -51,7 +51,14 @@ pub fn parse_request(body: &Value, model: &str) -> Result<ChatRequest, String> {
         Some(cfg) if cfg.is_object() => positive_int(cfg, "maxTokens").map_err(|e| format!("inferenceConfig.{e}"))?,
         Some(_) => return Err("inferenceConfig must be an object".into()),
     };
-    Ok(ChatRequest { model: model.to_string(), conv, stream: false, include_usage: false, max_tokens })
+    Ok(ChatRequest {
+        model: model.to_string(),
+        conv,
+        stream: false,
+        include_usage: false,
+        max_tokens,
+        reply: Reply::Text,
+    })
 }
 
 /// The Converse response body.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::{positive_int, sse, ChatRequest};
-use crate::answer::{Answer, Conversation, Finish};
+use crate::answer::{Answer, Conversation, Finish, Reply};
 use crate::http::{json_response, Resp};
 use crate::stream::StreamPlan;
 
@@ -46,7 +46,7 @@ pub fn parse_request(body: &Value, model: &str, stream: bool) -> Result<ChatRequ
         }
         Some(_) => return Err("generationConfig must be an object".into()),
     };
-    Ok(ChatRequest { model: model.to_string(), conv, stream, include_usage: false, max_tokens })
+    Ok(ChatRequest { model: model.to_string(), conv, stream, include_usage: false, max_tokens, reply: Reply::Text })
 }
 
 /// `{"parts":[{"text":…}, …]}` → the texts joined with a space (non-text parts ignored), the same

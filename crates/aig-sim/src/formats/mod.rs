@@ -12,7 +12,7 @@ pub mod openai;
 
 use serde_json::Value;
 
-use crate::answer::{Answer, Conversation};
+use crate::answer::{Answer, Conversation, Reply};
 use crate::stream::StreamPlan;
 
 /// What a request asks of the simulated model, whatever its wire format.
@@ -26,6 +26,8 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// `max_tokens` / `max_completion_tokens` / `maxOutputTokens`.
     pub max_tokens: Option<u64>,
+    /// Text, structured output or a function call (only the OpenAI format asks for the latter two).
+    pub reply: Reply,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -195,6 +195,74 @@ async fn compat_stream_concatenates_to_the_content() {
 }
 
 #[tokio::test]
+async fn compat_answers_tools_with_a_function_call() {
+    let sim = start().await;
+    let mut body = chat("openai/gpt-4o");
+    body["tools"] = json!([{"type": "function", "function": {"name": "add_label", "parameters": {
+        "type": "object", "properties": {"label": {"type": "string", "enum": ["bug", "feature"]}, "why": {"type": "string"}}}}}]);
+    let arguments = r#"{"label":"bug","why":"Label this issue please"}"#;
+
+    let r = post_json(sim.addr, &compat_path(), &[GATEWAY_AUTH], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer = r.json();
+    let message = &answer["choices"][0]["message"];
+    assert_eq!(answer["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(message["content"], Value::Null);
+    let call = &message["tool_calls"][0];
+    assert!(call["id"].as_str().unwrap().starts_with("call_sim"));
+    assert_eq!((call["type"].as_str(), call["function"]["name"].as_str()), (Some("function"), Some("add_label")));
+    assert_eq!(call["function"]["arguments"], arguments);
+    // C = the pieces of the arguments: `{"label":"bug","why":"Label`, ` this`, ` issue`, ` please"}`.
+    assert_eq!(answer["usage"]["completion_tokens"], 4);
+    // The request is recorded as sent.
+    let recorded = requests(sim.addr).await;
+    assert_eq!(serde_json::from_str::<Value>(recorded[0]["body"].as_str().unwrap()).unwrap(), body);
+
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let r = post_json(sim.addr, &compat_path(), &[GATEWAY_AUTH], &body).await;
+    let events: Vec<Value> =
+        r.events().iter().filter(|(_, d)| d != "[DONE]").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    let head = &events[0]["choices"][0]["delta"];
+    assert_eq!(head["role"], "assistant");
+    assert_eq!(head["tool_calls"][0]["function"], json!({"name": "add_label", "arguments": ""}));
+    assert!(head["tool_calls"][0]["id"].as_str().unwrap().starts_with("call_sim"));
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(streamed, arguments);
+    assert_eq!(events[events.len() - 2]["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(events.last().unwrap()["usage"]["completion_tokens"], 4);
+    assert_eq!(events.len(), 1 + 4 + 1 + 1);
+
+    // After the tool's result, the answer is text again.
+    body["stream"] = json!(false);
+    let messages = body["messages"].as_array_mut().unwrap();
+    messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+    messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "labelled"}));
+    let r = post_json(sim.addr, &compat_path(), &[GATEWAY_AUTH], &body).await;
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Simulated answer from openai/gpt-4o: Label this issue please"
+    );
+}
+
+#[tokio::test]
+async fn compat_answers_a_json_schema_in_it() {
+    let sim = start().await;
+    let mut body = chat("google-ai-studio/gemini-2.5-flash");
+    body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "t", "schema": {
+        "type": "object", "properties": {"kind": {"enum": ["bug"]}, "n": {"type": "integer"}}}}});
+    let r = post_json(sim.addr, &compat_path(), &[GATEWAY_AUTH], &body).await;
+    let answer = r.json();
+    assert_eq!(answer["choices"][0]["message"]["content"], r#"{"kind":"bug","n":1}"#);
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    body["response_format"] = json!({"type": "json_schema", "json_schema": "nope"});
+    assert_eq!(post_json(sim.addr, &compat_path(), &[GATEWAY_AUTH], &body).await.status, 400);
+}
+
+#[tokio::test]
 async fn stream_events_arrive_as_separate_chunks() {
     let sim = start_with(|c| c.chunk_delay_ms = 40).await;
     let mut body = chat("openai/gpt-4o-mini");

@@ -1,0 +1,204 @@
+"""An agent that is itself a Worker reaches the gateway over a Service Binding, with no public hop.
+
+examples/agent-worker (the OpenAI SDK with `fetch` bound to its GATEWAY binding) and the built
+gateway run together in one `wrangler dev`: the agent is the primary Worker, served on the port;
+the gateway is only reachable through the binding. Two such pairs run: one whose agent holds the
+right AGENT_TOKEN, one whose agent holds a wrong one (the gateway still checks it over a binding).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+import conftest
+from conftest import AGENT_TOKEN, ARTIFACTS, ROOT, WRANGLER, Worker, base_values, free_port, write_e2e_wrangler_toml
+
+EXAMPLE = ROOT / "examples" / "agent-worker"
+WRONG_TOKEN = "agt-wrong-" + secrets.token_hex(16)
+# A wrong token must not come back either.
+conftest.SECRETS.append(WRONG_TOKEN)
+
+
+def write_dev_vars(path: Path, values: dict[str, str]) -> None:
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+def write_agent_wrangler_toml(directory: Path) -> Path:
+    """The example's own wrangler.toml, with only `main` made absolute, in a directory of its own
+    (its .dev.vars holds the test's token, never in the repository)."""
+    lines = [
+        f'main = "{EXAMPLE / "src" / "index.ts"}"' if line.strip().startswith("main =") else line
+        for line in (EXAMPLE / "wrangler.toml").read_text().splitlines()
+    ]
+    path = directory / "wrangler.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class BoundPair(Worker):
+    """`wrangler dev -c agent -c gateway`: the first config is served on the port, the second only
+    through the first one's [[services]] binding. Each Worker reads the .dev.vars beside its own
+    config, so the agent holds nothing but its AGENT_TOKEN."""
+
+    def __init__(self, name: str, sim: conftest.Sim, agent_token: str):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = ARTIFACTS / f"worker-{name}.log"
+        self.home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
+        (self.home / "gateway").mkdir()
+        (self.home / "agent").mkdir()
+        self.gateway_config = write_e2e_wrangler_toml(self.home / "gateway")
+        write_dev_vars(self.home / "gateway" / ".dev.vars", base_values(sim))
+        self.config = write_agent_wrangler_toml(self.home / "agent")
+        write_dev_vars(self.home / "agent" / ".dev.vars", {"AGENT_TOKEN": agent_token})
+        self.starts = 0
+        self.start()
+
+    def start(self) -> None:
+        self.starts += 1
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(
+            os.environ,
+            WRANGLER_SEND_METRICS="false",
+            CI="true",
+            NO_COLOR="1",
+            # A registry of its own: `agent-gateway` must resolve to the Worker in this process,
+            # never to another `wrangler dev` of the same name running on the machine.
+            WRANGLER_REGISTRY_PATH=str(self.home / "registry"),
+        )
+        self.proc = subprocess.Popen(
+            [
+                str(WRANGLER), "dev",
+                "-c", str(self.config),
+                "-c", str(self.gateway_config),
+                "--ip", "127.0.0.1",
+                "--port", str(self.port),
+                "--inspector-port", str(free_port()),
+                "--persist-to", str(self.home / "state"),
+                "--show-interactive-dev-session=false",
+                "--log-level", "log",
+            ],
+            cwd=self.home,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=open(self.log_path, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@pytest.fixture(scope="module")
+def pairs(sim):
+    started = {
+        "right": BoundPair("service-binding", sim, AGENT_TOKEN),
+        "wrong": BoundPair("service-binding-wrong-token", sim, WRONG_TOKEN),
+    }
+    try:
+        for pair in started.values():
+            pair.wait_ready()  # any answer: the agent has no /healthz, the gateway no port
+        yield started
+    finally:
+        for pair in started.values():
+            pair.stop()
+
+
+@pytest.fixture()
+def agent(pairs):
+    # No token: the agent Worker holds its own; the caller of /triage never sees it.
+    with pairs["right"].client(token=None) as c:
+        yield c
+
+
+def test_a_chat_answer_through_the_binding(agent, sim):
+    r = agent.post("/triage", json={"issue": "The app crashes on start", "repository": "octo-org/octo-repo"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"answer": "Simulated answer from google-ai-studio/gemini-2.5-flash: The app crashes on start"}
+    assert r.headers["x-gateway-provider"] == "google-ai-studio"
+    assert r.headers["x-gateway-model"] == "gemini-2.5-flash"
+    assert r.headers["x-gateway-attempts"] == "1"
+    assert r.headers["x-gateway-trace"] == "google-ai-studio/gemini-2.5-flash=200"
+
+    # It really went through the gateway: AI Gateway saw the gateway's credential and the agent's
+    # metadata, never the agent's token.
+    [seen] = sim.requests()
+    h = seen["headers"]
+    assert h["cf-aig-authorization"] == f"Bearer {conftest.AIG_TOKEN}"
+    assert AGENT_TOKEN not in json.dumps(h)
+    meta = json.loads(h["cf-aig-metadata"])
+    assert (meta["agent"], meta["repo"], meta["route"]) == ("TriagingAgent", "octo-org/octo-repo", "triage")
+    assert r.headers["cf-aig-log-id"] == seen["log_id"]
+
+
+def test_decision_headers_of_a_failover_survive_the_binding(agent, sim):
+    sim.fault("google-ai-studio", {"kind": "status", "status": 401})
+    r = agent.post("/triage", json={"issue": "Gemini's key was revoked"})
+    assert r.status_code == 200, r.text
+    assert r.json()["answer"] == "Simulated answer from openai/gpt-4o-mini: Gemini's key was revoked"
+    assert r.headers["x-gateway-provider"] == "openai"
+    assert r.headers["x-gateway-model"] == "gpt-4o-mini"
+    assert r.headers["x-gateway-attempts"] == "2"
+    assert r.headers["x-gateway-trace"] == "google-ai-studio/gemini-2.5-flash=401, openai/gpt-4o-mini=200"
+
+
+def stream_lines(r: httpx.Response) -> list[dict]:
+    return [json.loads(line) for line in r.iter_lines() if line]
+
+
+def test_a_stream_through_the_binding(agent, sim):
+    with agent.stream("POST", "/triage/stream", json={"issue": "Flaky test in CI"}) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"] == "application/x-ndjson"
+        assert r.headers["x-gateway-provider"] == "google-ai-studio"
+        assert r.headers["x-gateway-model"] == "gemini-2.5-flash"
+        assert r.headers["x-gateway-attempts"] == "1"
+        lines = stream_lines(r)
+    assert lines[-1] == {"done": True}
+    # The simulator streams the answer a word at a time: each piece came as its own line.
+    assert len(lines) > 3
+    assert "".join(line["text"] for line in lines[:-1]) == (
+        "Simulated answer from google-ai-studio/gemini-2.5-flash: Flaky test in CI"
+    )
+    [seen] = sim.requests()
+    assert json.loads(seen["body"])["stream"] is True
+
+
+def test_a_stream_failing_after_its_first_content_says_so(agent, sim):
+    """After its first content the gateway ends a failing stream with an error event; the SDK
+    throws, and the agent's last line is that error: never `done` after half an answer."""
+    sim.fault("google-ai-studio", {"kind": "cut_after_first_chunk"})
+    with agent.stream("POST", "/triage/stream", json={"issue": "Cut me off"}) as r:
+        assert r.status_code == 200
+        lines = stream_lines(r)
+    assert lines[0] == {"text": "Simulated"}
+    assert {"done": True} not in lines
+    assert lines[-1]["error"]["message"], lines
+
+
+@pytest.mark.parametrize("path", ["/triage", "/triage/stream"])
+def test_the_agent_token_is_still_required_over_the_binding(pairs, sim, path):
+    """A binding is no way around the token: the agent holding a wrong one gets the SDK's
+    AuthenticationError (401), passed back with the gateway's error; AI Gateway is never called."""
+    with pairs["wrong"].client(token=None) as c:
+        r = c.post(path, json={"issue": "Let me in"})
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "invalid_api_key"
+    assert r.headers["x-gateway-model"] == "none"
+    assert r.headers["x-gateway-attempts"] == "0"
+    assert sim.requests() == []
+
+
+def test_the_agent_answers_only_its_routes(agent, sim):
+    assert agent.get("/triage").status_code == 405
+    assert agent.post("/triage", content=b"not json").status_code == 400
+    # The gateway's own routes are not exposed by the agent: the binding is the agent's alone.
+    assert agent.post("/v1/chat/completions", json={}).status_code == 404
+    assert sim.requests() == []

@@ -12,7 +12,7 @@ mod relay;
 mod respond;
 mod routes;
 
-use gateway_core::{authenticate, route};
+use gateway_core::request::{authenticate, route};
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 use crate::context::Ctx;

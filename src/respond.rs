@@ -20,7 +20,7 @@ pub struct Decision {
     pub cache_status: Option<String>,
     /// What this request was charged against the budgets, every attempt included (exact USD);
     /// sent as `x-gateway-cost-usd` once known.
-    pub charged: Option<gateway_core::pricing::Usd>,
+    pub charged: Option<gateway_core::account::pricing::Usd>,
 }
 
 impl Decision {

@@ -4,16 +4,16 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
+use gateway_core::account::pricing::{Prices, Usd};
+use gateway_core::aig::answer as up;
+use gateway_core::aig::call::{self as gateway, Caller};
 use gateway_core::config::Settings;
 use gateway_core::engine::AttemptEnd;
 use gateway_core::error::{redact, GatewayError};
-use gateway_core::gateway::{self, Caller};
 use gateway_core::native::shape::Shape;
 use gateway_core::native::stream::NativeStream;
 use gateway_core::native::usage::{self, NativeUsage};
 use gateway_core::native::Provider;
-use gateway_core::pricing::{Prices, Usd};
-use gateway_core::upstream as up;
 use worker::{Response, ResponseBuilder};
 
 use super::runtime::{Outgoing, Protocol, Whole};

@@ -11,13 +11,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use gateway_core::account::limits::Refusal;
+use gateway_core::aig::answer::AttemptOutcome;
 use gateway_core::config::Settings;
 use gateway_core::engine::{AttemptEnd, Books, Exchange, Runtime, Target};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
-use gateway_core::limits::Refusal;
 use gateway_core::relay::pump::Pump;
 use gateway_core::relay::Observer;
-use gateway_core::upstream::AttemptOutcome;
 use worker::{Context, Delay, Env};
 
 use super::fetch::{self, header, BodyError, SendError};

@@ -3,15 +3,15 @@
 
 use std::borrow::Cow;
 
-use gateway_core::cache::{self, CallerCache};
+use gateway_core::account::pricing::{Price, Usd};
+use gateway_core::aig::answer::{self as up, Usage};
+use gateway_core::aig::cache::{self, CallerCache};
+use gateway_core::aig::call::{self as gateway, Caller};
 use gateway_core::config::{CachePolicy, Settings, Target};
 use gateway_core::engine::AttemptEnd;
 use gateway_core::error::GatewayError;
-use gateway_core::gateway::{self, Caller};
-use gateway_core::pricing::{Price, Usd};
 use gateway_core::relay::SseRelay;
 use gateway_core::request::ChatRequest;
-use gateway_core::upstream::{self as up, Usage};
 
 use super::runtime::{Outgoing, Protocol, Whole};
 use crate::relay::CostFn;

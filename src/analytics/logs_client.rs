@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use futures_util::future::{join_all, select, Either};
+use gateway_core::account::pricing::Prices;
 use gateway_core::analytics::cells::Cells;
 use gateway_core::analytics::logs::{read_page, LogPage, LogsEndpoint, LogsFailure, Window};
 use gateway_core::analytics::pager::{retry_delay_ms, Pager};
-use gateway_core::pricing::Prices;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 /// Time allowed for one page to answer.

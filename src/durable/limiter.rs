@@ -1,9 +1,9 @@
 //! The Worker's side of the per-provider limiter: one Durable Object per provider
 //! (`LIMITER` binding, named by the provider slug), asked to reserve, settle and release.
 
+use gateway_core::account::limits::{Policy, Refusal, Snapshot};
+use gateway_core::account::pricing::Usd;
 use gateway_core::engine::Books;
-use gateway_core::limits::{Policy, Refusal, Snapshot};
-use gateway_core::pricing::Usd;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit, Stub};
 

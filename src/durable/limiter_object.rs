@@ -1,9 +1,9 @@
 //! `ProviderLimiter`: the Durable Object that holds one provider's rate-limit window, today's
-//! spend and its open reservations (`gateway_core::limits::LimiterState`). A Durable Object runs
+//! spend and its open reservations (`gateway_core::account::limits::LimiterState`). A Durable Object runs
 //! one event at a time and its storage writes are confirmed before its answer leaves, so every
 //! reserve sees every earlier reserve and settle: the budget holds under any concurrency.
 
-use gateway_core::limits::LimiterState;
+use gateway_core::account::limits::LimiterState;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::durable::limiter::{Op, ReserveAnswer};

@@ -12,9 +12,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::stream::{self, Stream, StreamExt};
+use gateway_core::account::pricing::Usd;
 use gateway_core::engine::AttemptEnd;
 use gateway_core::error::GatewayError;
-use gateway_core::pricing::Usd;
 use gateway_core::relay::pump::{Ending, OpenFailure, Pump, Step};
 use gateway_core::relay::Observer;
 use worker::{AbortController, ByteStream, Context};

@@ -4,14 +4,14 @@
 use std::rc::Rc;
 
 use futures_util::StreamExt;
-use gateway_core::cache::CallerCache;
+use gateway_core::account::pricing::Usd;
+use gateway_core::aig::cache::CallerCache;
+use gateway_core::aig::call::{self as gateway, Caller};
 use gateway_core::config::RequestFacts;
 use gateway_core::engine::{self, books, Fallback, Rules, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
-use gateway_core::gateway::{self, Caller};
 use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
 use gateway_core::plan::plan;
-use gateway_core::pricing::Usd;
 use gateway_core::request::ChatRequest;
 use serde::Serialize;
 use worker::{Context, Env, Request, Response, Result};

@@ -1,6 +1,6 @@
 //! `GET /healthz`: is the configuration complete? Names what is missing; never a value.
 
-use gateway_core::gateway::EndpointMode;
+use gateway_core::aig::call::EndpointMode;
 use serde::Serialize;
 use worker::{Response, Result};
 

@@ -1,7 +1,7 @@
 //! `GET /limits`: each provider's limits and where it stands today (operators, and the tests
 //! that check nothing is left reserved).
 
-use gateway_core::pricing::Usd;
+use gateway_core::account::pricing::Usd;
 use serde::Serialize;
 use worker::{Env, Response, Result};
 
@@ -15,7 +15,7 @@ struct ProviderState<'a> {
     requests_per_minute: u32,
     daily_budget_usd: Usd,
     #[serde(flatten)]
-    today: gateway_core::limits::Snapshot,
+    today: gateway_core::account::limits::Snapshot,
 }
 
 pub async fn handle(env: &Env, ctx: &Ctx) -> Result<Response> {

@@ -8,14 +8,14 @@
 
 use std::rc::Rc;
 
+use gateway_core::account::pricing::Usd;
+use gateway_core::aig::call::Caller;
 use gateway_core::config::{GatewayConfig, ProviderLimits};
 use gateway_core::engine::{self, books, Fallback, Rules, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
-use gateway_core::gateway::Caller;
 use gateway_core::native::credentials;
 use gateway_core::native::shape::Shape;
 use gateway_core::native::{self, NativePath, Provider};
-use gateway_core::pricing::Usd;
 use serde::Serialize;
 use worker::{Context, Env, Request, Response, Result};
 

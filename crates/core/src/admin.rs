@@ -19,9 +19,9 @@
 
 use serde_json::Value;
 
-use crate::authenticate::check_bearer;
 use crate::config::Settings;
 use crate::error::{redact, ErrorKind, GatewayError};
+use crate::request::authenticate::check_bearer;
 
 /// One admin operation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,32 +6,29 @@
 //!
 //! The modules follow a request's path through the gateway:
 //!
-//! | step                 | module                                   |
-//! |----------------------|------------------------------------------|
-//! | route                | [`route`]                                |
-//! | authenticate         | [`authenticate`]                         |
-//! | read the request     | [`request`]                              |
-//! | plan attempts        | [`config`], [`plan`]                     |
-//! | call AI Gateway      | [`gateway`] (URL, headers, metadata)     |
-//! | relay / stream       | [`relay`] (SSE observer), [`upstream`]   |
-//! | respond              | [`error`] (OpenAI error shape)           |
+//! | step                                | module                                              |
+//! |-------------------------------------|-----------------------------------------------------|
+//! | route, authenticate, read           | [`request`] (`route`, `authenticate`, `chat`)       |
+//! | configuration                       | [`config`] (routing; `settings`: vars and secrets)  |
+//! | plan attempts                       | [`plan`]                                            |
+//! | the attempt loop                    | [`engine`] (`retry`: backoff, `Retry-After`)        |
+//! | call AI Gateway, read its answers   | [`aig`] (`call`, `cache`, `answer`: classification) |
+//! | relay / stream                      | [`relay`] (`sse`, `openai` observer, `pump`)        |
+//! | account                             | [`account`] (`pricing`, `limits`, `books`)          |
+//! | respond                             | [`error`] (OpenAI error shape)                      |
+//!
+//! Beside the chat path: [`native`] (provider-native routes), [`idempotency`], [`analytics`]
+//! (`/analytics`), [`admin`] (gateway management).
 
+pub mod account;
 pub mod admin;
+pub mod aig;
 pub mod analytics;
-pub mod authenticate;
-pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod error;
-pub mod gateway;
 pub mod idempotency;
-pub mod limits;
 pub mod native;
 pub mod plan;
-pub mod pricing;
 pub mod relay;
 pub mod request;
-pub mod retry;
-pub mod route;
-pub mod sse;
-pub mod upstream;

@@ -2,8 +2,8 @@
 //! (scripts) or as the password of HTTP Basic authentication (a browser asks for it when told
 //! `WWW-Authenticate: Basic`, so the dashboard opens without any script or stored token).
 
-use crate::authenticate::{bearer_token, tokens_equal};
 use crate::error::{ErrorKind, GatewayError};
+use crate::request::authenticate::{bearer_token, tokens_equal};
 
 /// The challenge a 401 from `/analytics` carries, so browsers prompt for the token.
 pub const CHALLENGE: &str = "Basic realm=\"agent-gateway analytics\", charset=\"UTF-8\"";

@@ -11,9 +11,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::account::pricing::Usd;
 use crate::analytics::time;
 use crate::error::{redact, ErrorKind, GatewayError};
-use crate::pricing::Usd;
 
 /// `per_page` at most 50 (reference §7).
 pub const PER_PAGE: u32 = 50;

@@ -7,26 +7,26 @@
 //! [`Fallback`]). The engine knows nothing of the Workers runtime: the shell implements
 //! [`Runtime`] (the limiter, one attempt, a timer, a clock, a random number), and the simulation
 //! tests (`tests/simulation`) implement it with a fake upstream, a fake clock and the real
-//! [`crate::limits::LimiterState`].
+//! [`crate::account::limits::LimiterState`].
 //!
 //! The rules it keeps, each proven by the simulation:
 //! - one deadline for the whole request: no attempt starts after it, and each attempt's time to
 //!   first byte is bounded by what is left of it;
 //! - a `Retry-After` is waited for (or, when longer than the policy allows, the target is left);
-//! - every reservation is closed exactly once, by [`books::books`], except a committed stream's,
+//! - every reservation is closed exactly once, by [`books`] (`account/books.rs`), except a committed stream's,
 //!   which is handed back with the answer for the stream pump to close at its end;
 //! - every attempt and every skipped target is named in the trace, in order.
 
-pub mod books;
+pub mod retry;
 
+use self::retry::Next;
+use crate::account::limits::{Policy, Refusal};
+use crate::account::pricing::Usd;
+use crate::aig::answer::AttemptOutcome;
 use crate::config::RetryPolicy;
 use crate::error::{ErrorKind, GatewayError};
-use crate::limits::{Policy, Refusal};
-use crate::pricing::Usd;
-use crate::retry::{self, Next};
-use crate::upstream::AttemptOutcome;
 
-pub use books::{books, AttemptEnd, Books};
+pub use crate::account::books::{books, AttemptEnd, Books};
 
 /// One target of a plan, as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,8 @@
 //! (a key header that is not the agent token) is forwarded only when the operator allowed it
 //! (`ALLOW_CALLER_PROVIDER_KEYS=true`); the agent token itself never is.
 
-use crate::authenticate::{bearer_token, tokens_equal};
 use crate::error::{ErrorKind, GatewayError};
+use crate::request::authenticate::{bearer_token, tokens_equal};
 
 /// The headers an SDK may carry a key in (lower-case).
 pub const KEY_HEADERS: [&str; 4] = ["authorization", "x-api-key", "x-goog-api-key", "api-key"];
@@ -40,7 +40,7 @@ pub fn authenticate(
     expected: Option<&str>,
     allow_caller_keys: bool,
 ) -> Result<Credentials, GatewayError> {
-    let expected = crate::authenticate::configured(expected)?;
+    let expected = crate::request::authenticate::configured(expected)?;
     let presented: Vec<(&'static str, String)> =
         KEY_HEADERS.iter().filter_map(|&name| header(name).map(|v| (name, v))).collect();
     if presented.is_empty() {

@@ -9,7 +9,7 @@
 //! | which provider, is the path safe       | [`provider`], [`path`] |
 //! | who is calling (the SDK's key header)  | [`credentials`]  |
 //! | what the request asks (model, stream, max output) and its worst-case cost | [`shape`] |
-//! | retry the same provider, or give up    | [`crate::retry`] (`NextTarget` means give up here) |
+//! | retry the same provider, or give up    | [`crate::engine::retry`] (`NextTarget` means give up here) |
 //! | what the answer used (each wire format's usage), what it cost | [`usage`] |
 //! | relaying a stream while reading it     | [`stream`]       |
 //! | caching: off unless the caller asks    | [`cache`]        |

@@ -6,11 +6,11 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::account::pricing::{Prices, Usd};
 use crate::config::Estimates;
 use crate::error::{ErrorKind, GatewayError};
 use crate::native::path::NativePath;
 use crate::native::provider::{Provider, Wire};
-use crate::pricing::{Prices, Usd};
 
 /// How a streamed answer is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,13 +22,13 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::aig::answer::upstream_message;
 use crate::error::GatewayError;
 use crate::native::provider::Wire;
 use crate::native::shape::Framing;
 use crate::native::usage::{GeminiUsage, NativeUsage, UsageProbe};
+use crate::relay::sse::{parse_event, SseFramer};
 use crate::relay::{Observer, StreamFault, MAX_EVENT_BYTES};
-use crate::sse::{parse_event, SseFramer};
-use crate::upstream::upstream_message;
 
 /// What the observer learned from the stream so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -475,7 +475,7 @@ impl Observer for NativeStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricing::Tokens;
+    use crate::account::pricing::Tokens;
 
     fn run(wire: Wire, framing: Framing, input: &str, piece: usize) -> (String, Result<(), StreamFault>, StreamTally) {
         let mut s = NativeStream::new(wire, framing);

@@ -8,14 +8,14 @@
 //! | Bedrock    | the Anthropic shape for Claude `invoke`; Converse `usage.{inputTokens, outputTokens, cacheReadInputTokens, cacheWriteInputTokens}` |
 //!
 //! Counts become [`Tokens`] (uncached input, cached input, output), priced exactly by
-//! [`crate::pricing`]. Prompt-cache *writes* have no price in the table, so a request with any
+//! [`crate::account::pricing`]. Prompt-cache *writes* have no price in the table, so a request with any
 //! has an unknown cost (with a warning), never a guessed one.
 
 use serde::Deserialize;
 
+use crate::account::pricing::{Cost, Prices, Tokens};
 use crate::error::{ErrorKind, GatewayError};
 use crate::native::provider::{Provider, Wire};
-use crate::pricing::{Cost, Prices, Tokens};
 
 /// What a native answer used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -249,7 +249,7 @@ pub fn cost(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricing::Usd;
+    use crate::account::pricing::Usd;
 
     fn usage(input: u64, cached: u64, output: u64) -> Option<NativeUsage> {
         Some(NativeUsage { tokens: Tokens { input, cached_input: cached, output }, cache_write: 0 })

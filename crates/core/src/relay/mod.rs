@@ -8,6 +8,7 @@
 
 pub mod openai;
 pub mod pump;
+pub mod sse;
 
 pub use openai::{SseRelay, StreamSummary};
 

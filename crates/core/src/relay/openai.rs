@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Observer, StreamFault, MAX_EVENT_BYTES};
+use crate::aig::answer::{upstream_message, ChoiceProbe, Usage};
 use crate::error::GatewayError;
-use crate::sse::{next_line, parse_event};
-use crate::upstream::{upstream_message, ChoiceProbe, Usage};
+use crate::relay::sse::{next_line, parse_event};
 
 /// What the relay learned from the events so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,10 +12,10 @@
 //! the caller going away mid-stream is one of them ([`Pump::on_client_gone`]).
 
 use super::{Observer, StreamFault};
+use crate::account::pricing::Usd;
+use crate::aig::answer::AttemptOutcome;
 use crate::engine::AttemptEnd;
 use crate::error::{redact, ErrorKind, GatewayError};
-use crate::pricing::Usd;
-use crate::upstream::AttemptOutcome;
 
 /// What the shell does next.
 #[derive(Debug, PartialEq, Eq)]

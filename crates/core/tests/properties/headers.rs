@@ -1,9 +1,9 @@
 //! Request headers the agent controls: `Authorization` and the caller headers that become
 //! `cf-aig-metadata`.
 
-use gateway_core::authenticate::{bearer_token, check_bearer};
+use gateway_core::aig::call::{metadata, Caller};
 use gateway_core::error::ErrorKind;
-use gateway_core::gateway::{metadata, Caller};
+use gateway_core::request::authenticate::{bearer_token, check_bearer};
 use proptest::prelude::*;
 
 use crate::{cases, hostile_text};

@@ -1,8 +1,8 @@
 //! The SSE relay (`relay::SseRelay`) and the framing under it (`sse::SseFramer`): upstream bytes
 //! cut wherever the network cut them.
 
+use gateway_core::relay::sse::{parse_event, SseFramer};
 use gateway_core::relay::{SseRelay, StreamFault, StreamSummary, MAX_EVENT_BYTES};
-use gateway_core::sse::{parse_event, SseFramer};
 use proptest::prelude::*;
 use serde_json::json;
 

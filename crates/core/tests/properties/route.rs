@@ -1,7 +1,7 @@
 //! `route::resolve`: any method and path from the wire, a route or a 404/405 in the OpenAI shape.
 
 use gateway_core::error::ErrorKind;
-use gateway_core::route::{allowed_methods, resolve};
+use gateway_core::request::route::{allowed_methods, resolve};
 use proptest::prelude::*;
 
 use crate::{cases, hostile_text};

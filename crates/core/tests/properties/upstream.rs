@@ -1,7 +1,7 @@
 //! What AI Gateway (or anything pretending to be it) answers: completions and error bodies.
 
+use gateway_core::aig::answer::{error_from_upstream, read_completion, upstream_message};
 use gateway_core::error::redact;
-use gateway_core::upstream::{error_from_upstream, read_completion, upstream_message};
 use proptest::prelude::*;
 
 use crate::{cases, hostile_bytes, hostile_text};

@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 
+use gateway_core::account::limits::{LimiterState, Policy, Refusal, DAY_MS};
+use gateway_core::account::pricing::Usd;
+use gateway_core::aig::answer::{self as upstream, AttemptOutcome};
 use gateway_core::config::RetryPolicy;
 use gateway_core::engine::{self, books, AttemptEnd, Books, Exchange, Fallback, Rules, Runtime, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
-use gateway_core::limits::{LimiterState, Policy, Refusal, DAY_MS};
-use gateway_core::pricing::Usd;
 use gateway_core::relay::pump::{Pump, Step};
 use gateway_core::relay::SseRelay;
-use gateway_core::upstream::{self, AttemptOutcome};
 
 use crate::executor::{Clock, Task};
 
@@ -351,7 +351,7 @@ impl Runtime for Sim {
         let latency = self.rng.borrow_mut().range(1, first_byte_ms * 5 / 4 + 1);
         let exchange = self.exchange(fault, provider, cost, latency, first_byte_ms, start).await;
         let retry_after_ms = match &exchange {
-            Exchange::Failed { retry_after, .. } => gateway_core::retry::retry_after_ms(retry_after.as_deref()),
+            Exchange::Failed { retry_after, .. } => gateway_core::engine::retry::retry_after_ms(retry_after.as_deref()),
             Exchange::Answer { .. } => None,
         };
         match &exchange {

@@ -9,13 +9,13 @@
 
 use std::fmt::Write;
 
+use crate::account::pricing::Usd;
 use crate::analytics::cells::Dim;
 use crate::analytics::metrics::Metrics;
 use crate::analytics::query::{AnalyticsQuery, Format};
 use crate::analytics::render::{percent, thousands, usd_for_display};
 use crate::analytics::report::{hundredths, Report};
 use crate::analytics::time::{self, MS_PER_DAY};
-use crate::pricing::Usd;
 
 /// The `Content-Security-Policy` the page is served with.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; \

@@ -34,9 +34,9 @@ pub struct PromptTokensDetails {
 
 impl Usage {
     /// The normalised token counts the price table takes.
-    pub fn tokens(&self) -> crate::pricing::Tokens {
+    pub fn tokens(&self) -> crate::account::pricing::Tokens {
         let cached = self.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
-        crate::pricing::Tokens::from_openai(self.prompt_tokens, cached, self.completion_tokens)
+        crate::account::pricing::Tokens::from_openai(self.prompt_tokens, cached, self.completion_tokens)
     }
 }
 
@@ -247,7 +247,7 @@ mod tests {
             r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":60}}"#,
         )
         .unwrap();
-        assert_eq!(u.tokens(), crate::pricing::Tokens { input: 40, cached_input: 60, output: 5 });
+        assert_eq!(u.tokens(), crate::account::pricing::Tokens { input: 40, cached_input: 60, output: 5 });
     }
 
     #[test]

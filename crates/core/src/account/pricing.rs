@@ -11,7 +11,7 @@ use std::fmt;
 use serde::Deserialize;
 
 /// The price table compiled into the gateway.
-pub const SHIPPED_PRICES: &str = include_str!("../../../prices.json");
+pub const SHIPPED_PRICES: &str = include_str!("../../../../prices.json");
 
 /// An exact amount of US dollars, in picodollars.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pricing::Usd;
+use crate::account::pricing::Usd;
 
 pub const DAY_MS: u64 = 86_400_000;
 pub const WINDOW_MS: u64 = 60_000;

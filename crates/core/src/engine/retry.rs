@@ -4,8 +4,8 @@
 //! target and by one total deadline, with full-jitter exponential backoff (AWS architecture blog,
 //! "Exponential Backoff and Jitter") that honours `Retry-After` when it is short enough to wait.
 
+use crate::aig::answer::{classify, AttemptOutcome, Disposition};
 use crate::config::RetryPolicy;
-use crate::upstream::{classify, AttemptOutcome, Disposition};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {

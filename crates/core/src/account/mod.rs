@@ -1,0 +1,7 @@
+//! The money: exact prices (`pricing`, integer picodollars), each provider's rate window and
+//! daily budget (`limits`, the state one Durable Object keeps), and how each way an attempt can
+//! end closes its reservation (`books`).
+
+pub mod books;
+pub mod limits;
+pub mod pricing;

@@ -1,0 +1,7 @@
+//! What AI Gateway is to this Worker: how a call is addressed and authenticated (`call`: URLs,
+//! headers, `cf-aig-metadata`), how its cache is asked (`cache`), and how its answers and errors
+//! read and classify (`answer`).
+
+pub mod answer;
+pub mod cache;
+pub mod call;

@@ -1,0 +1,193 @@
+//! The deployment's settings: vars and secrets, read once through a lookup function (the
+//! runtime's `env.var`), validated with messages an operator can act on.
+
+use std::fmt;
+
+use crate::aig::call::EndpointMode;
+
+/// A secret value: never printed by `Debug`, so it cannot slip into a log line by accident.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Option<Secret> {
+        let value = value.into();
+        (!value.trim().is_empty()).then(|| Secret(value.trim().to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The deployment: ids, upstream URLs, limits and secrets.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub account_id: Option<String>,
+    pub gateway_id: Option<String>,
+    /// `AI_GATEWAY_URL`, without a trailing slash.
+    pub gateway_url: String,
+    /// `CF_API_URL`, without a trailing slash.
+    pub api_url: String,
+    pub endpoint: EndpointMode,
+    pub max_body_bytes: usize,
+    /// Time allowed until AI Gateway's response headers arrive.
+    pub first_byte_timeout_ms: u32,
+    /// Longest silence allowed between two chunks of a streamed answer.
+    pub stream_idle_timeout_ms: u32,
+    /// Total time for a request, every retry and fallback included (until its answer starts).
+    pub request_deadline_ms: u32,
+    pub agent_token: Option<Secret>,
+    pub aig_token: Option<Secret>,
+    pub api_token: Option<Secret>,
+    /// Bearer token of the admin routes (`/admin/gateways`); unset: those routes are off.
+    pub admin_token: Option<Secret>,
+    /// `ANALYTICS_TOKEN`: reads `/analytics` (as `AGENT_TOKEN` does) and nothing else.
+    pub analytics_token: Option<Secret>,
+    /// `ALLOW_CALLER_PROVIDER_KEYS`: native routes may forward a caller's own provider-key
+    /// headers (never the agent token). Off by default: keys live in the gateway (BYOK).
+    pub allow_caller_provider_keys: bool,
+    /// Problems found while reading (bad numbers, unknown modes): reported by `/healthz`.
+    pub invalid: Vec<String>,
+}
+
+pub const DEFAULT_GATEWAY_URL: &str = "https://gateway.ai.cloudflare.com/v1";
+pub const DEFAULT_API_URL: &str = "https://api.cloudflare.com/client/v4";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u32 = 60_000;
+pub const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u32 = 30_000;
+pub const DEFAULT_REQUEST_DEADLINE_MS: u32 = 120_000;
+
+impl Settings {
+    /// Reads settings through `lookup` (a var or secret by name; `None` when unset).
+    pub fn read(lookup: impl Fn(&str) -> Option<String>) -> Settings {
+        let mut invalid = Vec::new();
+        let text = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let url = |name: &str, default: &str, invalid: &mut Vec<String>| match text(name) {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => u.trim_end_matches('/').to_owned(),
+            Some(_) => {
+                invalid.push(format!("{name} must be an http(s) URL"));
+                default.to_owned()
+            }
+            None => default.to_owned(),
+        };
+        let number = |name: &str, default: u64, min: u64, max: u64, invalid: &mut Vec<String>| match text(name) {
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    invalid.push(format!("{name} must be a whole number from {min} to {max}"));
+                    default
+                }
+            },
+            None => default,
+        };
+        let endpoint = match text("GATEWAY_ENDPOINT").as_deref() {
+            None | Some("compat") => EndpointMode::Compat,
+            Some("rest") => EndpointMode::Rest,
+            Some(_) => {
+                invalid.push("GATEWAY_ENDPOINT must be `compat` or `rest`".to_owned());
+                EndpointMode::Compat
+            }
+        };
+        let account_id = text("CF_ACCOUNT_ID");
+        let gateway_id = text("AI_GATEWAY_ID");
+        for (name, value) in [("CF_ACCOUNT_ID", &account_id), ("AI_GATEWAY_ID", &gateway_id)] {
+            if let Some(v) = value {
+                if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                    invalid.push(format!("{name} may contain only letters, digits, `-` and `_`"));
+                }
+            }
+        }
+        let allow_caller_provider_keys = match text("ALLOW_CALLER_PROVIDER_KEYS").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                invalid.push("ALLOW_CALLER_PROVIDER_KEYS must be `true` or `false`".to_owned());
+                false
+            }
+        };
+        let mut admin_token = lookup("ADMIN_TOKEN").and_then(Secret::new);
+        if admin_token.is_some() && admin_token == lookup("AGENT_TOKEN").and_then(Secret::new) {
+            // An agent must not be able to reconfigure the gateway with its own token.
+            invalid.push("ADMIN_TOKEN must differ from AGENT_TOKEN (the admin routes stay off)".to_owned());
+            admin_token = None;
+        }
+        Settings {
+            account_id,
+            gateway_id,
+            gateway_url: url("AI_GATEWAY_URL", DEFAULT_GATEWAY_URL, &mut invalid),
+            api_url: url("CF_API_URL", DEFAULT_API_URL, &mut invalid),
+            endpoint,
+            max_body_bytes: number(
+                "MAX_BODY_BYTES",
+                DEFAULT_MAX_BODY_BYTES as u64,
+                1024,
+                100 * 1024 * 1024,
+                &mut invalid,
+            ) as usize,
+            first_byte_timeout_ms: number(
+                "UPSTREAM_FIRST_BYTE_TIMEOUT_MS",
+                DEFAULT_FIRST_BYTE_TIMEOUT_MS as u64,
+                100,
+                900_000,
+                &mut invalid,
+            ) as u32,
+            stream_idle_timeout_ms: number(
+                "STREAM_IDLE_TIMEOUT_MS",
+                DEFAULT_STREAM_IDLE_TIMEOUT_MS as u64,
+                100,
+                900_000,
+                &mut invalid,
+            ) as u32,
+            request_deadline_ms: number(
+                "REQUEST_DEADLINE_MS",
+                DEFAULT_REQUEST_DEADLINE_MS as u64,
+                100,
+                900_000,
+                &mut invalid,
+            ) as u32,
+            agent_token: lookup("AGENT_TOKEN").and_then(Secret::new),
+            aig_token: lookup("CF_AIG_TOKEN").and_then(Secret::new),
+            api_token: lookup("CF_API_TOKEN").and_then(Secret::new),
+            admin_token,
+            analytics_token: lookup("ANALYTICS_TOKEN").and_then(Secret::new),
+            allow_caller_provider_keys,
+            invalid,
+        }
+    }
+
+    /// Names of what the chat route needs and does not have.
+    pub fn missing(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.agent_token.is_none() {
+            missing.push("AGENT_TOKEN");
+        }
+        if self.account_id.is_none() {
+            missing.push("CF_ACCOUNT_ID");
+        }
+        if self.gateway_id.is_none() {
+            missing.push("AI_GATEWAY_ID");
+        }
+        match self.endpoint {
+            EndpointMode::Compat if self.aig_token.is_none() => missing.push("CF_AIG_TOKEN"),
+            EndpointMode::Rest if self.api_token.is_none() => missing.push("CF_API_TOKEN"),
+            _ => {}
+        }
+        missing
+    }
+
+    /// Every secret's value, for [`crate::error::redact`].
+    pub fn secret_values(&self) -> Vec<&str> {
+        [&self.agent_token, &self.aig_token, &self.api_token, &self.admin_token, &self.analytics_token]
+            .into_iter()
+            .flatten()
+            .map(Secret::expose)
+            .collect()
+    }
+}

@@ -30,6 +30,10 @@ pub enum Fault {
     Malformed,
     /// A 200 answer blocked by the content filter.
     ContentFilter,
+    /// Send headers and the first content chunk, then these raw bytes (say, an error event),
+    /// then end. `{gateway_token}` in them becomes the `cf-aig-authorization` token the request
+    /// carried: an upstream that echoes a request header back in its error text.
+    EventAfterFirstChunk { data: String },
 }
 
 impl Fault {
@@ -63,6 +67,9 @@ impl Fault {
             "cut_after_first_chunk" => Fault::CutAfterFirstChunk,
             "malformed" => Fault::Malformed,
             "content_filter" => Fault::ContentFilter,
+            "event_after_first_chunk" => Fault::EventAfterFirstChunk {
+                data: v.get("data").and_then(Value::as_str).ok_or("fault.data must be a string")?.to_owned(),
+            },
             other => return Err(format!("unknown fault kind `{other}`")),
         })
     }
@@ -77,6 +84,7 @@ impl Fault {
             Fault::CutAfterFirstChunk => "cut_after_first_chunk",
             Fault::Malformed => "malformed",
             Fault::ContentFilter => "content_filter",
+            Fault::EventAfterFirstChunk { .. } => "event_after_first_chunk",
         }
     }
 
@@ -87,6 +95,7 @@ impl Fault {
                 json!({"kind": "status", "status": status, "retry_after": retry_after, "body": body})
             }
             Fault::Delay { ms } => json!({"kind": "delay", "ms": ms}),
+            Fault::EventAfterFirstChunk { data } => json!({"kind": "event_after_first_chunk", "data": data}),
             other => json!({"kind": other.kind()}),
         }
     }
@@ -186,6 +195,8 @@ mod tests {
             Fault::Status { status: 429, retry_after: Some("2".into()), body: None }
         );
         assert_eq!(Fault::parse(&json!({"kind":"delay","ms":5})).unwrap(), Fault::Delay { ms: 5 });
+        let echo = json!({"kind":"event_after_first_chunk","data":"data: {gateway_token}\n\n"});
+        assert_eq!(Fault::parse(&echo).unwrap().to_json(), echo);
         for bad in [
             json!({}),
             json!({"kind":"nope"}),

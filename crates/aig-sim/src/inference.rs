@@ -386,6 +386,11 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
         Some(Fault::CutBeforeFirstChunk) => mode = Mode::CutBeforeFirst,
         Some(Fault::CutAfterFirstChunk) => mode = Mode::CutAfterFirst,
         Some(Fault::Malformed) => mode = Mode::Malformed,
+        Some(Fault::EventAfterFirstChunk { data }) => {
+            let token = header(&req.headers, "cf-aig-authorization").unwrap_or_default();
+            let token = token.strip_prefix("Bearer ").unwrap_or(token);
+            mode = Mode::InjectAfterFirst(Bytes::from(data.replace("{gateway_token}", token)));
+        }
         None => {}
     }
 
@@ -393,7 +398,7 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
     let (prompt, completion) = (answer.prompt_tokens, answer.completion_tokens());
     let resp = if chat.stream {
         let plan = format.stream_plan(&answer, chat.include_usage);
-        response(200, format.stream_content_type(), stream::spawn(plan, mode, delay))
+        response(200, format.stream_content_type(), stream::spawn(plan, mode.clone(), delay))
     } else {
         let body = Bytes::from(format.full_body(&answer).to_string());
         match mode {
@@ -415,11 +420,11 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
             }
             Mode::Malformed => response(200, "application/json", SimBody::full(MALFORMED_BODY)),
             // Cut/stall a whole body half way, the same way streams are cut.
-            _ => response(200, "application/json", stream::spawn(StreamPlan::split_body(&body), mode, delay)),
+            _ => response(200, "application/json", stream::spawn(StreamPlan::split_body(&body), mode.clone(), delay)),
         }
     };
     // A broken answer's usage is unknown: the client never got it.
-    let (tokens_in, tokens_out) = match mode {
+    let (tokens_in, tokens_out) = match &mode {
         Mode::Normal => (Some(prompt), Some(completion)),
         Mode::Malformed => (None, None),
         _ => (Some(prompt), None),

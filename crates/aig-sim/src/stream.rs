@@ -40,7 +40,7 @@ impl StreamPlan {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Normal,
     /// Head and first content event, then silence.
@@ -51,6 +51,8 @@ pub enum Mode {
     CutAfterFirst,
     /// Head, then `malformed`.
     Malformed,
+    /// Head and first content event, then these bytes, then a clean end.
+    InjectAfterFirst(Bytes),
 }
 
 /// Starts sending `plan` in `mode` with `delay` between events; returns the body to answer with.
@@ -61,7 +63,7 @@ pub fn spawn(plan: StreamPlan, mode: Mode, delay: Duration) -> SimBody {
         let first = head_len + plan.content.len().min(1);
         let mut events = plan.head;
         events.extend(plan.content);
-        let events: Vec<Bytes> = match mode {
+        let events: Vec<Bytes> = match &mode {
             Mode::Normal => {
                 events.extend(plan.tail);
                 events
@@ -76,6 +78,11 @@ pub fn spawn(plan: StreamPlan, mode: Mode, delay: Duration) -> SimBody {
                 events.extend(plan.malformed);
                 events
             }
+            Mode::InjectAfterFirst(bytes) => {
+                events.truncate(first);
+                events.push(bytes.clone());
+                events
+            }
         };
         for (i, event) in events.into_iter().enumerate() {
             if i > 0 && !delay.is_zero() {
@@ -86,7 +93,7 @@ pub fn spawn(plan: StreamPlan, mode: Mode, delay: Duration) -> SimBody {
             }
         }
         match mode {
-            Mode::Normal | Mode::Malformed => {}
+            Mode::Normal | Mode::Malformed | Mode::InjectAfterFirst(_) => {}
             Mode::StallAfterFirst => {
                 // Hold the body open until the client gives up (or STALL passes).
                 tokio::select! {

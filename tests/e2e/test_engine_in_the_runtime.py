@@ -1,0 +1,114 @@
+"""What the engine's simulation (crates/core/tests/simulation) cannot prove: the same engine and
+stream pump in the real runtime, through workerd, for the three bugs the two old copies of the
+loop had drifted into, and for a caller that leaves mid-stream.
+
+- a native, non-streamed answer was read with no deadline (an upstream that sent half a body
+  and then nothing held the request until the upstream gave up);
+- the native stream pump had its own idle timer per chunk and never read a finished stream's end;
+- the error event after a stream's commit point carried the upstream's text unredacted, so an
+  upstream echoing the gateway token mid-stream handed it to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from decimal import Decimal
+from urllib.parse import urlparse
+
+from conftest import AGENT_TOKEN, AIG_TOKEN, SEEN
+from test_chat import CHAT, body
+
+ECHO = "bad header cf-aig-authorization: Bearer {gateway_token}"
+
+
+def test_a_token_echoed_mid_stream_is_redacted_in_the_error_event(client, sim):
+    event = "data: " + json.dumps({"error": {"message": ECHO}}) + "\n\n"
+    sim.fault("google-ai-studio", {"kind": "event_after_first_chunk", "data": event})
+    with client.stream("POST", CHAT, json=body(stream=True)) as r:
+        assert r.status_code == 200
+        raw = b"".join(r.iter_raw()).decode()
+    SEEN.append(("mid-stream echo (chat)", "", raw.encode()))
+    last = [b for b in raw.split("\n\n") if b][-1]
+    assert last.startswith('data: {"error"'), raw
+    assert AIG_TOKEN not in raw
+    assert "[redacted]" in raw
+    assert "data: [DONE]" not in raw
+
+
+def test_a_token_echoed_in_a_native_stream_is_redacted_in_the_providers_error_event(worker, sim):
+    event = "event: error\ndata: " + json.dumps({"type": "error", "error": {"type": "api_error", "message": ECHO}}) + "\n\n"
+    sim.fault("anthropic", {"kind": "event_after_first_chunk", "data": event})
+    request = {"model": "claude-haiku-4-5", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    with worker.client() as c, c.stream("POST", "/anthropic/v1/messages", json=request, headers={"x-api-key": AGENT_TOKEN}) as r:
+        assert r.status_code == 200
+        raw = b"".join(r.iter_raw()).decode()
+    SEEN.append(("mid-stream echo (native)", "", raw.encode()))
+    assert AIG_TOKEN not in raw
+    assert "event: error" in raw.split("content_block_delta", 1)[1], raw
+    assert "[redacted]" in raw
+    assert "message_stop" not in raw
+
+
+def test_a_native_answer_that_stops_half_way_times_out_within_the_idle_deadline(worker, sim):
+    # Both tries of the suite's retry policy stall after half the body; the idle deadline is 2 s.
+    sim.fault("openai", {"kind": "stall_after_first_chunk"}, times=2)
+    request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
+    started = time.monotonic()
+    with worker.client(timeout=60) as c:
+        r = c.post("/openai/chat/completions", json=request)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 504, r.text
+    assert r.json()["error"]["code"] == "upstream_timeout"
+    assert r.headers["x-gateway-attempts"] == "2"
+    # Charged: the answer had started, so the provider may have billed it.
+    assert Decimal(r.headers["x-gateway-cost-usd"]) > 0
+    assert elapsed < 12, f"took {elapsed:.1f} s: the body read has no deadline"
+
+
+def test_a_native_stream_that_stalls_after_content_ends_with_an_error_event(worker, sim):
+    sim.fault("anthropic", {"kind": "stall_after_first_chunk"})
+    request = {"model": "claude-haiku-4-5", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    started = time.monotonic()
+    with worker.client(timeout=60) as c, c.stream("POST", "/anthropic/v1/messages", json=request, headers={"x-api-key": AGENT_TOKEN}) as r:
+        raw = b"".join(r.iter_raw()).decode()
+    assert time.monotonic() - started < 8
+    assert "event: error" in raw and "stalled" in raw, raw
+
+
+def limits_of(worker) -> dict:
+    with worker.client() as c:
+        listing = json.loads(c.get("/limits").text, parse_float=Decimal)
+    return {p["provider"]: p for p in listing["providers"]}
+
+
+def test_a_caller_that_leaves_mid_stream_is_settled_not_left_to_expire(worker, sim):
+    """The caller reads the first content and hangs up while the upstream is still sending. The
+    provider may bill the whole answer, so the attempt's worst case is charged at once (it used to
+    be left reserved, to expire uncharged after 15 minutes)."""
+    before = limits_of(worker)["google-ai-studio"]
+    sim.fault("google-ai-studio", {"kind": "stall_after_first_chunk"})
+    url = urlparse(worker.url)
+    payload = json.dumps(body(stream=True)).encode()
+    request = (
+        f"POST {CHAT} HTTP/1.1\r\nHost: {url.hostname}\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+        s.sendall(request)
+        got = b""
+        while b"Hello" not in got and b"Simulated" not in got:
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += chunk
+    SEEN.append(("client leaves mid-stream", "", got))
+    # The Worker notices within its idle deadline (2 s) at the latest, settles in waitUntil.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        after = limits_of(worker)["google-ai-studio"]
+        if after["outstanding_reservations"] == 0 and after["spent_usd"] > before["spent_usd"]:
+            break
+        time.sleep(0.25)
+    assert after["outstanding_reservations"] == 0, after
+    assert after["spent_usd"] > before["spent_usd"], (before, after)

@@ -28,7 +28,7 @@ help:
 	@echo "make lint   bash -n + shellcheck on every script, cargo fmt --check, clippy -D warnings"
 	@echo "make size   gzip size of build/index_bg.wasm"
 	@echo "make bench  the Worker vs a JS passthrough floor in workerd, under wrk (figures, not tests)"
-	@echo "make fuzz   the parsers' property tests with many more cases (minutes)"
+	@echo "make fuzz   property tests and the engine simulation with many more cases (minutes)"
 
 setup:
 	@scripts/setup.sh all
@@ -64,11 +64,15 @@ dev: build
 
 test: build deploy-check lint test-unit test-e2e
 
+# The engine's simulation runs on its own so that it can say how many schedules it ran
+# (SIM_SCHEDULES, default 5000; SIM_SEED=N replays one).
 test-unit:
-	cargo test --quiet -p gateway-core -p aig-sim -p agw
+	cargo test --quiet -p gateway-core --test simulation -- --nocapture
+	cargo test --quiet -p gateway-core --lib --test properties
+	cargo test --quiet -p aig-sim -p agw
 
 test-e2e: build agw
-	.venv/bin/python -m pytest -q tests/e2e
+	.venv/bin/python -m pytest -q --durations=15 tests/e2e
 
 # `wrangler deploy` up to the upload, offline: runs the [build] step, validates wrangler.toml
 # (bindings, Durable Object migrations, crons) and bundles what it would upload; then that bundle's
@@ -139,9 +143,11 @@ bench: build
 	python3 bench/run.py $(BENCH_ARGS)
 
 # The property tests of every parser of untrusted bytes (crates/core/tests/properties) with far
-# more cases than `make test` runs (PROPTEST_CASES, default 10000 per property), in release: minutes.
+# more cases than `make test` runs (PROPTEST_CASES, default 10000 per property), and the engine's
+# simulation with 200,000 fault schedules (SIM_SCHEDULES), in release: minutes.
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-10000} cargo test --quiet --release -p gateway-core --test properties
+	SIM_SCHEDULES=$${SIM_SCHEDULES:-200000} cargo test --quiet --release -p gateway-core --test simulation -- --nocapture
 
 size: worker
 	@printf 'build/index_bg.wasm: %s bytes, %s bytes gzipped\n' \

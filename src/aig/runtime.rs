@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use gateway_core::account::limits::Refusal;
-use gateway_core::aig::answer::AttemptOutcome;
+use gateway_core::aig::answer::{self as aig_answer, AttemptOutcome};
 use gateway_core::config::Settings;
 use gateway_core::engine::{AttemptEnd, Books, Exchange, Runtime, Target};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
@@ -174,9 +174,14 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
         if !(200..300).contains(&status) {
             let body = fetch::read_limited(&mut response, ERROR_BODY_LIMIT).await;
             let retry_after = header(&response, "retry-after");
-            let failure = self.protocol.failure(target, status, content_type, &body, retry_after.clone());
+            // AI Gateway's own refusals (by its error code) name themselves, on either route.
+            let refusal = aig_answer::aig_refusal(status, &body, header(&response, "cf-aig-dlp").is_some());
+            let failure = match refusal {
+                Some(r) => aig_answer::refusal_error(r, status, &body, retry_after.clone(), id, &secret_refs).into(),
+                None => self.protocol.failure(target, status, content_type, &body, retry_after.clone()),
+            };
             return Exchange::Failed {
-                outcome: AttemptOutcome::Status(status),
+                outcome: aig_answer::outcome_of(status, refusal),
                 end: AttemptEnd::ErrorStatus,
                 failure,
                 retry_after,

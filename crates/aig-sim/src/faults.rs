@@ -34,6 +34,62 @@ pub enum Fault {
     /// then end. `{gateway_token}` in them becomes the `cf-aig-authorization` token the request
     /// carried: an upstream that echoes a request header back in its error text.
     EventAfterFirstChunk { data: String },
+    /// One of AI Gateway's own refusals (reference §4a), in its own error shape.
+    AigRefusal { refusal: AigRefusal, retry_after: Option<String> },
+}
+
+/// AI Gateway's own refusals: the gateway, not the provider, says no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AigRefusal {
+    SpendLimit,
+    RateLimit,
+    InsufficientCredits,
+    PolicyDenied,
+    PromptBlocked,
+    DlpBlocked,
+    ResponseBlocked,
+    GuardrailUnavailable,
+}
+
+impl AigRefusal {
+    pub const ALL: [AigRefusal; 8] = [
+        AigRefusal::SpendLimit,
+        AigRefusal::RateLimit,
+        AigRefusal::InsufficientCredits,
+        AigRefusal::PolicyDenied,
+        AigRefusal::PromptBlocked,
+        AigRefusal::DlpBlocked,
+        AigRefusal::ResponseBlocked,
+        AigRefusal::GuardrailUnavailable,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AigRefusal::SpendLimit => "spend_limit",
+            AigRefusal::RateLimit => "rate_limit",
+            AigRefusal::InsufficientCredits => "insufficient_credits",
+            AigRefusal::PolicyDenied => "policy_denied",
+            AigRefusal::PromptBlocked => "prompt_blocked",
+            AigRefusal::DlpBlocked => "dlp_blocked",
+            AigRefusal::ResponseBlocked => "response_blocked",
+            AigRefusal::GuardrailUnavailable => "guardrail_unavailable",
+        }
+    }
+
+    /// Status, code and message as AI Gateway sends them. The policy denial's and the DLP
+    /// block's codes are not documented: 2050 and 2060 are the simulator's choice.
+    pub fn answer(self) -> (u16, u32, &'static str) {
+        match self {
+            AigRefusal::SpendLimit => (429, 2041, "Spend limit exceeded for this gateway"),
+            AigRefusal::RateLimit => (429, 2003, "Rate limited"),
+            AigRefusal::InsufficientCredits => (402, 2021, "Insufficient credits"),
+            AigRefusal::PolicyDenied => (403, 2050, "Access denied by policy"),
+            AigRefusal::PromptBlocked => (424, 2016, "Prompt blocked due to security configurations"),
+            AigRefusal::DlpBlocked => (400, 2060, "Request blocked by DLP policy"),
+            AigRefusal::ResponseBlocked => (424, 2017, "Response blocked due to security configurations"),
+            AigRefusal::GuardrailUnavailable => (503, 7013, "Guardrail service unavailable"),
+        }
+    }
 }
 
 impl Fault {
@@ -47,16 +103,7 @@ impl Fault {
                     .and_then(Value::as_u64)
                     .filter(|s| (200..=599).contains(s))
                     .ok_or("fault.status must be an integer between 200 and 599")?;
-                let retry_after = match v.get("retry_after") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(s)) => Some(s.clone()),
-                    Some(Value::Number(n)) => Some(n.to_string()),
-                    Some(_) => return Err("fault.retry_after must be a string or number".into()),
-                };
-                if retry_after.as_deref().is_some_and(|r| hyper::header::HeaderValue::from_str(r).is_err()) {
-                    return Err("fault.retry_after is not a valid header value".into());
-                }
-                Fault::Status { status: status as u16, retry_after, body: v.get("body").cloned() }
+                Fault::Status { status: status as u16, retry_after: retry_after(v)?, body: v.get("body").cloned() }
             }
             "delay" => Fault::Delay {
                 ms: v.get("ms").and_then(Value::as_u64).ok_or("fault.ms must be a non-negative integer")?,
@@ -70,6 +117,14 @@ impl Fault {
             "event_after_first_chunk" => Fault::EventAfterFirstChunk {
                 data: v.get("data").and_then(Value::as_str).ok_or("fault.data must be a string")?.to_owned(),
             },
+            "aig_refusal" => {
+                let name = v.get("refusal").and_then(Value::as_str).ok_or("fault.refusal must be a string")?;
+                let refusal = AigRefusal::ALL
+                    .into_iter()
+                    .find(|r| r.name() == name)
+                    .ok_or_else(|| format!("unknown fault.refusal `{name}`"))?;
+                Fault::AigRefusal { refusal, retry_after: retry_after(v)? }
+            }
             other => return Err(format!("unknown fault kind `{other}`")),
         })
     }
@@ -85,6 +140,7 @@ impl Fault {
             Fault::Malformed => "malformed",
             Fault::ContentFilter => "content_filter",
             Fault::EventAfterFirstChunk { .. } => "event_after_first_chunk",
+            Fault::AigRefusal { .. } => "aig_refusal",
         }
     }
 
@@ -96,9 +152,25 @@ impl Fault {
             }
             Fault::Delay { ms } => json!({"kind": "delay", "ms": ms}),
             Fault::EventAfterFirstChunk { data } => json!({"kind": "event_after_first_chunk", "data": data}),
+            Fault::AigRefusal { refusal, retry_after } => {
+                json!({"kind": "aig_refusal", "refusal": refusal.name(), "retry_after": retry_after})
+            }
             other => json!({"kind": other.kind()}),
         }
     }
+}
+
+fn retry_after(v: &Value) -> Result<Option<String>, String> {
+    let retry_after = match v.get("retry_after") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return Err("fault.retry_after must be a string or number".into()),
+    };
+    if retry_after.as_deref().is_some_and(|r| hyper::header::HeaderValue::from_str(r).is_err()) {
+        return Err("fault.retry_after is not a valid header value".into());
+    }
+    Ok(retry_after)
 }
 
 /// The body of a `status` fault that did not script one: what the upstream would typically say.
@@ -195,6 +267,11 @@ mod tests {
             Fault::Status { status: 429, retry_after: Some("2".into()), body: None }
         );
         assert_eq!(Fault::parse(&json!({"kind":"delay","ms":5})).unwrap(), Fault::Delay { ms: 5 });
+        for r in AigRefusal::ALL {
+            let f = Fault::parse(&json!({"kind":"aig_refusal","refusal":r.name(),"retry_after":"3"})).unwrap();
+            assert_eq!(f, Fault::AigRefusal { refusal: r, retry_after: Some("3".into()) });
+            assert_eq!(Fault::parse(&f.to_json()).unwrap(), f);
+        }
         let echo = json!({"kind":"event_after_first_chunk","data":"data: {gateway_token}\n\n"});
         assert_eq!(Fault::parse(&echo).unwrap().to_json(), echo);
         for bad in [
@@ -204,6 +281,8 @@ mod tests {
             json!({"kind":"status","status":99}),
             json!({"kind":"status","status":429,"retry_after":"a\nb"}),
             json!({"kind":"delay","ms":-1}),
+            json!({"kind":"aig_refusal"}),
+            json!({"kind":"aig_refusal","refusal":"nope"}),
         ] {
             assert!(Fault::parse(&bad).is_err(), "{bad}");
         }

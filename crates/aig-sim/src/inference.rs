@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::answer::Answer;
 use crate::clock;
-use crate::faults::{default_status_body, Fault};
+use crate::faults::{default_status_body, AigRefusal, Fault};
 use crate::formats::{ChatRequest, Format, MALFORMED_BODY};
 use crate::http::{gateway_error, has_bearer, header, json_response, response, set_header, ProviderTag, Resp, SimBody};
 use crate::logs::{self, LogRow};
@@ -361,6 +361,26 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
             };
             if let Some(after) = retry_after {
                 set_header(&mut resp, "retry-after", &after);
+            }
+            let outcome = Outcome {
+                status,
+                cached: false,
+                tokens_in: None,
+                tokens_out: None,
+                fault: fault_kind,
+                cache_status: Some("MISS"),
+            };
+            return finish(state, req, &target, record, resp, outcome);
+        }
+        Some(Fault::AigRefusal { refusal, retry_after }) => {
+            let (status, code, message) = refusal.answer();
+            let mut resp = gateway_error(status, code, message);
+            if let Some(after) = retry_after {
+                set_header(&mut resp, "retry-after", &after);
+            }
+            if refusal == AigRefusal::DlpBlocked {
+                // The header names the matched DLP profile; its value's format is undocumented.
+                set_header(&mut resp, "cf-aig-dlp", "blocked");
             }
             let outcome = Outcome {
                 status,

@@ -41,6 +41,21 @@ pub enum ErrorKind {
     LimitsExhausted,
     /// An idempotency key in use by a different or still-running request.
     Conflict,
+    /// AI Gateway's spend limit (code 2041) refused every target tried.
+    AigSpendLimit,
+    /// AI Gateway's own rate limit (code 2003) refused every target tried.
+    AigRateLimited,
+    /// AI Gateway has not enough Unified Billing credits (code 2021) for any target tried.
+    AigNoCredits,
+    /// An AI Gateway policy denies this request ("Access denied by policy"): asking again will not help.
+    AigPolicyDenied,
+    /// AI Gateway's guardrails (code 2016) or DLP blocked the prompt. 400, not AI Gateway's 424:
+    /// the request's content is at fault, on every provider, and SDKs raise `BadRequestError`.
+    ContentBlocked,
+    /// AI Gateway's guardrails blocked every answer (code 2017); 424 as AI Gateway says.
+    AigResponseBlocked,
+    /// AI Gateway's guardrail service was unavailable (code 7013).
+    AigGuardrailUnavailable,
 }
 
 impl ErrorKind {
@@ -58,6 +73,12 @@ impl ErrorKind {
             ErrorKind::UpstreamTimeout => 504,
             ErrorKind::LimitsExhausted => 429,
             ErrorKind::Conflict => 409,
+            ErrorKind::AigSpendLimit | ErrorKind::AigRateLimited => 429,
+            ErrorKind::AigNoCredits => 402,
+            ErrorKind::AigPolicyDenied => 403,
+            ErrorKind::ContentBlocked => 400,
+            ErrorKind::AigResponseBlocked => 424,
+            ErrorKind::AigGuardrailUnavailable => 503,
         }
     }
 
@@ -66,7 +87,14 @@ impl ErrorKind {
         match self {
             ErrorKind::Unauthorized => "authentication_error",
             ErrorKind::Configuration | ErrorKind::Internal => "server_error",
-            ErrorKind::Upstream(429) | ErrorKind::LimitsExhausted => "rate_limit_error",
+            ErrorKind::Upstream(429)
+            | ErrorKind::LimitsExhausted
+            | ErrorKind::AigSpendLimit
+            | ErrorKind::AigRateLimited => "rate_limit_error",
+            ErrorKind::AigPolicyDenied => "permission_error",
+            ErrorKind::AigNoCredits | ErrorKind::AigResponseBlocked | ErrorKind::AigGuardrailUnavailable => {
+                "upstream_error"
+            }
             ErrorKind::Upstream(s) if s < 500 => "invalid_request_error",
             ErrorKind::Upstream(_)
             | ErrorKind::UpstreamAuth
@@ -98,6 +126,13 @@ impl ErrorKind {
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::LimitsExhausted => "gateway_limits_exhausted",
             ErrorKind::Conflict => "idempotency_conflict",
+            ErrorKind::AigSpendLimit => "aig_spend_limit",
+            ErrorKind::AigRateLimited => "aig_rate_limited",
+            ErrorKind::AigNoCredits => "aig_insufficient_credits",
+            ErrorKind::AigPolicyDenied => "aig_policy_denied",
+            ErrorKind::ContentBlocked => "content_blocked",
+            ErrorKind::AigResponseBlocked => "aig_response_blocked",
+            ErrorKind::AigGuardrailUnavailable => "aig_guardrail_unavailable",
         }
     }
 }
@@ -192,6 +227,17 @@ mod tests {
         assert_eq!(ErrorKind::Upstream(503).openai_type(), "upstream_error");
         assert_eq!(ErrorKind::UpstreamTimeout.status(), 504);
         assert_eq!(ErrorKind::UpstreamAuth.status(), 502);
+        assert_eq!(
+            (ErrorKind::AigSpendLimit.status(), ErrorKind::AigSpendLimit.openai_type()),
+            (429, "rate_limit_error")
+        );
+        assert_eq!((ErrorKind::ContentBlocked.status(), ErrorKind::ContentBlocked.code()), (400, "content_blocked"));
+        assert_eq!(
+            (ErrorKind::AigPolicyDenied.status(), ErrorKind::AigPolicyDenied.code()),
+            (403, "aig_policy_denied")
+        );
+        assert_eq!(ErrorKind::AigNoCredits.status(), 402);
+        assert_eq!(ErrorKind::AigGuardrailUnavailable.status(), 503);
     }
 
     #[test]

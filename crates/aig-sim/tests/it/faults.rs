@@ -183,6 +183,35 @@ async fn content_filter() {
 }
 
 #[tokio::test]
+async fn aig_refusals_in_the_gateways_own_shape() {
+    let sim = start().await;
+    let cases = [
+        ("spend_limit", 429, 2041),
+        ("rate_limit", 429, 2003),
+        ("insufficient_credits", 402, 2021),
+        ("policy_denied", 403, 2050),
+        ("prompt_blocked", 424, 2016),
+        ("dlp_blocked", 400, 2060),
+        ("response_blocked", 424, 2017),
+        ("guardrail_unavailable", 503, 7013),
+    ];
+    for (refusal, status, code) in cases {
+        fault(sim.addr, "openai", 1, json!({"kind": "aig_refusal", "refusal": refusal, "retry_after": 4})).await;
+        let r = post_json(sim.addr, &compat_path(), &[GATEWAY_AUTH], &body("openai/gpt-4o", false)).await;
+        assert_eq!(r.status, status, "{refusal}");
+        let b = r.json();
+        assert_eq!(b["name"], "AiGatewayError", "{refusal}");
+        assert_eq!(b["error"][0]["code"], code, "{refusal}");
+        assert_eq!(r.header("retry-after"), Some("4"));
+        assert_eq!(r.header("cf-aig-dlp").is_some(), refusal == "dlp_blocked", "{refusal}");
+    }
+    let b = post_json(sim.addr, &compat_path(), &[GATEWAY_AUTH], &body("openai/gpt-4o", true)).await;
+    assert_eq!(b.status, 200, "all faults used up");
+    let recorded = requests(sim.addr).await;
+    assert!(recorded.iter().take(8).all(|r| r["fault"] == "aig_refusal"));
+}
+
+#[tokio::test]
 async fn fault_api_validation_and_listing() {
     let sim = start().await;
     for bad in [

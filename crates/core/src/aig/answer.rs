@@ -189,6 +189,159 @@ pub fn upstream_message(body: &[u8]) -> String {
     }
 }
 
+/// One of AI Gateway's own refusals (reference §4a): the gateway, not the provider, said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AigRefusal {
+    /// 429, code 2041: a spend limit of the gateway is exhausted (today, for this target).
+    SpendLimit,
+    /// 429, code 2003: the gateway's own rate limit.
+    RateLimited,
+    /// 402, code 2021: not enough Unified Billing credits (a BYOK target may still answer).
+    NoCredits,
+    /// 403 "Access denied by policy": a Policy denies this caller or model, on every provider.
+    PolicyDenied,
+    /// Code 2016: Guardrails blocked the prompt; every provider gets the same prompt.
+    PromptBlocked,
+    /// 400 with a `cf-aig-dlp` header: a DLP policy blocked the request.
+    DlpBlocked,
+    /// Code 2017: Guardrails blocked the response; another model may answer acceptably.
+    ResponseBlocked,
+    /// 503, code 7013: the guardrail service is down (Block rules configured). Transient.
+    GuardrailUnavailable,
+}
+
+/// The refusals AI Gateway names with a numeric code in its own error shape: code, the statuses
+/// it is recognised with, what it is. A provider error that merely shares the status (an
+/// OpenAI 429, a 402 of some provider) carries no such code and keeps its own classification.
+///
+/// Open question (reference §4a): 2016/2017 moved to 424 in the 2026-09 changelog and older
+/// pages show other statuses, so those two (an empty status list) are recognised with any 4xx;
+/// the rest with the one status the reference gives.
+pub const AIG_CODES: &[(u32, &[u16], AigRefusal)] = &[
+    (2041, &[429], AigRefusal::SpendLimit),
+    (2003, &[429], AigRefusal::RateLimited),
+    (2021, &[402], AigRefusal::NoCredits),
+    (2016, &[], AigRefusal::PromptBlocked),
+    (2017, &[], AigRefusal::ResponseBlocked),
+    (7013, &[503], AigRefusal::GuardrailUnavailable),
+];
+
+#[derive(Deserialize)]
+struct AigErrorBody {
+    /// AI Gateway's shape has an *array* here; a provider's has an object (or nothing).
+    #[serde(default)]
+    error: Option<Vec<AigErrorItem>>,
+}
+
+#[derive(Deserialize)]
+struct AigErrorItem {
+    /// A number as observed; a numeric string is read too, defensively.
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+}
+
+/// Recognises one of AI Gateway's own refusals in an error answer: by its status and the code in
+/// AI Gateway's error shape (`{"error":[{"code":N,"message":…}],…}`), or, for the two that carry
+/// no code the reference knows, by the policy message on a 403 and by `cf-aig-dlp` on a 400.
+pub fn aig_refusal(status: u16, body: &[u8], dlp_header: bool) -> Option<AigRefusal> {
+    // The DLP block's body is not documented (open question): the header is the signal.
+    if status == 400 && dlp_header {
+        return Some(AigRefusal::DlpBlocked);
+    }
+    let codes: Vec<u32> = serde_json::from_slice::<AigErrorBody>(body)
+        .ok()
+        .and_then(|b| b.error)
+        .map(|items| {
+            items
+                .into_iter()
+                .filter_map(|i| match i.code? {
+                    serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                    serde_json::Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let by_code = codes.iter().find_map(|code| {
+        AIG_CODES
+            .iter()
+            .find(|(c, statuses, _)| {
+                c == code && (statuses.contains(&status) || (statuses.is_empty() && (400..500).contains(&status)))
+            })
+            .map(|(_, _, r)| *r)
+    });
+    if by_code.is_some() {
+        return by_code;
+    }
+    // Policies (Beta) answer 403 with this message and no documented code; any shape is read.
+    if status == 403 && upstream_message(body).to_ascii_lowercase().contains("access denied by policy") {
+        return Some(AigRefusal::PolicyDenied);
+    }
+    None
+}
+
+impl AigRefusal {
+    /// How the trace and the error code name it.
+    pub fn label(self) -> &'static str {
+        self.kind().code()
+    }
+
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            AigRefusal::SpendLimit => ErrorKind::AigSpendLimit,
+            AigRefusal::RateLimited => ErrorKind::AigRateLimited,
+            AigRefusal::NoCredits => ErrorKind::AigNoCredits,
+            AigRefusal::PolicyDenied => ErrorKind::AigPolicyDenied,
+            AigRefusal::PromptBlocked | AigRefusal::DlpBlocked => ErrorKind::ContentBlocked,
+            AigRefusal::ResponseBlocked => ErrorKind::AigResponseBlocked,
+            AigRefusal::GuardrailUnavailable => ErrorKind::AigGuardrailUnavailable,
+        }
+    }
+
+    fn says(self) -> &'static str {
+        match self {
+            AigRefusal::SpendLimit => "a spend limit of AI Gateway is exhausted for",
+            AigRefusal::RateLimited => "AI Gateway's own rate limit refused",
+            AigRefusal::NoCredits => "AI Gateway has insufficient Unified Billing credits for",
+            AigRefusal::PolicyDenied => "an AI Gateway policy denies this request to",
+            AigRefusal::PromptBlocked => "AI Gateway's guardrails blocked the prompt sent to",
+            AigRefusal::DlpBlocked => "AI Gateway's DLP policy blocked the request to",
+            AigRefusal::ResponseBlocked => "AI Gateway's guardrails blocked the response of",
+            AigRefusal::GuardrailUnavailable => "AI Gateway's guardrail service was unavailable for",
+        }
+    }
+}
+
+/// The error the caller gets for one of AI Gateway's refusals: its own code, the gateway's
+/// message (redacted), and `Retry-After` when one came.
+pub fn refusal_error(
+    refusal: AigRefusal,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<String>,
+    target: &str,
+    secrets: &[&str],
+) -> GatewayError {
+    let body = redact(&String::from_utf8_lossy(body), secrets);
+    let detail = upstream_message(body.as_bytes());
+    let mut err = GatewayError::new(
+        refusal.kind(),
+        format!("{} {target} (HTTP {status}: {detail}).", capitalised(refusal.says())),
+    );
+    err.retry_after = retry_after.filter(|v| valid_retry_after(v));
+    err
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// How an error answer ends an attempt, for the classification table.
+pub fn outcome_of(status: u16, refusal: Option<AigRefusal>) -> AttemptOutcome {
+    refusal.map_or(AttemptOutcome::Status(status), AttemptOutcome::Refused)
+}
+
 /// What to do after an attempt failed: written as data, one row per class of outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -202,6 +355,8 @@ pub enum Disposition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
     Status(u16),
+    /// AI Gateway itself refused (its own error code), whatever the status.
+    Refused(AigRefusal),
     Timeout,
     ConnectionError,
     MalformedAnswer,
@@ -218,6 +373,15 @@ pub fn classify(outcome: AttemptOutcome) -> Disposition {
         Status(401..=403) => Disposition::NextTarget,
         Status(500..=599) => Disposition::NextTarget,
         Status(_) => Disposition::FailFast,
+        Refused(
+            AigRefusal::SpendLimit
+            | AigRefusal::RateLimited
+            | AigRefusal::NoCredits
+            | AigRefusal::ResponseBlocked
+            | AigRefusal::GuardrailUnavailable,
+        ) => Disposition::NextTarget,
+        // The same caller, model list and prompt meet the same policy and guardrails everywhere.
+        Refused(AigRefusal::PolicyDenied | AigRefusal::PromptBlocked | AigRefusal::DlpBlocked) => Disposition::FailFast,
         Timeout | ConnectionError | MalformedAnswer | ContentFiltered | StreamCutBeforeContent => {
             Disposition::NextTarget
         }
@@ -321,6 +485,91 @@ mod tests {
         }
         for o in [Timeout, ConnectionError, MalformedAnswer, ContentFiltered, StreamCutBeforeContent] {
             assert_eq!(classify(o), Disposition::NextTarget, "{o:?}");
+        }
+    }
+
+    fn aig(status: u16, code: u32, message: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "success": false, "result": [], "messages": [],
+            "error": [{"code": code, "message": message}],
+            "name": "AiGatewayError", "httpCode": status, "internalCode": code, "message": message,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn aig_refusals_are_recognised_by_status_and_code() {
+        use AigRefusal::*;
+        let cases = [
+            (429, 2041, SpendLimit),
+            (429, 2003, RateLimited),
+            (402, 2021, NoCredits),
+            (424, 2016, PromptBlocked),
+            (400, 2016, PromptBlocked),
+            (424, 2017, ResponseBlocked),
+            (503, 7013, GuardrailUnavailable),
+        ];
+        for (status, code, refusal) in cases {
+            assert_eq!(aig_refusal(status, &aig(status, code, "m"), false), Some(refusal), "{status} {code}");
+        }
+        // A numeric string code is read too.
+        assert_eq!(aig_refusal(429, br#"{"error":[{"code":"2041","message":"x"}]}"#, false), Some(SpendLimit));
+        // A code with a status it does not come with is not that refusal.
+        assert_eq!(aig_refusal(500, &aig(500, 2041, "m"), false), None);
+        assert_eq!(aig_refusal(503, &aig(503, 2016, "m"), false), None);
+        // Policy: a 403 with the policy message (no code known).
+        assert_eq!(aig_refusal(403, &aig(403, 2099, "Access denied by policy"), false), Some(PolicyDenied));
+        assert_eq!(aig_refusal(403, br#"{"error":{"message":"Access denied by policy"}}"#, false), Some(PolicyDenied));
+        // DLP: a 400 with the header, whatever the body.
+        assert_eq!(aig_refusal(400, b"blocked", true), Some(DlpBlocked));
+        assert_eq!(aig_refusal(400, b"blocked", false), None);
+    }
+
+    #[test]
+    fn provider_errors_sharing_a_status_are_not_aig_refusals() {
+        let provider: &[(u16, &[u8])] = &[
+            (429, br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#),
+            (429, br#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED"}}"#),
+            (402, br#"{"error":{"message":"Payment required","code":2021}}"#),
+            (403, br#"{"error":{"message":"Permission denied"}}"#),
+            (400, br#"{"error":{"message":"bad"}}"#),
+            (424, br#"{"error":{"message":"failed dependency"}}"#),
+            (503, br#"[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]"#),
+            (401, &aig(401, 2009, "Unauthorized")),
+        ];
+        for (status, body) in provider {
+            assert_eq!(aig_refusal(*status, body, false), None, "{}", String::from_utf8_lossy(body));
+            assert_eq!(outcome_of(*status, None), AttemptOutcome::Status(*status));
+        }
+    }
+
+    #[test]
+    fn refusals_classify_and_name_what_happened() {
+        use AigRefusal::*;
+        let rows = [
+            (SpendLimit, Disposition::NextTarget, 429, "aig_spend_limit"),
+            (RateLimited, Disposition::NextTarget, 429, "aig_rate_limited"),
+            (NoCredits, Disposition::NextTarget, 402, "aig_insufficient_credits"),
+            (PolicyDenied, Disposition::FailFast, 403, "aig_policy_denied"),
+            (PromptBlocked, Disposition::FailFast, 400, "content_blocked"),
+            (DlpBlocked, Disposition::FailFast, 400, "content_blocked"),
+            (ResponseBlocked, Disposition::NextTarget, 424, "aig_response_blocked"),
+            (GuardrailUnavailable, Disposition::NextTarget, 503, "aig_guardrail_unavailable"),
+        ];
+        for (refusal, disposition, status, code) in rows {
+            assert_eq!(classify(AttemptOutcome::Refused(refusal)), disposition, "{refusal:?}");
+            let e = refusal_error(
+                refusal,
+                429,
+                &aig(429, 2041, "limit hit for key sk-SECRET-9"),
+                Some("30".into()),
+                "openai/gpt-4o",
+                &["sk-SECRET-9"],
+            );
+            assert_eq!((e.status(), e.kind.code()), (status, code), "{refusal:?}");
+            assert!(e.message.contains("openai/gpt-4o") && e.message.contains("limit hit"), "{}", e.message);
+            assert!(!e.message.contains("sk-SECRET-9"));
+            assert_eq!(e.retry_after.as_deref(), Some("30"));
         }
     }
 }

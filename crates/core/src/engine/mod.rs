@@ -22,7 +22,7 @@ pub mod retry;
 use self::retry::Next;
 use crate::account::limits::{Policy, Refusal};
 use crate::account::pricing::Usd;
-use crate::aig::answer::AttemptOutcome;
+use crate::aig::answer::{AigRefusal, AttemptOutcome};
 use crate::config::RetryPolicy;
 use crate::error::{ErrorKind, GatewayError};
 
@@ -254,6 +254,9 @@ pub fn refusal_label(r: &Refusal) -> &'static str {
 pub fn outcome_label(outcome: AttemptOutcome) -> String {
     match outcome {
         AttemptOutcome::Status(s) => s.to_string(),
+        // A spend limit is a budget refusal like the gateway's own: the target is skipped.
+        AttemptOutcome::Refused(AigRefusal::SpendLimit) => "skipped:aig_spend_limit".into(),
+        AttemptOutcome::Refused(r) => r.label().into(),
         AttemptOutcome::Timeout => "timeout".into(),
         AttemptOutcome::ConnectionError => "unreachable".into(),
         AttemptOutcome::MalformedAnswer => "malformed".into(),

@@ -4,7 +4,7 @@
 //! target and by one total deadline, with full-jitter exponential backoff (AWS architecture blog,
 //! "Exponential Backoff and Jitter") that honours `Retry-After` when it is short enough to wait.
 
-use crate::aig::answer::{classify, AttemptOutcome, Disposition};
+use crate::aig::answer::{classify, AigRefusal, AttemptOutcome, Disposition};
 use crate::config::RetryPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,12 +18,18 @@ pub enum Next {
 }
 
 /// Outcomes worth trying the *same* target again for: transient by nature. An auth failure, a
-/// content-filter block or a malformed answer would most likely repeat, so those move on.
+/// content-filter block or a malformed answer would most likely repeat, so those move on. Of AI
+/// Gateway's own refusals only the guardrail service being down is transient: a spend limit
+/// holds for the day, and its rate limit is waited out on another target, not this one.
 fn transient(outcome: AttemptOutcome) -> bool {
     use AttemptOutcome::*;
     matches!(
         outcome,
-        Status(408 | 429 | 500 | 502 | 503 | 504 | 529) | Timeout | ConnectionError | StreamCutBeforeContent
+        Status(408 | 429 | 500 | 502 | 503 | 504 | 529)
+            | Refused(AigRefusal::GuardrailUnavailable)
+            | Timeout
+            | ConnectionError
+            | StreamCutBeforeContent
     )
 }
 
@@ -107,6 +113,23 @@ mod tests {
         for s in [400, 404, 413, 422] {
             assert_eq!(after_failure(Status(s), 1, None, 60_000, &P, 0.5), Next::Stop, "{s}");
         }
+    }
+
+    #[test]
+    fn aig_refusals_move_on_at_once_stop_or_retry() {
+        use AigRefusal::*;
+        for r in [SpendLimit, RateLimited, NoCredits, ResponseBlocked] {
+            // Even with a short Retry-After, the same target is not asked again.
+            assert_eq!(after_failure(Refused(r), 1, Some(100), 60_000, &P, 0.5), Next::NextTarget, "{r:?}");
+        }
+        for r in [PolicyDenied, PromptBlocked, DlpBlocked] {
+            assert_eq!(after_failure(Refused(r), 1, None, 60_000, &P, 0.5), Next::Stop, "{r:?}");
+        }
+        assert_eq!(
+            after_failure(Refused(GuardrailUnavailable), 1, None, 60_000, &P, 0.5),
+            Next::RetrySame { delay_ms: 50 }
+        );
+        assert_eq!(after_failure(Refused(GuardrailUnavailable), 3, None, 60_000, &P, 0.5), Next::NextTarget);
     }
 
     #[test]

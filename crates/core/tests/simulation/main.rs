@@ -20,6 +20,7 @@
 mod executor;
 mod world;
 
+use gateway_core::aig::answer::AigRefusal;
 use world::{Schedule, SECRET};
 
 fn schedules() -> u64 {
@@ -91,4 +92,36 @@ fn a_secret_echoed_mid_stream_never_reaches_the_client() {
 fn a_client_that_leaves_mid_stream_is_charged_the_worst_case() {
     let report = Schedule::scripted_client_leaves().run_and_check();
     assert_eq!(report.charged[0], report.worst_cases[0]);
+}
+
+#[test]
+fn aig_refusals_skip_move_on_stop_or_retry_as_the_table_says() {
+    let trace = |r, ra| Schedule::scripted_refusal(r, ra).run_and_check();
+    // Spend limit: that target is skipped at once, never retried; the next one answers.
+    let report = trace(AigRefusal::SpendLimit, None);
+    assert_eq!(report.traces[0], vec!["p1/m=skipped:aig_spend_limit", "p2/m=200"]);
+    // Gateway rate limit: the next target at once, even with a short Retry-After.
+    let report = trace(AigRefusal::RateLimited, Some(300));
+    assert_eq!(report.traces[0], vec!["p1/m=aig_rate_limited", "p2/m=200"]);
+    assert!(report.gaps[0].is_empty(), "{:?}", report.gaps);
+    for (r, label) in
+        [(AigRefusal::NoCredits, "aig_insufficient_credits"), (AigRefusal::ResponseBlocked, "aig_response_blocked")]
+    {
+        assert_eq!(trace(r, None).traces[0], vec![format!("p1/m={label}"), "p2/m=200".into()]);
+    }
+    // Policy and content blocks fail fast, with their own codes.
+    for (r, status, code) in [
+        (AigRefusal::PolicyDenied, 403, "aig_policy_denied"),
+        (AigRefusal::PromptBlocked, 400, "content_blocked"),
+        (AigRefusal::DlpBlocked, 400, "content_blocked"),
+    ] {
+        let report = trace(r, None);
+        assert_eq!(report.traces[0].len(), 1, "{:?}", report.traces[0]);
+        let err = report.errors[0].as_ref().expect("an error");
+        assert_eq!((err.status(), err.kind.code()), (status, code));
+        assert!(!err.message.contains(SECRET));
+    }
+    // The guardrail service being down is transient: the same target again.
+    let report = trace(AigRefusal::GuardrailUnavailable, None);
+    assert_eq!(report.traces[0], vec!["p1/m=aig_guardrail_unavailable", "p1/m=200"]);
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use gateway_core::account::limits::{LimiterState, Policy, Refusal, DAY_MS};
 use gateway_core::account::pricing::Usd;
-use gateway_core::aig::answer::{self as upstream, AttemptOutcome};
+use gateway_core::aig::answer::{self as upstream, AigRefusal, AttemptOutcome};
 use gateway_core::config::RetryPolicy;
 use gateway_core::engine::{self, books, AttemptEnd, Books, Exchange, Fallback, Rules, Runtime, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
@@ -60,6 +60,8 @@ enum Fault {
     ContentFilter,
     /// A status, with a `Retry-After` in ms.
     Status(u16, Option<u64>),
+    /// One of AI Gateway's own refusals in its error shape, with a `Retry-After` in ms.
+    Refusal(AigRefusal, Option<u64>),
     Timeout,
     Unreachable,
     Malformed,
@@ -293,7 +295,11 @@ impl RequestUpstream {
             75..=81 => Fault::Timeout,
             82..=87 => Fault::Unreachable,
             88..=93 => Fault::Malformed,
-            _ => Fault::SlowBody,
+            94..=96 => Fault::SlowBody,
+            _ => {
+                let r = REFUSALS[rng.below(REFUSALS.len() as u64) as usize];
+                Fault::Refusal(r, (r == AigRefusal::RateLimited && rng.chance(50)).then_some(300))
+            }
         }
     }
 
@@ -375,6 +381,36 @@ impl Runtime for Sim {
     }
 }
 
+const REFUSALS: [AigRefusal; 8] = [
+    AigRefusal::SpendLimit,
+    AigRefusal::RateLimited,
+    AigRefusal::NoCredits,
+    AigRefusal::PolicyDenied,
+    AigRefusal::PromptBlocked,
+    AigRefusal::DlpBlocked,
+    AigRefusal::ResponseBlocked,
+    AigRefusal::GuardrailUnavailable,
+];
+
+/// What AI Gateway sends for a refusal: status, body in its own error shape (echoing the
+/// gateway token, to prove it is redacted), and whether a `cf-aig-dlp` header comes with it.
+fn aig_refusal_answer(r: AigRefusal) -> (u16, String, bool) {
+    let (status, code, message, dlp) = match r {
+        AigRefusal::SpendLimit => (429, 2041, "Spend limit exceeded", false),
+        AigRefusal::RateLimited => (429, 2003, "Rate limited", false),
+        AigRefusal::NoCredits => (402, 2021, "Insufficient credits", false),
+        AigRefusal::PolicyDenied => (403, 2050, "Access denied by policy", false),
+        AigRefusal::PromptBlocked => (424, 2016, "Prompt blocked due to security configurations", false),
+        AigRefusal::DlpBlocked => (400, 2100, "Blocked by DLP", true),
+        AigRefusal::ResponseBlocked => (424, 2017, "Response blocked due to security configurations", false),
+        AigRefusal::GuardrailUnavailable => (503, 7013, "Guardrail service unavailable", false),
+    };
+    let body = format!(
+        r#"{{"success":false,"result":[],"messages":[],"error":[{{"code":{code},"message":"{message} (Bearer {SECRET})"}}],"name":"AiGatewayError"}}"#
+    );
+    (status, body, dlp)
+}
+
 fn failed(outcome: AttemptOutcome, end: AttemptEnd, kind: ErrorKind, text: &str) -> Exchange<Answer, GatewayError> {
     Exchange::Failed { outcome, end, failure: GatewayError::new(kind, text), retry_after: None }
 }
@@ -416,6 +452,23 @@ impl Sim {
                 );
                 return Exchange::Failed {
                     outcome: AttemptOutcome::Status(status),
+                    end: AttemptEnd::ErrorStatus,
+                    failure: err,
+                    retry_after,
+                };
+            }
+            Fault::Refusal(refusal, retry_after) => {
+                let (status, body, dlp) = aig_refusal_answer(refusal);
+                let retry_after = retry_after.map(|ms| format!("{}.{:03}", ms / 1000, ms % 1000));
+                // Read the way the shell reads it: recognised from the status, code and header.
+                let seen = upstream::aig_refusal(status, body.as_bytes(), dlp);
+                assert_eq!(seen, Some(refusal), "{body}");
+                let err = match seen {
+                    Some(r) => upstream::refusal_error(r, status, body.as_bytes(), retry_after.clone(), "p", &[SECRET]),
+                    None => upstream::error_from_upstream(status, body.as_bytes(), None, NAMES[provider], &[SECRET]),
+                };
+                return Exchange::Failed {
+                    outcome: upstream::outcome_of(status, seen),
                     end: AttemptEnd::ErrorStatus,
                     failure: err,
                     retry_after,
@@ -705,6 +758,17 @@ impl Schedule {
         )
     }
 
+    /// Two targets; the first answers with AI Gateway's `refusal`, then everything answers.
+    pub fn scripted_refusal(refusal: AigRefusal, retry_after_ms: Option<u64>) -> Schedule {
+        Self::scripted(
+            vec![Self::generous(), Self::generous()],
+            vec![(0, Usd(1000)), (1, Usd(1000))],
+            false,
+            vec![Fault::Refusal(refusal, retry_after_ms), Fault::Answer, Fault::Answer],
+            vec![],
+        )
+    }
+
     pub fn scripted_retry_after(ms: u64) -> Schedule {
         Self::scripted(vec![Self::generous()], vec![(0, Usd(1000))], false, vec![Fault::Status(429, Some(ms))], vec![])
     }
@@ -859,9 +923,15 @@ fn check_request(o: &RequestOutcome) {
         assert!(!err.to_json().contains(SECRET), "a secret in an error: {}", err.to_json());
     }
     assert!(!String::from_utf8_lossy(&o.client).contains(SECRET), "a secret reached the client");
-    // The trace names every attempt, in order, and every skip.
-    let attempted: Vec<&str> =
-        o.record.trace.iter().filter(|t| !t.contains("=skipped:")).map(|t| t.split('=').next().unwrap()).collect();
+    // The trace names every attempt, in order, and every skip. (A spend limit is a skip learned
+    // from an attempt: AI Gateway refused it, so it is both.)
+    let attempted: Vec<&str> = o
+        .record
+        .trace
+        .iter()
+        .filter(|t| !t.contains("=skipped:") || t.ends_with("=skipped:aig_spend_limit"))
+        .map(|t| t.split('=').next().unwrap())
+        .collect();
     let logged: Vec<&str> = o.log.iter().map(|a| o.targets[a.target]).collect();
     assert_eq!(attempted, logged, "the trace must name every attempt: {:?}", o.record.trace);
     assert_eq!(o.record.attempts as usize, o.log.len());

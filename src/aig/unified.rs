@@ -11,7 +11,7 @@ use gateway_core::config::{CachePolicy, Settings, Target};
 use gateway_core::engine::AttemptEnd;
 use gateway_core::error::GatewayError;
 use gateway_core::relay::SseRelay;
-use gateway_core::request::ChatRequest;
+use gateway_core::request::{ChatRequest, OutputLimit};
 
 use super::runtime::{Outgoing, Protocol, Whole};
 use crate::relay::CostFn;
@@ -27,6 +27,8 @@ pub struct Unified<'a> {
     pub alias: Option<&'a str>,
     pub cache: Option<CachePolicy>,
     pub caller_cache: CallerCache<'a>,
+    /// The route's output limit, sent when the request sets none (what its worst case reserved).
+    pub output_limit: u64,
 }
 
 impl Protocol for Unified<'_> {
@@ -39,7 +41,8 @@ impl Protocol for Unified<'_> {
 
     fn outgoing(&self, target: usize, attempt: u32) -> Outgoing<'_> {
         let t = &self.targets[target];
-        let body = self.chat.rewrite(&gateway::upstream_model(self.settings.endpoint, t));
+        let limit = OutputLimit::for_target(t.provider(), t.model(), self.output_limit);
+        let body = self.chat.rewrite_bounded(&gateway::upstream_model(self.settings.endpoint, t), Some(limit));
         let mut headers = gateway::chat_headers(self.settings, gateway::metadata(self.caller, self.alias, attempt));
         headers.extend(cache::headers(self.cache, self.caller_cache, self.chat.stream, t, &body));
         Outgoing { url: self.url, headers, body: Cow::Owned(body) }

@@ -89,7 +89,9 @@ async fn serve(
         (plan.alias.map(str::to_owned), chat.stream, caller.agent.clone(), caller.repository.clone());
 
     // The engine's view of each target: whose limits, and what one attempt may cost at most.
-    let max_output = chat.max_output_tokens.unwrap_or(config.estimates.max_output_tokens);
+    // A request without an output limit is sent the route's, so its worst case is a real bound.
+    let route_max_output = config.max_output_tokens(plan.alias);
+    let max_output = chat.max_output_tokens.unwrap_or(route_max_output);
     let mut targets = Vec::with_capacity(plan.targets.len());
     let mut prices = Vec::with_capacity(plan.targets.len());
     for t in &plan.targets {
@@ -118,6 +120,7 @@ async fn serve(
         alias: plan.alias,
         cache: plan.cache,
         caller_cache,
+        output_limit: route_max_output,
     };
     let runtime = AigRuntime {
         env,

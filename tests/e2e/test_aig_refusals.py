@@ -192,3 +192,37 @@ def test_every_error_says_what_it_cost(client, broke, sim):
     })
     assert r.status_code == 400
     assert r.headers["x-gateway-cost-usd"] == "0"
+
+
+# --- true worst cases: a request without an output limit is sent the route's -----------------------
+
+def sent_body(sim) -> dict:
+    import json
+    return json.loads(sim.requests()[-1]["body"])
+
+
+def test_a_request_without_an_output_limit_gets_the_routes(client, sim):
+    r = client.post(CHAT, json=body(model="triage", text="worst case: triage"))
+    assert r.status_code == 200
+    assert sent_body(sim)["max_tokens"] == 1024, "triage's max_output_tokens"
+    r = client.post(CHAT, json=body(model="review", text="worst case: review", stream=True))
+    assert r.status_code == 200
+    sent = sent_body(sim)
+    assert sent["max_tokens"] == 8192 and sent["stream_options"] == {"include_usage": True}
+    # An explicit provider/model, and a route without its own: `estimates.max_output_tokens`.
+    for model in ["openai/gpt-4o-mini", "default"]:
+        client.post(CHAT, json=body(model=model, text=f"worst case: {model}"))
+        assert sent_body(sim)["max_tokens"] == 4096, model
+        assert "max_completion_tokens" not in sent_body(sim)
+
+
+def test_a_callers_own_output_limit_is_kept(client, sim):
+    for field, value in [("max_tokens", 50000), ("max_completion_tokens", 7), ("max_tokens", 3)]:
+        r = client.post(CHAT, json=body(model="triage", text=f"own limit {field} {value}", **{field: value}))
+        assert r.status_code == 200
+        sent = sent_body(sim)
+        assert sent[field] == value
+        assert len([k for k in sent if k in ("max_tokens", "max_completion_tokens")]) == 1, sent
+    r = client.post(CHAT, json=body(model="triage", text="null limit", max_tokens=None))
+    assert r.status_code == 200
+    assert sent_body(sim)["max_tokens"] == 1024

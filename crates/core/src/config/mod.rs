@@ -147,6 +147,10 @@ pub struct CachePolicy {
     pub require_scope: bool,
 }
 
+/// The largest output limit a route may set: far above any model's, low enough that a worst
+/// case (tokens × price in picodollars) cannot overflow.
+pub const MAX_OUTPUT_TOKENS_LIMIT: u64 = 10_000_000;
+
 /// An alias: rules first, else a weighted choice among arms (one arm = a plain chain). Each chain
 /// is ordered: the first target, then its fallbacks.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +160,9 @@ pub struct Alias {
     pub rules: Vec<Rule>,
     pub arms: Vec<Arm>,
     pub cache: Option<CachePolicy>,
+    /// The output limit sent when a request sets none (and so the bound its worst case is
+    /// reserved for); `None`: `estimates.max_output_tokens`.
+    pub max_output_tokens: Option<u64>,
 }
 
 impl Alias {
@@ -264,6 +271,8 @@ struct RawRoute {
     rules: Vec<RawRule>,
     #[serde(default)]
     cache: Option<CachePolicy>,
+    #[serde(default)]
+    max_output_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -404,12 +413,16 @@ impl GatewayConfig {
                     problems.push(format!("{context}: cache.ttl_seconds must be 60 to 2592000 (AI Gateway's range)"));
                 }
             }
+            if route.max_output_tokens.is_some_and(|n| n == 0 || n > MAX_OUTPUT_TOKENS_LIMIT) {
+                problems.push(format!("{context}: max_output_tokens must be 1 to {MAX_OUTPUT_TOKENS_LIMIT}"));
+            }
             aliases.push(Alias {
                 name: name.clone(),
                 description: route.description.clone(),
                 rules,
                 arms,
                 cache: route.cache,
+                max_output_tokens: route.max_output_tokens,
             });
         }
         for required in REQUIRED_ALIASES {
@@ -428,6 +441,12 @@ impl GatewayConfig {
 
     pub fn alias(&self, name: &str) -> Option<&Alias> {
         self.aliases.iter().find(|a| a.name == name)
+    }
+
+    /// The output limit a request on `alias` (`None`: an explicit `provider/model`) gets when it
+    /// sets none: the route's `max_output_tokens`, else `estimates.max_output_tokens`.
+    pub fn max_output_tokens(&self, alias: Option<&str>) -> u64 {
+        alias.and_then(|a| self.alias(a)).and_then(|a| a.max_output_tokens).unwrap_or(self.estimates.max_output_tokens)
     }
 
     /// Every distinct `provider/model` this configuration can call, in first-seen order.
@@ -503,6 +522,23 @@ mod tests {
         ] {
             assert!(all.contains(needle), "missing {needle:?} in {all}");
         }
+    }
+
+    #[test]
+    fn routes_may_bound_their_output() {
+        let c = GatewayConfig::from_json(SHIPPED).unwrap();
+        assert_eq!(c.max_output_tokens(Some("triage")), 1024);
+        assert_eq!(c.max_output_tokens(Some("review")), 8192);
+        assert_eq!(c.max_output_tokens(Some("default")), c.estimates.max_output_tokens);
+        assert_eq!(c.max_output_tokens(None), c.estimates.max_output_tokens);
+        assert_eq!(c.max_output_tokens(Some("no-such-route")), c.estimates.max_output_tokens);
+        for bad in ["0", "10000001"] {
+            let cfg = SHIPPED.replace("\"max_output_tokens\": 1024", &format!("\"max_output_tokens\": {bad}"));
+            let err = GatewayConfig::from_json(&cfg).unwrap_err().to_string();
+            assert!(err.contains("route `triage`: max_output_tokens must be 1 to 10000000"), "{err}");
+        }
+        let cfg = SHIPPED.replace("\"max_output_tokens\": 1024", "\"max_output_tokens\": -5");
+        assert!(GatewayConfig::from_json(&cfg).is_err());
     }
 
     #[test]

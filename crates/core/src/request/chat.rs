@@ -32,6 +32,9 @@ pub struct ChatRequest<'a> {
     pub tools_bytes: usize,
     model_span: Range<usize>,
     stream_options_span: Option<Range<usize>>,
+    /// Where a `max_tokens: null` / `max_completion_tokens: null` sits: a limit the gateway sets
+    /// replaces it in place rather than adding a second key.
+    null_limit_spans: Vec<(&'static str, Range<usize>)>,
     /// Offset of the top-level object's closing `}`.
     close_brace: usize,
 }
@@ -50,6 +53,7 @@ impl<'a> ChatRequest<'a> {
         let mut messages_bytes = None;
         let mut tools_bytes = 0;
         let mut stream_options_span = None;
+        let mut null_limit_spans = Vec::new();
 
         for (key, raw) in &fields.entries {
             let value = raw.get();
@@ -66,9 +70,17 @@ impl<'a> ChatRequest<'a> {
                     // second `stream_options` that parsers could read either way.
                     stream_options_span = Some(span_of(text, value));
                 }
-                "max_tokens" => max_tokens = parse_field(value, "max_tokens", "a non-negative integer")?,
+                "max_tokens" => {
+                    max_tokens = parse_field(value, "max_tokens", "a non-negative integer")?;
+                    if max_tokens.is_none() {
+                        null_limit_spans.push((MAX_TOKENS, span_of(text, value)));
+                    }
+                }
                 "max_completion_tokens" => {
-                    max_completion_tokens = parse_field(value, "max_completion_tokens", "a non-negative integer")?
+                    max_completion_tokens = parse_field(value, "max_completion_tokens", "a non-negative integer")?;
+                    if max_completion_tokens.is_none() {
+                        null_limit_spans.push((MAX_COMPLETION_TOKENS, span_of(text, value)));
+                    }
                 }
                 "tools" | "functions" if value != "null" && value != "[]" => tools_bytes += value.len(),
                 "messages" => {
@@ -99,6 +111,7 @@ impl<'a> ChatRequest<'a> {
             tools_bytes,
             model_span,
             stream_options_span,
+            null_limit_spans,
             close_brace: fields.close_brace,
         })
     }
@@ -118,8 +131,26 @@ impl<'a> ChatRequest<'a> {
     /// The body to send upstream: the original bytes with `model` replaced and, for a stream,
     /// `stream_options.include_usage` set.
     pub fn rewrite(&self, upstream_model: &str) -> Vec<u8> {
+        self.rewrite_bounded(upstream_model, None)
+    }
+
+    /// [`rewrite`](Self::rewrite), and when the caller set no output limit, `limit` set (so the
+    /// worst case reserved for the attempt is a real bound). A caller's own limit, larger or
+    /// smaller, is never touched. A `null` limit is replaced in place (keeping the caller's key);
+    /// otherwise the field the target accepts is added.
+    pub fn rewrite_bounded(&self, upstream_model: &str, limit: Option<OutputLimit>) -> Vec<u8> {
         let model_json = serde_json::to_string(upstream_model).unwrap_or_default();
         let mut edits: Vec<(Range<usize>, String)> = vec![(self.model_span.clone(), model_json)];
+        if let (Some(limit), None) = (limit, self.max_output_tokens) {
+            let in_place =
+                self.null_limit_spans.iter().find(|(k, _)| *k == limit.field).or_else(|| self.null_limit_spans.first());
+            match in_place {
+                Some((_, span)) => edits.push((span.clone(), limit.tokens.to_string())),
+                None => {
+                    edits.push((self.close_brace..self.close_brace, format!(",\"{}\":{}", limit.field, limit.tokens)))
+                }
+            }
+        }
         if self.stream && !self.include_usage {
             match &self.stream_options_span {
                 Some(span) => edits.push((span.clone(), self.stream_options_with_usage(span.clone()))),
@@ -158,6 +189,39 @@ impl<'a> ChatRequest<'a> {
         out.push('}');
         out
     }
+}
+
+const MAX_TOKENS: &str = "max_tokens";
+const MAX_COMPLETION_TOKENS: &str = "max_completion_tokens";
+
+/// An output limit the gateway sets on a request that has none: how many tokens, in which field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub field: &'static str,
+    pub tokens: u64,
+}
+
+impl OutputLimit {
+    /// `tokens` in the field `provider/model` accepts: OpenAI's reasoning models (the o1, o3,
+    /// o4 and gpt-5 families, on OpenAI or Azure OpenAI) refuse `max_tokens` and take
+    /// `max_completion_tokens`; everything else (AI Gateway's compat endpoint translates it for
+    /// the other providers) takes `max_tokens`.
+    pub fn for_target(provider: &str, model: &str, tokens: u64) -> OutputLimit {
+        let field = if is_openai_reasoning(provider, model) { MAX_COMPLETION_TOKENS } else { MAX_TOKENS };
+        OutputLimit { field, tokens }
+    }
+}
+
+fn is_openai_reasoning(provider: &str, model: &str) -> bool {
+    if !matches!(provider, "openai" | "azure-openai") {
+        return false;
+    }
+    // A fine-tune is `ft:<base>:…`. (An Azure deployment named otherwise cannot be told apart.)
+    let model = model.to_ascii_lowercase();
+    let model = model.strip_prefix("ft:").unwrap_or(&model);
+    ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|f| model.strip_prefix(f).is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '.', ':'])))
 }
 
 #[derive(Deserialize)]
@@ -395,5 +459,46 @@ mod tests {
         let body = "{\"model\":\"a\",\"messages\":[1],\"stream\":true}\n  ";
         let v: Value = serde_json::from_slice(&parse(body).unwrap().rewrite("x/y")).unwrap();
         assert_eq!(v["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn a_missing_output_limit_is_set_in_the_field_the_target_takes() {
+        let limit = |p, m| Some(OutputLimit::for_target(p, m, 777));
+        let body = r#"{"model":"triage","messages":[1]}"#;
+        let out = |b: &str, l| String::from_utf8(parse(b).unwrap().rewrite_bounded("x/y", l)).unwrap();
+        assert_eq!(out(body, limit("openai", "gpt-4o")), r#"{"model":"x/y","messages":[1],"max_tokens":777}"#);
+        assert_eq!(
+            out(body, limit("anthropic", "claude-sonnet-4-5")),
+            r#"{"model":"x/y","messages":[1],"max_tokens":777}"#
+        );
+        for m in ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5-mini", "gpt-5.1", "ft:o4-mini:org::x"] {
+            assert_eq!(
+                out(body, limit("openai", m)),
+                r#"{"model":"x/y","messages":[1],"max_completion_tokens":777}"#,
+                "{m}"
+            );
+        }
+        for m in ["gpt-4o", "gpt-4.1", "o10", "gpt-50", "omni"] {
+            assert_eq!(OutputLimit::for_target("openai", m, 1).field, "max_tokens", "{m}");
+        }
+        assert_eq!(OutputLimit::for_target("azure-openai", "o3", 1).field, "max_completion_tokens");
+        assert_eq!(OutputLimit::for_target("google-ai-studio", "o3", 1).field, "max_tokens");
+        // The caller's own limit, larger or smaller, is kept as given.
+        for b in [
+            r#"{"model":"t","messages":[1],"max_tokens":99999}"#,
+            r#"{"model":"t","max_completion_tokens":5,"messages":[1]}"#,
+        ] {
+            assert_eq!(out(b, limit("openai", "o3")), b.replace("\"t\"", "\"x/y\""));
+        }
+        // A null limit is replaced in place; a stream gets both its usage and the limit.
+        assert_eq!(
+            out(r#"{"model":"t","max_tokens":null,"messages":[1]}"#, limit("openai", "o3")),
+            r#"{"model":"x/y","max_tokens":777,"messages":[1]}"#
+        );
+        assert_eq!(
+            out(r#"{"model":"t","messages":[1],"stream":true}"#, limit("openai", "gpt-4o")),
+            r#"{"model":"x/y","messages":[1],"stream":true,"max_tokens":777,"stream_options":{"include_usage":true}}"#
+        );
+        assert_eq!(out(body, None), r#"{"model":"x/y","messages":[1]}"#);
     }
 }

@@ -2,7 +2,7 @@
 //! byte for byte except `model` (and, for streams, `stream_options.include_usage`).
 
 use gateway_core::error::ErrorKind;
-use gateway_core::request::ChatRequest;
+use gateway_core::request::{ChatRequest, OutputLimit};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -176,6 +176,37 @@ proptest! {
         prop_assert_eq!(again.stream, request.stream);
         prop_assert_eq!(again.include_usage, request.include_usage || request.stream);
         prop_assert_eq!(again.max_output_tokens, request.max_output_tokens);
+    }
+
+    /// With a route's output limit: a request without one gets exactly that limit in the field the
+    /// target takes (a `null` one replaced in place); a request with its own keeps it; nothing
+    /// else changes beyond what `rewrite` changes, and the result is still one the gateway accepts.
+    #[test]
+    fn rewrite_bounded_sets_only_a_missing_output_limit(
+        body in chat_body(),
+        target in upstream_model(),
+        reasoning in any::<bool>(),
+        tokens in 1u64..1_000_000,
+    ) {
+        let Ok(request) = ChatRequest::parse(body.as_bytes()) else { return Ok(()) };
+        let limit = OutputLimit::for_target("openai", if reasoning { "o3-mini" } else { "gpt-4o" }, tokens);
+        let plain: Value = serde_json::from_slice(&request.rewrite(&target)).unwrap();
+        let out = request.rewrite_bounded(&target, Some(limit));
+        let forwarded: Value = serde_json::from_slice(&out)
+            .map_err(|e| TestCaseError::fail(format!("invalid JSON ({e}): {}", String::from_utf8_lossy(&out))))?;
+        let mut expected = plain.clone();
+        if request.max_output_tokens.is_none() {
+            let null_key = ["max_completion_tokens", "max_tokens"]
+                .into_iter()
+                .filter(|k| plain.get(*k).is_some_and(Value::is_null))
+                .max_by_key(|k| *k == limit.field);
+            expected[null_key.unwrap_or(limit.field)] = json!(tokens);
+        }
+        prop_assert_eq!(&forwarded, &expected, "body: {}\nforwarded: {}", body, String::from_utf8_lossy(&out));
+        let again = ChatRequest::parse(&out)
+            .map_err(|e| TestCaseError::fail(format!("refused ({}): {}", e.message, String::from_utf8_lossy(&out))))?;
+        prop_assert_eq!(again.max_output_tokens, Some(request.max_output_tokens.unwrap_or(tokens)));
+        prop_assert_eq!(again.model.as_ref(), target.as_str());
     }
 
     /// Outside the model's value the bytes are the agent's own: nothing is re-serialised.

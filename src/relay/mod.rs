@@ -8,16 +8,19 @@
 
 pub mod timer;
 
+use std::cell::RefCell;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use futures_util::future::{select, Either};
 use futures_util::stream::{self, Stream, StreamExt};
 use gateway_core::account::pricing::Usd;
 use gateway_core::engine::AttemptEnd;
 use gateway_core::error::GatewayError;
 use gateway_core::relay::pump::{Ending, OpenFailure, Pump, Step};
 use gateway_core::relay::Observer;
-use worker::{AbortController, ByteStream, Context};
+use worker::{AbortController, ByteStream, Context, Delay};
 
 use self::timer::IdleDeadline;
 
@@ -136,13 +139,22 @@ impl<O: Observer + 'static> Upstream<O> {
 
     /// The client's body: `held`, then the rest as it arrives. `on_end` runs exactly once, in
     /// `waitUntil`: when the stream ends, or when the client goes away before that.
+    ///
+    /// The `waitUntil` is registered here, inside the request, and waits for the stream's end
+    /// to be posted to it. When the client goes away, the runtime frees the body *outside* the
+    /// request (wasm-streams drops it from its finaliser), where no I/O, timer, random number or
+    /// `waitUntil` is allowed; doing the settle there made wasm-bindgen abort the instance
+    /// (`Uncaught Error: Critical error` under load). So the drop only posts how it ended, and
+    /// the waiting task, woken by its own timer inside the request, does the I/O.
     pub fn into_body(
         self,
         held: Vec<u8>,
         wctx: Rc<Context>,
         on_end: OnEnd,
     ) -> impl Stream<Item = worker::Result<Vec<u8>>> {
-        let body = Body { upstream: self, wctx, on_end: Some(on_end), deadline: None };
+        let mailbox = Rc::new(Mailbox::default());
+        wctx.wait_until(settle_when_ended(mailbox.clone(), on_end, self.idle));
+        let body = Body { upstream: self, mailbox, deadline: None };
         let first = stream::once(async move { Ok::<_, worker::Error>(held) });
         let rest = stream::unfold(Some(body), |body| async move {
             let mut body = body?;
@@ -162,7 +174,7 @@ impl<O: Observer + 'static> Upstream<O> {
                         }
                         let cut = ending.cut;
                         let out = ending.out;
-                        body.end(ending.end, ending.fault, ending.copy);
+                        body.mailbox.post((ending.end, ending.fault, ending.copy), true);
                         // A format that cannot carry an error event is cut instead: the client
                         // sees a broken body, never a clean end.
                         return Some((
@@ -181,28 +193,73 @@ impl<O: Observer + 'static> Upstream<O> {
 /// The client's side of a committed stream.
 struct Body<O: Observer + 'static> {
     upstream: Upstream<O>,
-    wctx: Rc<Context>,
-    on_end: Option<OnEnd>,
+    mailbox: Rc<Mailbox>,
     /// The idle deadline, kept across the pulls of the body (one timer per idle period).
     deadline: Option<IdleDeadline>,
 }
 
-impl<O: Observer + 'static> Body<O> {
-    fn end(&mut self, end: AttemptEnd, fault: Option<GatewayError>, copy: Option<Vec<u8>>) {
-        if let Some(on_end) = self.on_end.take() {
-            self.wctx.wait_until(on_end(end, fault, copy));
+impl<O: Observer + 'static> Drop for Body<O> {
+    /// The body was dropped before the stream ended: the client went away (or the runtime
+    /// cancelled the response). The attempt is settled all the same — by the waiting task: this
+    /// may run outside the request, so it posts and wakes nothing.
+    fn drop(&mut self) {
+        if let Some(end) = self.upstream.pump.on_client_gone() {
+            self.mailbox.post((end, None, None), false);
+        }
+        // Dropping the upstream reader releases its lock, a call the runtime refuses outside
+        // the request (fatal to the instance: wasm-streams does not catch it): the task inside
+        // the request drops it instead.
+        if let Some(bytes) = self.upstream.bytes.take() {
+            *self.mailbox.reader.borrow_mut() = Some(bytes);
         }
     }
 }
 
-impl<O: Observer + 'static> Drop for Body<O> {
-    /// The body was dropped before the stream ended: the client went away (or the runtime
-    /// cancelled the response). The attempt is settled all the same.
-    fn drop(&mut self) {
-        if self.on_end.is_some() {
-            if let Some(end) = self.upstream.pump.on_client_gone() {
-                self.end(end, None, None);
+type Ended = (AttemptEnd, Option<GatewayError>, Option<Vec<u8>>);
+
+/// How a stream ended, left for the task that closes its books.
+#[derive(Default)]
+struct Mailbox {
+    ended: RefCell<Option<Ended>>,
+    waker: RefCell<Option<Waker>>,
+    /// An upstream reader left by a dropped body, to be dropped inside the request.
+    reader: RefCell<Option<ByteStream>>,
+}
+
+impl Mailbox {
+    /// `wake`: only from inside the request (the body's own pull), never from a drop.
+    fn post(&self, ended: Ended, wake: bool) {
+        let mut slot = self.ended.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(ended);
+        }
+        drop(slot);
+        if wake {
+            if let Some(waker) = self.waker.borrow_mut().take() {
+                waker.wake();
             }
+        }
+    }
+}
+
+/// Waits (inside the request, in `waitUntil`) for the stream's end, then runs `on_end`. Woken at
+/// once by a normal end; a dropped body is noticed at the next check, one per idle period at most.
+async fn settle_when_ended(mailbox: Rc<Mailbox>, on_end: OnEnd, idle: Duration) {
+    let check = idle.clamp(Duration::from_millis(100), Duration::from_millis(1000));
+    loop {
+        let posted = std::future::poll_fn(|cx| match mailbox.ended.borrow_mut().take() {
+            Some(ended) => Poll::Ready(ended),
+            None => {
+                *mailbox.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        });
+        match select(Box::pin(posted), Delay::from(check)).await {
+            Either::Left(((end, fault, copy), _)) => {
+                drop(mailbox.reader.borrow_mut().take());
+                return on_end(end, fault, copy).await;
+            }
+            Either::Right(_) => continue,
         }
     }
 }

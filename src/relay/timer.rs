@@ -14,8 +14,19 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsCast;
-use worker::web_sys;
+use wasm_bindgen::JsValue;
+
+// The global timer functions, bound with `catch`: web-sys's `clear_timeout_with_handle` is not,
+// so a refusal would be fatal instead of an error.
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = setTimeout)]
+    fn set_timeout(callback: &js_sys::Function, ms: i32) -> Result<i32, JsValue>;
+    #[wasm_bindgen(catch, js_name = clearTimeout)]
+    fn clear_timeout(id: i32) -> Result<(), JsValue>;
+}
 
 /// Milliseconds since the epoch (the clock `setTimeout` follows).
 fn now_ms() -> f64 {
@@ -83,13 +94,7 @@ impl Timer {
                 waker.wake();
             }
         });
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let id = global
-            .set_timeout_with_callback_and_timeout_and_arguments_0(
-                callback.as_ref().unchecked_ref(),
-                ms.clamp(0.0, f64::from(i32::MAX)) as i32,
-            )
-            .ok();
+        let id = set_timeout(callback.as_ref().unchecked_ref(), ms.clamp(0.0, f64::from(i32::MAX)) as i32).ok();
         if id.is_none() {
             // No timer could be set: ending the stream is better than waiting on it forever.
             state.fired.set(true);
@@ -116,8 +121,9 @@ impl Future for Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         if let (Some(id), false) = (self.id, self.state.fired.get()) {
-            let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-            global.clear_timeout_with_handle(id);
+            // Outside a request (a body freed by the runtime after its client left) the runtime
+            // refuses timer calls; an uncaught throw there would abort the wasm instance.
+            let _ = clear_timeout(id);
         }
     }
 }

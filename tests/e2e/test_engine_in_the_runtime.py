@@ -112,3 +112,38 @@ def test_a_caller_that_leaves_mid_stream_is_settled_not_left_to_expire(worker, s
         time.sleep(0.25)
     assert after["outstanding_reservations"] == 0, after
     assert after["spent_usd"] > before["spent_usd"], (before, after)
+
+
+def test_streams_dropped_under_load_leave_the_others_whole_and_the_log_clean(workers, sim):
+    """Half of 16 concurrent streams hang up after their first content. The others must still end
+    with [DONE], every dropped attempt must be settled, and the Worker must log no fatal error
+    (the body of a dropped stream is freed outside the request, where the runtime refuses I/O,
+    timers and stream calls: any such call there used to abort the wasm instance)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    worker = workers["soak"]
+    log_before = worker.log_path.read_text(errors="replace")
+
+    def one(i: int) -> bytes:
+        with worker.client(timeout=60) as c, c.stream("POST", CHAT, json=body(stream=True)) as r:
+            got = b""
+            for chunk in r.iter_raw():
+                got += chunk
+                if i % 2 and b"Simulated" in got:
+                    return b"dropped"
+            return got
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one, range(16)))
+    assert results.count(b"dropped") == 8
+    for whole in (r for r in results if r != b"dropped"):
+        assert whole.endswith(b"data: [DONE]\n\n"), whole[-200:]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if all(p["outstanding_reservations"] == 0 for p in limits_of(worker).values()):
+            break
+        time.sleep(0.25)
+    assert all(p["outstanding_reservations"] == 0 for p in limits_of(worker).values()), limits_of(worker)
+    fresh = worker.log_path.read_text(errors="replace")[len(log_before):]
+    for fatal in ("Critical error", "Disallowed operation", "panicked"):
+        assert fatal not in fresh, fresh[-3000:]

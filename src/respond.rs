@@ -65,8 +65,10 @@ impl Decision {
 }
 
 /// An error in the OpenAI shape, with `Retry-After` and `Allow` where they apply.
+/// Nothing was attempted, so nothing was spent: `x-gateway-cost-usd: 0`, as on every error.
 pub fn error_response(err: &GatewayError, allow: Option<&str>) -> Result<Response> {
-    error_response_with(err, allow, &Decision::default())
+    let nothing_spent = Decision { charged: Some(gateway_core::account::pricing::Usd::ZERO), ..Decision::default() };
+    error_response_with(err, allow, &nothing_spent)
 }
 
 pub fn error_response_with(err: &GatewayError, allow: Option<&str>, decision: &Decision) -> Result<Response> {

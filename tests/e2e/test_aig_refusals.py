@@ -176,12 +176,18 @@ def test_every_error_says_what_it_cost(client, broke, sim):
         assert r.status_code == 429
         assert r.headers["x-gateway-cost-usd"] == "0"
     assert sim.requests() == [], "nothing was sent"
-    # Errors before any attempt, and upstream errors, on both routes.
+    # Errors before any attempt (the request's, the route's, the caller's), and upstream errors.
+    with broke.client(token="wrong-token") as stranger:
+        unauthorized = stranger.post(CHAT, json=body())
     for r in [
         client.post(CHAT, content=b"{not json", headers={"content-type": "application/json"}),
         client.post(CHAT, json=body(model="no-such-route")),
+        client.post(CHAT, content=b"x", headers={"content-type": "text/plain"}),
+        client.get(CHAT),
+        client.get("/no/such/path"),
+        unauthorized,
     ]:
-        assert r.status_code in (400, 404), r.text
+        assert r.status_code in (400, 401, 404, 405, 415), r.text
         assert r.headers["x-gateway-cost-usd"] == "0", (r.status_code, dict(r.headers))
     sim.fault("*", {"kind": "status", "status": 400}, times=2)
     r = ask(client, "bad request upstream")

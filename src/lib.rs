@@ -6,8 +6,10 @@
 
 mod aig;
 mod analytics;
+mod body;
 mod context;
 mod durable;
+mod log;
 mod relay;
 mod respond;
 mod routes;

@@ -12,9 +12,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use gateway_core::account::limits::Refusal;
+use gateway_core::account::pricing::Usd;
 use gateway_core::aig::answer::{self as aig_answer, AttemptOutcome};
+use gateway_core::config::RetryPolicy;
 use gateway_core::config::Settings;
-use gateway_core::engine::{AttemptEnd, Books, Exchange, Runtime, Target};
+use gateway_core::engine::{self, books, AttemptEnd, Books, Exchange, Fallback, Record, Rules, Runtime, Target, Win};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
 use gateway_core::relay::pump::Pump;
 use gateway_core::relay::Observer;
@@ -108,7 +110,38 @@ pub fn now() -> u64 {
     worker::Date::now().as_millis()
 }
 
-impl<P: Protocol> AigRuntime<'_, P> {
+impl<'a, P: Protocol> AigRuntime<'a, P> {
+    pub fn new(
+        env: &'a Env,
+        wctx: &'a Rc<Context>,
+        settings: &'a Settings,
+        protocol: P,
+        targets: &'a [Target<'a>],
+        deadline_ms: u64,
+        capture: Option<usize>,
+    ) -> Self {
+        AigRuntime { env, wctx, settings, protocol, targets, deadline_ms, capture, seen: RefCell::default() }
+    }
+
+    /// Runs the engine with this runtime — the one way every route calls it: the answer (or
+    /// the error for the client), the record, and AI Gateway's headers of the last attempt.
+    pub async fn run(
+        self,
+        retry: &RetryPolicy,
+        fallback: Fallback,
+        subject: &str,
+    ) -> (Result<Win<Answered<P::Observer>, Reservation>, P::Failure>, Record, Seen) {
+        let rules = Rules {
+            retry,
+            deadline_ms: self.deadline_ms,
+            first_byte_timeout_ms: self.settings.first_byte_timeout_ms.into(),
+            fallback,
+            subject,
+        };
+        let (result, record) = engine::run(&self, self.targets, &rules).await;
+        (result, record, self.seen.take())
+    }
+
     fn secrets(&self) -> Vec<String> {
         self.settings.secret_values().into_iter().map(str::to_owned).collect()
     }
@@ -290,4 +323,12 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
     fn random(&self) -> f64 {
         js_sys::Math::random()
     }
+}
+
+/// Closes a committed stream's reservation when the stream ends; what the whole request was
+/// charged, `charged_before` (its earlier attempts) included.
+pub async fn close_stream(reservation: Reservation, end: AttemptEnd, worst_case: Usd, charged_before: Usd) -> Usd {
+    let books = books(end);
+    reservation.close(books).await;
+    charged_before.saturating_add(books.charge(worst_case))
 }

@@ -9,9 +9,9 @@ use gateway_core::error::{redact, ErrorKind, GatewayError};
 use worker::{Method, Request, Response, ResponseBuilder, Result};
 
 use crate::aig::fetch::{self as upstream, SendError};
+use crate::body::read_body;
 use crate::context::Ctx;
 use crate::respond::error_response;
-use crate::routes::chat::read_body;
 
 /// Cloudflare's answers are read this far (a page of 100 gateways is well under it).
 const ANSWER_LIMIT: usize = 1024 * 1024;

@@ -3,23 +3,24 @@
 
 use std::rc::Rc;
 
-use futures_util::StreamExt;
 use gateway_core::account::pricing::Usd;
 use gateway_core::aig::cache::CallerCache;
 use gateway_core::aig::call::{self as gateway, Caller};
 use gateway_core::config::RequestFacts;
-use gateway_core::engine::{self, books, Fallback, Rules, Target};
+use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
 use gateway_core::plan::plan;
 use gateway_core::request::ChatRequest;
-use serde::Serialize;
+
 use worker::{Context, Env, Request, Response, Result};
 
-use crate::aig::runtime::{now, AigRuntime, AnswerBody};
+use crate::aig::runtime::{close_stream, now, AigRuntime, AnswerBody};
 use crate::aig::unified::Unified;
+use crate::body::read_body;
 use crate::context::Ctx;
 use crate::durable::idempotency::{self, Claimed};
+use crate::log::RequestLog;
 use crate::respond::{answer_response, error_response_with, stream_response, Decision};
 
 const STREAM_TYPE: &str = "text/event-stream; charset=utf-8";
@@ -122,26 +123,11 @@ async fn serve(
         caller_cache,
         output_limit: route_max_output,
     };
-    let runtime = AigRuntime {
-        env,
-        wctx,
-        settings,
-        protocol,
-        targets: &targets,
-        deadline_ms: deadline,
-        capture: claim.as_ref().map(|_| MAX_STORED_BYTES),
-        seen: Default::default(),
-    };
     let subject = plan.alias.map_or_else(|| "the requested model".to_owned(), |a| format!("route `{a}`"));
-    let rules = Rules {
-        retry: &config.retry,
-        deadline_ms: deadline,
-        first_byte_timeout_ms: settings.first_byte_timeout_ms.into(),
-        fallback: Fallback::NextTarget,
-        subject: &subject,
-    };
-    let (result, record) = engine::run(&runtime, &targets, &rules).await;
-    *decision = Decision::of(&record, &targets, runtime.seen.take());
+    let runtime =
+        AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, claim.as_ref().map(|_| MAX_STORED_BYTES));
+    let (result, record, seen) = runtime.run(&config.retry, Fallback::NextTarget, &subject).await;
+    *decision = Decision::of(&record, &targets, seen);
     let win = match result {
         Ok(win) => win,
         Err(err) => {
@@ -173,9 +159,7 @@ async fn serve(
             let (end_decision, mut log, charged) = (decision.clone(), std::mem::take(log), record.charged);
             let on_end: crate::relay::OnEnd = Box::new(move |end, fault, copy| {
                 Box::pin(async move {
-                    let books = books(end);
-                    let cost = charged.saturating_add(books.charge(worst));
-                    reservation.close(books).await;
+                    let cost = close_stream(reservation, end, worst, charged).await;
                     if let Some(claim) = claim {
                         match copy.and_then(|c| stored_answer(200, &end_decision, STREAM_TYPE, c)) {
                             Some(answer) => claim.complete(answer).await,
@@ -195,96 +179,10 @@ async fn serve(
     }
 }
 
-/// Reads the request body, refusing a wrong content type (415) or an oversized body (413) before
-/// holding more of it than the limit.
-pub(crate) async fn read_body(req: &mut Request, limit: usize) -> std::result::Result<Vec<u8>, GatewayError> {
-    let headers = req.headers();
-    let content_type = headers.get("content-type").ok().flatten().unwrap_or_default();
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case("application/json") {
-        return Err(GatewayError::new(
-            ErrorKind::UnsupportedMediaType,
-            "Send the request as JSON with `Content-Type: application/json`.",
-        ));
-    }
-    let too_large = || {
-        GatewayError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("The request body is larger than this gateway's limit of {limit} bytes (MAX_BODY_BYTES)."),
-        )
-    };
-    let declared = headers.get("content-length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let read_error = |e: worker::Error| {
-        GatewayError::new(ErrorKind::InvalidRequest, format!("The request body could not be read: {e}"))
-    };
-    if declared.is_some() {
-        // The runtime holds the request to its declared length, so one copy is enough.
-        let body = req.bytes().await.map_err(read_error)?;
-        return if body.len() > limit { Err(too_large()) } else { Ok(body) };
-    }
-    // No length declared (chunked): read chunk by chunk and stop at the limit.
-    let mut stream = req.stream().map_err(read_error)?;
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        body.extend_from_slice(&chunk.map_err(read_error)?);
-        if body.len() > limit {
-            return Err(too_large());
-        }
-    }
-    Ok(body)
-}
-
 /// An answer as kept for idempotent replays; `None` when the body is not UTF-8 text (then it is
 /// not kept, and a repeat runs again).
 fn stored_answer(status: u16, decision: &Decision, content_type: &str, body: Vec<u8>) -> Option<StoredAnswer> {
     let mut headers = decision.pairs();
     headers.push(("content-type".to_owned(), content_type.to_owned()));
     Some(StoredAnswer { status, headers, body: String::from_utf8(body).ok()? })
-}
-
-/// One structured log line per request: what was decided, never a secret or prompt text.
-#[derive(Debug, Default, Serialize)]
-struct RequestLog {
-    status: u16,
-    alias: Option<String>,
-    stream: bool,
-    agent: Option<String>,
-    repository: Option<String>,
-    error: Option<&'static str>,
-    cost_usd: Option<Usd>,
-}
-
-impl RequestLog {
-    fn finish(&self, decision: &Decision, started: u64) {
-        #[derive(Serialize)]
-        struct Line<'a> {
-            event: &'static str,
-            #[serde(flatten)]
-            request: &'a RequestLog,
-            provider: Option<&'a str>,
-            model: Option<&'a str>,
-            attempts: u32,
-            trace: &'a [String],
-            log_id: Option<&'a str>,
-            cache: Option<&'a str>,
-            duration_ms: u64,
-        }
-        let line = Line {
-            event: "chat_completion",
-            request: self,
-            provider: decision.provider.as_deref(),
-            model: decision.model.as_deref(),
-            attempts: decision.attempts,
-            trace: &decision.trace,
-            log_id: decision.log_id.as_deref(),
-            cache: decision.cache_status.as_deref(),
-            duration_ms: now().saturating_sub(started),
-        };
-        if let Ok(text) = serde_json::to_string(&line) {
-            worker::console_log!("{text}");
-        }
-    }
 }

@@ -11,19 +11,20 @@ use std::rc::Rc;
 use gateway_core::account::pricing::Usd;
 use gateway_core::aig::call::Caller;
 use gateway_core::config::{GatewayConfig, ProviderLimits};
-use gateway_core::engine::{self, books, Fallback, Rules, Target};
+use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::native::credentials;
 use gateway_core::native::shape::Shape;
 use gateway_core::native::{self, NativePath, Provider};
-use serde::Serialize;
+
 use worker::{Context, Env, Request, Response, Result};
 
 use crate::aig::native::{Failure, Native};
-use crate::aig::runtime::{now, AigRuntime, AnswerBody};
+use crate::aig::runtime::{close_stream, now, AigRuntime, AnswerBody};
+use crate::body::read_body;
 use crate::context::Ctx;
+use crate::log::NativeLog;
 use crate::respond::{answer_response, error_response_with, stream_response, Decision};
-use crate::routes::chat::read_body;
 
 /// Caller headers a provider's API reads besides the body and the key (versions, beta flags).
 const PASSED_HEADERS: [&str; 3] = ["anthropic-version", "anthropic-beta", "openai-beta"];
@@ -115,28 +116,12 @@ async fn serve(
         prices: ctx.prices.clone(),
     };
     let deadline = started + u64::from(settings.request_deadline_ms);
-    let runtime = AigRuntime {
-        env,
-        wctx,
-        settings,
-        protocol,
-        targets: &targets,
-        deadline_ms: deadline,
-        capture: None,
-        seen: Default::default(),
-    };
-    let rules = Rules {
-        retry: &config.retry,
-        deadline_ms: deadline,
-        first_byte_timeout_ms: settings.first_byte_timeout_ms.into(),
-        fallback: Fallback::SameTargetOnly,
-        subject: provider.slug(),
-    };
-    let (result, record) = engine::run(&runtime, &targets, &rules).await;
+    let runtime = AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, None);
+    let (result, record, seen) = runtime.run(&config.retry, Fallback::SameTargetOnly, provider.slug()).await;
     *decision = Decision {
         provider: Some(provider.slug().to_owned()),
         model: shape.model.clone(),
-        ..Decision::of(&record, &targets, runtime.seen.take())
+        ..Decision::of(&record, &targets, seen)
     };
     let cache_hit = decision.cache_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HIT"));
     let win = result?;
@@ -157,9 +142,7 @@ async fn serve(
             let (end_decision, mut log, charged) = (decision.clone(), std::mem::take(log), record.charged);
             let on_end: crate::relay::OnEnd = Box::new(move |end, fault, _copy| {
                 Box::pin(async move {
-                    let books = books(end);
-                    let cost = charged.saturating_add(books.charge(worst_case));
-                    reservation.close(books).await;
+                    let cost = close_stream(reservation, end, worst_case, charged).await;
                     log.error = fault.as_ref().map(|f| f.kind.code());
                     log.cost_usd = Some(cost);
                     log.finish(&end_decision, started);
@@ -185,45 +168,4 @@ fn provider_limits(config: &GatewayConfig, provider: Provider) -> std::result::R
             ),
         )
     })
-}
-
-/// One structured log line per native call: what was decided, never a secret or prompt text.
-#[derive(Debug, Default, Serialize)]
-struct NativeLog {
-    status: u16,
-    provider: &'static str,
-    model: Option<String>,
-    stream: bool,
-    agent: Option<String>,
-    repository: Option<String>,
-    error: Option<&'static str>,
-    cost_usd: Option<Usd>,
-}
-
-impl NativeLog {
-    fn finish(&self, decision: &Decision, started: u64) {
-        #[derive(Serialize)]
-        struct Line<'a> {
-            event: &'static str,
-            #[serde(flatten)]
-            call: &'a NativeLog,
-            attempts: u32,
-            trace: &'a [String],
-            log_id: Option<&'a str>,
-            cache: Option<&'a str>,
-            duration_ms: u64,
-        }
-        let line = Line {
-            event: "native_call",
-            call: self,
-            attempts: decision.attempts,
-            trace: &decision.trace,
-            log_id: decision.log_id.as_deref(),
-            cache: decision.cache_status.as_deref(),
-            duration_ms: now().saturating_sub(started),
-        };
-        if let Ok(text) = serde_json::to_string(&line) {
-            worker::console_log!("{text}");
-        }
-    }
 }

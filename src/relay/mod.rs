@@ -8,7 +8,7 @@
 
 pub mod timer;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -158,6 +158,7 @@ impl<O: Observer + 'static> Upstream<O> {
         let first = stream::once(async move { Ok::<_, worker::Error>(held) });
         let rest = stream::unfold(Some(body), |body| async move {
             let mut body = body?;
+            body.mailbox.pulling.set(true);
             let deadline = body.deadline.get_or_insert_with(|| IdleDeadline::new(body.upstream.idle));
             let mut deadline = std::mem::replace(deadline, IdleDeadline::new(body.upstream.idle));
             loop {
@@ -166,6 +167,8 @@ impl<O: Observer + 'static> Upstream<O> {
                     Step::Wait => continue,
                     Step::Send(bytes) => {
                         body.deadline = Some(deadline);
+                        body.mailbox.pulling.set(false);
+                        body.mailbox.last_pull_ms.set(worker::Date::now().as_millis());
                         return Some((Ok(bytes), Some(body)));
                     }
                     Step::Done(ending) => {
@@ -210,7 +213,13 @@ impl<O: Observer + 'static> Drop for Body<O> {
         // the request (fatal to the instance: wasm-streams does not catch it): the task inside
         // the request drops it instead.
         if let Some(bytes) = self.upstream.bytes.take() {
-            *self.mailbox.reader.borrow_mut() = Some(bytes);
+            if self.mailbox.settled.get() {
+                // Nobody inside the request will drop it any more: leaking one reader beats
+                // aborting the instance.
+                std::mem::forget(bytes);
+            } else {
+                *self.mailbox.reader.borrow_mut() = Some(bytes);
+            }
         }
     }
 }
@@ -224,6 +233,12 @@ struct Mailbox {
     waker: RefCell<Option<Waker>>,
     /// An upstream reader left by a dropped body, to be dropped inside the request.
     reader: RefCell<Option<ByteStream>>,
+    /// A pull of the body is under way (waiting on the upstream, not on the client).
+    pulling: Cell<bool>,
+    /// When the client last took a chunk.
+    last_pull_ms: Cell<u64>,
+    /// The books are closed: the task that closes them is gone.
+    settled: Cell<bool>,
 }
 
 impl Mailbox {
@@ -244,9 +259,15 @@ impl Mailbox {
 
 /// Waits (inside the request, in `waitUntil`) for the stream's end, then runs `on_end`. Woken at
 /// once by a normal end; a dropped body is noticed at the next check, one per idle period at most.
+///
+/// A client can also go away without the runtime cancelling the body: it just stops pulling,
+/// and the body is freed whenever the garbage collector gets to it. So a body that nobody has
+/// pulled for a whole idle period, with no pull waiting on the upstream, counts as abandoned:
+/// its attempt is settled at the worst case (a stream that had ended would have said so).
 async fn settle_when_ended(mailbox: Rc<Mailbox>, on_end: OnEnd, idle: Duration) {
     let check = idle.clamp(Duration::from_millis(100), Duration::from_millis(1000));
-    loop {
+    mailbox.last_pull_ms.set(worker::Date::now().as_millis());
+    let (end, fault, copy) = loop {
         let posted = std::future::poll_fn(|cx| match mailbox.ended.borrow_mut().take() {
             Some(ended) => Poll::Ready(ended),
             None => {
@@ -255,11 +276,16 @@ async fn settle_when_ended(mailbox: Rc<Mailbox>, on_end: OnEnd, idle: Duration) 
             }
         });
         match select(Box::pin(posted), Delay::from(check)).await {
-            Either::Left(((end, fault, copy), _)) => {
-                drop(mailbox.reader.borrow_mut().take());
-                return on_end(end, fault, copy).await;
+            Either::Left((ended, _)) => break ended,
+            Either::Right(_) => {
+                let unpulled = worker::Date::now().as_millis().saturating_sub(mailbox.last_pull_ms.get());
+                if !mailbox.pulling.get() && u128::from(unpulled) > idle.as_millis() {
+                    break (AttemptEnd::ClientGone { complete_cost: None }, None, None);
+                }
             }
-            Either::Right(_) => continue,
         }
-    }
+    };
+    mailbox.settled.set(true);
+    drop(mailbox.reader.borrow_mut().take());
+    on_end(end, fault, copy).await;
 }

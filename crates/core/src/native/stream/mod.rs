@@ -18,15 +18,14 @@
 //! provider's own format ([`NativeStream::error_event`]): each SDK raises on it instead of
 //! mistaking a cut answer for a complete one.
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+mod anthropic;
+mod gemini;
+mod openai;
 
-use crate::aig::answer::upstream_message;
 use crate::error::GatewayError;
 use crate::native::provider::Wire;
 use crate::native::shape::Framing;
-use crate::native::usage::{GeminiUsage, NativeUsage, UsageProbe};
+use crate::native::usage::NativeUsage;
 use crate::relay::sse::{parse_event, SseFramer};
 use crate::relay::{Observer, StreamFault, MAX_EVENT_BYTES};
 
@@ -137,32 +136,10 @@ impl NativeStream {
     /// The error to end a committed stream with, in the provider's own format; `None` for an
     /// opaque stream, which can only be cut (the client then sees a broken body, not a clean end).
     pub fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>> {
-        let status = err.status();
         let text = match self.wire {
             Wire::OpenAi => err.to_sse_event(),
-            Wire::Anthropic | Wire::Bedrock => {
-                let kind = match status {
-                    429 => "rate_limit_error",
-                    529 => "overloaded_error",
-                    _ => "api_error",
-                };
-                let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": err.message}});
-                format!("event: error\ndata: {body}\n\n")
-            }
-            Wire::Gemini => {
-                let name = match status {
-                    504 => "DEADLINE_EXCEEDED",
-                    429 => "RESOURCE_EXHAUSTED",
-                    _ => "UNAVAILABLE",
-                };
-                let body = serde_json::json!({"error": {"code": status, "message": err.message, "status": name}});
-                match self.framing {
-                    // After the commit point at least one element was forwarded, so the array
-                    // continues with a comma and is closed properly.
-                    Framing::JsonArray => format!(",\r\n{body}]"),
-                    _ => format!("data: {body}\n\n"),
-                }
-            }
+            Wire::Anthropic | Wire::Bedrock => anthropic::error_event(err),
+            Wire::Gemini => gemini::error_event(err, self.framing),
         };
         match self.framing {
             Framing::Opaque => None,
@@ -171,204 +148,13 @@ impl NativeStream {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct OpenAiProbe<'a> {
-    #[serde(default, borrow)]
-    error: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    choices: Option<Vec<OpenAiChoice<'a>>>,
-    #[serde(default)]
-    usage: Option<UsageProbe>,
-    #[serde(default)]
-    model: Option<String>,
-    /// Responses API event type.
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    /// Responses API text delta.
-    #[serde(default, borrow)]
-    delta: Option<&'a RawValue>,
-    /// Responses API: the response object; Workers AI: the text so far.
-    #[serde(default, borrow)]
-    response: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize, Default)]
-struct OpenAiChoice<'a> {
-    #[serde(default, borrow)]
-    delta: Option<OpenAiDelta<'a>>,
-}
-
-#[derive(Deserialize, Default)]
-struct OpenAiDelta<'a> {
-    #[serde(default, borrow)]
-    content: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    refusal: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    tool_calls: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize, Default)]
-struct ResponsesObject {
-    #[serde(default)]
-    usage: Option<UsageProbe>,
-    #[serde(default)]
-    model: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct AnthropicProbe {
-    #[serde(default, rename = "type")]
-    kind: String,
-    #[serde(default)]
-    message: Option<AnthropicMessage>,
-    #[serde(default)]
-    usage: Option<UsageProbe>,
-    #[serde(default)]
-    content_block: Option<AnthropicBlock>,
-}
-
-#[derive(Deserialize, Default)]
-struct AnthropicMessage {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    usage: Option<UsageProbe>,
-}
-
-#[derive(Deserialize, Default)]
-struct AnthropicBlock {
-    #[serde(default, rename = "type")]
-    kind: String,
-}
-
-#[derive(Deserialize, Default)]
-struct GeminiProbe<'a> {
-    #[serde(default, borrow)]
-    error: Option<&'a RawValue>,
-    #[serde(default)]
-    candidates: Option<Vec<GeminiCandidate>>,
-    #[serde(default, rename = "usageMetadata")]
-    usage: Option<GeminiUsage>,
-    #[serde(default, rename = "modelVersion")]
-    model: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct GeminiCandidate {
-    #[serde(default)]
-    content: Option<GeminiContent>,
-    #[serde(default, rename = "finishReason")]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct GeminiContent {
-    #[serde(default)]
-    parts: Vec<GeminiPart>,
-}
-
-#[derive(Deserialize, Default)]
-struct GeminiPart {
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default, rename = "functionCall")]
-    function_call: Option<IgnoredAny>,
-}
-
-/// Looks at one event's data (an SSE event's `data`, or one array element).
+/// Reads one event of `wire`'s format: each format in its own file.
 fn inspect(wire: Wire, tally: &mut StreamTally, name: &[u8], data: &[u8]) -> Result<(), StreamFault> {
-    let upstream_error = || StreamFault::UpstreamError(upstream_message(data));
     match wire {
-        Wire::OpenAi => {
-            if data == b"[DONE]" {
-                tally.complete = true;
-                return Ok(());
-            }
-            if name == b"error" {
-                return Err(upstream_error());
-            }
-            let p: OpenAiProbe = serde_json::from_slice(data).map_err(|_| StreamFault::Malformed)?;
-            if p.error.is_some() || matches!(p.kind.as_deref(), Some("error" | "response.failed")) {
-                return Err(upstream_error());
-            }
-            tally.model = p.model.or(tally.model.take());
-            if let Some(u) = p.usage.as_ref().and_then(UsageProbe::openai) {
-                tally.usage = Some(u);
-            }
-            let chat_content = p.choices.iter().flatten().filter_map(|c| c.delta.as_ref()).any(|d| {
-                d.content.as_deref().is_some_and(|c| !c.is_empty())
-                    || d.refusal.as_deref().is_some_and(|c| !c.is_empty())
-                    || d.tool_calls.is_some()
-            });
-            let responses_delta =
-                p.kind.as_deref().is_some_and(|k| k.ends_with(".delta")) && p.delta.is_some_and(|d| d.get() != "\"\"");
-            match p.response.map(RawValue::get) {
-                // Workers AI: `{"response":"text"}`.
-                Some(raw) if raw.starts_with('"') => {
-                    tally.saw_content |= serde_json::from_str::<String>(raw).is_ok_and(|s| !s.is_empty());
-                }
-                // Responses API: the response object, with the usage on `response.completed`.
-                Some(raw) if raw.starts_with('{') => {
-                    let r: ResponsesObject = serde_json::from_str(raw).unwrap_or_default();
-                    if let Some(u) = r.usage.as_ref().and_then(UsageProbe::openai) {
-                        tally.usage = Some(u);
-                    }
-                    tally.model = r.model.or(tally.model.take());
-                    if matches!(p.kind.as_deref(), Some("response.completed" | "response.incomplete")) {
-                        tally.complete = true;
-                    }
-                }
-                _ => {}
-            }
-            tally.saw_content |= chat_content || responses_delta;
-        }
-        Wire::Anthropic | Wire::Bedrock => {
-            let p: AnthropicProbe = serde_json::from_slice(data).map_err(|_| StreamFault::Malformed)?;
-            let kind = if p.kind.is_empty() { String::from_utf8_lossy(name).into_owned() } else { p.kind.clone() };
-            match kind.as_str() {
-                "error" => return Err(upstream_error()),
-                "message_start" => {
-                    if let Some(m) = p.message {
-                        tally.model = m.model.or(tally.model.take());
-                        tally.usage = m.usage.as_ref().and_then(UsageProbe::anthropic).or(tally.usage);
-                    }
-                }
-                "message_delta" => {
-                    if let Some(u) = &p.usage {
-                        u.merge_anthropic_into(tally.usage.get_or_insert_with(NativeUsage::default));
-                    }
-                }
-                "content_block_delta" => tally.saw_content = true,
-                "content_block_start" if p.content_block.as_ref().is_some_and(|b| b.kind != "text") => {
-                    tally.saw_content = true;
-                }
-                "message_stop" => tally.complete = true,
-                _ => {}
-            }
-        }
-        Wire::Gemini => {
-            let p: GeminiProbe = serde_json::from_slice(data).map_err(|_| StreamFault::Malformed)?;
-            if p.error.is_some() {
-                return Err(upstream_error());
-            }
-            tally.model = p.model.or(tally.model.take());
-            if let Some(u) = p.usage.as_ref().and_then(GeminiUsage::usage) {
-                tally.usage = Some(u);
-            }
-            for c in p.candidates.iter().flatten() {
-                let content =
-                    c.content.iter().flat_map(|c| &c.parts).any(|part| {
-                        part.text.as_deref().is_some_and(|t| !t.is_empty()) || part.function_call.is_some()
-                    });
-                tally.saw_content |= content;
-                if c.finish_reason.is_some() {
-                    tally.complete = true;
-                }
-            }
-        }
+        Wire::OpenAi => openai::inspect(tally, name, data),
+        Wire::Anthropic | Wire::Bedrock => anthropic::inspect(tally, name, data),
+        Wire::Gemini => gemini::inspect(tally, data),
     }
-    Ok(())
 }
 
 /// Splits a JSON array streamed element by element (`[`, `{…}`, `,{…}`, …, `]`), tracking strings

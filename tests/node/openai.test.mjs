@@ -3,6 +3,7 @@
 
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
@@ -66,11 +67,20 @@ const closeIssue = {
 // sampled from its schema: the first enum value, the user's text for other strings.
 const argumentsFor = (text) => JSON.stringify({ label: 'bug', reason: text });
 
-/** What the Worker must have sent upstream: the SDK's own body, byte for byte, but for `model`. */
+// The shipped routes' output caps: a request without its own limit is sent its route's.
+const shipped = JSON.parse(readFileSync(new URL('../../gateway.config.json', import.meta.url), 'utf8'));
+const outputCap = (alias) => shipped.routes[alias]?.max_output_tokens ?? shipped.estimates.max_output_tokens;
+
+/** What the Worker must have sent upstream: the SDK's own body, byte for byte, but for `model`
+ * and, when the SDK set no output limit, the route's cap appended. */
 function expectForwardedIntact(upstream, marker, alias, target = GEMINI) {
   const sent = sentBodies.filter((b) => b.includes(marker));
   assert.equal(sent.length, 1, 'the SDK request body was recorded');
-  assert.equal(upstream.body, sent[0].replace(`"model":"${alias}"`, `"model":"${target}"`));
+  let expected = sent[0].replace(`"model":"${alias}"`, `"model":"${target}"`);
+  if (!/"max_(completion_)?tokens"/.test(expected)) {
+    expected = `${expected.slice(0, -1)},"max_tokens":${outputCap(alias)}}`;
+  }
+  assert.equal(upstream.body, expected);
 }
 
 function assertDecisionHeaders(headers, { provider = 'google-ai-studio', model = 'gemini-2.5-flash', attempts = '1' } = {}) {

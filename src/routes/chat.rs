@@ -27,7 +27,7 @@ const STREAM_TYPE: &str = "text/event-stream; charset=utf-8";
 
 pub async fn handle(mut req: Request, env: &Env, wctx: &Rc<Context>, ctx: &Ctx) -> Result<Response> {
     let started = now();
-    let mut log = RequestLog::default();
+    let mut log = RequestLog { event: "chat_completion", ..RequestLog::default() };
     let mut decision = Decision::default();
     match serve(&mut req, env, wctx, ctx, &mut decision, &mut log).await {
         Ok(response) => Ok(response),

@@ -23,7 +23,7 @@ use crate::aig::native::{Failure, Native};
 use crate::aig::runtime::{close_stream, now, AigRuntime, AnswerBody};
 use crate::body::read_body;
 use crate::context::Ctx;
-use crate::log::NativeLog;
+use crate::log::RequestLog;
 use crate::respond::{answer_response, error_response_with, stream_response, Decision};
 
 /// Caller headers a provider's API reads besides the body and the key (versions, beta flags).
@@ -38,7 +38,7 @@ pub async fn handle(
 ) -> Result<Response> {
     let started = now();
     let mut decision = Decision { provider: Some(provider.slug().to_owned()), ..Decision::default() };
-    let mut log = NativeLog { provider: provider.slug(), ..NativeLog::default() };
+    let mut log = RequestLog { event: "native_call", ..RequestLog::default() };
     match serve(&mut req, env, wctx, ctx, provider, &mut decision, &mut log).await {
         Ok(response) => Ok(response),
         Err(failure) => {
@@ -63,7 +63,7 @@ async fn serve(
     ctx: &Ctx,
     provider: Provider,
     decision: &mut Decision,
-    log: &mut NativeLog,
+    log: &mut RequestLog,
 ) -> std::result::Result<Response, Failure> {
     let started = now();
     let settings = &ctx.settings;
@@ -83,8 +83,7 @@ async fn serve(
     let caller =
         Caller::from_headers(header_of("x-agent-name").as_deref(), header_of("x-github-repository").as_deref())?;
     decision.model = shape.model.clone();
-    (log.model, log.stream, log.agent, log.repository) =
-        (shape.model.clone(), shape.stream.is_some(), caller.agent.clone(), caller.repository.clone());
+    (log.stream, log.agent, log.repository) = (shape.stream.is_some(), caller.agent.clone(), caller.repository.clone());
 
     let mut headers: Vec<(&'static str, String)> =
         PASSED_HEADERS.iter().filter_map(|&name| header_of(name).map(|v| (name, v))).collect();

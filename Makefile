@@ -27,6 +27,7 @@ help:
 	@echo "make build  build the Worker (build/index.js, build/index_bg.wasm) and the simulator"
 	@echo "make lint   bash -n + shellcheck on every script, cargo fmt --check, clippy -D warnings"
 	@echo "make size   gzip size of build/index_bg.wasm"
+	@echo "make deploy-check   wrangler deploy --dry-run of the Worker and the example, sizes vs upload limits"
 	@echo "make bench  the Worker vs a JS passthrough floor in workerd, under wrk (figures, not tests)"
 	@echo "make fuzz   property tests and the engine simulation with many more cases (minutes)"
 

@@ -173,8 +173,8 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
     async fn attempt(&self, target: usize, attempt: u32, first_byte_ms: u64) -> Exchange<Self::Answer, P::Failure> {
         let started = now();
         let id = self.targets[target].id;
-        let secrets = self.secrets();
-        let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        // Borrowed: only a stream's pump needs its own copy (it outlives this call).
+        let secret_refs = self.settings.secret_values();
         *self.seen.borrow_mut() = Seen::default();
         let out = self.protocol.outgoing(target, attempt);
         let first_byte = Duration::from_millis(first_byte_ms);
@@ -274,7 +274,7 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
         };
         let idle = Duration::from_millis(self.settings.stream_idle_timeout_ms.into());
         let (observer, cost) = self.protocol.observer(target, cache_hit);
-        let pump = Pump::new(observer, cost, idle.as_millis() as u64, secrets);
+        let pump = Pump::new(observer, cost, idle.as_millis() as u64, self.secrets());
         let mut upstream = Upstream::new(bytes, pump, idle, controller);
         if let Some(limit) = self.capture {
             upstream.capture(limit);

@@ -219,6 +219,11 @@ impl Outcome {
     fn refused(status: u16) -> Self {
         Self { status, cached: false, tokens_in: None, tokens_out: None, fault: None, cache_status: None }
     }
+
+    /// A faulted error status from the (simulated) upstream: nothing generated, nothing cached.
+    fn upstream_error(status: u16, fault: Option<&'static str>) -> Self {
+        Self { status, cached: false, tokens_in: None, tokens_out: None, fault, cache_status: Some("MISS") }
+    }
 }
 
 /// Runs an inference request through the pipeline; `admit` is the route-specific admission.
@@ -362,15 +367,7 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
             if let Some(after) = retry_after {
                 set_header(&mut resp, "retry-after", &after);
             }
-            let outcome = Outcome {
-                status,
-                cached: false,
-                tokens_in: None,
-                tokens_out: None,
-                fault: fault_kind,
-                cache_status: Some("MISS"),
-            };
-            return finish(state, req, &target, record, resp, outcome);
+            return finish(state, req, &target, record, resp, Outcome::upstream_error(status, fault_kind));
         }
         Some(Fault::AigRefusal { refusal, retry_after }) => {
             let (status, code, message) = refusal.answer();
@@ -382,15 +379,7 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
                 // The header names the matched DLP profile; its value's format is undocumented.
                 set_header(&mut resp, "cf-aig-dlp", "blocked");
             }
-            let outcome = Outcome {
-                status,
-                cached: false,
-                tokens_in: None,
-                tokens_out: None,
-                fault: fault_kind,
-                cache_status: Some("MISS"),
-            };
-            return finish(state, req, &target, record, resp, outcome);
+            return finish(state, req, &target, record, resp, Outcome::upstream_error(status, fault_kind));
         }
         Some(Fault::Stall) => {
             // Never answer. hyper drops this future when the client disconnects; if nobody

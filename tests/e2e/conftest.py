@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +46,28 @@ def write_e2e_wrangler_toml(directory: Path) -> Path:
     path = directory / "wrangler.toml"
     path.write_text("\n".join(kept) + "\n")
     return path
+
+_LEDGER_TEMPLATE: Path | None = None
+
+
+def migrated_state() -> Path:
+    """A `--persist-to` directory whose local D1 ledger has every migration of `migrations/`
+    applied, made once per session by `wrangler d1 migrations apply --local` (as `make dev` does);
+    each Worker starts from a copy of it."""
+    global _LEDGER_TEMPLATE
+    if _LEDGER_TEMPLATE is None:
+        home = Path(tempfile.mkdtemp(prefix="agw-ledger-"))
+        shutil.copytree(ROOT / "migrations", home / "migrations")
+        config = write_e2e_wrangler_toml(home)
+        env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true", NO_COLOR="1")
+        subprocess.run(
+            [str(WRANGLER), "d1", "migrations", "apply", "LEDGER", "--local",
+             "--config", str(config), "--persist-to", str(home / "state")],
+            cwd=home, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=120,
+        )
+        _LEDGER_TEMPLATE = home / "state"
+    return _LEDGER_TEMPLATE
+
 
 ACCOUNT_ID = "e2e-account"
 GATEWAY_ID = "e2e-gateway"
@@ -143,6 +166,7 @@ class Worker:
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         self.home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
         self.config = write_e2e_wrangler_toml(self.home)
+        shutil.copytree(migrated_state(), self.home / "state")
         self.starts = 0
         self.start()
 
@@ -190,6 +214,20 @@ class Worker:
             except httpx.HTTPError:
                 time.sleep(0.3)
         raise RuntimeError(f"wrangler dev did not answer in {timeout}s; see {self.log_path}")
+
+    def ledger(self, sql: str = "SELECT * FROM attempts ORDER BY ts_ms, request_id, attempt", params=()) -> list[dict]:
+        """Rows of this Worker's local D1 ledger, read straight from its SQLite file (read-only;
+        the Worker writes it after each response, so callers poll for what they expect)."""
+        import sqlite3
+
+        d1 = self.home / "state" / "v3" / "d1" / "miniflare-D1DatabaseObject"
+        (db,) = [p for p in d1.glob("*.sqlite") if p.name != "metadata.sqlite"]
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        con.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in con.execute(sql, params)]
+        finally:
+            con.close()
 
     def client(self, token: str | None = AGENT_TOKEN, **kw) -> httpx.Client:
         headers = {"authorization": f"Bearer {token}"} if token else {}

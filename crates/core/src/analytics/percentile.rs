@@ -22,6 +22,12 @@ fn bucket(v: u64) -> u16 {
     (LINEAR + u64::from(e - 6) * (1 << SUB_BITS) + sub) as u16
 }
 
+/// The bucket a value falls in (what the ledger stores beside each latency, so that SQL can
+/// group by it and the histogram be rebuilt exactly).
+pub fn bucket_index(v: u64) -> u16 {
+    bucket(v)
+}
+
 /// `[low, high]` of the values in a bucket.
 fn bounds(b: u16) -> (u64, u64) {
     let b = u64::from(b);

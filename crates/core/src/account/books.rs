@@ -65,6 +65,21 @@ pub fn books(end: AttemptEnd) -> Books {
     }
 }
 
+impl AttemptEnd {
+    /// Our price table's cost of what the attempt used, when it was read (0 for a cache hit).
+    pub fn cost(self) -> Option<Usd> {
+        use AttemptEnd::*;
+        match self {
+            AnswerRead { cost } | ContentFiltered { cost } | StreamComplete { cost } => cost,
+            StreamCutAfterCommit { final_cost }
+            | StreamStalledAfterCommit { final_cost }
+            | ClientGone { final_cost } => final_cost.flatten(),
+            CacheHit => Some(Usd::ZERO),
+            NoResponse | ErrorStatus | AnswerUnreadable | StreamCutBeforeCommit | StreamStalledBeforeCommit => None,
+        }
+    }
+}
+
 impl Books {
     /// What this charges against a reservation of `worst_case`.
     pub fn charge(self, worst_case: Usd) -> Usd {

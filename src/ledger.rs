@@ -20,6 +20,12 @@ thread_local! {
     static FAILED_WRITES: Cell<u64> = const { Cell::new(0) };
 }
 
+/// A new request id (`x-gateway-request-id`, the rows' `request_id`) for a request that
+/// started at `started_ms`.
+pub fn new_request_id(started_ms: u64) -> String {
+    ledger::request_id(started_ms, (js_sys::Math::random() * 2f64.powi(53)) as u64)
+}
+
 /// Writes `rows` after the response (nothing when there are none).
 pub fn write_later(env: &Env, wctx: &Context, rows: Vec<Row>) {
     if rows.is_empty() {

@@ -131,8 +131,8 @@ async fn serve(
         AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, claim.as_ref().map(|_| MAX_STORED_BYTES));
     let ran = runtime.run(&config.retry, Fallback::NextTarget, &subject).await;
     let (result, record) = (ran.result, ran.record);
-    *decision = Decision::of(&record, &targets, ran.seen);
-    let request_id = ledger::request_id(started, (js_sys::Math::random() * 2f64.powi(53)) as u64);
+    let request_id = crate::ledger::new_request_id(started);
+    *decision = Decision { request_id: Some(request_id.clone()), ..Decision::of(&record, &targets, ran.seen) };
     let facts = ledger::RequestFacts {
         request_id: &request_id,
         route: Route::Chat,

@@ -122,9 +122,10 @@ async fn serve(
     *decision = Decision {
         provider: Some(provider.slug().to_owned()),
         model: shape.model.clone(),
+        request_id: Some(crate::ledger::new_request_id(started)),
         ..Decision::of(&record, &targets, ran.seen)
     };
-    let request_id = ledger::request_id(started, (js_sys::Math::random() * 2f64.powi(53)) as u64);
+    let request_id = decision.request_id.clone().unwrap_or_default();
     let facts = ledger::RequestFacts {
         request_id: &request_id,
         route: Route::Native,

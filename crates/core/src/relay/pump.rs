@@ -326,6 +326,33 @@ mod tests {
         assert_eq!(ending(p.on_broken()).end, AttemptEnd::StreamCutAfterCommit { final_cost: None });
     }
 
+    /// After the final usage (it follows the finish reason), a stall, a break or a caller leaving
+    /// settles at that usage's cost: what the stream already told the caller it cost.
+    #[test]
+    fn after_the_final_usage_every_ending_settles_at_its_cost() {
+        const FINISH: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        let after_usage = |p: &mut Pump<SseRelay, _>| {
+            sent(p.on_chunk(HELLO));
+            sent(p.on_chunk(FINISH));
+            sent(p.on_chunk(USAGE));
+        };
+        let settled = Some(Some(Usd(7)));
+        let mut p = pump();
+        after_usage(&mut p);
+        assert_eq!(ending(p.on_stall()).end, AttemptEnd::StreamStalledAfterCommit { final_cost: settled });
+        let mut p = pump();
+        after_usage(&mut p);
+        assert_eq!(ending(p.on_broken()).end, AttemptEnd::StreamCutAfterCommit { final_cost: settled });
+        let mut p = pump();
+        after_usage(&mut p);
+        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { final_cost: settled }));
+        // A usage event without a finish reason before it is not known to be the last.
+        let mut p = pump();
+        sent(p.on_chunk(HELLO));
+        sent(p.on_chunk(USAGE));
+        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { final_cost: None }));
+    }
+
     #[test]
     fn the_client_leaving_is_settled_never_forgotten() {
         let mut p = pump();

@@ -161,3 +161,32 @@ def test_a_cache_hit_is_charged_nothing_and_says_so(worker, client):
     assert hit["charged_pico"] == 0 and hit["cost_pico"] == 0
     assert second.json()["usage"]["cost"] == 0 and second.headers["x-gateway-cost-usd"] == "0"
     assert first.json()["usage"]["cost"] > 0
+
+
+def test_the_cron_prunes_days_past_the_retention_and_keeps_the_rest(workers):
+    """Rows older than LEDGER_RETENTION_DAYS (90) go at the hourly cron; today's stay. The old
+    row is put straight into the Worker's local D1 file, as if written 200 days ago."""
+    import sqlite3
+
+    worker = workers["rest"]
+    with worker.client() as c:
+        assert c.post(CHAT, json=fresh()).status_code == 200
+    today = new_rows(worker, set(), 1)
+    assert today
+    d1 = worker.home / "state" / "v3" / "d1" / "miniflare-D1DatabaseObject"
+    (db,) = [p for p in d1.glob("*.sqlite") if p.name != "metadata.sqlite"]
+    old_ms = int(time.time() * 1000) - 200 * 86_400_000
+    con = sqlite3.connect(db, timeout=10)
+    with con:
+        row = dict(today[0], request_id="old-request", ts_ms=old_ms, day=old_ms // 86_400_000)
+        con.execute(f"INSERT INTO attempts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+    con.close()
+    assert worker.ledger("SELECT request_id FROM attempts WHERE request_id = 'old-request'")
+    with worker.client() as c:
+        assert c.get("/__scheduled?cron=17+*+*+*+*").status_code == 200
+    deadline = time.monotonic() + 15
+    while worker.ledger("SELECT 1 FROM attempts WHERE request_id = 'old-request'") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not worker.ledger("SELECT 1 FROM attempts WHERE request_id = 'old-request'")
+    assert {r["request_id"] for r in worker.ledger()} >= {r["request_id"] for r in today}
+    assert '"event":"ledger_pruned"' in worker.log_path.read_text(errors="replace")

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use gateway_core::account::breaker::{health_of_stream, Health};
 use gateway_core::account::ledger::{Meter, Row};
 use gateway_core::account::limits::Refusal;
 use gateway_core::account::pricing::{Tokens, Usd};
@@ -191,8 +192,8 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
         limiter::reserve(self.env, target.provider, target.limits, target.worst_case).await
     }
 
-    fn close(&self, reservation: Reservation, books: Books) {
-        self.wctx.wait_until(reservation.close(books));
+    fn close(&self, reservation: Reservation, books: Books, health: Health) {
+        self.wctx.wait_until(reservation.close(books, health));
     }
 
     async fn attempt(
@@ -399,7 +400,7 @@ pub async fn close_stream(
 ) -> Usd {
     let books = books(ended.end);
     let charge = books.charge(worst_case);
-    reservation.close(books).await;
+    reservation.close(books, health_of_stream(ended.end)).await;
     if let Some(stream_row) = rows.last_mut() {
         stream_row.finish(charge, ended.tokens, ended.end.cost(), now());
     }

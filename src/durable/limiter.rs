@@ -1,6 +1,7 @@
 //! The Worker's side of the per-provider limiter: one Durable Object per provider
 //! (`LIMITER` binding, named by the provider slug), asked to reserve, settle and release.
 
+use gateway_core::account::breaker::{BreakerPolicy, Health};
 use gateway_core::account::limits::{Policy, Refusal, Snapshot};
 use gateway_core::account::pricing::Usd;
 use gateway_core::engine::Books;
@@ -21,10 +22,28 @@ pub struct Reservation {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
-    Reserve { id: String, amount: Usd, policy: Policy },
-    Settle { id: String, actual: Option<Usd> },
-    Release { id: String },
-    Snapshot,
+    Reserve {
+        id: String,
+        amount: Usd,
+        policy: Policy,
+    },
+    Settle {
+        id: String,
+        actual: Option<Usd>,
+        #[serde(default)]
+        health: Health,
+    },
+    Release {
+        id: String,
+        #[serde(default)]
+        health: Health,
+    },
+    /// Today's state; `breaker` is the provider's configured circuit breaker (shown even before
+    /// any attempt has given it to the limiter).
+    Snapshot {
+        #[serde(default)]
+        breaker: Option<BreakerPolicy>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,6 +75,7 @@ pub async fn reserve(env: &Env, provider: &str, policy: Policy, worst_case: Usd)
     let unavailable = |e: worker::Error| Refusal {
         rate_limited: false,
         over_budget: false,
+        circuit_open: false,
         retry_after_secs: 1,
         message: format!("the limiter for {provider} is unavailable ({e})"),
     };
@@ -72,11 +92,11 @@ pub async fn reserve(env: &Env, provider: &str, policy: Policy, worst_case: Usd)
 
 impl Reservation {
     /// Ends the reservation as the books say: released, settled with a cost, or settled at the
-    /// worst case it reserved.
-    pub async fn close(self, books: Books) {
+    /// worst case it reserved; `health` is what the attempt said of the provider (its breaker).
+    pub async fn close(self, books: Books, health: Health) {
         let op = match books.settle_amount() {
-            None => Op::Release { id: self.id },
-            Some(actual) => Op::Settle { id: self.id, actual },
+            None => Op::Release { id: self.id, health },
+            Some(actual) => Op::Settle { id: self.id, actual, health },
         };
         if let Err(e) = call(&self.stub, &op).await {
             worker::console_error!("limiter update failed (the reservation expires on its own): {e}");
@@ -85,9 +105,9 @@ impl Reservation {
 }
 
 /// Today's state of `provider`'s limiter.
-pub async fn snapshot(env: &Env, provider: &str) -> worker::Result<Snapshot> {
+pub async fn snapshot(env: &Env, provider: &str, breaker: Option<BreakerPolicy>) -> worker::Result<Snapshot> {
     let stub = stub(env, provider)?;
-    read_json(&mut call(&stub, &Op::Snapshot).await?).await
+    read_json(&mut call(&stub, &Op::Snapshot { breaker }).await?).await
 }
 
 /// JSON through serde_json, not the runtime's JS objects: amounts stay exact decimal digits.

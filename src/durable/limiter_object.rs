@@ -29,15 +29,15 @@ impl DurableObject for ProviderLimiter {
                 Op::Reserve { id, amount, policy } => {
                     serde_json::to_string(&ReserveAnswer { refused: limiter.reserve(&id, amount, policy, now).err() })
                 }
-                Op::Settle { id, actual } => {
-                    limiter.settle(&id, actual, now);
+                Op::Settle { id, actual, health } => {
+                    limiter.settle(&id, actual, health, now);
                     Ok(String::from("{}"))
                 }
-                Op::Release { id } => {
-                    limiter.release(&id, now);
+                Op::Release { id, health } => {
+                    limiter.release(&id, health, now);
                     Ok(String::from("{}"))
                 }
-                Op::Snapshot => serde_json::to_string(&limiter.snapshot(now)),
+                Op::Snapshot { breaker } => serde_json::to_string(&limiter.snapshot_with(breaker, now)),
             })
             .await??;
         Response::from_bytes(answer.into_bytes())

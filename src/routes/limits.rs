@@ -25,7 +25,7 @@ pub async fn handle(env: &Env, ctx: &Ctx) -> Result<Response> {
     };
     let mut providers = Vec::new();
     for (name, limits) in &config.providers {
-        let today = limits::snapshot(env, name).await?;
+        let today = limits::snapshot(env, name, limits.breaker).await?;
         providers.push(ProviderState {
             provider: name,
             requests_per_minute: limits.requests_per_minute,

@@ -209,7 +209,7 @@ mod tests {
         Target {
             id,
             provider,
-            limits: Policy { requests_per_minute: 60, daily_budget: Usd(1) },
+            limits: Policy { requests_per_minute: 60, daily_budget: Usd(1), breaker: None },
             worst_case: Usd(1_000),
         }
     }

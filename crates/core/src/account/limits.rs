@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::breaker::{Admission, Breaker, BreakerPolicy, BreakerSnapshot, Health};
 use crate::account::pricing::Usd;
 
 pub const DAY_MS: u64 = 86_400_000;
@@ -28,6 +29,9 @@ pub struct Policy {
     pub requests_per_minute: u32,
     /// pUSD per UTC day.
     pub daily_budget: Usd,
+    /// The provider's circuit breaker, if it has one.
+    #[serde(default)]
+    pub breaker: Option<BreakerPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +40,9 @@ struct Reservation {
     amount: Usd,
     day: u64,
     expires_at: u64,
+    /// Admitted as one of a half-open breaker's probes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    probe: bool,
 }
 
 /// Why a reservation was refused.
@@ -43,6 +50,9 @@ struct Reservation {
 pub struct Refusal {
     pub rate_limited: bool,
     pub over_budget: bool,
+    /// The provider's circuit breaker is open: it failed too often lately.
+    #[serde(default)]
+    pub circuit_open: bool,
     /// Seconds until the refusal may lift (window slot frees, or the next UTC day).
     pub retry_after_secs: u64,
     pub message: String,
@@ -59,6 +69,11 @@ pub struct LimiterState {
     /// At most 60 entries whatever the load, so the state the Durable Object writes per
     /// operation stays small (one timestamp per request made it grow with the traffic).
     window: VecDeque<(u64, u32)>,
+    /// The provider's circuit breaker, and its policy as the last reserve gave it.
+    #[serde(default)]
+    breaker: Breaker,
+    #[serde(default)]
+    breaker_policy: Option<BreakerPolicy>,
 }
 
 /// What `/limits` shows for a provider.
@@ -69,6 +84,9 @@ pub struct Snapshot {
     pub reserved_usd: Usd,
     pub outstanding_reservations: usize,
     pub requests_last_minute: usize,
+    /// The circuit breaker, when the provider has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<BreakerSnapshot>,
 }
 
 impl LimiterState {
@@ -80,7 +98,14 @@ impl LimiterState {
             self.day = today;
             self.spent = Usd::ZERO;
         }
-        self.reservations.retain(|r| r.expires_at > now);
+        let breaker = &mut self.breaker;
+        self.reservations.retain(|r| {
+            let alive = r.expires_at > now;
+            if !alive && r.probe {
+                breaker.probe_lost();
+            }
+            alive
+        });
         // A second's bucket leaves the window once all of that second is a minute old: requests
         // are counted up to a second too long, never too short (the limit errs on the safe side).
         while self.window.front().is_some_and(|&(second, _)| (second + 1) * 1000 + WINDOW_MS <= now + 1) {
@@ -123,10 +148,30 @@ impl LimiterState {
             return Err(Refusal {
                 rate_limited,
                 over_budget,
+                circuit_open: false,
                 retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
                 message: reasons.join("; "),
             });
         }
+        self.breaker_policy = policy.breaker;
+        let probe = match &policy.breaker {
+            None => false,
+            Some(breaker) => match self.breaker.admit(breaker, now) {
+                Ok(admission) => admission == Admission::Probe,
+                Err(open_ms) => {
+                    return Err(Refusal {
+                        rate_limited: false,
+                        over_budget: false,
+                        circuit_open: true,
+                        retry_after_secs: open_ms.div_ceil(1000).max(1),
+                        message: format!(
+                            "its circuit breaker is open after repeated failures (tried again in {} s)",
+                            open_ms.div_ceil(1000).max(1)
+                        ),
+                    })
+                }
+            },
+        };
         let second = now / 1000;
         match self.window.back_mut() {
             Some((last, n)) if *last == second => *n += 1,
@@ -138,6 +183,7 @@ impl LimiterState {
             amount,
             day: self.day,
             expires_at: now + RESERVATION_TTL_MS,
+            probe,
         });
         Ok(())
     }
@@ -145,9 +191,10 @@ impl LimiterState {
     /// Ends a reservation with its real cost. `None` (cost unknown) charges the reserved worst
     /// case. A reservation that already expired is still charged with `actual` (if known): spend is
     /// never forgotten. Cost of a request from a previous UTC day stays with that day.
-    pub fn settle(&mut self, id: &str, actual: Option<Usd>, now: u64) {
+    pub fn settle(&mut self, id: &str, actual: Option<Usd>, health: Health, now: u64) {
         self.roll(now);
         let reservation = self.take(id);
+        self.record_health(reservation.as_ref(), health, now);
         let day = reservation.as_ref().map_or(self.day, |r| r.day);
         let charge = actual.or(reservation.map(|r| r.amount)).unwrap_or(Usd::ZERO);
         if day == self.day {
@@ -156,14 +203,32 @@ impl LimiterState {
     }
 
     /// Ends a reservation that cost nothing (the attempt failed before the provider did work).
-    pub fn release(&mut self, id: &str, now: u64) {
+    pub fn release(&mut self, id: &str, health: Health, now: u64) {
         self.roll(now);
-        self.take(id);
+        let reservation = self.take(id);
+        self.record_health(reservation.as_ref(), health, now);
+    }
+
+    /// Tells the breaker how an attempt went (an expired reservation's outcome no longer counts:
+    /// its probe slot was already freed).
+    fn record_health(&mut self, reservation: Option<&Reservation>, health: Health, now: u64) {
+        if let (Some(policy), Some(r)) = (&self.breaker_policy, reservation) {
+            self.breaker.record(policy, health, r.probe, now);
+        }
     }
 
     fn take(&mut self, id: &str) -> Option<Reservation> {
         let index = self.reservations.iter().position(|r| r.id == id)?;
         Some(self.reservations.swap_remove(index))
+    }
+
+    /// The snapshot with the provider's configured breaker, which the state only learns from
+    /// its first reserve.
+    pub fn snapshot_with(&mut self, breaker: Option<BreakerPolicy>, now: u64) -> Snapshot {
+        if breaker.is_some() {
+            self.breaker_policy = breaker;
+        }
+        self.snapshot(now)
     }
 
     pub fn snapshot(&mut self, now: u64) -> Snapshot {
@@ -174,6 +239,7 @@ impl LimiterState {
             reserved_usd: self.reserved_today(),
             outstanding_reservations: self.reservations.len(),
             requests_last_minute: self.requests_in_window(),
+            circuit: self.breaker_policy.map(|p| self.breaker.snapshot(&p, now)),
         }
     }
 }
@@ -190,7 +256,7 @@ mod tests {
     const T0: u64 = 20_000 * DAY_MS + 3_600_000; // 2024-10-04 01:00 UTC
 
     fn policy(rpm: u32, dollars: u64) -> Policy {
-        Policy { requests_per_minute: rpm, daily_budget: Usd::from_dollars(dollars) }
+        Policy { requests_per_minute: rpm, daily_budget: Usd::from_dollars(dollars), breaker: None }
     }
 
     #[test]
@@ -202,8 +268,8 @@ mod tests {
         let snap = s.snapshot(T0);
         assert_eq!(snap.reserved_usd, Usd::from_dollars(6));
         assert_eq!(snap.outstanding_reservations, 2);
-        s.settle("a", Some(Usd::from_dollars(1)), T0 + 1);
-        s.release("b", T0 + 2);
+        s.settle("a", Some(Usd::from_dollars(1)), Health::Neutral, T0 + 1);
+        s.release("b", Health::Neutral, T0 + 2);
         let snap = s.snapshot(T0 + 3);
         assert_eq!(snap.spent_usd, Usd::from_dollars(1));
         assert_eq!(snap.reserved_usd, Usd::ZERO);
@@ -224,7 +290,7 @@ mod tests {
         assert_eq!(refusal.retry_after_secs, (DAY_MS - 3_600_000) / 1000);
         // Settling everything at the worst case never exceeds the budget.
         for i in 0..3 {
-            s.settle(&format!("r{i}"), None, T0 + 10);
+            s.settle(&format!("r{i}"), None, Health::Neutral, T0 + 10);
         }
         assert_eq!(s.snapshot(T0 + 10).spent_usd, Usd(900_000_000_000));
     }
@@ -248,7 +314,7 @@ mod tests {
         let p = policy(100_000, 1_000_000);
         for i in 0..10_000 {
             s.reserve(&format!("r{i}"), Usd(1), p, T0 + i * 10).unwrap();
-            s.release(&format!("r{i}"), T0 + i * 10);
+            s.release(&format!("r{i}"), Health::Neutral, T0 + i * 10);
         }
         assert!(s.window.len() <= 61, "{}", s.window.len());
         assert_eq!(s.snapshot(T0 + 100_000).requests_last_minute, 6000);
@@ -259,7 +325,7 @@ mod tests {
         let mut s = LimiterState::default();
         let p = policy(100, 1);
         s.reserve("a", Usd::from_dollars(1), p, T0).unwrap();
-        s.settle("a", None, T0);
+        s.settle("a", None, Health::Neutral, T0);
         assert!(s.reserve("b", Usd(1), p, T0 + 1000).is_err());
         let tomorrow = (T0 / DAY_MS + 1) * DAY_MS;
         assert!(s.reserve("b", Usd(1), p, tomorrow).is_ok());
@@ -267,7 +333,7 @@ mod tests {
         // A request reserved yesterday and settled today is charged to yesterday.
         let mut s = LimiterState::default();
         s.reserve("x", Usd(5), p, tomorrow - 1).unwrap();
-        s.settle("x", Some(Usd(5)), tomorrow + 1);
+        s.settle("x", Some(Usd(5)), Health::Neutral, tomorrow + 1);
         assert_eq!(s.snapshot(tomorrow + 1).spent_usd, Usd::ZERO);
     }
 
@@ -279,7 +345,7 @@ mod tests {
         assert!(s.reserve("b", Usd(1), p, T0 + 1).is_err());
         assert!(s.reserve("b", Usd(1), p, T0 + RESERVATION_TTL_MS).is_ok());
         // Settling the expired one still records its real cost.
-        s.settle("a", Some(Usd(7)), T0 + RESERVATION_TTL_MS + 1);
+        s.settle("a", Some(Usd(7)), Health::Neutral, T0 + RESERVATION_TTL_MS + 1);
         assert_eq!(s.snapshot(T0 + RESERVATION_TTL_MS + 2).spent_usd, Usd(7));
     }
 

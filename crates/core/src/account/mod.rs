@@ -3,6 +3,7 @@
 //! end closes its reservation (`books`), and the ledger of record (`ledger`: one row per attempt).
 
 pub mod books;
+pub mod breaker;
 pub mod ledger;
 pub mod limits;
 pub mod pricing;

@@ -13,6 +13,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::account::breaker::BreakerPolicy;
 use crate::account::limits::Policy;
 use crate::account::pricing::{Prices, Usd};
 
@@ -73,11 +74,77 @@ impl Target {
 pub struct ProviderLimits {
     pub requests_per_minute: u32,
     pub daily_budget: Usd,
+    /// `circuit_breaker`: when to stop trying a failing provider, and how it is trusted again.
+    pub breaker: Option<BreakerPolicy>,
 }
 
 impl ProviderLimits {
     pub fn policy(&self) -> Policy {
-        Policy { requests_per_minute: self.requests_per_minute, daily_budget: self.daily_budget }
+        Policy { requests_per_minute: self.requests_per_minute, daily_budget: self.daily_budget, breaker: self.breaker }
+    }
+}
+
+/// A provider's `circuit_breaker`, as written in the configuration.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    /// Outcomes counted over this many seconds.
+    #[serde(default = "default_window_seconds")]
+    window_seconds: u64,
+    /// At least this many attempts in the window before it may open.
+    #[serde(default = "default_min_attempts")]
+    min_attempts: u32,
+    /// The share of failed attempts (5xx, timeouts, connection errors) that opens it, 0 < r ≤ 1.
+    #[serde(default = "default_failure_ratio")]
+    failure_ratio: f64,
+    /// How long it stays open before probing.
+    #[serde(default = "default_cooldown_seconds")]
+    cooldown_seconds: u64,
+    /// Probes let through at once after the cool-down; this many healthy ones close it.
+    #[serde(default = "default_probes")]
+    probes: u32,
+}
+
+fn default_window_seconds() -> u64 {
+    60
+}
+fn default_min_attempts() -> u32 {
+    10
+}
+fn default_failure_ratio() -> f64 {
+    0.5
+}
+fn default_cooldown_seconds() -> u64 {
+    30
+}
+fn default_probes() -> u32 {
+    2
+}
+
+impl RawBreaker {
+    fn policy(self, provider: &str, problems: &mut Vec<String>) -> Option<BreakerPolicy> {
+        let ok = self.window_seconds >= 1
+            && self.window_seconds <= 3600
+            && self.min_attempts >= 1
+            && self.failure_ratio > 0.0
+            && self.failure_ratio <= 1.0
+            && self.cooldown_seconds >= 1
+            && self.cooldown_seconds <= 3600
+            && (1..=100).contains(&self.probes);
+        if !ok {
+            problems.push(format!(
+                "provider `{provider}`: circuit_breaker needs window_seconds and cooldown_seconds 1 to 3600, \
+                 min_attempts ≥ 1, 0 < failure_ratio ≤ 1 and probes 1 to 100"
+            ));
+            return None;
+        }
+        Some(BreakerPolicy {
+            window_ms: self.window_seconds * 1000,
+            min_attempts: self.min_attempts,
+            failure_permille: (self.failure_ratio * 1000.0).round() as u32,
+            cooldown_ms: self.cooldown_seconds * 1000,
+            probes: self.probes,
+        })
     }
 }
 
@@ -256,6 +323,8 @@ struct RawLimits<'a> {
     /// Read as the number's own text so that 0.1 stays exactly 0.1.
     #[serde(borrow)]
     daily_budget_usd: &'a RawValue,
+    #[serde(default)]
+    circuit_breaker: Option<RawBreaker>,
 }
 
 #[derive(Deserialize)]
@@ -326,11 +395,16 @@ impl GatewayConfig {
             // A number, or a decimal string ("0.001"): either way its own digits, parsed exactly.
             let text = limits.daily_budget_usd.get();
             let text = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
+            let breaker = limits.circuit_breaker.and_then(|b| b.policy(name, &mut problems));
             match Usd::parse_dollars(&text) {
                 Some(budget) if budget > Usd::ZERO => {
                     providers.insert(
                         name.clone(),
-                        ProviderLimits { requests_per_minute: limits.requests_per_minute, daily_budget: budget },
+                        ProviderLimits {
+                            requests_per_minute: limits.requests_per_minute,
+                            daily_budget: budget,
+                            breaker,
+                        },
                     );
                 }
                 _ => problems.push(format!(
@@ -484,6 +558,44 @@ mod tests {
         assert_eq!(c.providers["anthropic"].daily_budget, Usd::from_dollars(20));
         assert_eq!(c.providers["openai"].requests_per_minute, 50);
         assert_eq!(c.providers["anthropic"].requests_per_minute, 50);
+        let breaker = c.providers["google-ai-studio"].breaker.expect("a circuit breaker");
+        assert_eq!(
+            breaker,
+            BreakerPolicy {
+                window_ms: 60_000,
+                min_attempts: 10,
+                failure_permille: 500,
+                cooldown_ms: 30_000,
+                probes: 2
+            }
+        );
+        assert_eq!(c.providers["workers-ai"].breaker, None);
+    }
+
+    #[test]
+    fn circuit_breakers_take_defaults_and_refuse_nonsense() {
+        let defaults = SHIPPED.replacen(
+            "\"circuit_breaker\": {\"window_seconds\": 60, \"min_attempts\": 10, \"failure_ratio\": 0.5, \"cooldown_seconds\": 30, \"probes\": 2}",
+            "\"circuit_breaker\": {\"cooldown_seconds\": 5}",
+            1,
+        );
+        let c = GatewayConfig::from_json(&defaults).unwrap();
+        let b = c.providers["google-ai-studio"].breaker.unwrap();
+        assert_eq!(
+            (b.window_ms, b.min_attempts, b.failure_permille, b.cooldown_ms, b.probes),
+            (60_000, 10, 500, 5_000, 2)
+        );
+        for bad in
+            ["{\"failure_ratio\": 0}", "{\"failure_ratio\": 1.5}", "{\"probes\": 0}", "{\"cooldown_seconds\": 0}"]
+        {
+            let text = SHIPPED.replacen(
+                "\"circuit_breaker\": {\"window_seconds\": 60, \"min_attempts\": 10, \"failure_ratio\": 0.5, \"cooldown_seconds\": 30, \"probes\": 2}",
+                &format!("\"circuit_breaker\": {bad}"),
+                1,
+            );
+            let err = GatewayConfig::from_json(&text).unwrap_err();
+            assert!(err.to_string().contains("circuit_breaker"), "{bad}: {err}");
+        }
     }
 
     #[test]

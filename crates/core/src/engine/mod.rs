@@ -20,6 +20,7 @@
 pub mod retry;
 
 use self::retry::Next;
+use crate::account::breaker::{health_of, Health};
 use crate::account::limits::{Policy, Refusal};
 use crate::account::pricing::Usd;
 use crate::aig::answer::{AigRefusal, AttemptOutcome};
@@ -90,8 +91,9 @@ pub trait Runtime {
 
     /// Reserves one request of `target`'s rate window and its worst case of its daily budget.
     async fn reserve(&self, target: &Target<'_>) -> Result<Self::Reservation, Refusal>;
-    /// Closes a reservation as the books say (off the answer's path: in the background).
-    fn close(&self, reservation: Self::Reservation, books: Books);
+    /// Closes a reservation as the books say (off the answer's path: in the background), with
+    /// what the attempt said of its provider's health (its circuit breaker counts it).
+    fn close(&self, reservation: Self::Reservation, books: Books, health: Health);
     /// Makes attempt number `attempt` (1-based, over the whole request) on `targets[target]`,
     /// waiting at most `first_byte_ms` for its response headers. `charged_before` is what the
     /// request's earlier attempts were charged: an answer says what the whole request cost
@@ -188,12 +190,16 @@ async fn attempts<R: Runtime>(
             let first_byte = remaining.min(rules.first_byte_timeout_ms);
             // Closes the attempt's reservation (unless a committed stream keeps it open) and
             // writes its line and its trace entry.
-            let close = |run: &mut Record, closing: Option<(R::Reservation, AttemptEnd)>, outcome: String, answered| {
+            let close = |run: &mut Record,
+                         closing: Option<(R::Reservation, AttemptEnd)>,
+                         outcome: String,
+                         health: Health,
+                         answered| {
                 let charged = closing.map(|(reservation, end)| {
                     let books = books(end);
                     let charge = books.charge(target.worst_case);
                     run.charged = run.charged.saturating_add(charge);
-                    rt.close(reservation, books);
+                    rt.close(reservation, books, health);
                     charge
                 });
                 run.trace.push(format!("{}={outcome}", target.id));
@@ -205,7 +211,7 @@ async fn attempts<R: Runtime>(
                     if content_filtered && another {
                         let end = end.unwrap_or(AttemptEnd::ContentFiltered { cost: None });
                         let label = outcome_label(AttemptOutcome::ContentFiltered);
-                        close(run, Some((reservation, end)), label, false);
+                        close(run, Some((reservation, end)), label, Health::Healthy, false);
                         last = Some(content_filtered_error(target.id).into());
                         continue 'targets;
                     }
@@ -213,11 +219,11 @@ async fn attempts<R: Runtime>(
                         Some(end) => (Some((reservation, end)), None),
                         None => (None, Some(reservation)),
                     };
-                    close(run, closing, status.to_string(), true);
+                    close(run, closing, status.to_string(), Health::Healthy, true);
                     return Ok(Win { answer, target: index, open });
                 }
                 Exchange::Failed { outcome, end, failure, retry_after } => {
-                    close(run, Some((reservation, end)), outcome_label(outcome), false);
+                    close(run, Some((reservation, end)), outcome_label(outcome), health_of(outcome), false);
                     let wait = retry::retry_after_ms(retry_after.as_deref());
                     let remaining = rules.deadline_ms.saturating_sub(rt.now());
                     match retry::after_failure(outcome, tries_here, wait, remaining, rules.retry, rt.random()) {
@@ -269,6 +275,9 @@ fn content_filtered_error(target: &str) -> GatewayError {
 
 /// How the trace names a refusal of the gateway's own limits.
 pub fn refusal_label(r: &Refusal) -> &'static str {
+    if r.circuit_open {
+        return "circuit_open";
+    }
     match (r.rate_limited, r.over_budget) {
         (true, true) => "rate_limited+over_budget",
         (true, false) => "rate_limited",

@@ -63,6 +63,36 @@ fn a_provider_that_fails_is_left_for_the_next_and_the_books_balance() {
     assert_eq!(report.traces[0], vec!["p1/m=503", "p1/m=503", "p2/m=200"]);
 }
 
+/// A provider down for 5 s behind its circuit breaker (opens at 3 failures, 2 s cool-down, one
+/// probe): requests stop waiting on it once it opens — straight to the next provider, the down
+/// one named `skipped:circuit_open` — a probe goes to it after each cool-down, and once a probe
+/// answers, requests return to it.
+#[test]
+fn a_provider_that_is_down_is_skipped_then_probed_then_trusted_again() {
+    let report = Schedule::scripted_outage(5_000, 2_000, 40, 250).run_and_check();
+    assert_eq!(report.answered, 40);
+    let traces: Vec<String> = report.traces.iter().map(|t| t.join(", ")).collect();
+    // The first request pays for the outage (two tries, then the next provider); the second
+    // trips the breaker with its first failure (3 of 3), so its retry is refused at once.
+    assert_eq!(traces[0], "p1/m=503, p1/m=503, p2/m=200");
+    assert_eq!(traces[1], "p1/m=503, p1/m=skipped:circuit_open, p2/m=200");
+    let skipped = traces.iter().filter(|t| t.as_str() == "p1/m=skipped:circuit_open, p2/m=200").count();
+    assert!(skipped >= 15, "{traces:#?}");
+    // While it is open, no time is spent on it: a skipped request makes one attempt.
+    for t in report.traces.iter().filter(|t| t[0] == "p1/m=skipped:circuit_open") {
+        assert_eq!(t.iter().filter(|e| !e.contains("=skipped:")).count(), 1, "{t:?}");
+    }
+    // During the outage, it was tried only by the first two requests and by one probe per
+    // cool-down.
+    let outage_tries: usize = traces[..20].iter().map(|t| t.matches("p1/m=503").count()).sum();
+    assert!(outage_tries <= 3 + 2, "{traces:#?}");
+    // One probe per cool-down (2.5 s, 4.75 s: still down); the first after it recovers (7 s)
+    // answers, and everything goes back to it.
+    let probes: Vec<usize> = (2..40).filter(|&i| traces[i].starts_with("p1/m=503")).collect();
+    assert_eq!(probes, vec![10, 19], "{traces:#?}");
+    assert!(traces[28..].iter().all(|t| t == "p1/m=200"), "{traces:#?}");
+}
+
 #[test]
 fn retry_after_is_waited_for_exactly() {
     let report = Schedule::scripted_retry_after(700).run_and_check();

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 
+use gateway_core::account::breaker::{health_of_stream, BreakerPolicy, Health};
 use gateway_core::account::limits::{LimiterState, Policy, Refusal, DAY_MS};
 use gateway_core::account::pricing::Usd;
 use gateway_core::aig::answer::{self as upstream, AigRefusal, AttemptOutcome};
@@ -111,6 +112,8 @@ pub struct Schedule {
     first_byte_ms: u64,
     idle_ms: u64,
     requests: Vec<RequestSpec>,
+    /// `(provider, from, until)`: down in that span (absolute ms).
+    outages: Vec<(usize, u64, u64)>,
 }
 
 /// What one attempt did, as the fake upstream saw it.
@@ -237,6 +240,8 @@ struct Shared {
     policies: Vec<Policy>,
     next_id: Cell<u64>,
     ends: RefCell<BTreeMap<&'static str, usize>>,
+    /// Providers that are down (every attempt a 503) from one time to another (absolute ms).
+    outages: Vec<(usize, u64, u64)>,
 }
 
 impl Shared {
@@ -244,8 +249,12 @@ impl Shared {
         *self.ends.borrow_mut().entry(kind).or_default() += 1;
     }
 
+    fn down(&self, provider: usize, now: u64) -> bool {
+        self.outages.iter().any(|&(p, from, until)| p == provider && (from..until).contains(&now))
+    }
+
     /// Closes a reservation the way the shell does: later, in the background.
-    fn close(self: &Rc<Self>, provider: usize, id: String, books: Books, delay: u64) {
+    fn close(self: &Rc<Self>, provider: usize, id: String, books: Books, health: Health, delay: u64) {
         let shared = self.clone();
         let clock = self.clock.clone();
         self.clock.spawn(async move {
@@ -253,8 +262,8 @@ impl Shared {
             let now = clock.now();
             let mut limiters = shared.limiters.borrow_mut();
             match books.settle_amount() {
-                None => limiters[provider].release(&id, now),
-                Some(actual) => limiters[provider].settle(&id, actual, now),
+                None => limiters[provider].release(&id, health, now),
+                Some(actual) => limiters[provider].settle(&id, actual, health, now),
             }
         });
     }
@@ -342,9 +351,9 @@ impl Runtime for Sim {
         result.map(|()| (provider, id))
     }
 
-    fn close(&self, (provider, id): (usize, String), books: Books) {
+    fn close(&self, (provider, id): (usize, String), books: Books, health: Health) {
         let delay = self.rng.borrow_mut().below(5);
-        self.shared.close(provider, id, books, delay);
+        self.shared.close(provider, id, books, health, delay);
     }
 
     async fn attempt(
@@ -360,6 +369,9 @@ impl Runtime for Sim {
         let (provider, worst) = self.targets[target];
         let cost = Usd(self.rng.borrow_mut().range(0, worst.0));
         let fault = self.upstream.borrow_mut().fault();
+        // A provider in an outage fails whatever the script says (the script is not consumed
+        // twice: its fault is drawn either way).
+        let fault = if self.shared.down(provider, start) { Fault::Status(503, None) } else { fault };
         let latency = self.rng.borrow_mut().range(1, first_byte_ms * 5 / 4 + 1);
         let exchange = self.exchange(fault, provider, cost, latency, first_byte_ms, start).await;
         let retry_after_ms = match &exchange {
@@ -688,6 +700,14 @@ impl Schedule {
             .map(|_| Policy {
                 requests_per_minute: [1, 2, 4, 1000][rng.below(4) as usize],
                 daily_budget: Usd([50_000, 200_000, 1_000_000_000][rng.below(3) as usize]),
+                // Half the providers have a breaker, tight enough to open within a schedule.
+                breaker: rng.chance(50).then(|| BreakerPolicy {
+                    window_ms: 10_000,
+                    min_attempts: rng.range(1, 4) as u32,
+                    failure_permille: [300, 500, 1000][rng.below(3) as usize],
+                    cooldown_ms: rng.range(50, 2000),
+                    probes: rng.range(1, 2) as u32,
+                }),
             })
             .collect();
         let retry = RetryPolicy {
@@ -716,7 +736,14 @@ impl Schedule {
                 }
             })
             .collect();
-        Schedule { policies, retry, first_byte_ms, idle_ms, requests }
+        // Sometimes a provider is down for a while, whatever the requests' own faults.
+        let outages = if rng.chance(30) {
+            let from = rng.range(0, 500);
+            vec![(rng.below(providers as u64) as usize, START_MS + from, START_MS + from + rng.range(100, 3000))]
+        } else {
+            Vec::new()
+        };
+        Schedule { policies, retry, first_byte_ms, idle_ms, requests, outages }
     }
 
     fn scripted(
@@ -746,11 +773,40 @@ impl Schedule {
                 plans: plans.into(),
                 random: None,
             }],
+            outages: Vec::new(),
         }
     }
 
     fn generous() -> Policy {
-        Policy { requests_per_minute: 1000, daily_budget: Usd(1_000_000_000) }
+        Policy { requests_per_minute: 1000, daily_budget: Usd(1_000_000_000), breaker: None }
+    }
+
+    /// A provider down from the start for `outage_ms`, then well, behind a circuit breaker
+    /// (opens at 3 failures of 3, cool-down `cooldown_ms`, one probe); a second provider always
+    /// well. `count` requests, one every `every_ms`, each trying the first, then the second.
+    pub fn scripted_outage(outage_ms: u64, cooldown_ms: u64, count: usize, every_ms: u64) -> Schedule {
+        let breaker =
+            BreakerPolicy { window_ms: 60_000, min_attempts: 3, failure_permille: 1000, cooldown_ms, probes: 1 };
+        let mut schedule = Self::scripted(
+            vec![Policy { breaker: Some(breaker), ..Self::generous() }, Self::generous()],
+            vec![(0, Usd(1000)), (1, Usd(1000))],
+            false,
+            vec![],
+            vec![],
+        );
+        let template = schedule.requests.pop().expect("one request");
+        schedule.requests = (0..count)
+            .map(|i| RequestSpec {
+                start_ms: i as u64 * every_ms,
+                faults: VecDeque::new(),
+                plans: VecDeque::new(),
+                random: None,
+                targets: template.targets.clone(),
+                ..template
+            })
+            .collect();
+        schedule.outages = vec![(0, START_MS, START_MS + outage_ms)];
+        schedule
     }
 
     pub fn scripted_failover() -> Schedule {
@@ -780,8 +836,8 @@ impl Schedule {
     }
 
     pub fn scripted_all_limited() -> Schedule {
-        let limited = Policy { requests_per_minute: 0, daily_budget: Usd(1_000_000) };
-        let broke = Policy { requests_per_minute: 1000, daily_budget: Usd(10) };
+        let limited = Policy { requests_per_minute: 0, daily_budget: Usd(1_000_000), breaker: None };
+        let broke = Policy { requests_per_minute: 1000, daily_budget: Usd(10), breaker: None };
         Self::scripted(vec![limited, broke], vec![(0, Usd(1000)), (1, Usd(1000))], false, vec![], vec![])
     }
 
@@ -802,6 +858,7 @@ impl Schedule {
             policies: self.policies.clone(),
             next_id: Cell::new(0),
             ends: RefCell::default(),
+            outages: self.outages.clone(),
         });
         let outcomes: Rc<RefCell<Vec<Option<RequestOutcome>>>> =
             Rc::new(RefCell::new((0..self.requests.len()).map(|_| None).collect()));
@@ -867,7 +924,7 @@ impl Schedule {
                                 let b = books(end);
                                 charged = charged.saturating_add(b.charge(targets[win.target].worst_case));
                                 let delay = sim.rng.borrow_mut().below(5);
-                                shared.close(provider, id, b, delay);
+                                shared.close(provider, id, b, health_of_stream(end), delay);
                             }
                             _ => panic!("a whole answer has no open reservation, a stream always has one"),
                         }

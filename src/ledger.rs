@@ -101,6 +101,22 @@ async fn run(env: &Env, sql: &str, params: &[Value]) -> Result<u64, JsValue> {
     Ok(Reflect::get(&meta, &"changes".into())?.as_f64().unwrap_or(0.0) as u64)
 }
 
+/// Today's callers, `(agent, repository)`, as the ledger saw them (at most `limit` pairs).
+pub async fn callers_on(env: &Env, day: i64, limit: u32) -> Result<Vec<(Option<String>, Option<String>)>, String> {
+    let sql = "SELECT DISTINCT agent, repository FROM attempts WHERE day = ?1 LIMIT ?2";
+    let run = async {
+        let db = database(env)?;
+        let statement = method(&db, "prepare")?.call1(&db, &JsValue::from_str(sql))?;
+        let values: Array = [Value::Int(day), Value::Int(limit.into())].iter().map(js_value).collect();
+        let bound = method(&statement, "bind")?.apply(&statement, &values)?;
+        let result = JsFuture::from(method(&bound, "all")?.call0(&bound)?.dyn_into::<Promise>()?).await?;
+        let rows: Array = Reflect::get(&result, &"results".into())?.dyn_into()?;
+        let text = |row: &JsValue, name: &str| Reflect::get(row, &name.into()).ok().and_then(|v| v.as_string());
+        Ok::<_, JsValue>(rows.iter().map(|row| (text(&row, "agent"), text(&row, "repository"))).collect())
+    };
+    run.await.map_err(|e| describe(&e))
+}
+
 fn database(env: &Env) -> Result<JsValue, JsValue> {
     let db = Reflect::get(env.as_ref(), &"LEDGER".into())?;
     if db.is_undefined() {

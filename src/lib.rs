@@ -5,6 +5,7 @@
 //! natively); the shell only translates between the Workers runtime and it.
 
 mod aig;
+mod alerts;
 mod analytics;
 mod body;
 mod context;
@@ -53,7 +54,7 @@ async fn fetch(req: Request, env: Env, worker_ctx: Context) -> Result<Response> 
         route::Route::ChatCompletions => routes::chat::handle(req, &env, &worker_ctx, &ctx).await,
         route::Route::Models => routes::models::handle(&ctx),
         route::Route::Health => routes::health::handle(&ctx),
-        route::Route::Limits => routes::limits::handle(&env, &ctx).await,
+        route::Route::Limits => routes::limits::handle(&req, &env, &ctx).await,
         route::Route::Native(provider) => routes::native::handle(req, &env, &worker_ctx, &ctx, provider).await,
         route::Route::Admin => routes::admin::handle(req, &ctx).await,
         route::Route::Analytics => routes::analytics::handle(req, &env, &ctx).await,

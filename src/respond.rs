@@ -23,6 +23,9 @@ pub struct Decision {
     pub charged: Option<gateway_core::account::pricing::Usd>,
     /// The ledger's id of the request (`x-gateway-request-id`): its rows in D1 carry it.
     pub request_id: Option<String>,
+    /// What the answering provider has left of today's budget (`x-gateway-budget-remaining-usd`),
+    /// this request counted at its worst case.
+    pub budget_remaining: Option<gateway_core::account::pricing::Usd>,
 }
 
 impl Decision {
@@ -38,6 +41,7 @@ impl Decision {
             cache_status: seen.cache_status,
             charged: Some(record.charged),
             request_id: None,
+            budget_remaining: None,
         }
     }
 
@@ -54,6 +58,7 @@ impl Decision {
             ("cf-aig-cache-status", self.cache_status.clone()),
             ("x-gateway-cost-usd", self.charged.map(|c| c.to_string())),
             ("x-gateway-request-id", self.request_id.clone()),
+            ("x-gateway-budget-remaining-usd", self.budget_remaining.map(|c| c.to_string())),
         ];
         h.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))));
         h

@@ -15,6 +15,7 @@ use gateway_core::account::breaker::{health_of_stream, Health};
 use gateway_core::account::ledger::{Meter, Row};
 use gateway_core::account::limits::Refusal;
 use gateway_core::account::pricing::{Tokens, Usd};
+use gateway_core::account::scopes::Scope;
 use gateway_core::aig::answer::{self as aig_answer, AttemptOutcome};
 use gateway_core::config::RetryPolicy;
 use gateway_core::config::Settings;
@@ -114,6 +115,10 @@ pub struct AigRuntime<'a, P: Protocol> {
     pub meters: RefCell<Vec<Meter>>,
     /// The meter of the attempt under way.
     current: RefCell<Meter>,
+    /// The caller's scopes (repository, owner, agent) each attempt also reserves in.
+    scopes: Vec<Scope>,
+    /// What the last admitted attempt's provider had left of today's budget.
+    budget_remaining: std::cell::Cell<Option<Usd>>,
 }
 
 /// What a run of the engine produced.
@@ -123,6 +128,8 @@ pub struct Ran<O: Observer + 'static, F> {
     /// AI Gateway's headers of the last attempt.
     pub seen: Seen,
     pub meters: Vec<Meter>,
+    /// The answering provider's budget left, as its reserve saw it.
+    pub budget_remaining: Option<Usd>,
 }
 
 pub fn now() -> u64 {
@@ -150,7 +157,15 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
             seen: RefCell::default(),
             meters: RefCell::default(),
             current: RefCell::default(),
+            scopes: Vec::new(),
+            budget_remaining: std::cell::Cell::new(None),
         }
+    }
+
+    /// Every attempt also reserves in these scopes (all or nothing), and closes them the same way.
+    pub fn with_scopes(mut self, scopes: Vec<Scope>) -> Self {
+        self.scopes = scopes;
+        self
     }
 
     /// Runs the engine with this runtime — the one way every route calls it: the answer (or
@@ -165,7 +180,13 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
             subject,
         };
         let (result, record) = engine::run(&self, self.targets, &rules).await;
-        Ran { result, record, seen: self.seen.take(), meters: self.meters.take() }
+        Ran {
+            result,
+            record,
+            seen: self.seen.take(),
+            meters: self.meters.take(),
+            budget_remaining: self.budget_remaining.get(),
+        }
     }
 
     fn secrets(&self) -> Vec<String> {
@@ -189,7 +210,20 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
     type Failure = P::Failure;
 
     async fn reserve(&self, target: &Target<'_>) -> Result<Reservation, Refusal> {
-        limiter::reserve(self.env, target.provider, target.limits, target.worst_case).await
+        let reserved =
+            limiter::reserve(self.env, target.provider, target.limits, &self.scopes, target.worst_case).await;
+        if !reserved.alerts.is_empty() {
+            let (env, alerts) = (self.env.clone(), reserved.alerts);
+            self.wctx.wait_until(async move { crate::alerts::post(&env, alerts).await });
+        }
+        if let Some(share) = reserved.used_share {
+            budget_use::record(target.provider, share);
+        }
+        if reserved.result.is_ok() {
+            // The last admitted attempt is the one that answers, if any does.
+            self.budget_remaining.set(reserved.remaining);
+        }
+        reserved.result
     }
 
     fn close(&self, reservation: Reservation, books: Books, health: Health) {
@@ -384,6 +418,29 @@ impl<P: Protocol> AigRuntime<'_, P> {
                 Exchange::Failed { outcome: f.outcome, end: f.end, failure: f.error.into(), retry_after: None }
             }
         }
+    }
+}
+
+/// Each provider's share of its daily budget used, as this isolate last heard it from the
+/// provider's limiter (with every reserve): what a route rule's `budget_used_above` reads. It
+/// lags other isolates' spending by at most their requests since this one's last reserve.
+pub mod budget_use {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    thread_local! {
+        static USED: RefCell<BTreeMap<String, f64>> = const { RefCell::new(BTreeMap::new()) };
+    }
+
+    pub fn record(provider: &str, share: f64) {
+        USED.with(|u| {
+            u.borrow_mut().insert(provider.to_owned(), share);
+        });
+    }
+
+    /// As permille, for `RequestFacts::budget_used`.
+    pub fn permille() -> BTreeMap<String, u32> {
+        USED.with(|u| u.borrow().iter().map(|(p, s)| (p.clone(), (s * 1000.0).round() as u32)).collect())
     }
 }
 

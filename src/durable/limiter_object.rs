@@ -6,7 +6,7 @@
 use gateway_core::account::limits::LimiterState;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::durable::limiter::{Op, ReserveAnswer};
+use crate::durable::limiter::{Op, ReserveAnswer, SettleAnswer};
 use crate::durable::state::JsonState;
 
 #[durable_object]
@@ -26,15 +26,25 @@ impl DurableObject for ProviderLimiter {
         let answer = self
             .limiter
             .update(&self.state, |limiter| match op {
-                Op::Reserve { id, amount, policy } => {
-                    serde_json::to_string(&ReserveAnswer { refused: limiter.reserve(&id, amount, policy, now).err() })
+                Op::Reserve { id, amount, policy, name } => {
+                    let refused = limiter.reserve(&id, amount, policy, now).err();
+                    serde_json::to_string(&ReserveAnswer {
+                        refused,
+                        alerts: limiter.take_alerts(&name),
+                        remaining: limiter.remaining(),
+                        used_share: limiter.used_share(),
+                    })
                 }
-                Op::Settle { id, actual, health } => {
+                Op::Settle { id, actual, health, name } => {
                     limiter.settle(&id, actual, health, now);
-                    Ok(String::from("{}"))
+                    serde_json::to_string(&SettleAnswer { alerts: limiter.take_alerts(&name) })
                 }
                 Op::Release { id, health } => {
                     limiter.release(&id, health, now);
+                    Ok(String::from("{}"))
+                }
+                Op::Cancel { id } => {
+                    limiter.cancel(&id, now);
                     Ok(String::from("{}"))
                 }
                 Op::Snapshot { breaker } => serde_json::to_string(&limiter.snapshot_with(breaker, now)),

@@ -81,11 +81,13 @@ async fn serve(
         None => None,
     };
     let prompt_tokens = chat.estimated_prompt_tokens(config.estimates.prompt_bytes_per_token);
+    let budget_used = crate::aig::runtime::budget_use::permille();
     let facts = RequestFacts {
         input_tokens: prompt_tokens,
         has_tools: chat.has_tools(),
         agent: caller.agent.as_deref(),
         stream: chat.stream,
+        budget_used: Some(&budget_used),
     };
     let plan = plan(config, &ctx.prices, &chat.model, &facts, js_sys::Math::random())?;
     (log.alias, log.stream, log.agent, log.repository) =
@@ -127,12 +129,18 @@ async fn serve(
         output_limit: route_max_output,
     };
     let subject = plan.alias.map_or_else(|| "the requested model".to_owned(), |a| format!("route `{a}`"));
+    let scopes = config.scopes.of(caller.agent.as_deref(), caller.repository.as_deref());
     let runtime =
-        AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, claim.as_ref().map(|_| MAX_STORED_BYTES));
+        AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, claim.as_ref().map(|_| MAX_STORED_BYTES))
+            .with_scopes(scopes);
     let ran = runtime.run(&config.retry, Fallback::NextTarget, &subject).await;
     let (result, record) = (ran.result, ran.record);
     let request_id = crate::ledger::new_request_id(started);
-    *decision = Decision { request_id: Some(request_id.clone()), ..Decision::of(&record, &targets, ran.seen) };
+    *decision = Decision {
+        request_id: Some(request_id.clone()),
+        budget_remaining: ran.budget_remaining,
+        ..Decision::of(&record, &targets, ran.seen)
+    };
     let facts = ledger::RequestFacts {
         request_id: &request_id,
         route: Route::Chat,

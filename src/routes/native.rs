@@ -116,13 +116,15 @@ async fn serve(
         prices: ctx.prices.clone(),
     };
     let deadline = started + u64::from(settings.request_deadline_ms);
-    let runtime = AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, None);
+    let scopes = config.scopes.of(caller.agent.as_deref(), caller.repository.as_deref());
+    let runtime = AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, None).with_scopes(scopes);
     let ran = runtime.run(&config.retry, Fallback::SameTargetOnly, provider.slug()).await;
     let (result, record) = (ran.result, ran.record);
     *decision = Decision {
         provider: Some(provider.slug().to_owned()),
         model: shape.model.clone(),
         request_id: Some(crate::ledger::new_request_id(started)),
+        budget_remaining: ran.budget_remaining,
         ..Decision::of(&record, &targets, ran.seen)
     };
     let request_id = decision.request_id.clone().unwrap_or_default();

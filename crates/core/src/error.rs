@@ -56,6 +56,10 @@ pub enum ErrorKind {
     AigResponseBlocked,
     /// AI Gateway's guardrail service was unavailable (code 7013).
     AigGuardrailUnavailable,
+    /// The caller's repository (or its owner's total) is over its own daily budget or rate.
+    RepositoryBudgetExhausted,
+    /// The calling agent (`x-agent-name`) is over its own daily budget or rate.
+    AgentBudgetExhausted,
 }
 
 impl ErrorKind {
@@ -71,7 +75,7 @@ impl ErrorKind {
             ErrorKind::Upstream(status) => status,
             ErrorKind::UpstreamAuth | ErrorKind::UpstreamMalformed | ErrorKind::UpstreamUnreachable => 502,
             ErrorKind::UpstreamTimeout => 504,
-            ErrorKind::LimitsExhausted => 429,
+            ErrorKind::LimitsExhausted | ErrorKind::RepositoryBudgetExhausted | ErrorKind::AgentBudgetExhausted => 429,
             ErrorKind::Conflict => 409,
             ErrorKind::AigSpendLimit | ErrorKind::AigRateLimited => 429,
             ErrorKind::AigNoCredits => 402,
@@ -89,6 +93,8 @@ impl ErrorKind {
             ErrorKind::Configuration | ErrorKind::Internal => "server_error",
             ErrorKind::Upstream(429)
             | ErrorKind::LimitsExhausted
+            | ErrorKind::RepositoryBudgetExhausted
+            | ErrorKind::AgentBudgetExhausted
             | ErrorKind::AigSpendLimit
             | ErrorKind::AigRateLimited => "rate_limit_error",
             ErrorKind::AigPolicyDenied => "permission_error",
@@ -133,6 +139,8 @@ impl ErrorKind {
             ErrorKind::ContentBlocked => "content_blocked",
             ErrorKind::AigResponseBlocked => "aig_response_blocked",
             ErrorKind::AigGuardrailUnavailable => "aig_guardrail_unavailable",
+            ErrorKind::RepositoryBudgetExhausted => "repository_budget_exhausted",
+            ErrorKind::AgentBudgetExhausted => "agent_budget_exhausted",
         }
     }
 }

@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::alerts::Alert;
 use crate::account::breaker::{Admission, Breaker, BreakerPolicy, BreakerSnapshot, Health};
 use crate::account::pricing::Usd;
 
@@ -43,6 +44,9 @@ struct Reservation {
     /// Admitted as one of a half-open breaker's probes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     probe: bool,
+    /// The second its request was counted in the rate window.
+    #[serde(default)]
+    second: u64,
 }
 
 /// Why a reservation was refused.
@@ -53,6 +57,10 @@ pub struct Refusal {
     /// The provider's circuit breaker is open: it failed too often lately.
     #[serde(default)]
     pub circuit_open: bool,
+    /// Set when no other target can help (a repository's or an agent's own limit): the
+    /// request ends with this error. Never sent by a limiter; the shell sets it.
+    #[serde(skip)]
+    pub ends_request: Option<crate::error::GatewayError>,
     /// Seconds until the refusal may lift (window slot frees, or the next UTC day).
     pub retry_after_secs: u64,
     pub message: String,
@@ -74,7 +82,21 @@ pub struct LimiterState {
     breaker: Breaker,
     #[serde(default)]
     breaker_policy: Option<BreakerPolicy>,
+    /// The daily budget as the last reserve gave it (what the alerts' shares are of).
+    #[serde(default)]
+    budget: Usd,
+    /// Which of [`ALERT_THRESHOLDS`] were already crossed today (bit `i` for threshold `i`).
+    #[serde(default)]
+    alerted: u8,
+    /// Thresholds crossed by the operation under way, for its answer ([`Self::take_crossed`]).
+    #[serde(skip)]
+    crossed: Vec<u32>,
 }
+
+/// Shares of the daily budget (percent) whose crossing is announced once per day: 50 and 80 by
+/// what was spent, 100 when the budget first refuses a request (reservations keep spend itself
+/// just under the budget).
+pub const ALERT_THRESHOLDS: [u32; 3] = [50, 80, 100];
 
 /// What `/limits` shows for a provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +119,7 @@ impl LimiterState {
         if today != self.day {
             self.day = today;
             self.spent = Usd::ZERO;
+            self.alerted = 0;
         }
         let breaker = &mut self.breaker;
         self.reservations.retain(|r| {
@@ -124,6 +147,7 @@ impl LimiterState {
     /// Admits one request costing at most `amount`, or says why not.
     pub fn reserve(&mut self, id: &str, amount: Usd, policy: Policy, now: u64) -> Result<(), Refusal> {
         self.roll(now);
+        self.budget = policy.daily_budget;
         let rate_limited = self.requests_in_window() >= policy.requests_per_minute as usize;
         let committed = self.spent.saturating_add(self.reserved_today());
         let over_budget = committed.saturating_add(amount) > policy.daily_budget;
@@ -136,6 +160,7 @@ impl LimiterState {
                 retry_after_ms = frees_at.saturating_sub(now);
             }
             if over_budget {
+                self.cross(2);
                 reasons.push(format!(
                     "daily budget of ${} would be exceeded (spent ${}, reserved ${}, this request up to ${})",
                     policy.daily_budget,
@@ -149,6 +174,7 @@ impl LimiterState {
                 rate_limited,
                 over_budget,
                 circuit_open: false,
+                ends_request: None,
                 retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
                 message: reasons.join("; "),
             });
@@ -163,6 +189,7 @@ impl LimiterState {
                         rate_limited: false,
                         over_budget: false,
                         circuit_open: true,
+                        ends_request: None,
                         retry_after_secs: open_ms.div_ceil(1000).max(1),
                         message: format!(
                             "its circuit breaker is open after repeated failures (tried again in {} s)",
@@ -184,6 +211,7 @@ impl LimiterState {
             day: self.day,
             expires_at: now + RESERVATION_TTL_MS,
             probe,
+            second,
         });
         Ok(())
     }
@@ -199,6 +227,53 @@ impl LimiterState {
         let charge = actual.or(reservation.map(|r| r.amount)).unwrap_or(Usd::ZERO);
         if day == self.day {
             self.spent = self.spent.saturating_add(charge);
+            let budget = u128::from(self.budget.pico());
+            for (i, &threshold) in ALERT_THRESHOLDS[..2].iter().enumerate() {
+                if budget > 0 && u128::from(self.spent.pico()) * 100 >= budget * u128::from(threshold) {
+                    self.cross(i);
+                }
+            }
+        }
+    }
+
+    fn cross(&mut self, i: usize) {
+        if self.alerted & (1 << i) == 0 {
+            self.alerted |= 1 << i;
+            self.crossed.push(ALERT_THRESHOLDS[i]);
+        }
+    }
+
+    /// The thresholds the last operation crossed for the first time today (each once a day).
+    pub fn take_crossed(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.crossed)
+    }
+
+    /// The alerts of the last operation, for the limiter named `limiter`.
+    pub fn take_alerts(&mut self, limiter: &str) -> Vec<Alert> {
+        let (spent, budget, day) = (self.spent, self.budget, civil_date(self.day));
+        self.take_crossed()
+            .into_iter()
+            .map(|threshold_percent| Alert {
+                limiter: limiter.to_owned(),
+                threshold_percent,
+                spent_usd: spent,
+                daily_budget_usd: budget,
+                day: day.clone(),
+            })
+            .collect()
+    }
+
+    /// What is left of today's budget: not spent, not reserved.
+    pub fn remaining(&self) -> Usd {
+        self.budget.saturating_sub(self.spent.saturating_add(self.reserved_today()))
+    }
+
+    /// Today's spend as a share of the budget (0 when it has none yet).
+    pub fn used_share(&self) -> f64 {
+        if self.budget == Usd::ZERO {
+            0.0
+        } else {
+            self.spent.pico() as f64 / self.budget.pico() as f64
         }
     }
 
@@ -207,6 +282,22 @@ impl LimiterState {
         self.roll(now);
         let reservation = self.take(id);
         self.record_health(reservation.as_ref(), health, now);
+    }
+
+    /// Takes back a reservation whose attempt never started (another limiter of the same attempt
+    /// refused: all or nothing): released, and no longer counted in the rate window.
+    pub fn cancel(&mut self, id: &str, now: u64) {
+        self.roll(now);
+        let Some(r) = self.take(id) else { return };
+        if let Some(i) = self.window.iter().position(|&(second, _)| second == r.second) {
+            self.window[i].1 -= 1;
+            if self.window[i].1 == 0 {
+                self.window.remove(i);
+            }
+        }
+        if r.probe {
+            self.breaker.probe_lost();
+        }
     }
 
     /// Tells the breaker how an attempt went (an expired reservation's outcome no longer counts:
@@ -335,6 +426,44 @@ mod tests {
         s.reserve("x", Usd(5), p, tomorrow - 1).unwrap();
         s.settle("x", Some(Usd(5)), Health::Neutral, tomorrow + 1);
         assert_eq!(s.snapshot(tomorrow + 1).spent_usd, Usd::ZERO);
+    }
+
+    #[test]
+    fn a_cancelled_reservation_gives_its_window_slot_back() {
+        let mut s = LimiterState::default();
+        let p = policy(1, 100);
+        s.reserve("a", Usd(1), p, T0).unwrap();
+        assert!(s.reserve("b", Usd(1), p, T0 + 10).unwrap_err().rate_limited);
+        s.cancel("a", T0 + 20);
+        s.reserve("b", Usd(1), p, T0 + 30).unwrap();
+        let snap = s.snapshot(T0 + 40);
+        assert_eq!((snap.requests_last_minute, snap.outstanding_reservations, snap.spent_usd), (1, 1, Usd::ZERO));
+        s.cancel("nope", T0 + 50); // unknown ids are harmless
+    }
+
+    #[test]
+    fn each_threshold_is_announced_once_a_day() {
+        let mut s = LimiterState::default();
+        let p = policy(1000, 10);
+        let spend = |s: &mut LimiterState, id: &str, dollars: u64, now: u64| {
+            s.reserve(id, Usd::from_dollars(dollars), p, now).unwrap();
+            s.settle(id, Some(Usd::from_dollars(dollars)), Health::Neutral, now);
+            s.take_crossed()
+        };
+        assert_eq!(spend(&mut s, "a", 4, T0), Vec::<u32>::new());
+        assert_eq!(spend(&mut s, "b", 1, T0), vec![50]);
+        assert_eq!(spend(&mut s, "c", 1, T0), Vec::<u32>::new(), "50% only once");
+        assert_eq!(spend(&mut s, "d", 3, T0), vec![80]);
+        assert_eq!(s.remaining(), Usd::from_dollars(1));
+        assert!((s.used_share() - 0.9).abs() < 1e-9);
+        // The budget refuses: 100%, once.
+        assert!(s.reserve("e", Usd::from_dollars(2), p, T0).is_err());
+        assert_eq!(s.take_crossed(), vec![100]);
+        assert!(s.reserve("f", Usd::from_dollars(2), p, T0).is_err());
+        assert_eq!(s.take_crossed(), Vec::<u32>::new());
+        // A new day announces again.
+        let tomorrow = (T0 / DAY_MS + 1) * DAY_MS;
+        assert_eq!(spend(&mut s, "g", 6, tomorrow), vec![50]);
     }
 
     #[test]

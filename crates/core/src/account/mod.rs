@@ -2,9 +2,11 @@
 //! daily budget (`limits`, the state one Durable Object keeps), and how each way an attempt can
 //! end closes its reservation (`books`), and the ledger of record (`ledger`: one row per attempt).
 
+pub mod alerts;
 pub mod books;
 pub mod breaker;
 pub mod ledger;
 pub mod limits;
 pub mod pricing;
+pub mod scopes;
 pub mod stamp;

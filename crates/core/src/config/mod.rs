@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use crate::account::breaker::BreakerPolicy;
 use crate::account::limits::Policy;
 use crate::account::pricing::{Prices, Usd};
+use crate::account::scopes::{RawScopes, Scopes};
 
 mod settings;
 
@@ -167,6 +168,20 @@ pub struct Condition {
     /// The request streams (or not).
     #[serde(default)]
     pub stream: Option<bool>,
+    /// The route's primary provider (its first target's, without rules) has used more than this
+    /// share of its daily budget today (0 < share ≤ 1): move to a cheaper chain before it is gone.
+    #[serde(default, deserialize_with = "share_permille")]
+    pub budget_used_above: Option<u32>,
+}
+
+/// A share (`0.8`) as permille (`800`).
+fn share_permille<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let share: Option<f64> = Option::deserialize(d)?;
+    match share {
+        None => Ok(None),
+        Some(s) if s > 0.0 && s <= 1.0 => Ok(Some((s * 1000.0).round() as u32)),
+        Some(s) => Err(serde::de::Error::custom(format!("budget_used_above must be above 0 and at most 1, not {s}"))),
+    }
 }
 
 /// What a request looks like to the routing rules.
@@ -176,11 +191,16 @@ pub struct RequestFacts<'a> {
     pub has_tools: bool,
     pub agent: Option<&'a str>,
     pub stream: bool,
+    /// Each provider's share of its daily budget used today (permille), as last heard.
+    pub budget_used: Option<&'a BTreeMap<String, u32>>,
 }
 
 impl Condition {
-    pub fn matches(&self, f: &RequestFacts) -> bool {
-        self.min_input_tokens.is_none_or(|n| f.input_tokens >= n)
+    /// Whether the condition holds for a request; `primary` is the route's primary provider.
+    pub fn matches(&self, f: &RequestFacts, primary: Option<&str>) -> bool {
+        let used = |p: &str| f.budget_used.and_then(|m| m.get(p)).copied().unwrap_or(0);
+        self.budget_used_above.is_none_or(|limit| primary.is_some_and(|p| used(p) > limit))
+            && self.min_input_tokens.is_none_or(|n| f.input_tokens >= n)
             && self.max_input_tokens.is_none_or(|n| f.input_tokens <= n)
             && self.has_tools.is_none_or(|t| f.has_tools == t)
             && self.stream.is_none_or(|s| f.stream == s)
@@ -236,7 +256,8 @@ impl Alias {
     /// The chain for a request: the first matching rule's, else the arm that `roll` (uniform in
     /// `[0, 1)`) falls in.
     pub fn chain(&self, facts: &RequestFacts, roll: f64) -> &[Target] {
-        if let Some(rule) = self.rules.iter().find(|r| r.when.matches(facts)) {
+        let primary = self.arms.first().and_then(|a| a.targets.first()).map(Target::provider);
+        if let Some(rule) = self.rules.iter().find(|r| r.when.matches(facts, primary)) {
             return &rule.targets;
         }
         let total: u64 = self.arms.iter().map(|a| u64::from(a.weight)).sum();
@@ -300,6 +321,8 @@ pub struct GatewayConfig {
     pub extra_models: Vec<Target>,
     pub retry: RetryPolicy,
     pub estimates: Estimates,
+    /// Budgets and rate limits per repository, owner and agent (`scopes`), besides the providers'.
+    pub scopes: Scopes,
 }
 
 #[derive(Deserialize)]
@@ -314,6 +337,8 @@ struct RawConfig<'a> {
     retry: RetryPolicy,
     #[serde(default)]
     estimates: Estimates,
+    #[serde(default, borrow)]
+    scopes: RawScopes<'a>,
 }
 
 #[derive(Deserialize)]
@@ -505,9 +530,10 @@ impl GatewayConfig {
             }
         }
         let extra_models = raw.models.iter().filter_map(|m| check_target(m, "models", &mut problems)).collect();
+        let scopes = raw.scopes.read(&mut problems);
 
         if problems.is_empty() {
-            Ok(GatewayConfig { providers, aliases, extra_models, retry: raw.retry, estimates: raw.estimates })
+            Ok(GatewayConfig { providers, aliases, extra_models, retry: raw.retry, estimates: raw.estimates, scopes })
         } else {
             Err(ConfigError(problems))
         }
@@ -676,6 +702,29 @@ mod tests {
                 "routes": {{"triage": {route}, "review": {{"targets": ["openai/gpt-4o"]}}, "default": {{"targets": ["openai/gpt-4o"]}}}}}}"#
         );
         GatewayConfig::from_json(&cfg).unwrap()
+    }
+
+    #[test]
+    fn a_rule_moves_to_a_cheaper_chain_once_the_primary_providers_budget_is_mostly_used() {
+        let c = route_config(
+            r#"{"targets": ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o-mini"],
+                "rules": [{"when": {"budget_used_above": 0.8}, "targets": ["openai/gpt-4o-mini"]}]}"#,
+        );
+        let a = c.alias("triage").unwrap();
+        let used = |permille: u32| BTreeMap::from([("google-ai-studio".to_owned(), permille)]);
+        let first = |m: &BTreeMap<String, u32>| {
+            a.chain(&RequestFacts { budget_used: Some(m), ..Default::default() }, 0.5)[0].id.clone()
+        };
+        assert_eq!(first(&used(500)), "google-ai-studio/gemini-2.5-flash");
+        assert_eq!(first(&used(800)), "google-ai-studio/gemini-2.5-flash", "above, not at");
+        assert_eq!(first(&used(801)), "openai/gpt-4o-mini");
+        assert_eq!(a.chain(&RequestFacts::default(), 0.5)[0].provider(), "google-ai-studio", "unknown: 0");
+        let bad = r#"{"targets": ["openai/gpt-4o-mini"], "rules": [{"when": {"budget_used_above": 1.5}, "targets": ["openai/gpt-4o"]}]}"#;
+        let cfg = format!(
+            r#"{{"providers": {{"openai": {{"requests_per_minute": 1, "daily_budget_usd": 1}}}},
+                "routes": {{"triage": {bad}, "review": {{"targets": ["openai/gpt-4o"]}}, "default": {{"targets": ["openai/gpt-4o"]}}}}}}"#
+        );
+        assert!(GatewayConfig::from_json(&cfg).unwrap_err().to_string().contains("budget_used_above"));
     }
 
     #[test]

@@ -166,6 +166,7 @@ async fn attempts<R: Runtime>(
 ) -> Result<Win<R::Answer, R::Reservation>, R::Failure> {
     let mut last: Option<R::Failure> = None;
     let mut refusals: Vec<(&str, Refusal)> = Vec::new();
+    let mut scope_refusal: Option<GatewayError> = None;
     'targets: for (index, target) in targets.iter().enumerate() {
         let mut tries_here = 0;
         loop {
@@ -175,8 +176,18 @@ async fn attempts<R: Runtime>(
             }
             let reservation = match rt.reserve(target).await {
                 Ok(reservation) => reservation,
-                Err(refusal) => {
+                Err(mut refusal) => {
                     run.trace.push(format!("{}=skipped:{}", target.id, refusal_label(&refusal)));
+                    if let Some(err) = refusal.ends_request.take() {
+                        // The caller's own scope (repository, agent) refused. Over its rate, no
+                        // target can help; over its budget, a cheaper target's worst case may
+                        // still fit, and if none does, this is the answer.
+                        if refusal.rate_limited {
+                            return Err(err.into());
+                        }
+                        scope_refusal.get_or_insert(err);
+                        continue 'targets;
+                    }
                     refusals.push((target.provider, refusal));
                     match rules.fallback {
                         Fallback::NextTarget => continue 'targets,
@@ -244,6 +255,10 @@ async fn attempts<R: Runtime>(
             }
         }
     }
+    // Nothing answered: the caller's own limit, when one refused, is what to say.
+    if let Some(err) = scope_refusal {
+        return Err(err.into());
+    }
     if run.attempts == 0 && !refusals.is_empty() {
         return Err(limits_exhausted(rules.subject, &refusals).into());
     }
@@ -275,6 +290,9 @@ fn content_filtered_error(target: &str) -> GatewayError {
 
 /// How the trace names a refusal of the gateway's own limits.
 pub fn refusal_label(r: &Refusal) -> &'static str {
+    if let Some(err) = &r.ends_request {
+        return err.kind.code();
+    }
     if r.circuit_open {
         return "circuit_open";
     }

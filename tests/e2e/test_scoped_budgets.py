@@ -1,0 +1,112 @@
+"""Budgets that follow the caller, end to end: two repositories share a provider; one exhausts its
+own daily budget and is refused with `repository_budget_exhausted` (the scope and the limit
+named, `Retry-After` until the next UTC day) while the other keeps being answered; an agent over
+its own budget gets `agent_budget_exhausted`; `/limits` shows every scope that spent today."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from conftest import Worker, base_values, gateway_config
+from test_chat import CHAT, body
+
+# A triage request reserves about $0.0026 on Gemini (1024 output tokens at its price), $0.0006 on
+# gpt-4o-mini, $0.005 on Claude Haiku, and costs a few hundred-thousandths of a dollar. A repository
+# with $0.0008 a day never fits Gemini's worst case: it is answered by the cheaper gpt-4o-mini
+# until what it spent leaves no room for that either, then refused.
+REPO_BUDGET = "0.0008"
+
+
+@pytest.fixture(scope="module")
+def scoped(sim):
+    w = Worker("scoped", base_values(sim, GATEWAY_CONFIG=gateway_config(
+        scopes={
+            "repositories": {
+                "default": {"daily_budget_usd": REPO_BUDGET},
+                "big-org/app": {"daily_budget_usd": 100},
+                "octo-org/elsewhere": {"daily_budget_usd": 100},
+            },
+            "owners": {"big-org": {"daily_budget_usd": 100}},
+            "agents": {"BudgetBot": {"daily_budget_usd": "0.0001"}, "SlowBot": {"daily_budget_usd": 100, "requests_per_minute": 2}},
+        },
+    )))
+    try:
+        w.wait_ready()
+        yield w
+    finally:
+        w.stop()
+
+
+def ask(worker, repo: str, agent: str = "TriagingAgent"):
+    with worker.client() as c:
+        return c.post(CHAT, json=body(text=f"scoped {uuid.uuid4()}"),
+                      headers={"x-github-repository": repo, "x-agent-name": agent})
+
+
+def test_one_repository_over_its_budget_is_refused_and_the_other_is_not(scoped):
+    runaway, quiet = "octo-org/runaway", "octo-org/quiet"
+    codes = []
+    for _ in range(60):
+        r = ask(scoped, runaway)
+        codes.append(r.status_code)
+        if r.status_code == 429:
+            break
+    assert codes[0] == 200 and codes[-1] == 429 and len(codes) > 3, codes
+    err = r.json()["error"]
+    assert err["code"] == "repository_budget_exhausted", err
+    assert err["type"] == "rate_limit_error"
+    assert "repository `octo-org/runaway`" in err["message"] and f"${REPO_BUDGET}" in err["message"], err
+    # Until the next UTC day.
+    now = datetime.now(timezone.utc)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc).timestamp() + 86_400
+    assert abs(int(r.headers["retry-after"]) - (midnight - now.timestamp())) < 120
+    assert r.headers["x-gateway-cost-usd"] == "0"
+    # Every target was tried against the repository's budget (a cheaper one might have fit).
+    assert "skipped:repository_budget_exhausted" in r.headers["x-gateway-trace"]
+    assert r.headers["x-gateway-trace"].count("skipped:repository_budget_exhausted") == 3, r.headers["x-gateway-trace"]
+    # The other repository, same provider, same agent: answered.
+    for _ in range(3):
+        assert ask(scoped, quiet).status_code == 200
+
+    with scoped.client() as c:
+        listing = json.loads(c.get("/limits").text, parse_float=Decimal)
+    repos = {s["name"]: s for s in listing["scopes"] if s["scope"] == "repository"}
+    assert {runaway, quiet} <= set(repos), listing["scopes"]
+    assert repos[runaway]["daily_budget_usd"] == Decimal(REPO_BUDGET)
+    assert Decimal(0) < repos[runaway]["spent_usd"] + repos[runaway]["reserved_usd"] <= Decimal(REPO_BUDGET)
+    assert repos[quiet]["spent_usd"] < repos[runaway]["spent_usd"]
+    with scoped.client() as c:
+        only = c.get("/limits", params={"repository": quiet}).json()["scopes"]
+        assert [s["name"] for s in only] == [quiet]
+        assert c.get("/limits", params={"nonsense": "1"}).status_code == 400
+
+
+def test_an_agent_over_its_own_budget_gets_its_own_code(scoped):
+    r = ask(scoped, "octo-org/elsewhere", agent="BudgetBot")
+    assert r.status_code == 429
+    assert r.json()["error"]["code"] == "agent_budget_exhausted"
+    assert "agent `BudgetBot`" in r.json()["error"]["message"]
+    assert ask(scoped, "octo-org/elsewhere", agent="TriagingAgent").status_code == 200
+
+
+def test_an_agent_over_its_own_rate_is_refused_at_once(scoped):
+    codes = [ask(scoped, "big-org/app", agent="SlowBot") for _ in range(3)]
+    assert [r.status_code for r in codes] == [200, 200, 429]
+    r = codes[-1]
+    assert r.json()["error"]["code"] == "agent_budget_exhausted"
+    assert "2 requests per minute" in r.json()["error"]["message"]
+    # A rate is the same on every target: the first refusal ends the request.
+    assert r.headers["x-gateway-trace"].count("skipped:") == 1
+    assert 1 <= int(r.headers["retry-after"]) <= 61
+    with scoped.client() as c:
+        listing = c.get("/limits", params={"agent": "SlowBot"}).json()["scopes"]
+    assert [(s["scope"], s["name"], s["requests_per_minute"], s["requests_last_minute"]) for s in listing] == [
+        ("agent", "SlowBot", 2, 2)]
+    with scoped.client() as c:
+        owners = [s for s in c.get("/limits").json()["scopes"] if s["scope"] == "owner"]
+    assert [o["name"] for o in owners] == ["big-org"]

@@ -9,6 +9,7 @@
 //! | rollups or logs, which windows| [`plan`]        |
 //! | one page of the Logs API      | [`logs`]        |
 //! | paging, stopping, retrying    | [`pager`]       |
+//! | one spelling per model        | [`names`]       |
 //! | counting                      | [`metrics`], [`cells`], [`percentile`] |
 //! | the view                      | [`report`], [`render`] |
 //! | knobs                         | [`settings`]    |
@@ -18,6 +19,7 @@ pub mod access;
 pub mod cells;
 pub mod logs;
 pub mod metrics;
+pub mod names;
 pub mod pager;
 pub mod percentile;
 pub mod plan;

@@ -7,6 +7,7 @@
 //! | who may read                  | [`access`]      |
 //! | what is asked                 | [`query`]       |
 //! | rollups or logs, which windows| [`plan`]        |
+//! | the ledger's SQL and rows     | [`ledger`]      |
 //! | one page of the Logs API      | [`logs`]        |
 //! | paging, stopping, retrying    | [`pager`]       |
 //! | one spelling per model        | [`names`]       |
@@ -17,6 +18,7 @@
 
 pub mod access;
 pub mod cells;
+pub mod ledger;
 pub mod logs;
 pub mod metrics;
 pub mod names;

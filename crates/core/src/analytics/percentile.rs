@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 const LINEAR: u64 = 64;
 const SUB_BITS: u32 = 5; // 32 sub-buckets per power of two
 
-/// Bucket index of a value.
-fn bucket(v: u64) -> u16 {
+/// Bucket index of a value (the ledger stores each attempt's, as `latency_bucket`).
+pub fn bucket(v: u64) -> u16 {
     if v < LINEAR {
         return v as u16;
     }

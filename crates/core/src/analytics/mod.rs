@@ -12,6 +12,7 @@
 //! | paging, stopping, retrying    | [`pager`]       |
 //! | one spelling per model        | [`names`]       |
 //! | counting                      | [`metrics`], [`cells`], [`percentile`] |
+//! | the ledger vs AI Gateway      | [`reconcile`]   |
 //! | the view                      | [`report`], [`render`] |
 //! | knobs                         | [`settings`]    |
 //! | instants and days             | [`time`]        |
@@ -26,6 +27,7 @@ pub mod pager;
 pub mod percentile;
 pub mod plan;
 pub mod query;
+pub mod reconcile;
 pub mod render;
 pub mod report;
 pub mod settings;

@@ -19,6 +19,9 @@ pub struct AnalyticsSettings {
     /// Pages asked for at once (`ANALYTICS_PARALLEL_PAGES`, default 6: the Workers limit of
     /// simultaneous open connections).
     pub parallel_pages: u32,
+    /// Most pages of AI Gateway's logs the ledger's cross-check reads per view
+    /// (`ANALYTICS_CROSS_CHECK_PAGES`, default 20: 1,000 logs, the newest of the range; 0: off).
+    pub cross_check_pages: u32,
 }
 
 impl Default for AnalyticsSettings {
@@ -29,6 +32,7 @@ impl Default for AnalyticsSettings {
             rollup_days: 35,
             rollup_max_pages: 800,
             parallel_pages: 6,
+            cross_check_pages: 20,
         }
     }
 }
@@ -59,6 +63,7 @@ impl AnalyticsSettings {
         number("ANALYTICS_ROLLUP_DAYS", 1, 400, &mut s.rollup_days);
         number("ANALYTICS_ROLLUP_MAX_PAGES", 1, 100_000, &mut s.rollup_max_pages);
         number("ANALYTICS_PARALLEL_PAGES", 1, 6, &mut s.parallel_pages);
+        number("ANALYTICS_CROSS_CHECK_PAGES", 0, 200, &mut s.cross_check_pages);
         (s, invalid)
     }
 }

@@ -46,7 +46,7 @@ pub async fn compute_ledger(
     })?;
     let unreadable = |e: String| GatewayError::new(ErrorKind::Internal, format!("The ledger could not be read: {e}"));
     let rows = db.all(GROUP_SQL, &GroupQuery { window: query.window }.params()).await.map_err(unreadable)?;
-    let read = ledger::read_groups(&rows).map_err(unreadable)?;
+    let read = ledger::read_groups(&rows, &ctx.prices).map_err(unreadable)?;
     let mut status = ReadStatus { complete: !read.truncated, ledger_attempts: read.attempts, ..ReadStatus::default() };
     if read.truncated {
         status.warnings.push(format!(

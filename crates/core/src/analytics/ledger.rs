@@ -7,7 +7,9 @@
 //! number of attempts. Latency comes back per group as `bucket:count` pairs of the analytics
 //! histogram (the ledger stores each attempt's bucket), so quantiles are the same as from logs.
 //! Sums come back as TEXT: D1 hands numbers to JavaScript as doubles, and a sum of picodollars
-//! can pass 2^53.
+//! can pass 2^53. Cache hits are also grouped by their token counts (a hit repeats a cached
+//! answer, so hits share few distinct counts): what each would have cost is then our price of
+//! exactly its usage, the long-context tier included, as the logs path prices it.
 //!
 //! The shell binds the parameters of [`GroupQuery::params`] in order and hands the rows over as
 //! JSON (D1's `results` array, untouched), parsed by [`read_groups`]. `cargo test` runs this
@@ -15,7 +17,7 @@
 
 use serde::Deserialize;
 
-use crate::account::pricing::Usd;
+use crate::account::pricing::{Prices, Tokens, Usd};
 use crate::analytics::cells::{CellKey, Cells};
 use crate::analytics::logs::Window;
 use crate::analytics::metrics::Metrics;
@@ -30,7 +32,7 @@ pub const MAX_GROUP_ROWS: u32 = 50_000;
 /// The grouped view of a range. `?1..?2`: first and last UTC day (the index); `?3..?4`: the
 /// half-open range in Unix ms; `?5`: the row limit.
 pub const GROUP_SQL: &str = "\
-SELECT day, provider, model, agent, repository, success, status, cache_hit, fallback,
+SELECT day, provider, model, agent, repository, success, status, cache_hit, fallback, hit_in, hit_out,
        CAST(SUM(cnt) AS TEXT) AS attempts,
        CAST(SUM(tin) AS TEXT) AS tokens_in,
        CAST(SUM(tout) AS TEXT) AS tokens_out,
@@ -42,6 +44,8 @@ FROM (
   SELECT day, provider, model, agent, repository, success, status,
          COALESCE(UPPER(cache) = 'HIT', 0) AS cache_hit,
          (attempt > 1) AS fallback,
+         CASE WHEN UPPER(cache) = 'HIT' THEN COALESCE(tokens_in, 0) END AS hit_in,
+         CASE WHEN UPPER(cache) = 'HIT' THEN COALESCE(tokens_out, 0) END AS hit_out,
          latency_bucket,
          COUNT(*) AS cnt,
          SUM(COALESCE(tokens_in, 0)) AS tin,
@@ -51,9 +55,10 @@ FROM (
          SUM(cost_pico IS NULL) AS unpriced
   FROM attempts
   WHERE day BETWEEN ?1 AND ?2 AND ts_ms >= ?3 AND ts_ms < ?4
-  GROUP BY day, provider, model, agent, repository, success, status, cache_hit, fallback, latency_bucket
+  GROUP BY day, provider, model, agent, repository, success, status, cache_hit, fallback, hit_in, hit_out,
+           latency_bucket
 )
-GROUP BY day, provider, model, agent, repository, success, status, cache_hit, fallback
+GROUP BY day, provider, model, agent, repository, success, status, cache_hit, fallback, hit_in, hit_out
 LIMIT ?5";
 
 /// The parameters of [`GROUP_SQL`] for a range.
@@ -90,6 +95,11 @@ pub struct GroupRow {
     pub status: Option<i64>,
     pub cache_hit: i64,
     pub fallback: i64,
+    /// A cache hit's tokens in and out (NULL for other attempts).
+    #[serde(default)]
+    pub hit_in: Option<u64>,
+    #[serde(default)]
+    pub hit_out: Option<u64>,
     pub attempts: String,
     pub tokens_in: String,
     pub tokens_out: String,
@@ -151,14 +161,14 @@ fn label(v: &Option<String>) -> Option<String> {
 /// | `reported_requests` | every attempt (each row carries its charge) |
 /// | `cost_estimated`, `estimated_requests` | 0: nothing is estimated, the ledger recorded it |
 /// | `unpriced_requests` | answered, uncached attempts whose `cost_pico` is NULL (no price of ours) |
-/// | `cache_savings`, `cache_unpriced` | hits: `cost_pico` (our price of the usage served from cache), and those without one |
+/// | `cache_savings`, `cache_unpriced` | hits: our price of their tokens (a hit's `cost_pico` is 0: it cost nothing), and those we cannot price |
 /// | `compared_*` | 0: AI Gateway's cost is not in the ledger; the join by log id ([`crate::analytics::reconcile`]) compares them |
 /// | `fallback_attempts`, `fallback_answers`, `fallback_cost` | `attempt` > 1; of those answered; their `charged_pico` |
 /// | `latency` | `latency_bucket` counts (`latency_ms`: attempt start to its end) |
-pub fn metrics_of(row: &GroupRow) -> Result<Metrics, String> {
+pub fn metrics_of(row: &GroupRow, prices: &Prices) -> Result<Metrics, String> {
     let attempts = count("attempts", &row.attempts)?;
     let charged = Usd(count("charged_pico", &row.charged_pico)?);
-    let cost = Usd(count("cost_pico", &row.cost_pico)?);
+    count("cost_pico", &row.cost_pico)?;
     let unpriced = count("unpriced", &row.unpriced)?;
     let success = row.success != 0;
     let hit = row.cache_hit != 0;
@@ -167,6 +177,14 @@ pub fn metrics_of(row: &GroupRow) -> Result<Metrics, String> {
     if latency.count() != attempts {
         return Err(format!("ledger latency counts {} attempts of {attempts}", latency.count()));
     }
+    // Priced as the logs path prices a hit: its prompt as uncached input.
+    let saved = match (hit, row.hit_in, row.hit_out) {
+        (true, Some(input), Some(output)) => prices
+            .cost(&names::provider(&row.provider), &names::model(&row.model), Tokens { input, cached_input: 0, output })
+            .usd
+            .map(|one| Usd(one.0.saturating_mul(attempts))),
+        _ => None,
+    };
     let mut m = Metrics {
         requests: attempts,
         successes: if success { attempts } else { 0 },
@@ -176,8 +194,8 @@ pub fn metrics_of(row: &GroupRow) -> Result<Metrics, String> {
         cost_reported: charged,
         reported_requests: attempts,
         unpriced_requests: if success && !hit { unpriced } else { 0 },
-        cache_savings: if hit { cost } else { Usd::ZERO },
-        cache_unpriced: if hit { unpriced } else { 0 },
+        cache_savings: saved.unwrap_or(Usd::ZERO),
+        cache_unpriced: if hit && saved.is_none() { attempts } else { 0 },
         fallback_attempts: if fallback { attempts } else { 0 },
         fallback_answers: if fallback && success { attempts } else { 0 },
         fallback_cost: if fallback { charged } else { Usd::ZERO },
@@ -193,7 +211,7 @@ pub fn metrics_of(row: &GroupRow) -> Result<Metrics, String> {
 
 /// The rows of [`GROUP_SQL`] (D1's `results`, as JSON) counted into cells. Provider and model
 /// names are made canonical here ([`names`]), so two spellings of one model are one cell.
-pub fn read_groups(results_json: &str) -> Result<LedgerRead, String> {
+pub fn read_groups(results_json: &str, prices: &Prices) -> Result<LedgerRead, String> {
     let rows: Vec<GroupRow> = serde_json::from_str(results_json)
         .map_err(|e| format!("the ledger's rows are not the expected columns ({e})"))?;
     let mut out = LedgerRead::default();
@@ -202,7 +220,7 @@ pub fn read_groups(results_json: &str) -> Result<LedgerRead, String> {
             out.truncated = true;
             break;
         }
-        let m = metrics_of(row)?;
+        let m = metrics_of(row, prices)?;
         let key = CellKey {
             day: row.day,
             provider: names::provider(&row.provider),
@@ -343,7 +361,7 @@ pub(crate) mod tests {
 
     fn read(db: &rusqlite::Connection, window: Window) -> LedgerRead {
         let q = GroupQuery { window };
-        read_groups(&query_as_d1(db, GROUP_SQL, &q.params())).unwrap()
+        read_groups(&query_as_d1(db, GROUP_SQL, &q.params()), &Prices::shipped()).unwrap()
     }
 
     #[test]
@@ -387,8 +405,27 @@ pub(crate) mod tests {
                 ..attempt(5, t0 + 4)
             },
         );
-        // A cache hit: free, its savings our price of the usage.
-        insert(&db, &Attempt { cache: Some("HIT"), charged_pico: 0, agent: None, ..attempt(6, t0 + 5) });
+        // Cache hits: free (cost 0, as the write path records them), their savings our price
+        // of their usage (1000 in, 100 out of gpt-4o: 0.0035), or unknown.
+        insert(
+            &db,
+            &Attempt { cache: Some("HIT"), charged_pico: 0, cost_pico: Some(0), agent: None, ..attempt(6, t0 + 5) },
+        );
+        insert(
+            &db,
+            &Attempt { cache: Some("HIT"), charged_pico: 0, cost_pico: Some(0), agent: None, ..attempt(16, t0 + 5) },
+        );
+        insert(
+            &db,
+            &Attempt {
+                cache: Some("HIT"),
+                provider: "workers-ai",
+                model: "@cf/meta/llama-3.1-8b-instruct",
+                charged_pico: 0,
+                cost_pico: Some(0),
+                ..attempt(26, t0 + 5)
+            },
+        );
         // Unpriced by us (Workers AI): charged what the engine charged, counted as unpriced.
         insert(
             &db,
@@ -406,21 +443,21 @@ pub(crate) mod tests {
 
         let window = Window { from_ms: 20_400 * DAY, to_ms: 20_401 * DAY };
         let read = read(&db, window);
-        assert_eq!((read.attempts, read.truncated), (7, false));
+        assert_eq!((read.attempts, read.truncated), (9, false));
         let t = read.cells.totals();
-        assert_eq!(t.requests, 7);
-        assert_eq!(t.successes, 5);
+        assert_eq!(t.requests, 9);
+        assert_eq!(t.successes, 7);
         assert_eq!(t.errors_by_status, [(0, 1), (503, 1)].into_iter().collect());
-        assert_eq!(t.cached, 1);
-        assert_eq!(t.tokens_in, 5_000);
-        assert_eq!(t.tokens_out, 500);
+        assert_eq!(t.cached, 3);
+        assert_eq!(t.tokens_in, 7_000);
+        assert_eq!(t.tokens_out, 700);
         assert_eq!(t.cost(), Usd(3_500_000_000 * 2 + 3_600_000_000 + 7));
         assert_eq!((t.cost_estimated, t.estimated_requests), (Usd::ZERO, 0));
         assert_eq!(t.unpriced_requests, 1);
-        assert_eq!((t.cache_savings, t.cache_unpriced), (Usd(3_500_000_000), 0));
+        assert_eq!((t.cache_savings, t.cache_unpriced), (Usd(2 * 3_500_000_000), 1));
         assert_eq!((t.fallback_attempts, t.fallback_answers, t.fallback_cost), (1, 1, Usd(3_600_000_000)));
-        assert_eq!(t.attempts_per_answer(), Some(1.4));
-        assert_eq!(t.latency.count(), 7);
+        assert_eq!(t.attempts_per_answer(), Some(1.285714));
+        assert_eq!(t.latency.count(), 9);
         assert_eq!(t.latency.quantile(0.01), Some(40));
         // One model, whatever its spelling.
         let models: Vec<String> = read.cells.group(&[Dim::Model]).into_iter().map(|(k, _)| k[0].clone()).collect();
@@ -482,8 +519,9 @@ pub(crate) mod tests {
 
     #[test]
     fn unreadable_rows_are_errors_not_zeros() {
-        assert!(read_groups("{}").is_err());
-        assert!(read_groups(r#"[{"day":1}]"#).is_err());
+        let p = Prices::shipped();
+        assert!(read_groups("{}", &p).is_err());
+        assert!(read_groups(r#"[{"day":1}]"#, &p).is_err());
         let row = r#"{"day":1,"provider":"p","model":"m","success":1,"cache_hit":0,"fallback":0,
             "attempts":"2","tokens_in":"0","tokens_out":"0","charged_pico":"0","cost_pico":"0","unpriced":"0",
             "latency":"LAT"}"#;
@@ -491,9 +529,11 @@ pub(crate) mod tests {
             [("\"3:2\"", true), ("\"3:1,4:1\"", true), ("\"3:1\"", false), ("\"x\"", false), ("\"60000:2\"", false)]
         {
             let text = format!("[{}]", row.replace("\"LAT\"", lat));
-            assert_eq!(read_groups(&text).is_ok(), ok, "{lat}");
+            assert_eq!(read_groups(&text, &p).is_ok(), ok, "{lat}");
         }
-        assert!(read_groups(&format!("[{}]", row.replace("\"LAT\"", "\"3:2\"").replace("\"2\"", "\"-2\""))).is_err());
-        assert_eq!(read_groups("[]").unwrap(), LedgerRead::default());
+        assert!(
+            read_groups(&format!("[{}]", row.replace("\"LAT\"", "\"3:2\"").replace("\"2\"", "\"-2\"")), &p).is_err()
+        );
+        assert_eq!(read_groups("[]", &p).unwrap(), LedgerRead::default());
     }
 }

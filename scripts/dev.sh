@@ -87,6 +87,12 @@ case "$gateway_url" in
     ;;
 esac
 
+# The ledger's schema, in the local D1 database wrangler dev uses (.wrangler/state): applied
+# migrations are recorded there, so this is quick after the first time.
+log "applying the ledger's migrations (migrations/) to the local D1 database"
+migrate_out=$(node_modules/.bin/wrangler d1 migrations apply LEDGER --local </dev/null 2>&1) \
+  || die "wrangler d1 migrations apply failed: $migrate_out"
+
 log "starting wrangler dev on http://127.0.0.1:$PORT"
 set -m
 node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$PORT" --show-interactive-dev-session=false </dev/null &

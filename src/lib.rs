@@ -9,6 +9,7 @@ mod analytics;
 mod body;
 mod context;
 mod durable;
+mod ledger;
 mod log;
 mod relay;
 mod respond;
@@ -59,11 +60,20 @@ async fn fetch(req: Request, env: Env, worker_ctx: Context) -> Result<Response> 
     }
 }
 
-/// Cron (`[triggers] crons`): keeps the daily analytics rollups up to date.
+/// Cron (`[triggers] crons`): keeps the daily analytics rollups up to date, and prunes the
+/// ledger's rows older than `LEDGER_RETENTION_DAYS`.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let run = analytics::rollups::run(&env).await;
     if let Ok(line) = serde_json::to_string(&run) {
         worker::console_log!("{line}");
     }
+    // An hourly run deletes at most 40 batches (200,000 rows): a backlog clears over a few runs
+    // without any one of them nearing a Worker's limits.
+    let retention = Ctx::load(&env).settings.ledger_retention_days;
+    let line = match ledger::prune(&env, analytics::now_ms(), retention, 40).await {
+        Ok(deleted) => serde_json::json!({"event": "ledger_pruned", "retention_days": retention, "deleted": deleted}),
+        Err(error) => serde_json::json!({"event": "ledger_prune_failed", "error": error}),
+    };
+    worker::console_log!("{line}");
 }

@@ -21,6 +21,8 @@ pub struct Decision {
     /// What this request was charged against the budgets, every attempt included (exact USD);
     /// sent as `x-gateway-cost-usd` once known.
     pub charged: Option<gateway_core::account::pricing::Usd>,
+    /// The ledger's id of the request (`x-gateway-request-id`): its rows in D1 carry it.
+    pub request_id: Option<String>,
 }
 
 impl Decision {
@@ -35,6 +37,7 @@ impl Decision {
             log_id: seen.log_id,
             cache_status: seen.cache_status,
             charged: Some(record.charged),
+            request_id: None,
         }
     }
 
@@ -50,6 +53,7 @@ impl Decision {
             ("cf-aig-log-id", self.log_id.clone()),
             ("cf-aig-cache-status", self.cache_status.clone()),
             ("x-gateway-cost-usd", self.charged.map(|c| c.to_string())),
+            ("x-gateway-request-id", self.request_id.clone()),
         ];
         h.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))));
         h

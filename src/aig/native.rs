@@ -115,7 +115,11 @@ impl Protocol for Native<'_> {
 
     fn whole(&self, _target: usize, body: &[u8], cache_hit: bool) -> Whole {
         match usage::read_answer(self.shape.wire, body) {
-            Ok(_) if cache_hit => Whole::Answer { end: AttemptEnd::CacheHit, content_filtered: false },
+            Ok(answer) if cache_hit => Whole::Answer {
+                end: AttemptEnd::CacheHit,
+                content_filtered: false,
+                tokens: answer.usage.map(|u| u.tokens),
+            },
             Ok(answer) => {
                 let cost = native_cost(
                     &self.prices,
@@ -124,13 +128,14 @@ impl Protocol for Native<'_> {
                     answer.model.as_deref(),
                     answer.usage,
                 );
-                Whole::Answer { end: AttemptEnd::AnswerRead { cost }, content_filtered: false }
+                let tokens = answer.usage.map(|u| u.tokens);
+                Whole::Answer { end: AttemptEnd::AnswerRead { cost }, content_filtered: false, tokens }
             }
             Err(err) => Whole::Malformed(err),
         }
     }
 
-    fn observer(&self, _target: usize, cache_hit: bool) -> (NativeStream, CostFn<NativeStream>) {
+    fn observer(&self, _target: usize, cache_hit: bool, _charged_before: Usd) -> (NativeStream, CostFn<NativeStream>) {
         let framing = self.shape.stream.expect("a streamed shape");
         let (prices, provider, model) = (self.prices.clone(), self.provider, self.shape.model.clone());
         let cost = move |s: &NativeStream| {

@@ -11,8 +11,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use gateway_core::account::ledger::{Meter, Row};
 use gateway_core::account::limits::Refusal;
-use gateway_core::account::pricing::Usd;
+use gateway_core::account::pricing::{Tokens, Usd};
 use gateway_core::aig::answer::{self as aig_answer, AttemptOutcome};
 use gateway_core::config::RetryPolicy;
 use gateway_core::config::Settings;
@@ -24,7 +25,7 @@ use worker::{Context, Delay, Env};
 
 use super::fetch::{self, header, BodyError, SendError};
 use crate::durable::limiter::{self, Reservation};
-use crate::relay::{CostFn, Opened, Upstream};
+use crate::relay::{CostFn, Opened, StreamEnd, Upstream};
 
 /// Error bodies are read this far, no further: enough for any message, bounded whatever comes.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
@@ -41,6 +42,8 @@ pub enum Whole {
     Answer {
         end: AttemptEnd,
         content_filtered: bool,
+        /// The usage it reported.
+        tokens: Option<Tokens>,
     },
     /// A 200 that is not an answer: it may have been billed.
     Malformed(GatewayError),
@@ -65,8 +68,10 @@ pub trait Protocol {
     ) -> Self::Failure;
     /// Reads a whole answer.
     fn whole(&self, target: usize, body: &[u8], cache_hit: bool) -> Whole;
-    /// The observer of a stream from `targets[target]`, and how to price what it saw.
-    fn observer(&self, target: usize, cache_hit: bool) -> (Self::Observer, CostFn<Self::Observer>);
+    /// The observer of a stream from `targets[target]`, and how to price what it saw;
+    /// `charged_before` is what the request's earlier attempts were charged.
+    fn observer(&self, target: usize, cache_hit: bool, charged_before: Usd)
+        -> (Self::Observer, CostFn<Self::Observer>);
     /// A complete stream that carried no content because the provider's filter blocked it.
     fn stream_filtered(&self, _observer: &Self::Observer) -> bool {
         false
@@ -104,6 +109,19 @@ pub struct AigRuntime<'a, P: Protocol> {
     /// Keep a copy of a streamed answer up to this many bytes (idempotent replays).
     pub capture: Option<usize>,
     pub seen: RefCell<Seen>,
+    /// What was measured of each attempt, in order (the ledger's rows).
+    pub meters: RefCell<Vec<Meter>>,
+    /// The meter of the attempt under way.
+    current: RefCell<Meter>,
+}
+
+/// What a run of the engine produced.
+pub struct Ran<O: Observer + 'static, F> {
+    pub result: Result<Win<Answered<O>, Reservation>, F>,
+    pub record: Record,
+    /// AI Gateway's headers of the last attempt.
+    pub seen: Seen,
+    pub meters: Vec<Meter>,
 }
 
 pub fn now() -> u64 {
@@ -120,17 +138,24 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
         deadline_ms: u64,
         capture: Option<usize>,
     ) -> Self {
-        AigRuntime { env, wctx, settings, protocol, targets, deadline_ms, capture, seen: RefCell::default() }
+        AigRuntime {
+            env,
+            wctx,
+            settings,
+            protocol,
+            targets,
+            deadline_ms,
+            capture,
+            seen: RefCell::default(),
+            meters: RefCell::default(),
+            current: RefCell::default(),
+        }
     }
 
     /// Runs the engine with this runtime — the one way every route calls it: the answer (or
-    /// the error for the client), the record, and AI Gateway's headers of the last attempt.
-    pub async fn run(
-        self,
-        retry: &RetryPolicy,
-        fallback: Fallback,
-        subject: &str,
-    ) -> (Result<Win<Answered<P::Observer>, Reservation>, P::Failure>, Record, Seen) {
+    /// the error for the client), the record, AI Gateway's headers of the last attempt, and
+    /// what was measured of each attempt.
+    pub async fn run(self, retry: &RetryPolicy, fallback: Fallback, subject: &str) -> Ran<P::Observer, P::Failure> {
         let rules = Rules {
             retry,
             deadline_ms: self.deadline_ms,
@@ -139,7 +164,7 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
             subject,
         };
         let (result, record) = engine::run(&self, self.targets, &rules).await;
-        (result, record, self.seen.take())
+        Ran { result, record, seen: self.seen.take(), meters: self.meters.take() }
     }
 
     fn secrets(&self) -> Vec<String> {
@@ -170,8 +195,51 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
         self.wctx.wait_until(reservation.close(books));
     }
 
-    async fn attempt(&self, target: usize, attempt: u32, first_byte_ms: u64) -> Exchange<Self::Answer, P::Failure> {
+    async fn attempt(
+        &self,
+        target: usize,
+        attempt: u32,
+        first_byte_ms: u64,
+        charged_before: Usd,
+    ) -> Exchange<Self::Answer, P::Failure> {
         let started = now();
+        *self.current.borrow_mut() = Meter { started_ms: started, ..Meter::default() };
+        let exchange = self.exchange(target, attempt, first_byte_ms, charged_before, started).await;
+        let mut meter = self.current.take();
+        meter.ended_ms = now();
+        meter.cost = match &exchange {
+            Exchange::Answer { end, .. } => end.and_then(AttemptEnd::cost),
+            Exchange::Failed { end, .. } => end.cost(),
+        };
+        let seen = self.seen.borrow();
+        (meter.log_id, meter.cache) = (seen.log_id.clone(), seen.cache_status.clone());
+        self.meters.borrow_mut().push(meter);
+        exchange
+    }
+
+    async fn sleep(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await
+    }
+
+    fn now(&self) -> u64 {
+        now()
+    }
+
+    fn random(&self) -> f64 {
+        js_sys::Math::random()
+    }
+}
+
+impl<P: Protocol> AigRuntime<'_, P> {
+    /// One attempt; what it measures goes into `self.current` (its status, the usage it read).
+    async fn exchange(
+        &self,
+        target: usize,
+        attempt: u32,
+        first_byte_ms: u64,
+        charged_before: Usd,
+        started: u64,
+    ) -> Exchange<Answered<P::Observer>, P::Failure> {
         let id = self.targets[target].id;
         // Borrowed: only a stream's pump needs its own copy (it outlives this call).
         let secret_refs = self.settings.secret_values();
@@ -202,6 +270,7 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
         let cache_hit = seen.cache_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HIT"));
         *self.seen.borrow_mut() = seen;
         let status = response.status_code();
+        self.current.borrow_mut().status = Some(status);
         let content_type = header(&response, "content-type");
 
         if !(200..300).contains(&status) {
@@ -246,12 +315,15 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
                 }
             };
             return match self.protocol.whole(target, &bytes, cache_hit) {
-                Whole::Answer { end, content_filtered } => Exchange::Answer {
-                    answer: Answered { status, content_type, body: AnswerBody::Whole { bytes, copy: None } },
-                    status,
-                    end: Some(end),
-                    content_filtered,
-                },
+                Whole::Answer { end, content_filtered, tokens } => {
+                    self.current.borrow_mut().tokens = tokens;
+                    Exchange::Answer {
+                        answer: Answered { status, content_type, body: AnswerBody::Whole { bytes, copy: None } },
+                        status,
+                        end: Some(end),
+                        content_filtered,
+                    }
+                }
                 Whole::Malformed(err) => Exchange::Failed {
                     outcome: AttemptOutcome::MalformedAnswer,
                     end: AttemptEnd::AnswerUnreadable,
@@ -273,7 +345,7 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
             }
         };
         let idle = Duration::from_millis(self.settings.stream_idle_timeout_ms.into());
-        let (observer, cost) = self.protocol.observer(target, cache_hit);
+        let (observer, cost) = self.protocol.observer(target, cache_hit, charged_before);
         let pump = Pump::new(observer, cost, idle.as_millis() as u64, self.secrets());
         let mut upstream = Upstream::new(bytes, pump, idle, controller);
         if let Some(limit) = self.capture {
@@ -290,6 +362,7 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
                 content_filtered: false,
             },
             Opened::Whole { ending, observer } => {
+                self.current.borrow_mut().tokens = observer.tokens();
                 let content_filtered = self.protocol.stream_filtered(&observer);
                 let end = match ending.end {
                     AttemptEnd::StreamComplete { cost } if content_filtered => AttemptEnd::ContentFiltered { cost },
@@ -311,24 +384,25 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
             }
         }
     }
-
-    async fn sleep(&self, ms: u64) {
-        Delay::from(Duration::from_millis(ms)).await
-    }
-
-    fn now(&self) -> u64 {
-        now()
-    }
-
-    fn random(&self) -> f64 {
-        js_sys::Math::random()
-    }
 }
 
-/// Closes a committed stream's reservation when the stream ends; what the whole request was
-/// charged, `charged_before` (its earlier attempts) included.
-pub async fn close_stream(reservation: Reservation, end: AttemptEnd, worst_case: Usd, charged_before: Usd) -> Usd {
-    let books = books(end);
+/// Closes a committed stream's books when the stream ends — its reservation, then the request's
+/// ledger rows with the stream's own (the last) completed; what the whole request was charged,
+/// `charged_before` (its earlier attempts) included.
+pub async fn close_stream(
+    env: &Env,
+    reservation: Reservation,
+    ended: &StreamEnd,
+    worst_case: Usd,
+    charged_before: Usd,
+    mut rows: Vec<Row>,
+) -> Usd {
+    let books = books(ended.end);
+    let charge = books.charge(worst_case);
     reservation.close(books).await;
-    charged_before.saturating_add(books.charge(worst_case))
+    if let Some(stream_row) = rows.last_mut() {
+        stream_row.finish(charge, ended.tokens, ended.end.cost(), now());
+    }
+    crate::ledger::write(env, &rows).await;
+    charged_before.saturating_add(charge)
 }

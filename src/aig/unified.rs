@@ -8,7 +8,7 @@ use gateway_core::aig::answer::{self as up, Usage};
 use gateway_core::aig::cache::{self, CallerCache};
 use gateway_core::aig::call::{self as gateway, Caller};
 use gateway_core::config::{CachePolicy, Settings, Target};
-use gateway_core::engine::AttemptEnd;
+use gateway_core::engine::{books, AttemptEnd};
 use gateway_core::error::GatewayError;
 use gateway_core::relay::SseRelay;
 use gateway_core::request::{ChatRequest, OutputLimit};
@@ -23,6 +23,8 @@ pub struct Unified<'a> {
     pub targets: &'a [Target],
     /// The price of each target (configuration validation guarantees one).
     pub prices: Vec<&'a Price>,
+    /// What one attempt on each target may cost at most (what its reservation holds).
+    pub worst_cases: Vec<Usd>,
     pub caller: &'a Caller,
     pub alias: Option<&'a str>,
     pub cache: Option<CachePolicy>,
@@ -75,15 +77,24 @@ impl Protocol for Unified<'_> {
                     (false, true) => AttemptEnd::ContentFiltered { cost },
                     (false, false) => AttemptEnd::AnswerRead { cost },
                 };
-                Whole::Answer { end, content_filtered }
+                Whole::Answer { end, content_filtered, tokens: c.usage.map(|u| u.tokens()) }
             }
             Err(err) => Whole::Malformed(err),
         }
     }
 
-    fn observer(&self, target: usize, cache_hit: bool) -> (SseRelay, CostFn<SseRelay>) {
+    fn observer(&self, target: usize, cache_hit: bool, charged_before: Usd) -> (SseRelay, CostFn<SseRelay>) {
         let price = self.prices[target].clone();
-        (SseRelay::new(), Box::new(move |relay: &SseRelay| attempt_cost(&price, relay.summary().usage, cache_hit)))
+        let worst = self.worst_cases[target];
+        // The usage event says what the request will have been charged if the stream ends
+        // there: the earlier attempts' charges and this one's, as the books will settle it.
+        let stamp_price = price.clone();
+        let charge = move |usage: &Usage| {
+            let end = AttemptEnd::StreamComplete { cost: attempt_cost(&stamp_price, Some(*usage), cache_hit) };
+            charged_before.saturating_add(books(end).charge(worst))
+        };
+        let relay = SseRelay::with_cost(Box::new(charge));
+        (relay, Box::new(move |relay: &SseRelay| attempt_cost(&price, relay.summary().usage, cache_hit)))
     }
 
     fn stream_filtered(&self, relay: &SseRelay) -> bool {

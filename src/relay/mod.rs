@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use futures_util::stream::{self, Stream, StreamExt};
-use gateway_core::account::pricing::Usd;
+use gateway_core::account::pricing::{Tokens, Usd};
 use gateway_core::engine::AttemptEnd;
 use gateway_core::error::GatewayError;
 use gateway_core::relay::pump::{Ending, OpenFailure, Pump, Step};
@@ -27,11 +27,19 @@ use self::timer::IdleDeadline;
 /// Prices what an observer saw, once its stream is complete.
 pub type CostFn<O> = Box<dyn Fn(&O) -> Option<Usd>>;
 
-/// What the end of a stream hands to the books and the log: how the attempt ended, the failure
-/// that ended it (if any), and the copy of what was sent (if one was asked for and fit).
-pub type OnEnd = Box<
-    dyn FnOnce(AttemptEnd, Option<GatewayError>, Option<Vec<u8>>) -> futures_util::future::LocalBoxFuture<'static, ()>,
->;
+/// What the end of a stream hands to the books, the ledger and the log.
+pub struct StreamEnd {
+    /// How the attempt ended.
+    pub end: AttemptEnd,
+    /// The failure that ended it, if any.
+    pub fault: Option<GatewayError>,
+    /// The copy of what was sent, if one was asked for and fit.
+    pub copy: Option<Vec<u8>>,
+    /// The usage the stream reported.
+    pub tokens: Option<Tokens>,
+}
+
+pub type OnEnd = Box<dyn FnOnce(StreamEnd) -> futures_util::future::LocalBoxFuture<'static, ()>>;
 
 /// An upstream stream being relayed.
 pub struct Upstream<O: Observer + 'static> {
@@ -177,7 +185,9 @@ impl<O: Observer + 'static> Upstream<O> {
                         }
                         let cut = ending.cut;
                         let out = ending.out;
-                        body.mailbox.post((ending.end, ending.fault, ending.copy), true);
+                        let tokens = body.upstream.pump.observer().tokens();
+                        body.mailbox
+                            .post(StreamEnd { end: ending.end, fault: ending.fault, copy: ending.copy, tokens }, true);
                         // A format that cannot carry an error event is cut instead: the client
                         // sees a broken body, never a clean end.
                         return Some((
@@ -207,7 +217,8 @@ impl<O: Observer + 'static> Drop for Body<O> {
     /// may run outside the request, so it posts and wakes nothing.
     fn drop(&mut self) {
         if let Some(end) = self.upstream.pump.on_client_gone() {
-            self.mailbox.post((end, None, None), false);
+            let tokens = self.upstream.pump.observer().tokens();
+            self.mailbox.post(StreamEnd { end, fault: None, copy: None, tokens }, false);
         }
         // Dropping the upstream reader releases its lock, a call the runtime refuses outside
         // the request (fatal to the instance: wasm-streams does not catch it): the task inside
@@ -224,12 +235,10 @@ impl<O: Observer + 'static> Drop for Body<O> {
     }
 }
 
-type Ended = (AttemptEnd, Option<GatewayError>, Option<Vec<u8>>);
-
 /// How a stream ended, left for the task that closes its books.
 #[derive(Default)]
 struct Mailbox {
-    ended: RefCell<Option<Ended>>,
+    ended: RefCell<Option<StreamEnd>>,
     waker: RefCell<Option<Waker>>,
     /// An upstream reader left by a dropped body, to be dropped inside the request.
     reader: RefCell<Option<ByteStream>>,
@@ -243,7 +252,7 @@ struct Mailbox {
 
 impl Mailbox {
     /// `wake`: only from inside the request (the body's own pull), never from a drop.
-    fn post(&self, ended: Ended, wake: bool) {
+    fn post(&self, ended: StreamEnd, wake: bool) {
         let mut slot = self.ended.borrow_mut();
         if slot.is_none() {
             *slot = Some(ended);
@@ -267,7 +276,7 @@ impl Mailbox {
 async fn settle_when_ended(mailbox: Rc<Mailbox>, on_end: OnEnd, idle: Duration) {
     let check = idle.clamp(Duration::from_millis(100), Duration::from_millis(1000));
     mailbox.last_pull_ms.set(worker::Date::now().as_millis());
-    let (end, fault, copy) = loop {
+    let ended = loop {
         let posted = std::future::poll_fn(|cx| match mailbox.ended.borrow_mut().take() {
             Some(ended) => Poll::Ready(ended),
             None => {
@@ -280,12 +289,13 @@ async fn settle_when_ended(mailbox: Rc<Mailbox>, on_end: OnEnd, idle: Duration) 
             Either::Right(_) => {
                 let unpulled = worker::Date::now().as_millis().saturating_sub(mailbox.last_pull_ms.get());
                 if !mailbox.pulling.get() && u128::from(unpulled) > idle.as_millis() {
-                    break (AttemptEnd::ClientGone { complete_cost: None }, None, None);
+                    let end = AttemptEnd::ClientGone { final_cost: None };
+                    break StreamEnd { end, fault: None, copy: None, tokens: None };
                 }
             }
         }
     };
     mailbox.settled.set(true);
     drop(mailbox.reader.borrow_mut().take());
-    on_end(end, fault, copy).await;
+    on_end(ended).await;
 }

@@ -3,7 +3,9 @@
 
 use std::rc::Rc;
 
+use gateway_core::account::ledger::{self, Route};
 use gateway_core::account::pricing::Usd;
+use gateway_core::account::stamp::stamp_usage_cost;
 use gateway_core::aig::cache::CallerCache;
 use gateway_core::aig::call::{self as gateway, Caller};
 use gateway_core::config::RequestFacts;
@@ -117,6 +119,7 @@ async fn serve(
         chat: &chat,
         targets: &plan.targets,
         prices,
+        worst_cases: targets.iter().map(|t| t.worst_case).collect(),
         caller: &caller,
         alias: plan.alias,
         cache: plan.cache,
@@ -126,11 +129,23 @@ async fn serve(
     let subject = plan.alias.map_or_else(|| "the requested model".to_owned(), |a| format!("route `{a}`"));
     let runtime =
         AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, claim.as_ref().map(|_| MAX_STORED_BYTES));
-    let (result, record, seen) = runtime.run(&config.retry, Fallback::NextTarget, &subject).await;
-    *decision = Decision::of(&record, &targets, seen);
+    let ran = runtime.run(&config.retry, Fallback::NextTarget, &subject).await;
+    let (result, record) = (ran.result, ran.record);
+    let request_id = crate::ledger::new_request_id(started);
+    *decision = Decision { request_id: Some(request_id.clone()), ..Decision::of(&record, &targets, ran.seen) };
+    let facts = ledger::RequestFacts {
+        request_id: &request_id,
+        route: Route::Chat,
+        alias: plan.alias,
+        agent: caller.agent.as_deref(),
+        repository: caller.repository.as_deref(),
+        stream: chat.stream,
+    };
+    let rows = ledger::rows(&facts, &targets, &record, &ran.meters);
     let win = match result {
         Ok(win) => win,
         Err(err) => {
+            crate::ledger::write_later(env, wctx, rows);
             if let Some(claim) = claim {
                 wctx.wait_until(claim.abort());
             }
@@ -141,7 +156,14 @@ async fn serve(
     log.status = answered.status;
     match (answered.body, win.open) {
         (AnswerBody::Whole { bytes, copy }, _) => {
+            crate::ledger::write_later(env, wctx, rows);
             let content_type = if chat.stream { STREAM_TYPE } else { "application/json" };
+            // A JSON answer says what it cost inside `usage` too (a stream's usage event
+            // already does: its relay wrote it in).
+            let bytes = match (chat.stream, decision.charged) {
+                (false, Some(cost)) => stamp_usage_cost(&bytes, cost).unwrap_or(bytes),
+                _ => bytes,
+            };
             log.cost_usd = decision.charged;
             log.finish(decision, started);
             if let Some(claim) = claim {
@@ -157,16 +179,17 @@ async fn serve(
             // The stream's cost is known only at its end: its headers say what came before.
             let worst = targets[win.target].worst_case;
             let (end_decision, mut log, charged) = (decision.clone(), std::mem::take(log), record.charged);
-            let on_end: crate::relay::OnEnd = Box::new(move |end, fault, copy| {
+            let env = env.clone();
+            let on_end: crate::relay::OnEnd = Box::new(move |ended| {
                 Box::pin(async move {
-                    let cost = close_stream(reservation, end, worst, charged).await;
+                    let cost = close_stream(&env, reservation, &ended, worst, charged, rows).await;
                     if let Some(claim) = claim {
-                        match copy.and_then(|c| stored_answer(200, &end_decision, STREAM_TYPE, c)) {
+                        match ended.copy.and_then(|c| stored_answer(200, &end_decision, STREAM_TYPE, c)) {
                             Some(answer) => claim.complete(answer).await,
                             None => claim.abort().await,
                         }
                     }
-                    log.error = fault.as_ref().map(|f| f.kind.code());
+                    log.error = ended.fault.as_ref().map(|f| f.kind.code());
                     log.cost_usd = Some(cost);
                     log.finish(&end_decision, started);
                 })

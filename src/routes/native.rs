@@ -8,6 +8,7 @@
 
 use std::rc::Rc;
 
+use gateway_core::account::ledger::{self, Route};
 use gateway_core::account::pricing::Usd;
 use gateway_core::aig::call::Caller;
 use gateway_core::config::{GatewayConfig, ProviderLimits};
@@ -116,14 +117,32 @@ async fn serve(
     };
     let deadline = started + u64::from(settings.request_deadline_ms);
     let runtime = AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, None);
-    let (result, record, seen) = runtime.run(&config.retry, Fallback::SameTargetOnly, provider.slug()).await;
+    let ran = runtime.run(&config.retry, Fallback::SameTargetOnly, provider.slug()).await;
+    let (result, record) = (ran.result, ran.record);
     *decision = Decision {
         provider: Some(provider.slug().to_owned()),
         model: shape.model.clone(),
-        ..Decision::of(&record, &targets, seen)
+        request_id: Some(crate::ledger::new_request_id(started)),
+        ..Decision::of(&record, &targets, ran.seen)
     };
+    let request_id = decision.request_id.clone().unwrap_or_default();
+    let facts = ledger::RequestFacts {
+        request_id: &request_id,
+        route: Route::Native,
+        alias: None,
+        agent: caller.agent.as_deref(),
+        repository: caller.repository.as_deref(),
+        stream: shape.stream.is_some(),
+    };
+    let rows = ledger::rows(&facts, &targets, &record, &ran.meters);
     let cache_hit = decision.cache_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HIT"));
-    let win = result?;
+    let win = match result {
+        Ok(win) => win,
+        Err(failure) => {
+            crate::ledger::write_later(env, wctx, rows);
+            return Err(failure);
+        }
+    };
     if priced_worst_case.is_none() && !cache_hit {
         decision.charged = None;
     }
@@ -132,6 +151,7 @@ async fn serve(
     let content_type = answered.content_type.as_deref();
     match (answered.body, win.open) {
         (AnswerBody::Whole { bytes, .. }, _) => {
+            crate::ledger::write_later(env, wctx, rows);
             log.cost_usd = Some(record.charged);
             log.finish(decision, started);
             let default = if shape.stream.is_some() { "text/event-stream" } else { "application/json" };
@@ -139,10 +159,11 @@ async fn serve(
         }
         (AnswerBody::Stream { held, upstream }, Some(reservation)) => {
             let (end_decision, mut log, charged) = (decision.clone(), std::mem::take(log), record.charged);
-            let on_end: crate::relay::OnEnd = Box::new(move |end, fault, _copy| {
+            let env = env.clone();
+            let on_end: crate::relay::OnEnd = Box::new(move |ended| {
                 Box::pin(async move {
-                    let cost = close_stream(reservation, end, worst_case, charged).await;
-                    log.error = fault.as_ref().map(|f| f.kind.code());
+                    let cost = close_stream(&env, reservation, &ended, worst_case, charged, rows).await;
+                    log.error = ended.fault.as_ref().map(|f| f.kind.code());
                     log.cost_usd = Some(cost);
                     log.finish(&end_decision, started);
                 })

@@ -390,6 +390,8 @@ def workers(sim):
         "routing": base_values(sim, GATEWAY_CONFIG=gateway_config(routes=ROUTING_TEST_ROUTES)),
         # The soak's own Worker, so no state of other tests (slow bodies, open streams) meets it.
         "soak": base_values(sim),
+        # The books-balance run's own Worker: its ledger and its limiters see nothing else.
+        "books": base_values(sim),
         # Two requests per minute per provider: limits are hit on purpose.
         "tight": base_values(sim, GATEWAY_CONFIG=gateway_config(
             providers={p: {"requests_per_minute": 2, "daily_budget_usd": 1000} for p in SHIPPED_CONFIG["providers"]},

@@ -103,13 +103,16 @@ describe('chat completions', () => {
     assert.equal(data.choices[0].message.content, answerOf(text));
     assert.equal(data.choices[0].finish_reason, 'stop');
     const content = answerOf(text);
+    // `usage.cost` (USD) is what the request was charged: the same exact decimal as the header.
+    const cost = response.headers.get('x-gateway-cost-usd');
     assert.deepEqual(data.usage, {
       prompt_tokens: promptTokens(text),
       completion_tokens: words(content),
       total_tokens: promptTokens(text) + words(content),
+      cost: Number(cost),
     });
     assertDecisionHeaders(response.headers);
-    assert.ok(Number(response.headers.get('x-gateway-cost-usd')) > 0, response.headers.get('x-gateway-cost-usd'));
+    assert.ok(Number(cost) > 0, cost);
 
     const upstream = await upstreamRequest(text);
     assert.equal(upstream.log_id, response.headers.get('cf-aig-log-id'));
@@ -160,6 +163,10 @@ describe('chat completions', () => {
     // The Worker asks for the usage chunk (the agent did not): it is relayed, not hidden.
     assert.equal(usage.completion_tokens, words(answerOf(text)));
     assert.equal(usage.prompt_tokens, promptTokens(text));
+    // The stream's cost, which its headers could not carry, is in its final usage event.
+    assert.equal(typeof usage.cost, 'number');
+    assert.ok(usage.cost > 0, String(usage.cost));
+    assert.equal(response.headers.get('x-gateway-cost-usd'), null);
     const upstream = await upstreamRequest(text);
     assert.deepEqual(JSON.parse(upstream.body).stream_options, { include_usage: true });
   });

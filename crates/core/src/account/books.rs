@@ -29,13 +29,14 @@ pub enum AttemptEnd {
     StreamStalledBeforeCommit,
     /// A stream that reached its proper end; its cost from the final usage.
     StreamComplete { cost: Option<Usd> },
-    /// A stream that failed after content was relayed: billed for what we cannot see.
-    StreamCutAfterCommit,
-    /// A stream silent past the idle deadline after content was relayed.
-    StreamStalledAfterCommit,
-    /// The caller went away mid-stream. `complete_cost` holds the cost read when the stream had
-    /// already reached its proper end (its final usage is then provably all that was billed).
-    ClientGone { complete_cost: Option<Option<Usd>> },
+    /// A stream that failed after content was relayed: billed for what we cannot see, unless
+    /// its final usage had already arrived (`final_cost`: then that usage is all that was billed).
+    StreamCutAfterCommit { final_cost: Option<Option<Usd>> },
+    /// A stream silent past the idle deadline after content was relayed (`final_cost` as above).
+    StreamStalledAfterCommit { final_cost: Option<Option<Usd>> },
+    /// The caller went away mid-stream. `final_cost` holds the cost read when the stream's final
+    /// usage had already arrived (it is then provably all that was billed).
+    ClientGone { final_cost: Option<Option<Usd>> },
 }
 
 /// What closing a reservation does.
@@ -57,9 +58,25 @@ pub fn books(end: AttemptEnd) -> Books {
         NoResponse | ErrorStatus | StreamCutBeforeCommit | StreamStalledBeforeCommit => Books::Release,
         CacheHit => Books::Settle(Usd::ZERO),
         AnswerRead { cost } | ContentFiltered { cost } | StreamComplete { cost } => cost_or_worst(cost),
-        AnswerUnreadable | StreamCutAfterCommit | StreamStalledAfterCommit => Books::SettleWorstCase,
-        ClientGone { complete_cost: Some(cost) } => cost_or_worst(cost),
-        ClientGone { complete_cost: None } => Books::SettleWorstCase,
+        AnswerUnreadable => Books::SettleWorstCase,
+        StreamCutAfterCommit { final_cost } | StreamStalledAfterCommit { final_cost } | ClientGone { final_cost } => {
+            final_cost.map_or(Books::SettleWorstCase, cost_or_worst)
+        }
+    }
+}
+
+impl AttemptEnd {
+    /// Our price table's cost of what the attempt used, when it was read (0 for a cache hit).
+    pub fn cost(self) -> Option<Usd> {
+        use AttemptEnd::*;
+        match self {
+            AnswerRead { cost } | ContentFiltered { cost } | StreamComplete { cost } => cost,
+            StreamCutAfterCommit { final_cost }
+            | StreamStalledAfterCommit { final_cost }
+            | ClientGone { final_cost } => final_cost.flatten(),
+            CacheHit => Some(Usd::ZERO),
+            NoResponse | ErrorStatus | AnswerUnreadable | StreamCutBeforeCommit | StreamStalledBeforeCommit => None,
+        }
     }
 }
 
@@ -108,13 +125,17 @@ mod tests {
             (StreamStalledBeforeCommit, Books::Release, Usd::ZERO),
             (StreamComplete { cost: Some(C) }, Books::Settle(C), C),
             (StreamComplete { cost: None }, Books::SettleWorstCase, W),
-            (StreamCutAfterCommit, Books::SettleWorstCase, W),
-            (StreamStalledAfterCommit, Books::SettleWorstCase, W),
-            // The caller left before the end: the provider may have gone on generating.
-            (ClientGone { complete_cost: None }, Books::SettleWorstCase, W),
+            (StreamCutAfterCommit { final_cost: None }, Books::SettleWorstCase, W),
+            (StreamStalledAfterCommit { final_cost: None }, Books::SettleWorstCase, W),
+            // Cut or stalled after the final usage arrived: that usage is all that was billed.
+            (StreamCutAfterCommit { final_cost: Some(Some(C)) }, Books::Settle(C), C),
+            (StreamStalledAfterCommit { final_cost: Some(Some(C)) }, Books::Settle(C), C),
+            (StreamCutAfterCommit { final_cost: Some(None) }, Books::SettleWorstCase, W),
+            // The caller left before the final usage: the provider may have gone on generating.
+            (ClientGone { final_cost: None }, Books::SettleWorstCase, W),
             // The caller left after the final usage arrived: that usage is all there is.
-            (ClientGone { complete_cost: Some(Some(C)) }, Books::Settle(C), C),
-            (ClientGone { complete_cost: Some(None) }, Books::SettleWorstCase, W),
+            (ClientGone { final_cost: Some(Some(C)) }, Books::Settle(C), C),
+            (ClientGone { final_cost: Some(None) }, Books::SettleWorstCase, W),
         ];
         for &(end, expected, charge) in rows {
             assert_eq!(books(end), expected, "{end:?}");

@@ -1,7 +1,9 @@
 //! The money: exact prices (`pricing`, integer picodollars), each provider's rate window and
 //! daily budget (`limits`, the state one Durable Object keeps), and how each way an attempt can
-//! end closes its reservation (`books`).
+//! end closes its reservation (`books`), and the ledger of record (`ledger`: one row per attempt).
 
 pub mod books;
+pub mod ledger;
 pub mod limits;
 pub mod pricing;
+pub mod stamp;

@@ -327,7 +327,7 @@ pub(crate) mod tests {
                 a.cache,
                 a.log_id,
                 a.latency_ms,
-                i64::from(percentile::bucket(a.latency_ms as u64)),
+                i64::from(percentile::bucket_index(a.latency_ms as u64)),
             ],
         )
         .unwrap();

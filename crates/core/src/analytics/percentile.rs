@@ -12,14 +12,20 @@ use std::collections::BTreeMap;
 const LINEAR: u64 = 64;
 const SUB_BITS: u32 = 5; // 32 sub-buckets per power of two
 
-/// Bucket index of a value (the ledger stores each attempt's, as `latency_bucket`).
-pub fn bucket(v: u64) -> u16 {
+/// Bucket index of a value.
+fn bucket(v: u64) -> u16 {
     if v < LINEAR {
         return v as u16;
     }
     let e = 63 - v.leading_zeros(); // 6..=63
     let sub = (v >> (e - SUB_BITS)) & ((1 << SUB_BITS) - 1);
     (LINEAR + u64::from(e - 6) * (1 << SUB_BITS) + sub) as u16
+}
+
+/// The bucket a value falls in (what the ledger stores beside each latency, so that SQL can
+/// group by it and the histogram be rebuilt exactly).
+pub fn bucket_index(v: u64) -> u16 {
+    bucket(v)
 }
 
 /// `[low, high]` of the values in a bucket.

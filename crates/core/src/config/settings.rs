@@ -43,6 +43,8 @@ pub struct Settings {
     pub stream_idle_timeout_ms: u32,
     /// Total time for a request, every retry and fallback included (until its answer starts).
     pub request_deadline_ms: u32,
+    /// `LEDGER_RETENTION_DAYS`: how many days of ledger rows the cron keeps (today included).
+    pub ledger_retention_days: u32,
     pub agent_token: Option<Secret>,
     pub aig_token: Option<Secret>,
     pub api_token: Option<Secret>,
@@ -152,6 +154,7 @@ impl Settings {
                 900_000,
                 &mut invalid,
             ) as u32,
+            ledger_retention_days: number("LEDGER_RETENTION_DAYS", 90, 1, 36_500, &mut invalid) as u32,
             agent_token: lookup("AGENT_TOKEN").and_then(Secret::new),
             aig_token: lookup("CF_AIG_TOKEN").and_then(Secret::new),
             api_token: lookup("CF_API_TOKEN").and_then(Secret::new),

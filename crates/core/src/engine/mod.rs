@@ -93,8 +93,16 @@ pub trait Runtime {
     /// Closes a reservation as the books say (off the answer's path: in the background).
     fn close(&self, reservation: Self::Reservation, books: Books);
     /// Makes attempt number `attempt` (1-based, over the whole request) on `targets[target]`,
-    /// waiting at most `first_byte_ms` for its response headers.
-    async fn attempt(&self, target: usize, attempt: u32, first_byte_ms: u64) -> Exchange<Self::Answer, Self::Failure>;
+    /// waiting at most `first_byte_ms` for its response headers. `charged_before` is what the
+    /// request's earlier attempts were charged: an answer says what the whole request cost
+    /// (`usage.cost`), and a stream says it before its end.
+    async fn attempt(
+        &self,
+        target: usize,
+        attempt: u32,
+        first_byte_ms: u64,
+        charged_before: Usd,
+    ) -> Exchange<Self::Answer, Self::Failure>;
     async fn sleep(&self, ms: u64);
     /// Milliseconds, in the clock `Rules::deadline_ms` is in.
     fn now(&self) -> u64;
@@ -121,6 +129,20 @@ pub struct Record {
     pub charged: Usd,
     /// The target of the last attempt made, if any.
     pub last_target: Option<usize>,
+    /// Each attempt made, in order (skipped targets are only in the trace): one ledger row each.
+    pub lines: Vec<Line>,
+}
+
+/// One attempt as the engine saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub target: usize,
+    /// How the trace names its outcome (`200`, `429`, `timeout`, …).
+    pub outcome: String,
+    /// What its reservation was charged; `None` while a committed stream's is still open.
+    pub charged: Option<Usd>,
+    /// Its answer went to the caller.
+    pub answered: bool,
 }
 
 /// Runs `targets` under `rules`: the answer (or the error for the client), and the record.
@@ -164,33 +186,38 @@ async fn attempts<R: Runtime>(
             run.attempts += 1;
             run.last_target = Some(index);
             let first_byte = remaining.min(rules.first_byte_timeout_ms);
-            let close = |run: &mut Record, reservation, end| {
-                let books = books(end);
-                run.charged = run.charged.saturating_add(books.charge(target.worst_case));
-                rt.close(reservation, books);
+            // Closes the attempt's reservation (unless a committed stream keeps it open) and
+            // writes its line and its trace entry.
+            let close = |run: &mut Record, closing: Option<(R::Reservation, AttemptEnd)>, outcome: String, answered| {
+                let charged = closing.map(|(reservation, end)| {
+                    let books = books(end);
+                    let charge = books.charge(target.worst_case);
+                    run.charged = run.charged.saturating_add(charge);
+                    rt.close(reservation, books);
+                    charge
+                });
+                run.trace.push(format!("{}={outcome}", target.id));
+                run.lines.push(Line { target: index, outcome, charged, answered });
             };
-            match rt.attempt(index, run.attempts, first_byte).await {
+            match rt.attempt(index, run.attempts, first_byte, run.charged).await {
                 Exchange::Answer { answer, status, end, content_filtered } => {
                     let another = rules.fallback == Fallback::NextTarget && index + 1 < targets.len();
                     if content_filtered && another {
-                        close(run, reservation, end.unwrap_or(AttemptEnd::ContentFiltered { cost: None }));
-                        run.trace.push(format!("{}={}", target.id, outcome_label(AttemptOutcome::ContentFiltered)));
+                        let end = end.unwrap_or(AttemptEnd::ContentFiltered { cost: None });
+                        let label = outcome_label(AttemptOutcome::ContentFiltered);
+                        close(run, Some((reservation, end)), label, false);
                         last = Some(content_filtered_error(target.id).into());
                         continue 'targets;
                     }
-                    run.trace.push(format!("{}={status}", target.id));
-                    let open = match end {
-                        Some(end) => {
-                            close(run, reservation, end);
-                            None
-                        }
-                        None => Some(reservation),
+                    let (closing, open) = match end {
+                        Some(end) => (Some((reservation, end)), None),
+                        None => (None, Some(reservation)),
                     };
+                    close(run, closing, status.to_string(), true);
                     return Ok(Win { answer, target: index, open });
                 }
                 Exchange::Failed { outcome, end, failure, retry_after } => {
-                    close(run, reservation, end);
-                    run.trace.push(format!("{}={}", target.id, outcome_label(outcome)));
+                    close(run, Some((reservation, end)), outcome_label(outcome), false);
                     let wait = retry::retry_after_ms(retry_after.as_deref());
                     let remaining = rules.deadline_ms.saturating_sub(rt.now());
                     match retry::after_failure(outcome, tries_here, wait, remaining, rules.retry, rt.random()) {

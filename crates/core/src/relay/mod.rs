@@ -12,6 +12,7 @@ pub mod sse;
 
 pub use openai::{SseRelay, StreamSummary};
 
+use crate::account::pricing::Tokens;
 use crate::error::GatewayError;
 
 /// The largest single event the relay holds while waiting for its end (a 1 MiB SSE event is
@@ -59,6 +60,15 @@ pub trait Observer {
     fn committed(&self) -> bool;
     /// The stream's proper end arrived.
     fn complete(&self) -> bool;
+    /// The stream's final usage arrived: what it says is all the provider bills, even if the
+    /// stream breaks before its proper end.
+    fn billed_in_full(&self) -> bool {
+        self.complete()
+    }
+    /// The usage the stream reported so far.
+    fn tokens(&self) -> Option<Tokens> {
+        None
+    }
     /// The event that ends a committed stream with `err`, in this format; `None` for a format
     /// that cannot carry one (an opaque binary stream can only be cut).
     fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>>;

@@ -10,9 +10,15 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Observer, StreamFault, MAX_EVENT_BYTES};
+use crate::account::pricing::{Tokens, Usd};
+use crate::account::stamp::stamp_usage_cost;
 use crate::aig::answer::{upstream_message, ChoiceProbe, Usage};
 use crate::error::GatewayError;
-use crate::relay::sse::{next_line, parse_event};
+use crate::relay::sse::{next_line, parse_event, single_data_span};
+
+/// What the request will have been charged if the stream ends with this usage: written into
+/// the usage event as `usage.cost` (`account::stamp`).
+pub type ChargeOf = Box<dyn Fn(&Usage) -> Usd>;
 
 /// What the relay learned from the events so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,7 +33,7 @@ pub struct StreamSummary {
 }
 
 /// Incremental, event-granular SSE relay.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SseRelay {
     buf: Vec<u8>,
     /// Start of the event being assembled, in `buf`.
@@ -35,6 +41,14 @@ pub struct SseRelay {
     /// Where line scanning resumes, in `buf`.
     scan: usize,
     summary: StreamSummary,
+    /// When set, usage events get `usage.cost`: what this prices the usage at.
+    charge: Option<ChargeOf>,
+}
+
+impl std::fmt::Debug for SseRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseRelay").field("buffered", &self.buf.len()).field("summary", &self.summary).finish()
+    }
 }
 
 #[derive(Deserialize)]
@@ -50,6 +64,11 @@ struct ChunkProbe<'a> {
 impl SseRelay {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A relay that writes what the request was charged into the usage event (`usage.cost`).
+    pub fn with_cost(charge: ChargeOf) -> Self {
+        SseRelay { charge: Some(charge), ..Self::default() }
     }
 
     pub fn summary(&self) -> &StreamSummary {
@@ -102,8 +121,9 @@ impl SseRelay {
                 // Blank line: the event [event_start, next) is complete.
                 let (start, end) = (self.event_start, next);
                 self.event_start = next;
-                if self.inspect(start, end)? {
-                    out.extend_from_slice(&self.buf[start..end]);
+                match self.inspect(start, end)? {
+                    Some(stamped) => out.extend_from_slice(&stamped),
+                    None => out.extend_from_slice(&self.buf[start..end]),
                 }
             }
         }
@@ -118,17 +138,18 @@ impl SseRelay {
         }
     }
 
-    /// Looks at one complete event; returns whether to forward it.
-    fn inspect(&mut self, start: usize, end: usize) -> Result<bool, StreamFault> {
+    /// Looks at one complete event; returns the bytes to forward instead of it, if any (a usage
+    /// event with its cost written in); otherwise it is forwarded as it came.
+    fn inspect(&mut self, start: usize, end: usize) -> Result<Option<Vec<u8>>, StreamFault> {
         let event = parse_event(&self.buf[start..end]);
         let Some(payload) = event.data else {
-            return Ok(true); // comments, retry hints: harmless, pass on
+            return Ok(None); // comments, retry hints: harmless, pass on
         };
         let event_name = event.name;
         self.summary.events += 1;
         if payload.as_slice() == b"[DONE]" {
             self.summary.done = true;
-            return Ok(true);
+            return Ok(None);
         }
         if event_name == b"error" {
             return Err(StreamFault::UpstreamError(upstream_message(&payload)));
@@ -137,7 +158,11 @@ impl SseRelay {
         if probe.error.is_some() {
             return Err(StreamFault::UpstreamError(upstream_message(&payload)));
         }
+        let mut stamped = None;
         if let Some(usage) = probe.usage {
+            if let Some(charge) = &self.charge {
+                stamped = self.stamped(start, end, charge(&usage));
+            }
             self.summary.usage = Some(usage);
         }
         for choice in probe.choices.iter().flatten() {
@@ -152,7 +177,25 @@ impl SseRelay {
                 self.summary.finish_reason = Some(reason.to_string());
             }
         }
-        Ok(true)
+        Ok(stamped)
+    }
+
+    /// The event `[start, end)` with `cost` in its usage, its framing kept; `None` when its
+    /// payload is not one `data:` line (left as it came).
+    fn stamped(&self, start: usize, end: usize, cost: Usd) -> Option<Vec<u8>> {
+        let raw = &self.buf[start..end];
+        let span = single_data_span(raw)?;
+        let payload = stamp_usage_cost(&raw[span.clone()], cost)?;
+        let mut out = Vec::with_capacity(raw.len() + 24);
+        out.extend_from_slice(&raw[..span.start]);
+        out.extend_from_slice(&payload);
+        out.extend_from_slice(&raw[span.end..]);
+        Some(out)
+    }
+
+    /// The usage the stream reported, as tokens.
+    pub fn tokens(&self) -> Option<Tokens> {
+        self.summary.usage.as_ref().map(Usage::tokens)
     }
 }
 
@@ -175,6 +218,15 @@ impl Observer for SseRelay {
         self.summary.done
     }
 
+    /// OpenAI sends the usage in the last chunk, after the one with `finish_reason`.
+    fn billed_in_full(&self) -> bool {
+        self.summary.done || (self.summary.usage.is_some() && self.summary.finish_reason.is_some())
+    }
+
+    fn tokens(&self) -> Option<Tokens> {
+        SseRelay::tokens(self)
+    }
+
     fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>> {
         Some(err.to_sse_event().into_bytes())
     }
@@ -192,6 +244,39 @@ mod tests {
         "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n",
         "data: [DONE]\n\n",
     );
+
+    /// The usage event gets the request's cost inside `usage`, at any chunking; every other
+    /// byte of the stream is forwarded as it came.
+    #[test]
+    fn the_usage_event_carries_the_cost_and_nothing_else_changes() {
+        let stamped = STREAM.replace("\"total_tokens\":7}", "\"total_tokens\":7,\"cost\":0.000000012}");
+        for piece in [1, 3, 7, 64, STREAM.len()] {
+            let mut relay = SseRelay::with_cost(Box::new(|u: &Usage| Usd(u.total_tokens * 12_000 / 7)));
+            let mut out = Vec::new();
+            for chunk in STREAM.as_bytes().chunks(piece) {
+                relay.push(chunk, &mut out).unwrap();
+            }
+            relay.finish(&mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), stamped, "{piece}");
+            assert!(relay.billed_in_full());
+            assert_eq!(relay.tokens(), Some(Tokens { input: 5, cached_input: 0, output: 2 }));
+        }
+    }
+
+    /// Once the final usage is in (after the finish reason), a cut before `[DONE]` cannot have
+    /// been billed for more: the books may settle at that usage.
+    #[test]
+    fn the_final_usage_marks_the_stream_billed_in_full() {
+        let before_done = &STREAM[..STREAM.find("data: [DONE]").unwrap()];
+        let before_usage = &STREAM[..STREAM.find("data: {\"id\":\"c\",\"choices\":[],").unwrap()];
+        let mut out = Vec::new();
+        let mut relay = SseRelay::new();
+        relay.push(before_usage.as_bytes(), &mut out).unwrap();
+        assert!(!relay.billed_in_full());
+        let mut relay = SseRelay::new();
+        relay.push(before_done.as_bytes(), &mut out).unwrap();
+        assert!(relay.billed_in_full() && !relay.complete());
+    }
 
     fn relay_in_pieces(input: &[u8], piece: usize) -> (Vec<u8>, Result<(), StreamFault>, StreamSummary) {
         let mut r = SseRelay::new();

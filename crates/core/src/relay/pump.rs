@@ -153,7 +153,7 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
         self.fail(
             AttemptOutcome::Timeout,
             AttemptEnd::StreamStalledBeforeCommit,
-            AttemptEnd::StreamStalledAfterCommit,
+            AttemptEnd::StreamStalledAfterCommit { final_cost: self.final_cost() },
             err,
             Vec::new(),
         )
@@ -171,8 +171,12 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
             return None;
         }
         self.phase = Phase::Ended;
-        let complete_cost = self.observer.complete().then(|| (self.cost)(&self.observer));
-        Some(AttemptEnd::ClientGone { complete_cost })
+        Some(AttemptEnd::ClientGone { final_cost: self.final_cost() })
+    }
+
+    /// The cost of the stream's final usage, once it has arrived (what the provider bills).
+    fn final_cost(&self) -> Option<Option<Usd>> {
+        self.observer.billed_in_full().then(|| (self.cost)(&self.observer))
     }
 
     fn fault(&mut self, fault: StreamFault, out: Vec<u8>) -> Step {
@@ -181,7 +185,7 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
         self.fail(
             AttemptOutcome::StreamCutBeforeContent,
             AttemptEnd::StreamCutBeforeCommit,
-            AttemptEnd::StreamCutAfterCommit,
+            AttemptEnd::StreamCutAfterCommit { final_cost: self.final_cost() },
             err,
             out,
         )
@@ -305,7 +309,7 @@ mod tests {
         assert!(text.starts_with("data: {\"error\""), "{text}");
         assert!(!text.contains(SECRET), "{text}");
         assert!(text.contains("[redacted]"), "{text}");
-        assert_eq!(end.end, AttemptEnd::StreamCutAfterCommit);
+        assert_eq!(end.end, AttemptEnd::StreamCutAfterCommit { final_cost: None });
         assert!(!end.cut && !end.drain);
         assert!(!end.fault.unwrap().message.contains(SECRET));
     }
@@ -315,22 +319,49 @@ mod tests {
         let mut p = pump();
         sent(p.on_chunk(HELLO));
         let end = ending(p.on_stall());
-        assert_eq!(end.end, AttemptEnd::StreamStalledAfterCommit);
+        assert_eq!(end.end, AttemptEnd::StreamStalledAfterCommit { final_cost: None });
         assert_eq!(end.fault.as_ref().unwrap().kind, ErrorKind::UpstreamTimeout);
         let mut p = pump();
         sent(p.on_chunk(HELLO));
-        assert_eq!(ending(p.on_broken()).end, AttemptEnd::StreamCutAfterCommit);
+        assert_eq!(ending(p.on_broken()).end, AttemptEnd::StreamCutAfterCommit { final_cost: None });
+    }
+
+    /// After the final usage (it follows the finish reason), a stall, a break or a caller leaving
+    /// settles at that usage's cost: what the stream already told the caller it cost.
+    #[test]
+    fn after_the_final_usage_every_ending_settles_at_its_cost() {
+        const FINISH: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        let after_usage = |p: &mut Pump<SseRelay, _>| {
+            sent(p.on_chunk(HELLO));
+            sent(p.on_chunk(FINISH));
+            sent(p.on_chunk(USAGE));
+        };
+        let settled = Some(Some(Usd(7)));
+        let mut p = pump();
+        after_usage(&mut p);
+        assert_eq!(ending(p.on_stall()).end, AttemptEnd::StreamStalledAfterCommit { final_cost: settled });
+        let mut p = pump();
+        after_usage(&mut p);
+        assert_eq!(ending(p.on_broken()).end, AttemptEnd::StreamCutAfterCommit { final_cost: settled });
+        let mut p = pump();
+        after_usage(&mut p);
+        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { final_cost: settled }));
+        // A usage event without a finish reason before it is not known to be the last.
+        let mut p = pump();
+        sent(p.on_chunk(HELLO));
+        sent(p.on_chunk(USAGE));
+        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { final_cost: None }));
     }
 
     #[test]
     fn the_client_leaving_is_settled_never_forgotten() {
         let mut p = pump();
         sent(p.on_chunk(HELLO));
-        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { complete_cost: None }));
+        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { final_cost: None }));
         assert_eq!(p.on_chunk(USAGE), Step::Wait, "nothing after the end");
         // Before the commit point too: the request was sent, the provider may bill it.
         let mut p = pump();
-        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { complete_cost: None }));
+        assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { final_cost: None }));
     }
 
     #[test]

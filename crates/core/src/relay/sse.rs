@@ -63,6 +63,23 @@ pub fn parse_event(raw: &[u8]) -> SseEvent<'_> {
     SseEvent { name, data: (!data.is_empty()).then(|| data.join(&b'\n')) }
 }
 
+/// Where the value of an event's only `data:` line is, in `raw`; `None` when it has no or
+/// several `data:` lines (then its payload is not one contiguous run of bytes).
+pub fn single_data_span(raw: &[u8]) -> Option<std::ops::Range<usize>> {
+    let mut found = None;
+    for line in lines(raw) {
+        if let Some(rest) = line.strip_prefix(b"data:") {
+            if found.is_some() {
+                return None;
+            }
+            let value = rest.strip_prefix(b" ").unwrap_or(rest);
+            let start = value.as_ptr() as usize - raw.as_ptr() as usize;
+            found = Some(start..start + value.len());
+        }
+    }
+    found
+}
+
 /// Incremental event splitter: feed it chunks as the network cut them, get back complete events
 /// (their exact bytes, framing included), in order.
 #[derive(Debug, Default)]

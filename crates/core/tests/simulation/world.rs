@@ -201,8 +201,8 @@ fn end_kind(end: &AttemptEnd) -> &'static str {
         AttemptEnd::StreamCutBeforeCommit => "StreamCutBeforeCommit",
         AttemptEnd::StreamStalledBeforeCommit => "StreamStalledBeforeCommit",
         AttemptEnd::StreamComplete { .. } => "StreamComplete",
-        AttemptEnd::StreamCutAfterCommit => "StreamCutAfterCommit",
-        AttemptEnd::StreamStalledAfterCommit => "StreamStalledAfterCommit",
+        AttemptEnd::StreamCutAfterCommit { .. } => "StreamCutAfterCommit",
+        AttemptEnd::StreamStalledAfterCommit { .. } => "StreamStalledAfterCommit",
         AttemptEnd::ClientGone { .. } => "ClientGone",
     }
 }
@@ -347,7 +347,13 @@ impl Runtime for Sim {
         self.shared.close(provider, id, books, delay);
     }
 
-    async fn attempt(&self, target: usize, _attempt: u32, first_byte_ms: u64) -> Exchange<Answer, GatewayError> {
+    async fn attempt(
+        &self,
+        target: usize,
+        _attempt: u32,
+        first_byte_ms: u64,
+        _charged_before: Usd,
+    ) -> Exchange<Answer, GatewayError> {
         let clock = self.shared.clock.clone();
         let start = clock.now();
         assert!(start < self.deadline, "an attempt started at {start}, after the deadline {}", self.deadline);
@@ -840,6 +846,13 @@ impl Schedule {
                 let (result, record) = engine::run(&sim, &targets, &rules).await;
                 let answered_at = clock.now();
                 assert!(answered_at <= deadline, "the answer started at {answered_at}, after the deadline {deadline}");
+                // One line per attempt (the ledger's rows), and they add up to what was charged:
+                // only a committed stream's (the last) is still open.
+                assert_eq!(record.lines.len() as u32, record.attempts, "one line per attempt");
+                let lined = record.lines.iter().filter_map(|l| l.charged).fold(Usd::ZERO, Usd::saturating_add);
+                assert_eq!(lined, record.charged, "the lines add up to what the record charged");
+                let open = record.lines.iter().filter(|l| l.charged.is_none()).count();
+                assert!(open <= 1 && record.lines.iter().rev().skip(1).all(|l| l.charged.is_some()));
                 let mut charged = record.charged;
                 let mut client = Vec::new();
                 let error = match result {

@@ -253,6 +253,10 @@ impl Observer for NativeStream {
         self.tally.complete
     }
 
+    fn tokens(&self) -> Option<crate::account::pricing::Tokens> {
+        self.tally.usage.map(|u| u.tokens)
+    }
+
     fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>> {
         NativeStream::error_event(self, err)
     }

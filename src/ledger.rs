@@ -1,0 +1,130 @@
+//! The ledger's shell: a request's rows (`gateway_core::account::ledger`) written to D1
+//! (binding `LEDGER`) after its response, one batch per request, in `waitUntil`; and the cron's
+//! pruning. A write that fails is retried twice in the background, then logged and counted
+//! (`ledger_write_failed`): it never costs the caller the answer.
+//!
+//! D1 is called through its JavaScript binding directly (`prepare`, `bind`, `batch`): a few
+//! calls, where workers-rs's `d1` feature would bring its own layer into the wasm.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use gateway_core::account::ledger::{self, Row, Value, INSERT, PRUNE, PRUNE_BATCH};
+use js_sys::{Array, Function, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{Context, Delay, Env};
+
+thread_local! {
+    /// Batches this isolate failed to write (after its retries), since it started.
+    static FAILED_WRITES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A new request id (`x-gateway-request-id`, the rows' `request_id`) for a request that
+/// started at `started_ms`.
+pub fn new_request_id(started_ms: u64) -> String {
+    ledger::request_id(started_ms, (js_sys::Math::random() * 2f64.powi(53)) as u64)
+}
+
+/// Writes `rows` after the response (nothing when there are none).
+pub fn write_later(env: &Env, wctx: &Context, rows: Vec<Row>) {
+    if rows.is_empty() {
+        return;
+    }
+    let env = env.clone();
+    wctx.wait_until(async move { write(&env, &rows).await });
+}
+
+/// Writes one request's rows as one batch (retried: `INSERT OR IGNORE` makes a repeat harmless).
+pub async fn write(env: &Env, rows: &[Row]) {
+    let mut last = String::new();
+    for delay_ms in [0, 250, 1_000] {
+        if delay_ms > 0 {
+            Delay::from(Duration::from_millis(delay_ms)).await;
+        }
+        match insert(env, rows).await {
+            Ok(()) => return,
+            Err(e) => last = describe(&e),
+        }
+    }
+    let failed = FAILED_WRITES.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    let line = serde_json::json!({
+        "event": "ledger_write_failed",
+        "rows": rows.len(),
+        "request_id": rows.first().map(|r| r.request_id.as_str()),
+        "failed_batches_in_isolate": failed,
+        "error": last,
+    });
+    worker::console_error!("{line}");
+}
+
+async fn insert(env: &Env, rows: &[Row]) -> Result<(), JsValue> {
+    let db = database(env)?;
+    let prepare = method(&db, "prepare")?;
+    let statements = Array::new();
+    for row in rows {
+        let statement = prepare.call1(&db, &JsValue::from_str(INSERT))?;
+        let values: Array = row.params().iter().map(js_value).collect();
+        statements.push(&method(&statement, "bind")?.apply(&statement, &values)?);
+    }
+    let batch = method(&db, "batch")?.call1(&db, &statements)?;
+    JsFuture::from(batch.dyn_into::<Promise>()?).await?;
+    Ok(())
+}
+
+/// The cron's part: deletes the rows of days before the retention window, a bounded batch per
+/// statement, up to `max_batches` statements. Returns how many rows went.
+pub async fn prune(env: &Env, now_ms: i64, retention_days: u32, max_batches: u32) -> Result<u64, String> {
+    let first_kept = ledger::first_kept_day(now_ms, retention_days);
+    let mut deleted = 0;
+    for _ in 0..max_batches {
+        let changes = run(env, PRUNE, &[Value::Int(first_kept)]).await.map_err(|e| describe(&e))?;
+        deleted += changes;
+        if changes < u64::from(PRUNE_BATCH) {
+            break;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Runs one statement; the rows it changed.
+async fn run(env: &Env, sql: &str, params: &[Value]) -> Result<u64, JsValue> {
+    let db = database(env)?;
+    let statement = method(&db, "prepare")?.call1(&db, &JsValue::from_str(sql))?;
+    let values: Array = params.iter().map(js_value).collect();
+    let bound = method(&statement, "bind")?.apply(&statement, &values)?;
+    let result = JsFuture::from(method(&bound, "run")?.call0(&bound)?.dyn_into::<Promise>()?).await?;
+    let meta = Reflect::get(&result, &"meta".into())?;
+    Ok(Reflect::get(&meta, &"changes".into())?.as_f64().unwrap_or(0.0) as u64)
+}
+
+fn database(env: &Env) -> Result<JsValue, JsValue> {
+    let db = Reflect::get(env.as_ref(), &"LEDGER".into())?;
+    if db.is_undefined() {
+        return Err(JsValue::from_str("no D1 binding `LEDGER` (see wrangler.toml)"));
+    }
+    Ok(db)
+}
+
+fn method(target: &JsValue, name: &str) -> Result<Function, JsValue> {
+    Reflect::get(target, &name.into())?.dyn_into::<Function>()
+}
+
+fn js_value(v: &Value) -> JsValue {
+    match v {
+        Value::Null => JsValue::NULL,
+        // Times and counts: below 2^53, exact as a double.
+        Value::Int(i) => JsValue::from_f64(*i as f64),
+        Value::Text(t) => JsValue::from_str(t),
+    }
+}
+
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "unknown error".to_owned())
+}

@@ -83,7 +83,7 @@ fn without_date(name: &str) -> &str {
         }
     }
     let b = name.as_bytes();
-    if b.len() > 11 {
+    if b.len() > 11 && name.is_char_boundary(b.len() - 11) {
         let (head, tail) = name.split_at(b.len() - 11);
         let t = tail.as_bytes();
         if t[0] == b'-'
@@ -166,6 +166,8 @@ mod tests {
         assert_eq!(model("gpt-4o-20"), "gpt-4o-20", "not a date");
         assert_eq!(model("-20241022"), "-20241022");
         assert_eq!(model(""), "");
+        assert_eq!(model("modèle-é2024-08-06"), "modèle-é2024-08-06", "not a char boundary: no panic");
+        assert_eq!(model("ü-2024-08-06"), "ü");
         // Not a version: only dots between digits change.
         assert_eq!(model("claude.x-4.5"), "claude.x-4-5");
     }

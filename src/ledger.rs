@@ -1,6 +1,6 @@
 //! The ledger's shell: a request's rows (`gateway_core::account::ledger`) written to D1
-//! (binding `LEDGER`) after its response, one batch per request, in `waitUntil`; and the cron's
-//! pruning. A write that fails is retried twice in the background, then logged and counted
+//! (binding `LEDGER`) after its response, one batch per request, in `waitUntil`; the cron's
+//! pruning; and the reads of `/analytics` (`all_json`). A write that fails is retried twice in the background, then logged and counted
 //! (`ledger_write_failed`): it never costs the caller the answer.
 //!
 //! D1 is called through its JavaScript binding directly (`prepare`, `bind`, `batch`): a few
@@ -99,6 +99,26 @@ async fn run(env: &Env, sql: &str, params: &[Value]) -> Result<u64, JsValue> {
     let result = JsFuture::from(method(&bound, "run")?.call0(&bound)?.dyn_into::<Promise>()?).await?;
     let meta = Reflect::get(&result, &"meta".into())?;
     Ok(Reflect::get(&meta, &"changes".into())?.as_f64().unwrap_or(0.0) as u64)
+}
+
+/// Runs one read (`/analytics`): its rows, D1's `results`, as JSON text for the core to parse
+/// (sums the SQL casts to TEXT stay exact; JSON numbers here are small integers).
+pub async fn all_json(env: &Env, sql: &str, params: &[Value]) -> Result<String, String> {
+    async fn all(env: &Env, sql: &str, params: &[Value]) -> Result<String, JsValue> {
+        let db = database(env)?;
+        let statement = method(&db, "prepare")?.call1(&db, &JsValue::from_str(sql))?;
+        let values: Array = params.iter().map(js_value).collect();
+        let bound = method(&statement, "bind")?.apply(&statement, &values)?;
+        let result = JsFuture::from(method(&bound, "all")?.call0(&bound)?.dyn_into::<Promise>()?).await?;
+        let rows = Reflect::get(&result, &"results".into())?;
+        js_sys::JSON::stringify(&rows)?.as_string().ok_or_else(|| JsValue::from_str("D1's results are not JSON"))
+    }
+    all(env, sql, params).await.map_err(|e| describe(&e))
+}
+
+/// Whether the `LEDGER` binding exists.
+pub fn is_bound(env: &Env) -> bool {
+    database(env).is_ok()
 }
 
 fn database(env: &Env) -> Result<JsValue, JsValue> {

@@ -1,8 +1,7 @@
-//! The shell of `/analytics`: reading the ledger (D1), AI Gateway's logs over `Fetch`, the
+//! The shell of `/analytics`: reading the ledger (D1, through `crate::ledger`), AI Gateway's logs over `Fetch`, the
 //! rollup Durable Object and its scheduled job, and the result cache. Every decision (pages, retries, what counts,
 //! which days come from rollups, rendering) is `gateway_core::analytics`.
 
-pub mod ledger_client;
 pub mod logs_client;
 pub mod result_cache;
 pub mod rollup_object;

@@ -3,6 +3,7 @@
 //! for the settled whole days they cover, the logs for the rest, into one set of cells
 //! (`gateway_core::analytics::plan` decides the split).
 
+use gateway_core::account::ledger::Value;
 use gateway_core::analytics::cells::Cells;
 use gateway_core::analytics::ledger::{self, GroupQuery, GROUP_SQL, MAX_GROUP_ROWS};
 use gateway_core::analytics::logs::{LogEntry, LogsEndpoint, Window};
@@ -14,10 +15,10 @@ use gateway_core::analytics::settings::AnalyticsSettings;
 use gateway_core::error::{ErrorKind, GatewayError};
 use worker::Env;
 
-use crate::analytics::ledger_client::{Ledger, BINDING};
 use crate::analytics::logs_client::LogsClient;
 use crate::analytics::rollups::Rollups;
 use crate::context::Ctx;
+use crate::ledger as d1;
 
 pub struct Source<'a> {
     pub account: &'a str,
@@ -36,16 +37,15 @@ pub async fn compute_ledger(
     logs: Option<&Source<'_>>,
     now_ms: i64,
 ) -> Result<Report, GatewayError> {
-    let db = Ledger::open(env).ok_or_else(|| {
-        GatewayError::new(
+    if !d1::is_bound(env) {
+        return Err(GatewayError::new(
             ErrorKind::Configuration,
-            format!(
-                "/analytics reads the ledger: the `{BINDING}` D1 binding is missing (wrangler.toml [[d1_databases]])."
-            ),
-        )
-    })?;
+            "/analytics reads the ledger: the `LEDGER` D1 binding is missing (wrangler.toml [[d1_databases]]).",
+        ));
+    }
     let unreadable = |e: String| GatewayError::new(ErrorKind::Internal, format!("The ledger could not be read: {e}"));
-    let rows = db.all(GROUP_SQL, &GroupQuery { window: query.window }.params()).await.map_err(unreadable)?;
+    let params = ints(&GroupQuery { window: query.window }.params());
+    let rows = d1::all_json(env, GROUP_SQL, &params).await.map_err(unreadable)?;
     let read = ledger::read_groups(&rows, &ctx.prices).map_err(unreadable)?;
     let mut status = ReadStatus { complete: !read.truncated, ledger_attempts: read.attempts, ..ReadStatus::default() };
     if read.truncated {
@@ -57,7 +57,7 @@ pub async fn compute_ledger(
         (0, _) => (None, Some("turned off (ANALYTICS_CROSS_CHECK_PAGES=0)".to_owned())),
         (_, None) => (None, Some("CF_ACCOUNT_ID, AI_GATEWAY_ID and CF_API_TOKEN are not all set".to_owned())),
         (pages, Some(source)) => {
-            match cross_check(ctx, an, &db, source, query.window, pages, now_ms, &mut status).await {
+            match cross_check(env, ctx, an, source, query.window, pages, now_ms, &mut status).await {
                 Ok(r) => (Some(r), None),
                 Err(why) => (None, Some(why)),
             }
@@ -82,9 +82,9 @@ pub async fn compute_ledger(
 /// newest when the range has more), then the ledger's attempts of the time they cover.
 #[allow(clippy::too_many_arguments)]
 async fn cross_check(
+    env: &Env,
     ctx: &Ctx,
     an: &AnalyticsSettings,
-    db: &Ledger,
     source: &Source<'_>,
     range: Window,
     pages: u32,
@@ -124,7 +124,8 @@ async fn cross_check(
     }
     status.logs_read = logs.len() as u64;
     let windows = reconcile::join_windows(range, covered_from, now_ms);
-    let rows = db.all(reconcile::ATTEMPTS_SQL, &reconcile::attempts_params(windows.ledger)).await?;
+    let params = ints(&reconcile::attempts_params(windows.ledger));
+    let rows = d1::all_json(env, reconcile::ATTEMPTS_SQL, &params).await?;
     let (attempts, truncated) = reconcile::read_attempts(&rows)?;
     if truncated {
         status.warnings.push(format!(
@@ -133,6 +134,10 @@ async fn cross_check(
         ));
     }
     Ok(reconcile::reconcile(&logs, &attempts, windows, !truncated, an.drift_threshold_bp))
+}
+
+fn ints(params: &[i64]) -> Vec<Value> {
+    params.iter().map(|p| Value::Int(*p)).collect()
 }
 
 /// The report for `query` from AI Gateway's logs, or the error to answer when nothing at all

@@ -348,3 +348,30 @@ def test_the_join_finds_missing_rows_tokens_and_drift(joined):
     assert f'<tr data-key="{joined["lost"]["log_id"]}">' in html
     assert 'data-field="token-mismatches" data-value="1"' in html
     assert 'id="cross-check-skipped"' not in html
+
+
+def test_a_real_chat_call_is_in_the_ledger_view_and_matched(joined):
+    """Through the write path: a chat call's own ledger row shows up in the view, at what the
+    response said it was charged, and the join finds AI Gateway's log of it."""
+    import time
+
+    w = joined["worker"]
+    headers = {"x-agent-name": "LiveLedgerAgent", "x-github-repository": "octo-org/live"}
+    body = {"model": "triage", "messages": [{"role": "user", "content": "Ledger or logs, which is right?"}]}
+    with w.client() as chat:
+        r = chat.post("/v1/chat/completions", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    charged, request_id = Decimal(r.headers["x-gateway-cost-usd"]), r.headers["x-gateway-request-id"]
+    deadline = time.time() + 20
+    while not (rows := w.ledger("SELECT * FROM attempts WHERE request_id = ?", (request_id,))):
+        assert time.time() < deadline, "the ledger row was never written"
+        time.sleep(0.2)
+    assert all(row["log_id"] for row in rows)
+    window = {"from": iso(END - timedelta(days=3)), "to": iso(datetime.now(timezone.utc) + timedelta(minutes=1))}
+    _, v = view(w, group_by="agent", **window)
+    [live] = [g for g in v["groups"] if g["key"]["agent"] == "LiveLedgerAgent"]
+    assert live["requests"] == len(rows) and live["cost"] == charged
+    c = v["cross_check"]
+    assert c["ran"] is True and c["matched"] == len(joined["ledger"]) - 1 + len(rows)
+    # Too recent to be called missing anywhere; its tokens agree with AI Gateway's log.
+    assert (c["missing_in_aig"]["count"], c["missing_in_ledger"]["count"], c["token_mismatches"]["count"]) == (1, 1, 1)

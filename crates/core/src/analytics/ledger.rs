@@ -239,7 +239,6 @@ pub fn read_groups(results_json: &str, prices: &Prices) -> Result<LedgerRead, St
 pub(crate) mod tests {
     use super::*;
     use crate::analytics::cells::Dim;
-    use crate::analytics::percentile;
     use rusqlite::types::ValueRef;
 
     /// A fresh in-memory SQLite with every migration of `migrations/` applied, in name order.
@@ -301,36 +300,45 @@ pub(crate) mod tests {
         }
     }
 
+    /// Writes `a` exactly as the Worker's write path does: its `Row`, bound to its `INSERT`.
     pub fn insert(db: &rusqlite::Connection, a: &Attempt) {
-        db.execute(
-            "INSERT INTO attempts (request_id, attempt, ts_ms, day, route, alias, provider, model, agent, repository,
-               outcome, status, success, tokens_in, tokens_out, tokens_cached, cost_pico, charged_pico, cache, log_id,
-               latency_ms, latency_bucket, stream)
-             VALUES (?1, ?2, ?3, ?4, 'chat', 'triage', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, ?14, ?15, ?16, ?17,
-               ?18, ?19, 0)",
-            rusqlite::params![
-                a.request_id,
-                a.attempt,
-                a.ts_ms,
-                time::day_of(a.ts_ms),
-                a.provider,
-                a.model,
-                a.agent,
-                a.repository,
-                a.status.map_or("unreachable".to_owned(), |s| s.to_string()),
-                a.status,
-                i64::from(a.success),
-                a.tokens_in,
-                a.tokens_out,
-                a.cost_pico,
-                a.charged_pico,
-                a.cache,
-                a.log_id,
-                a.latency_ms,
-                i64::from(percentile::bucket_index(a.latency_ms as u64)),
-            ],
-        )
-        .unwrap();
+        use crate::account::ledger::{Route, Row, Value, INSERT};
+        let row = Row {
+            request_id: a.request_id.clone(),
+            attempt: a.attempt as u32,
+            ts_ms: a.ts_ms as u64,
+            route: Route::Chat,
+            alias: Some("triage".into()),
+            provider: a.provider.into(),
+            model: a.model.into(),
+            agent: a.agent.map(Into::into),
+            repository: a.repository.map(Into::into),
+            outcome: a.status.map_or("unreachable".to_owned(), |s| s.to_string()),
+            status: a.status.map(|s| s as u16),
+            success: a.success,
+            tokens: a.tokens_in.map(|i| Tokens {
+                input: i as u64,
+                cached_input: 0,
+                output: a.tokens_out.unwrap_or(0) as u64,
+            }),
+            cost: a.cost_pico.map(|c| Usd(c as u64)),
+            charged: Usd(a.charged_pico as u64),
+            open: false,
+            cache: a.cache.map(Into::into),
+            log_id: a.log_id.clone(),
+            latency_ms: a.latency_ms as u64,
+            stream: false,
+        };
+        let params: Vec<rusqlite::types::Value> = row
+            .params()
+            .into_iter()
+            .map(|v| match v {
+                Value::Null => rusqlite::types::Value::Null,
+                Value::Int(i) => rusqlite::types::Value::Integer(i),
+                Value::Text(t) => rusqlite::types::Value::Text(t),
+            })
+            .collect();
+        db.execute(INSERT, rusqlite::params_from_iter(params)).unwrap();
     }
 
     /// Runs `sql` with `params` and returns its rows as D1 does: a JSON array of objects keyed by

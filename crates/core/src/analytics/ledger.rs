@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::account::pricing::{Prices, Tokens, Usd};
 use crate::analytics::cells::{CellKey, Cells};
-use crate::analytics::logs::Window;
+use crate::analytics::logs::{clean_label, Window};
 use crate::analytics::metrics::Metrics;
 use crate::analytics::names;
 use crate::analytics::percentile::Histogram;
@@ -141,14 +141,6 @@ fn latency(text: Option<&str>) -> Result<Histogram, String> {
     Histogram::from_pairs(&pairs).ok_or_else(|| "ledger latency names a bucket that cannot exist".to_owned())
 }
 
-/// Label of an agent or repository, as the logs path keeps them (blank is none).
-fn label(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.chars().filter(|c| !c.is_control()).take(100).collect())
-}
-
 /// The metrics of one group row. How each field is filled from the ledger — our own books:
 ///
 /// | field | from the ledger |
@@ -225,8 +217,8 @@ pub fn read_groups(results_json: &str, prices: &Prices) -> Result<LedgerRead, St
             day: row.day,
             provider: names::provider(&row.provider),
             model: names::model(&row.model),
-            agent: label(&row.agent),
-            repo: label(&row.repository),
+            agent: row.agent.as_deref().and_then(clean_label),
+            repo: row.repository.as_deref().and_then(clean_label),
         };
         out.attempts += m.requests;
         out.groups += 1;

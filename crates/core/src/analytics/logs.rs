@@ -138,6 +138,12 @@ const MAX_LABEL: usize = 100;
 
 fn label(raw: Option<&RawValue>) -> Option<String> {
     let text: Cow<'_, str> = serde_json::from_str(raw?.get()).ok()?;
+    clean_label(&text)
+}
+
+/// An agent or repository name as a group key (logs and ledger alike): control characters
+/// dropped, at most [`MAX_LABEL`] characters, blank is none.
+pub fn clean_label(text: &str) -> Option<String> {
     let clean: String = text.chars().filter(|c| !c.is_control()).take(MAX_LABEL).collect();
     (!clean.trim().is_empty()).then_some(clean)
 }

@@ -180,7 +180,7 @@ fn group_table(out: &mut String, id: &str, title: &str, dims: &[Dim], report: &R
     out.push_str("</tr></thead><tbody>");
     if groups.is_empty() {
         let _ =
-            write!(out, r#"<tr><td colspan="{}" class="sub">No logs in this range.</td></tr>"#, dims.len() + columns);
+            write!(out, r#"<tr><td colspan="{}" class="sub">Nothing in this range.</td></tr>"#, dims.len() + columns);
     }
     for (labels, m) in &groups {
         let _ = write!(out, r#"<tr data-key="{}">"#, esc(&labels.join("|")));

@@ -83,9 +83,12 @@ mod tests {
             ("ANALYTICS_DRIFT_PERCENT", "2.5"),
             ("ANALYTICS_CACHE_TTL", "0"),
             ("ANALYTICS_ROLLUP_MAX_PAGES", "3"),
+            ("ANALYTICS_CROSS_CHECK_PAGES", "0"),
         ]);
         assert!(bad.is_empty());
         assert_eq!((s.drift_threshold_bp, s.cache_ttl_s, s.rollup_max_pages), (250, 0, 3));
+        assert_eq!(s.cross_check_pages, 0, "0 turns the ledger's cross-check off");
+        assert_eq!(read(&[("ANALYTICS_CROSS_CHECK_PAGES", "201")]).1.len(), 1);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The ledger's shell: a request's rows (`gateway_core::account::ledger`) written to D1
-//! (binding `LEDGER`) after its response, one batch per request, in `waitUntil`; and the cron's
-//! pruning. A write that fails is retried twice in the background, then logged and counted
+//! (binding `LEDGER`) after its response, one batch per request, in `waitUntil`; the cron's
+//! pruning; and the reads of `/analytics` (`all_json`). A write that fails is retried twice in the background, then logged and counted
 //! (`ledger_write_failed`): it never costs the caller the answer.
 //!
 //! D1 is called through its JavaScript binding directly (`prepare`, `bind`, `batch`): a few
@@ -103,18 +103,35 @@ async fn run(env: &Env, sql: &str, params: &[Value]) -> Result<u64, JsValue> {
 
 /// Today's callers, `(agent, repository)`, as the ledger saw them (at most `limit` pairs).
 pub async fn callers_on(env: &Env, day: i64, limit: u32) -> Result<Vec<(Option<String>, Option<String>)>, String> {
+    #[derive(serde::Deserialize)]
+    struct Caller {
+        agent: Option<String>,
+        repository: Option<String>,
+    }
     let sql = "SELECT DISTINCT agent, repository FROM attempts WHERE day = ?1 LIMIT ?2";
-    let run = async {
+    let text = all_json(env, sql, &[Value::Int(day), Value::Int(limit.into())]).await?;
+    let rows: Vec<Caller> = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    Ok(rows.into_iter().map(|c| (c.agent, c.repository)).collect())
+}
+
+/// Runs one read (`/analytics`): its rows, D1's `results`, as JSON text for the core to parse
+/// (sums the SQL casts to TEXT stay exact; JSON numbers here are small integers).
+pub async fn all_json(env: &Env, sql: &str, params: &[Value]) -> Result<String, String> {
+    async fn all(env: &Env, sql: &str, params: &[Value]) -> Result<String, JsValue> {
         let db = database(env)?;
         let statement = method(&db, "prepare")?.call1(&db, &JsValue::from_str(sql))?;
-        let values: Array = [Value::Int(day), Value::Int(limit.into())].iter().map(js_value).collect();
+        let values: Array = params.iter().map(js_value).collect();
         let bound = method(&statement, "bind")?.apply(&statement, &values)?;
         let result = JsFuture::from(method(&bound, "all")?.call0(&bound)?.dyn_into::<Promise>()?).await?;
-        let rows: Array = Reflect::get(&result, &"results".into())?.dyn_into()?;
-        let text = |row: &JsValue, name: &str| Reflect::get(row, &name.into()).ok().and_then(|v| v.as_string());
-        Ok::<_, JsValue>(rows.iter().map(|row| (text(&row, "agent"), text(&row, "repository"))).collect())
-    };
-    run.await.map_err(|e| describe(&e))
+        let rows = Reflect::get(&result, &"results".into())?;
+        js_sys::JSON::stringify(&rows)?.as_string().ok_or_else(|| JsValue::from_str("D1's results are not JSON"))
+    }
+    all(env, sql, params).await.map_err(|e| describe(&e))
+}
+
+/// Whether the `LEDGER` binding exists.
+pub fn is_bound(env: &Env) -> bool {
+    database(env).is_ok()
 }
 
 fn database(env: &Env) -> Result<JsValue, JsValue> {

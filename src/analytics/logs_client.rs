@@ -1,13 +1,12 @@
 //! Reading one time window of AI Gateway's logs over `worker::Fetch`: up to N pages at once,
-//! each retried as `gateway_core::analytics::pager` says, counted into cells as it arrives and
-//! then dropped, so memory stays at a few pages whatever the number of logs.
+//! each retried as `gateway_core::analytics::pager` says, handed row by row to the caller (who
+//! counts them into cells, or keeps a bounded few for the ledger's cross-check) and then dropped,
+//! so memory stays at a few pages whatever the number of logs.
 
 use std::time::Duration;
 
 use futures_util::future::{join_all, select, Either};
-use gateway_core::account::pricing::Prices;
-use gateway_core::analytics::cells::Cells;
-use gateway_core::analytics::logs::{read_page, LogPage, LogsEndpoint, LogsFailure, Window};
+use gateway_core::analytics::logs::{read_page, LogEntry, LogPage, LogsEndpoint, LogsFailure, Window};
 use gateway_core::analytics::pager::{retry_delay_ms, Pager};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
@@ -17,7 +16,6 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct LogsClient<'a> {
     pub endpoint: LogsEndpoint,
     pub token: &'a str,
-    pub prices: &'a Prices,
     pub parallel: u32,
 }
 
@@ -38,8 +36,14 @@ impl WindowRead {
 }
 
 impl LogsClient<'_> {
-    /// Reads `window` from `start_page` into `cells`, at most `max_pages` pages (None: all).
-    pub async fn read(&self, window: Window, start_page: u32, max_pages: Option<u32>, cells: &mut Cells) -> WindowRead {
+    /// Reads `window` from `start_page`, each row to `sink`, at most `max_pages` pages (None: all).
+    pub async fn read(
+        &self,
+        window: Window,
+        start_page: u32,
+        max_pages: Option<u32>,
+        sink: &mut dyn FnMut(&LogEntry),
+    ) -> WindowRead {
         let mut pager = Pager::resume_at(start_page);
         let mut requests = 0;
         let mut pages = 0;
@@ -58,9 +62,7 @@ impl LogsClient<'_> {
                 requests += tries;
                 match result {
                     Ok(p) => {
-                        for entry in &p.entries {
-                            cells.add(entry, window, self.prices);
-                        }
+                        p.entries.iter().for_each(&mut *sink);
                         pager.accept(*page, &p);
                         pages += 1;
                     }

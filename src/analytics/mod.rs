@@ -1,5 +1,5 @@
-//! The shell of `/analytics`: reading AI Gateway's logs over `Fetch`, the rollup Durable Object
-//! and its scheduled job, and the result cache. Every decision (pages, retries, what counts,
+//! The shell of `/analytics`: reading the ledger (D1, through `crate::ledger`), AI Gateway's logs over `Fetch`, the
+//! rollup Durable Object and its scheduled job, and the result cache. Every decision (pages, retries, what counts,
 //! which days come from rollups, rendering) is `gateway_core::analytics`.
 
 pub mod logs_client;

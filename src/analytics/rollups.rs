@@ -104,7 +104,6 @@ pub async fn run(env: &Env) -> RollupRun {
     let client = LogsClient {
         endpoint: LogsEndpoint::new(&s.api_url, account, gateway),
         token: token.expose(),
-        prices: &ctx.prices,
         parallel: an.parallel_pages,
     };
     let mut budget = an.rollup_max_pages;
@@ -123,7 +122,8 @@ pub async fn run(env: &Env) -> RollupRun {
             // Unreadable progress: start the day again.
             _ => (Cells::default(), 1, 0),
         };
-        let read = client.read(day_window(day), start_page, Some(budget), &mut cells).await;
+        let window = day_window(day);
+        let read = client.read(window, start_page, Some(budget), &mut |e| cells.add(e, window, &ctx.prices)).await;
         budget = budget.saturating_sub(read.requests);
         out.page_requests += read.requests;
         out.log_rows += read.pager.rows_read();

@@ -1,18 +1,24 @@
-//! Computing a view: rollups for the settled whole days they cover, the logs for the rest, into
-//! one set of cells (`gateway_core::analytics::plan` decides the split).
+//! Computing a view. `source=ledger`: one grouped query of the ledger, then (when AI Gateway's
+//! Logs API is configured) the cross-check of the ledger against its logs. `source=aig`: rollups
+//! for the settled whole days they cover, the logs for the rest, into one set of cells
+//! (`gateway_core::analytics::plan` decides the split).
 
+use gateway_core::account::ledger::Value;
 use gateway_core::analytics::cells::Cells;
-use gateway_core::analytics::logs::LogsEndpoint;
+use gateway_core::analytics::ledger::{self, GroupQuery, GROUP_SQL, MAX_GROUP_ROWS};
+use gateway_core::analytics::logs::{LogEntry, LogsEndpoint, Window};
 use gateway_core::analytics::plan::{plan, settled_days};
 use gateway_core::analytics::query::AnalyticsQuery;
-use gateway_core::analytics::report::{ReadStatus, Report};
+use gateway_core::analytics::reconcile::{self, Reconciliation};
+use gateway_core::analytics::report::{ReadStatus, Report, Source as ReportSource};
 use gateway_core::analytics::settings::AnalyticsSettings;
-use gateway_core::error::GatewayError;
+use gateway_core::error::{ErrorKind, GatewayError};
 use worker::Env;
 
 use crate::analytics::logs_client::LogsClient;
 use crate::analytics::rollups::Rollups;
 use crate::context::Ctx;
+use crate::ledger as d1;
 
 pub struct Source<'a> {
     pub account: &'a str,
@@ -20,8 +26,123 @@ pub struct Source<'a> {
     pub token: &'a str,
 }
 
-/// The report for `query`, or the error to answer when nothing at all could be read.
-pub async fn compute(
+/// The report for `query` from the ledger. AI Gateway's logs (`logs`, when configured) are only
+/// the cross-check: without them, or when they cannot be read, the report is the same, with a
+/// warning.
+pub async fn compute_ledger(
+    env: &Env,
+    ctx: &Ctx,
+    an: &AnalyticsSettings,
+    query: &AnalyticsQuery,
+    logs: Option<&Source<'_>>,
+    now_ms: i64,
+) -> Result<Report, GatewayError> {
+    if !d1::is_bound(env) {
+        return Err(GatewayError::new(
+            ErrorKind::Configuration,
+            "/analytics reads the ledger: the `LEDGER` D1 binding is missing (wrangler.toml [[d1_databases]]).",
+        ));
+    }
+    let unreadable = |e: String| GatewayError::new(ErrorKind::Internal, format!("The ledger could not be read: {e}"));
+    let params = ints(&GroupQuery { window: query.window }.params());
+    let rows = d1::all_json(env, GROUP_SQL, &params).await.map_err(unreadable)?;
+    let read = ledger::read_groups(&rows, &ctx.prices).map_err(unreadable)?;
+    let mut status = ReadStatus { complete: !read.truncated, ledger_attempts: read.attempts, ..ReadStatus::default() };
+    if read.truncated {
+        status.warnings.push(format!(
+            "the range has more than {MAX_GROUP_ROWS} groups of attempts: only the first were counted; ask for a shorter range"
+        ));
+    }
+    let (reconciliation, skipped) = match (an.cross_check_pages, logs) {
+        (0, _) => (None, Some("turned off (ANALYTICS_CROSS_CHECK_PAGES=0)".to_owned())),
+        (_, None) => (None, Some("CF_ACCOUNT_ID, AI_GATEWAY_ID and CF_API_TOKEN are not all set".to_owned())),
+        (pages, Some(source)) => {
+            match cross_check(env, ctx, an, source, query.window, pages, now_ms, &mut status).await {
+                Ok(r) => (Some(r), None),
+                Err(why) => (None, Some(why)),
+            }
+        }
+    };
+    if let Some(why) = &skipped {
+        status.warnings.push(format!("the cross-check with AI Gateway's logs did not run: {why}"));
+    }
+    Ok(Report {
+        source: ReportSource::Ledger,
+        window: query.window,
+        group_by: query.group_by.clone(),
+        cells: read.cells,
+        status,
+        drift_threshold_bp: an.drift_threshold_bp,
+        reconciliation,
+        reconciliation_skipped: skipped,
+    })
+}
+
+/// The ledger joined with AI Gateway's logs of `range`: at most `pages` pages of logs (the
+/// newest when the range has more), then the ledger's attempts of the time they cover.
+#[allow(clippy::too_many_arguments)]
+async fn cross_check(
+    env: &Env,
+    ctx: &Ctx,
+    an: &AnalyticsSettings,
+    source: &Source<'_>,
+    range: Window,
+    pages: u32,
+    now_ms: i64,
+    status: &mut ReadStatus,
+) -> Result<Reconciliation, String> {
+    let secrets = ctx.secrets();
+    let client = LogsClient {
+        endpoint: LogsEndpoint::new(&ctx.settings.api_url, source.account, source.gateway),
+        token: source.token,
+        parallel: an.parallel_pages,
+    };
+    // Page 1 says how many there are.
+    let mut logs: Vec<LogEntry> = Vec::new();
+    let first = client.read(range, 1, Some(1), &mut |e| logs.push(e.clone())).await;
+    status.log_pages += first.pager.pages_read();
+    if let Some(failure) = first.failure {
+        return Err(failure.describe(&secrets));
+    }
+    let mut covered_from = range.from_ms;
+    if !first.pager.is_done() {
+        let budget = pages.max(2) - 1;
+        let start = reconcile::first_page(first.pager.total().unwrap_or(0), budget).max(2);
+        if start > 2 {
+            // Only the newest pages: the join covers the time from their oldest log on (its
+            // millisecond may continue on the page before, hence + 1).
+            logs.clear();
+        }
+        let rest = client.read(range, start, Some(budget), &mut |e| logs.push(e.clone())).await;
+        status.log_pages += rest.pager.pages_read();
+        if let Some(failure) = rest.failure {
+            return Err(failure.describe(&secrets));
+        }
+        if start > 2 {
+            covered_from = logs.first().map_or(range.to_ms, |e| e.created_ms + 1);
+        }
+    }
+    status.logs_read = logs.len() as u64;
+    let windows = reconcile::join_windows(range, covered_from, now_ms);
+    let params = ints(&reconcile::attempts_params(windows.ledger));
+    let rows = d1::all_json(env, reconcile::ATTEMPTS_SQL, &params).await?;
+    let (attempts, truncated) = reconcile::read_attempts(&rows)?;
+    if truncated {
+        status.warnings.push(format!(
+            "the cross-check read the first {} ledger attempts only: missing rows are not reported",
+            reconcile::MAX_JOIN_ROWS
+        ));
+    }
+    Ok(reconcile::reconcile(&logs, &attempts, windows, !truncated, an.drift_threshold_bp))
+}
+
+fn ints(params: &[i64]) -> Vec<Value> {
+    params.iter().map(|p| Value::Int(*p)).collect()
+}
+
+/// The report for `query` from AI Gateway's logs, or the error to answer when nothing at all
+/// could be read.
+pub async fn compute_aig(
     env: &Env,
     ctx: &Ctx,
     an: &AnalyticsSettings,
@@ -60,11 +181,10 @@ pub async fn compute(
     let client = LogsClient {
         endpoint: LogsEndpoint::new(&ctx.settings.api_url, source.account, source.gateway),
         token: source.token,
-        prices: &ctx.prices,
         parallel: an.parallel_pages,
     };
     for window in &read_plan.windows {
-        let read = client.read(*window, 1, None, &mut cells).await;
+        let read = client.read(*window, 1, None, &mut |e| cells.add(e, *window, &ctx.prices)).await;
         status.logs_read += read.pager.rows_read();
         status.log_pages += read.pager.pages_read();
         if let Some(why) = read.pager.inconsistency() {
@@ -90,10 +210,13 @@ pub async fn compute(
         }
     }
     Ok(Report {
+        source: ReportSource::Aig,
         window: query.window,
         group_by: query.group_by.clone(),
         cells,
         status,
         drift_threshold_bp: an.drift_threshold_bp,
+        reconciliation: None,
+        reconciliation_skipped: None,
     })
 }

@@ -1,9 +1,10 @@
 //! `GET /analytics`: authenticate (AGENT_TOKEN or ANALYTICS_TOKEN) → read the query → a cached
-//! view, or compute one (rollups + logs) → render JSON, CSV or HTML.
+//! view, or compute one (the ledger and its cross-check; or rollups + AI Gateway's logs) →
+//! render JSON, CSV or HTML.
 
 use gateway_core::analytics::query::{self, AnalyticsQuery, Format};
 use gateway_core::analytics::render;
-use gateway_core::analytics::report::Report;
+use gateway_core::analytics::report::{Report, Source as ReportSource};
 use gateway_core::analytics::{access, time};
 use gateway_core::error::{ErrorKind, GatewayError};
 use worker::{Env, Headers, Request, Response, ResponseBuilder, Result};
@@ -38,15 +39,19 @@ async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Respo
     let accept = req.headers().get("accept").ok().flatten();
     let q = query::parse(url.query().unwrap_or(""), accept.as_deref(), now)?;
 
-    let (Some(account), Some(gateway), Some(token)) = (&s.account_id, &s.gateway_id, &s.api_token) else {
+    let logs = match (&s.account_id, &s.gateway_id, &s.api_token) {
+        (Some(account), Some(gateway), Some(token)) => Some(Source { account, gateway, token: token.expose() }),
+        _ => None,
+    };
+    if q.source == ReportSource::Aig && logs.is_none() {
         return Err(GatewayError::new(
             ErrorKind::Configuration,
-            "/analytics reads AI Gateway's logs: CF_ACCOUNT_ID, AI_GATEWAY_ID and CF_API_TOKEN (AI Gateway Read) \
-             must be set.",
+            "/analytics?source=aig reads AI Gateway's logs: CF_ACCOUNT_ID, AI_GATEWAY_ID and CF_API_TOKEN \
+             (AI Gateway Read) must be set.",
         ));
-    };
+    }
     let an = analytics_settings(env);
-    let cache_key = result_cache::key(&q.cache_key(gateway));
+    let cache_key = result_cache::key(&q.cache_key(s.gateway_id.as_deref().unwrap_or("")));
     let caching = q.use_cache && an.cache_ttl_s > 0;
     if caching {
         if let Some((headers, body)) = result_cache::get(&cache_key).await {
@@ -55,15 +60,22 @@ async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Respo
         }
     }
 
-    let source = Source { account, gateway, token: token.expose() };
-    let report = view::compute(env, ctx, &an, &q, &source, now).await?;
+    let report = match (q.source, &logs) {
+        (ReportSource::Aig, Some(source)) => view::compute_aig(env, ctx, &an, &q, source, now).await?,
+        _ => view::compute_ledger(env, ctx, &an, &q, logs.as_ref(), now).await?,
+    };
     let body = match q.format {
         Format::Json => render::json::render(&report),
         Format::Csv => render::csv::render(&report),
         Format::Html => render::html::render(&report, &q),
     };
     let headers = view_headers(&report, &q);
-    if caching && report.status.complete {
+    // A view whose cross-check could have run but failed is not kept: the next one tries again.
+    let check_failed = report.source == ReportSource::Ledger
+        && report.reconciliation.is_none()
+        && logs.is_some()
+        && an.cross_check_pages > 0;
+    if caching && report.status.complete && !check_failed {
         result_cache::put(&cache_key, &headers, body.as_bytes(), an.cache_ttl_s).await;
     }
     let _ = headers.set("x-analytics-cache", if caching { "miss" } else { "bypass" });
@@ -74,6 +86,7 @@ async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Respo
 fn view_headers(report: &Report, q: &AnalyticsQuery) -> Headers {
     let h = Headers::new();
     let _ = h.set("content-type", q.format.content_type());
+    let _ = h.set("x-analytics-source", report.source.name());
     let _ = h.set("x-analytics-complete", if report.status.complete { "true" } else { "false" });
     let _ = h.set("x-analytics-logs-read", &report.status.logs_read.to_string());
     let _ = h.set("x-analytics-rollup-days", &report.status.rollup_days.to_string());

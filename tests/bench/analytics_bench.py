@@ -121,7 +121,8 @@ def workerd_cold_reads(sim: Sim, window: dict, reads: int = 3) -> tuple[list[flo
             except httpx.HTTPError:
                 time.sleep(0.1)
         times, rss = [], []
-        with httpx.Client(base_url=url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=900) as c:
+        with httpx.Client(base_url=url, headers={"authorization": f"Bearer {TOKEN}"}, params={"source": "aig"},
+                         timeout=900) as c:
             for _ in range(reads):
                 started = time.perf_counter()
                 r = c.get("/analytics", params={**window, "rollups": "off", "cache": "off"})
@@ -153,7 +154,8 @@ def main() -> None:
             worker = Worker(f"bench-{n}", base_values(sim, ANALYTICS_ROLLUP_MAX_PAGES="100000"))
             try:
                 worker.wait_ready(180)
-                with httpx.Client(base_url=worker.url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=900) as c:
+                with httpx.Client(base_url=worker.url, headers={"authorization": f"Bearer {TOKEN}"}, params={"source": "aig"},
+                         timeout=900) as c:
                     runs = 1 if n >= 100_000 else 3
                     cold, cold_body, cold_headers = timed(c, {**window, "rollups": "off", "cache": "off"}, runs)
                     started = time.perf_counter()

@@ -158,7 +158,7 @@ class Sim:
 class Worker:
     """The built Worker in `wrangler dev`, configured through an env file and `--var`s."""
 
-    def __init__(self, name: str, values: dict[str, str]):
+    def __init__(self, name: str, values: dict[str, str], ledger_rows: list[dict] | None = None):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = ARTIFACTS / f"worker-{name}.log"
@@ -167,6 +167,8 @@ class Worker:
         self.home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
         self.config = write_e2e_wrangler_toml(self.home)
         shutil.copytree(migrated_state(), self.home / "state")
+        if ledger_rows:
+            seed_ledger(self.ledger_file(), ledger_rows)
         self.starts = 0
         self.start()
 
@@ -220,14 +222,18 @@ class Worker:
         the Worker writes it after each response, so callers poll for what they expect)."""
         import sqlite3
 
-        d1 = self.home / "state" / "v3" / "d1" / "miniflare-D1DatabaseObject"
-        (db,) = [p for p in d1.glob("*.sqlite") if p.name != "metadata.sqlite"]
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{self.ledger_file()}?mode=ro", uri=True)
         con.row_factory = sqlite3.Row
         try:
             return [dict(r) for r in con.execute(sql, params)]
         finally:
             con.close()
+
+    def ledger_file(self) -> Path:
+        """The SQLite file behind this Worker's local D1 ledger."""
+        d1 = self.home / "state" / "v3" / "d1" / "miniflare-D1DatabaseObject"
+        (db,) = [p for p in d1.glob("*.sqlite") if p.name != "metadata.sqlite"]
+        return db
 
     def client(self, token: str | None = AGENT_TOKEN, **kw) -> httpx.Client:
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -248,6 +254,42 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def latency_bucket(ms: int) -> int:
+    """The analytics histogram's bucket of a latency (gateway_core::analytics::percentile)."""
+    if ms < 64:
+        return ms
+    e = ms.bit_length() - 1
+    return 64 + (e - 6) * 32 + ((ms >> (e - 5)) & 31)
+
+
+LEDGER_DEFAULTS = {
+    "attempt": 1, "route": "chat", "alias": "triage", "agent": None, "repository": None, "outcome": "200",
+    "status": 200, "success": 1, "tokens_in": None, "tokens_out": None, "tokens_cached": 0, "cost_pico": None,
+    "charged_pico": 0, "cache": "MISS", "log_id": None, "latency_ms": 100, "stream": 0,
+}
+
+
+def seed_ledger(db: Path, rows: list[dict]) -> None:
+    """Writes attempts into a (stopped) Worker's ledger, as the write path would: each dict needs
+    request_id, ts_ms, provider and model; `day` and `latency_bucket` are derived."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        for r in rows:
+            row = {**LEDGER_DEFAULTS, **r}
+            row["day"] = row["ts_ms"] // 86_400_000
+            row["latency_bucket"] = latency_bucket(row["latency_ms"])
+            names = list(row)
+            con.execute(
+                f"INSERT INTO attempts ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                [row[n] for n in names],
+            )
+        con.commit()
+    finally:
+        con.close()
 
 
 class _RecordingStream(httpx.SyncByteStream):

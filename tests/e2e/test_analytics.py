@@ -1,5 +1,6 @@
-"""GET /analytics end to end: a simulator seeded with 10,000 logs over 30 days, the Worker in
-`wrangler dev`, and every number checked against an independent computation made here from the
+"""GET /analytics?source=aig end to end (AI Gateway's logs; the ledger's view, the default, is
+tests/e2e/test_analytics_ledger.py): a simulator seeded with 10,000 logs over 30 days, the Worker
+in `wrangler dev`, and every number checked against an independent computation made here from the
 simulator's own logs (exact decimals, our price table applied in Python).
 
 The module has its own simulator and Worker: the rollups the cron handler stores (a Durable Object)
@@ -40,6 +41,8 @@ TO = SEED_END + timedelta(milliseconds=1)
 PRICES = {(p["provider"], p["model"]): p for p in json.loads((ROOT / "prices.json").read_text())["models"]}
 PICO = Decimal(10) ** 12
 CRON = "/__scheduled?cron=17+*+*+*+*"
+# Every view here is AI Gateway's logs (the default source is the ledger).
+AIG = {"source": "aig"}
 
 
 def iso(t: datetime) -> str:
@@ -179,7 +182,7 @@ def seeded_rows(an_sim) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def api(an_worker):
-    with an_worker.client(token=ANALYTICS_TOKEN, timeout=180) as c:
+    with an_worker.client(token=ANALYTICS_TOKEN, timeout=180, params=AIG) as c:
         yield c
 
 
@@ -596,7 +599,7 @@ def test_html_dashboard_renders_in_chromium_with_the_json_numbers(api, an_worker
     assert "default-src 'none'" in r.headers["content-security-policy"]
     assert "<script" not in r.text.lower()
 
-    query = "&".join(f"{k}={v}" for k, v in params.items())
+    query = "&".join(f"{k}={v}" for k, v in {**AIG, **params}.items())
     url = f"http://viewer:{ANALYTICS_TOKEN}@127.0.0.1:{an_worker.port}/analytics?format=html&{query}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "analytics-dashboard.png"
@@ -655,7 +658,7 @@ def test_live_requests_show_up_with_agent_repository_and_fallbacks(an_worker, an
     meta = [json.loads(q["headers"]["cf-aig-metadata"]) for q in sent]
     assert all(m["agent"] == "LiveAgent" and m["repo"] == "octo-org/live" for m in meta)
 
-    with an_worker.client(token=ANALYTICS_TOKEN) as api:
+    with an_worker.client(token=ANALYTICS_TOKEN, params=AIG) as api:
         window = {"from": iso(started), "to": iso(datetime.now(timezone.utc) + timedelta(minutes=1)), "cache": "off"}
         _, view = get_json(api, **window, group_by="agent")
         [live] = [g for g in view["groups"] if g["key"]["agent"] == "LiveAgent"]

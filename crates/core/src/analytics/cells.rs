@@ -98,19 +98,25 @@ impl Cells {
             self.outside += 1;
             return;
         }
-        let mut key = CellKey {
+        let key = CellKey {
             day: time::day_of(e.created_ms),
             provider: e.provider.clone(),
             model: e.model.clone(),
             agent: e.agent.clone(),
             repo: e.repo.clone(),
         };
+        self.cell(key, 1).add(e, prices);
+    }
+
+    /// The cell of `key` for `rows` more rows, folding its agent and repository into `(other)`
+    /// when the cells are full.
+    pub fn cell(&mut self, mut key: CellKey, rows: u64) -> &mut Metrics {
         if self.map.len() >= MAX_CELLS && !self.map.contains_key(&key) {
             key.agent = key.agent.map(|_| OTHER_LABEL.to_owned());
             key.repo = key.repo.map(|_| OTHER_LABEL.to_owned());
-            self.folded += 1;
+            self.folded += rows;
         }
-        self.map.entry(key).or_default().add(e, prices);
+        self.map.entry(key).or_default()
     }
 
     pub fn merge(&mut self, other: &Cells) {

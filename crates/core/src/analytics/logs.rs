@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::account::pricing::Usd;
-use crate::analytics::time;
+use crate::analytics::{names, time};
 use crate::error::{redact, ErrorKind, GatewayError};
 
 /// `per_page` at most 50 (reference §7).
@@ -54,9 +54,12 @@ impl LogsEndpoint {
     }
 }
 
-/// One log row: one attempt through AI Gateway.
+/// One log row: one attempt through AI Gateway. Provider and model are canonical
+/// ([`names`]): what was logged as `anthropic/claude-haiku-4.5` is `claude-haiku-4-5` here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
+    /// AI Gateway's log id: the `cf-aig-log-id` the Worker saw, the ledger's `log_id`.
+    pub id: String,
     pub created_ms: i64,
     pub provider: String,
     pub model: String,
@@ -73,10 +76,15 @@ pub struct LogEntry {
     pub repo: Option<String>,
     /// The Worker's attempt number (`cf-aig-metadata.attempt`): above 1 is a fallback.
     pub attempt: Option<u32>,
+    /// Sent by agent-gateway (`cf-aig-metadata.gateway`): other callers of the same gateway
+    /// have no row in the ledger.
+    pub from_worker: bool,
 }
 
 #[derive(Deserialize)]
 struct RawEntry<'a> {
+    #[serde(default, borrow)]
+    id: Cow<'a, str>,
     #[serde(borrow)]
     created_at: Cow<'a, str>,
     #[serde(borrow)]
@@ -109,41 +117,64 @@ struct RawMetadata<'a> {
     repo: Option<&'a RawValue>,
     #[serde(default, borrow)]
     attempt: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    gateway: Option<&'a RawValue>,
 }
+
+/// What `metadata` says about a row.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Meta {
+    agent: Option<String>,
+    repo: Option<String>,
+    attempt: Option<u32>,
+    from_worker: bool,
+}
+
+/// The `gateway` entry agent-gateway puts in every `cf-aig-metadata` (`aig::call::metadata`).
+pub const WORKER_MARK: &str = "agent-gateway";
 
 /// Longest agent or repository name kept; longer ones are cut (group keys stay small).
 const MAX_LABEL: usize = 100;
 
 fn label(raw: Option<&RawValue>) -> Option<String> {
     let text: Cow<'_, str> = serde_json::from_str(raw?.get()).ok()?;
+    clean_label(&text)
+}
+
+/// An agent or repository name as a group key (logs and ledger alike): control characters
+/// dropped, at most [`MAX_LABEL`] characters, blank is none.
+pub fn clean_label(text: &str) -> Option<String> {
     let clean: String = text.chars().filter(|c| !c.is_control()).take(MAX_LABEL).collect();
     (!clean.trim().is_empty()).then_some(clean)
 }
 
-fn metadata(raw: Option<&RawValue>) -> (Option<String>, Option<String>, Option<u32>) {
-    let Some(raw) = raw else { return (None, None, None) };
+fn metadata(raw: Option<&RawValue>) -> Meta {
+    let Some(raw) = raw else { return Meta::default() };
     // Usually JSON text inside a JSON string; the single-log API gives an object.
     let text: Cow<'_, str> = match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
         Ok(inner) => inner,
         Err(_) => Cow::Borrowed(raw.get()),
     };
-    let Ok(meta) = serde_json::from_str::<RawMetadata<'_>>(&text) else { return (None, None, None) };
+    let Ok(meta) = serde_json::from_str::<RawMetadata<'_>>(&text) else { return Meta::default() };
     let attempt = meta.attempt.and_then(|a| {
         let t = a.get().trim_matches('"');
         t.parse::<u32>().ok()
     });
-    (label(meta.agent), label(meta.repo), attempt)
+    let from_worker =
+        meta.gateway.is_some_and(|g| serde_json::from_str::<Cow<'_, str>>(g.get()).is_ok_and(|s| s == WORKER_MARK));
+    Meta { agent: label(meta.agent), repo: label(meta.repo), attempt, from_worker }
 }
 
 impl LogEntry {
     fn from_raw(raw: RawEntry<'_>) -> Result<LogEntry, String> {
         let created_ms = time::parse_rfc3339(&raw.created_at)
             .ok_or_else(|| format!("created_at {:?} is not an RFC 3339 date-time", truncate(&raw.created_at)))?;
-        let (agent, repo, attempt) = metadata(raw.metadata);
+        let meta = metadata(raw.metadata);
         Ok(LogEntry {
+            id: raw.id.chars().filter(|c| !c.is_control()).take(MAX_LABEL).collect(),
             created_ms,
-            provider: raw.provider.into_owned(),
-            model: raw.model.into_owned(),
+            provider: names::provider(&raw.provider),
+            model: names::model(&raw.model),
             duration_ms: raw.duration.and_then(|d| number_as_u64(d.get())),
             success: raw.success,
             cached: raw.cached,
@@ -151,9 +182,10 @@ impl LogEntry {
             tokens_in: raw.tokens_in,
             tokens_out: raw.tokens_out,
             cost: raw.cost.and_then(|c| usd_from_json_number(c.get())),
-            agent,
-            repo,
-            attempt,
+            agent: meta.agent,
+            repo: meta.repo,
+            attempt: meta.attempt,
+            from_worker: meta.from_worker,
         })
     }
 }
@@ -416,14 +448,16 @@ mod tests {
 
     #[test]
     fn metadata_as_object_or_odd_values() {
-        let (a, r, n) =
-            metadata(Some(&RawValue::from_string(r#"{"agent":"A","repo":"o/r","attempt":"3"}"#.into()).unwrap()));
-        assert_eq!((a.as_deref(), r.as_deref(), n), (Some("A"), Some("o/r"), Some(3)));
-        let (a, r, n) =
-            metadata(Some(&RawValue::from_string(r#""{\"agent\":7,\"repo\":\"x\\u0007y\"}""#.into()).unwrap()));
-        assert_eq!((a, r.as_deref(), n), (None, Some("xy"), None));
-        let (a, _, _) = metadata(Some(&RawValue::from_string(r#""not json""#.into()).unwrap()));
-        assert_eq!(a, None);
+        let m = metadata(Some(
+            &RawValue::from_string(r#"{"agent":"A","repo":"o/r","attempt":"3","gateway":"agent-gateway"}"#.into())
+                .unwrap(),
+        ));
+        assert_eq!(m, Meta { agent: Some("A".into()), repo: Some("o/r".into()), attempt: Some(3), from_worker: true });
+        let m = metadata(Some(&RawValue::from_string(r#""{\"agent\":7,\"repo\":\"x\\u0007y\"}""#.into()).unwrap()));
+        assert_eq!((m.agent, m.repo.as_deref(), m.attempt, m.from_worker), (None, Some("xy"), None, false));
+        let m = metadata(Some(&RawValue::from_string(r#""{\"gateway\":\"someone-else\"}""#.into()).unwrap()));
+        assert!(!m.from_worker);
+        assert_eq!(metadata(Some(&RawValue::from_string(r#""not json""#.into()).unwrap())), Meta::default());
     }
 
     #[test]

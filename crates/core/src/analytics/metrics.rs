@@ -183,6 +183,7 @@ pub(crate) mod tests {
 
     pub fn entry(provider: &str, model: &str) -> LogEntry {
         LogEntry {
+            id: String::new(),
             created_ms: 0,
             provider: provider.into(),
             model: model.into(),
@@ -196,6 +197,7 @@ pub(crate) mod tests {
             agent: None,
             repo: None,
             attempt: None,
+            from_worker: true,
         }
     }
 

@@ -7,21 +7,27 @@
 //! | who may read                  | [`access`]      |
 //! | what is asked                 | [`query`]       |
 //! | rollups or logs, which windows| [`plan`]        |
+//! | the ledger's SQL and rows     | [`ledger`]      |
 //! | one page of the Logs API      | [`logs`]        |
 //! | paging, stopping, retrying    | [`pager`]       |
+//! | one spelling per model        | [`names`]       |
 //! | counting                      | [`metrics`], [`cells`], [`percentile`] |
+//! | the ledger vs AI Gateway      | [`reconcile`]   |
 //! | the view                      | [`report`], [`render`] |
 //! | knobs                         | [`settings`]    |
 //! | instants and days             | [`time`]        |
 
 pub mod access;
 pub mod cells;
+pub mod ledger;
 pub mod logs;
 pub mod metrics;
+pub mod names;
 pub mod pager;
 pub mod percentile;
 pub mod plan;
 pub mod query;
+pub mod reconcile;
 pub mod render;
 pub mod report;
 pub mod settings;

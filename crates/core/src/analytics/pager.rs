@@ -150,6 +150,7 @@ mod tests {
 
     fn page(rows: usize, total: Option<u64>) -> LogPage {
         let entry = LogEntry {
+            id: String::new(),
             created_ms: 0,
             provider: "p".into(),
             model: "m".into(),
@@ -163,6 +164,7 @@ mod tests {
             agent: None,
             repo: None,
             attempt: None,
+            from_worker: false,
         };
         LogPage { entries: vec![entry; rows], info: PageInfo { total_count: total, ..PageInfo::default() } }
     }

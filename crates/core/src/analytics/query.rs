@@ -4,6 +4,7 @@
 
 use crate::analytics::cells::Dim;
 use crate::analytics::logs::Window;
+use crate::analytics::report::Source;
 use crate::analytics::time::{self, MS_PER_DAY};
 use crate::error::{ErrorKind, GatewayError};
 
@@ -39,6 +40,8 @@ impl Format {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnalyticsQuery {
+    /// `source=ledger` (default): the Worker's own ledger; `source=aig`: AI Gateway's logs.
+    pub source: Source,
     pub window: Window,
     pub group_by: Vec<Dim>,
     pub format: Format,
@@ -48,7 +51,7 @@ pub struct AnalyticsQuery {
     pub use_cache: bool,
 }
 
-const PARAMS: &[&str] = &["from", "to", "group_by", "format", "rollups", "cache"];
+const PARAMS: &[&str] = &["source", "from", "to", "group_by", "format", "rollups", "cache"];
 
 fn invalid(message: String) -> GatewayError {
     GatewayError::new(ErrorKind::InvalidRequest, message)
@@ -180,7 +183,13 @@ pub fn parse(query: &str, accept: Option<&str>, now_ms: i64) -> Result<Analytics
         Some("html") => Format::Html,
         Some(other) => return Err(invalid(format!("`format` must be json, csv or html, not {:?}.", printable(other)))),
     };
+    let source = match get("source") {
+        None | Some("ledger") => Source::Ledger,
+        Some("aig") => Source::Aig,
+        Some(other) => return Err(invalid(format!("`source` must be ledger or aig, not {:?}.", printable(other)))),
+    };
     Ok(AnalyticsQuery {
+        source,
         window: Window { from_ms, to_ms },
         group_by,
         format,
@@ -195,7 +204,8 @@ impl AnalyticsQuery {
     pub fn cache_key(&self, gateway: &str) -> String {
         let dims: Vec<&str> = self.group_by.iter().map(|d| d.name()).collect();
         format!(
-            "gateway={gateway}&from={}&to={}&group_by={}&format={}&rollups={}",
+            "gateway={gateway}&source={}&from={}&to={}&group_by={}&format={}&rollups={}",
+            self.source.name(),
             self.window.from_ms,
             self.window.to_ms,
             dims.join(","),
@@ -208,7 +218,8 @@ impl AnalyticsQuery {
     pub fn link(&self, format: Format) -> String {
         let dims: Vec<&str> = self.group_by.iter().map(|d| d.name()).collect();
         format!(
-            "?from={}&to={}&group_by={}&format={}",
+            "?source={}&from={}&to={}&group_by={}&format={}",
+            self.source.name(),
             time::format_ms(self.window.from_ms),
             time::format_ms(self.window.to_ms),
             dims.join(","),
@@ -231,6 +242,7 @@ mod tests {
         assert_eq!(q.group_by, [Dim::Provider]);
         assert_eq!(q.format, Format::Json);
         assert!(q.use_rollups && q.use_cache);
+        assert_eq!(q.source, Source::Ledger);
     }
 
     #[test]
@@ -250,6 +262,8 @@ mod tests {
         let q = parse("from=2026-08-01&to=2026-08-01", None, NOW).unwrap();
         assert_eq!(q.window.to_ms - q.window.from_ms, MS_PER_DAY);
         assert_eq!(parse("group_by=repo", None, NOW).unwrap().group_by, [Dim::Repo]);
+        assert_eq!(parse("source=aig", None, NOW).unwrap().source, Source::Aig);
+        assert_eq!(parse("source=ledger", None, NOW).unwrap().source, Source::Ledger);
     }
 
     #[test]
@@ -272,6 +286,7 @@ mod tests {
             ("group_by=day,day", "twice"),
             ("group_by=cost", "one or two of"),
             ("format=xml", "json, csv or html"),
+            ("source=logs", "ledger or aig"),
             ("rollups=maybe", "on` or `off"),
             ("format=json&format=csv", "given twice"),
             ("from=%ZZ", "percent-encoded"),
@@ -291,5 +306,8 @@ mod tests {
         assert_ne!(a.cache_key("gw"), c.cache_key("gw"));
         assert_ne!(a.cache_key("gw"), a.cache_key("other"));
         assert!(a.link(Format::Csv).contains("format=csv"));
+        let aig = parse("source=aig", None, NOW).unwrap();
+        assert_ne!(a.cache_key("gw"), aig.cache_key("gw"));
+        assert!(aig.link(Format::Json).starts_with("?source=aig&"));
     }
 }

@@ -5,6 +5,7 @@
 use crate::account::pricing::Usd;
 use crate::analytics::cells::{Cells, Dim};
 use crate::analytics::logs::Window;
+use crate::analytics::reconcile::Reconciliation;
 
 /// How the cells were obtained.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,15 +19,39 @@ pub struct ReadStatus {
     pub log_pages: u32,
     /// Whole days taken from rollups.
     pub rollup_days: u32,
+    /// Attempts counted from the ledger (`source=ledger`).
+    pub ledger_attempts: u64,
+}
+
+/// Where a view's numbers come from (`source=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The Worker's own ledger (D1): every attempt, what it was charged.
+    Ledger,
+    /// AI Gateway's Logs API (Legacy Logs), with rollups.
+    Aig,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Ledger => "ledger",
+            Source::Aig => "aig",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Report {
+    pub source: Source,
     pub window: Window,
     pub group_by: Vec<Dim>,
     pub cells: Cells,
     pub status: ReadStatus,
     pub drift_threshold_bp: u64,
+    /// `source=ledger`: the join with AI Gateway's logs, or why it did not run.
+    pub reconciliation: Option<Reconciliation>,
+    pub reconciliation_skipped: Option<String>,
 }
 
 /// AI Gateway's cost beside ours for one provider/model, over the same answered, uncached rows.
@@ -42,37 +67,47 @@ pub struct CrossCheck {
     pub flagged: bool,
 }
 
+impl CrossCheck {
+    /// AI Gateway's `aig` beside our `ours` over the same `requests`, flagged when they differ
+    /// by more than `threshold_bp` hundredths of a percent of ours.
+    pub fn new(provider: String, model: String, requests: u64, aig: Usd, ours: Usd, threshold_bp: u64) -> CrossCheck {
+        let (a, o) = (u128::from(aig.0), u128::from(ours.0));
+        let diff = a.abs_diff(o);
+        let drift_bp = (o > 0).then(|| {
+            let bp = i64::try_from((diff * 10_000 + o / 2) / o).unwrap_or(i64::MAX);
+            if a >= o {
+                bp
+            } else {
+                -bp
+            }
+        });
+        // Exact: |aig - ours| / ours > threshold, in integers.
+        let flagged = if o == 0 { a > 0 } else { diff * 10_000 > u128::from(threshold_bp) * o };
+        CrossCheck { provider, model, requests, aig_cost: aig, our_cost: ours, drift_bp, flagged }
+    }
+}
+
 impl Report {
-    /// One row per provider/model that has rows to compare.
+    /// One row per provider/model that has rows to compare: from the logs' own `cost` beside our
+    /// price table (`source=aig`), or from the join of the ledger with AI Gateway's logs.
     pub fn cross_check(&self) -> Vec<CrossCheck> {
+        if self.source == Source::Ledger {
+            return self.reconciliation.as_ref().map(|r| r.drift.clone()).unwrap_or_default();
+        }
         let mut rows = Vec::new();
         for (key, m) in self.cells.group(&[Dim::Provider, Dim::Model]) {
             if m.compared_requests == 0 {
                 continue;
             }
-            let (aig, ours) = (u128::from(m.compared_aig.0), u128::from(m.compared_ours.0));
-            let diff = aig.abs_diff(ours);
-            let drift_bp = (ours > 0).then(|| {
-                let bp = (diff * 10_000 + ours / 2) / ours;
-                let bp = i64::try_from(bp).unwrap_or(i64::MAX);
-                if aig >= ours {
-                    bp
-                } else {
-                    -bp
-                }
-            });
-            // Exact: |aig - ours| / ours > threshold, in integers.
-            let flagged = if ours == 0 { aig > 0 } else { diff * 10_000 > u128::from(self.drift_threshold_bp) * ours };
             let model = key[1].split_once('/').map_or(key[1].as_str(), |(_, m)| m).to_owned();
-            rows.push(CrossCheck {
-                provider: key[0].clone(),
+            rows.push(CrossCheck::new(
+                key[0].clone(),
                 model,
-                requests: m.compared_requests,
-                aig_cost: m.compared_aig,
-                our_cost: m.compared_ours,
-                drift_bp,
-                flagged,
-            });
+                m.compared_requests,
+                m.compared_aig,
+                m.compared_ours,
+                self.drift_threshold_bp,
+            ));
         }
         rows
     }
@@ -124,11 +159,14 @@ mod tests {
         // Unpriced by us: nothing to compare.
         cells.add(&LogEntry { created_ms: 1, cost: Some(Usd(5)), ..entry("workers-ai", "llama") }, window, &prices);
         let report = Report {
+            source: Source::Aig,
             window,
             group_by: vec![Dim::Provider],
             cells,
             status: ReadStatus::default(),
             drift_threshold_bp: 500,
+            reconciliation: None,
+            reconciliation_skipped: None,
         };
         let rows = report.cross_check();
         assert_eq!(rows.len(), 3);

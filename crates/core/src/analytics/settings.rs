@@ -19,6 +19,9 @@ pub struct AnalyticsSettings {
     /// Pages asked for at once (`ANALYTICS_PARALLEL_PAGES`, default 6: the Workers limit of
     /// simultaneous open connections).
     pub parallel_pages: u32,
+    /// Most pages of AI Gateway's logs the ledger's cross-check reads per view
+    /// (`ANALYTICS_CROSS_CHECK_PAGES`, default 20: 1,000 logs, the newest of the range; 0: off).
+    pub cross_check_pages: u32,
 }
 
 impl Default for AnalyticsSettings {
@@ -29,6 +32,7 @@ impl Default for AnalyticsSettings {
             rollup_days: 35,
             rollup_max_pages: 800,
             parallel_pages: 6,
+            cross_check_pages: 20,
         }
     }
 }
@@ -59,6 +63,7 @@ impl AnalyticsSettings {
         number("ANALYTICS_ROLLUP_DAYS", 1, 400, &mut s.rollup_days);
         number("ANALYTICS_ROLLUP_MAX_PAGES", 1, 100_000, &mut s.rollup_max_pages);
         number("ANALYTICS_PARALLEL_PAGES", 1, 6, &mut s.parallel_pages);
+        number("ANALYTICS_CROSS_CHECK_PAGES", 0, 200, &mut s.cross_check_pages);
         (s, invalid)
     }
 }
@@ -78,9 +83,12 @@ mod tests {
             ("ANALYTICS_DRIFT_PERCENT", "2.5"),
             ("ANALYTICS_CACHE_TTL", "0"),
             ("ANALYTICS_ROLLUP_MAX_PAGES", "3"),
+            ("ANALYTICS_CROSS_CHECK_PAGES", "0"),
         ]);
         assert!(bad.is_empty());
         assert_eq!((s.drift_threshold_bp, s.cache_ttl_s, s.rollup_max_pages), (250, 0, 3));
+        assert_eq!(s.cross_check_pages, 0, "0 turns the ledger's cross-check off");
+        assert_eq!(read(&[("ANALYTICS_CROSS_CHECK_PAGES", "201")]).1.len(), 1);
     }
 
     #[test]

@@ -150,9 +150,9 @@ proptest! {
     fn the_pager_always_ends(start in 1u32..5, totals in prop::collection::vec(prop::option::of(any::<u64>()), 1..40),
                              sizes in prop::collection::vec(0usize..=50, 1..40), parallel in 0u32..8) {
         let entry = LogEntry {
-            created_ms: 0, provider: "openai".into(), model: "gpt-4o".into(), duration_ms: None, success: true,
+            id: String::new(), created_ms: 0, provider: "openai".into(), model: "gpt-4o".into(), duration_ms: None, success: true,
             cached: false, status: Some(200), tokens_in: Some(1), tokens_out: Some(1), cost: None, agent: None,
-            repo: None, attempt: None,
+            repo: None, attempt: None, from_worker: true,
         };
         let mut pager = Pager::resume_at(start);
         let mut step = 0;

@@ -14,7 +14,7 @@ use crate::analytics::cells::Dim;
 use crate::analytics::metrics::Metrics;
 use crate::analytics::query::{AnalyticsQuery, Format};
 use crate::analytics::render::{percent, thousands, usd_for_display};
-use crate::analytics::report::{hundredths, Report};
+use crate::analytics::report::{hundredths, Report, Source};
 use crate::analytics::time::{self, MS_PER_DAY};
 
 /// The `Content-Security-Policy` the page is served with.
@@ -180,7 +180,7 @@ fn group_table(out: &mut String, id: &str, title: &str, dims: &[Dim], report: &R
     out.push_str("</tr></thead><tbody>");
     if groups.is_empty() {
         let _ =
-            write!(out, r#"<tr><td colspan="{}" class="sub">No logs in this range.</td></tr>"#, dims.len() + columns);
+            write!(out, r#"<tr><td colspan="{}" class="sub">Nothing in this range.</td></tr>"#, dims.len() + columns);
     }
     for (labels, m) in &groups {
         let _ = write!(out, r#"<tr data-key="{}">"#, esc(&labels.join("|")));
@@ -348,6 +348,101 @@ fn short_range(ms: i64) -> String {
     format!("{} {}", &t[..10], &t[11..16])
 }
 
+/// The ledger against AI Gateway's logs: what was compared, and every row that disagrees
+/// (listed up to the examples kept; counted in full).
+fn reconciliation(out: &mut String, report: &Report) {
+    out.push_str("<h2>Cross-check: the ledger vs AI Gateway's logs, by log id</h2>");
+    let Some(r) = &report.reconciliation else {
+        let why = report.reconciliation_skipped.as_deref().unwrap_or("not asked for");
+        let _ = write!(out, r#"<p class="sub" id="reconcile-summary">Did not run: {}</p>"#, esc(why));
+        return;
+    };
+    let window = r.windows.map(|w| {
+        format!(
+            " Logs of {} → {} read; rows without a partner count from {} to {} (clock margin, logs still arriving).",
+            short_range(w.covered.from_ms),
+            short_range(w.covered.to_ms),
+            short_range(w.checked.from_ms),
+            short_range(w.checked.to_ms)
+        )
+    });
+    let _ = write!(
+        out,
+        r#"<p class="sub" id="reconcile-summary">{} AI Gateway logs ({} from other callers of the gateway) and {} ledger attempts; {} matched.{}{}</p>"#,
+        thousands(r.aig_logs),
+        thousands(r.other_callers),
+        thousands(r.ledger_attempts),
+        thousands(r.matched),
+        esc(&window.unwrap_or_default()),
+        if r.complete { "" } else { " A side was cut by its bound: missing rows are not reported." }
+    );
+    let mut table = |id: &str, title: &str, count: u64, rows: Vec<(String, i64, String, String)>| {
+        let class = if count > 0 { "bad" } else { "ok" };
+        let _ = write!(
+            out,
+            r#"<p><strong>{}</strong>: <span class="{class}" data-field="{id}" data-value="{count}">{}</span></p>"#,
+            esc(title),
+            thousands(count)
+        );
+        if rows.is_empty() {
+            return;
+        }
+        let _ = write!(
+            out,
+            r#"<table data-group="{id}"><thead><tr><th class="t">Log id</th><th class="t">When</th><th class="t">Provider</th><th class="t">Model</th></tr></thead><tbody>"#
+        );
+        for (log_id, at, provider, model) in rows {
+            let _ = write!(
+                out,
+                r#"<tr data-key="{}"><td class="t">{}</td><td class="t">{}</td><td class="t">{}</td><td class="t">{}</td></tr>"#,
+                esc(&log_id),
+                esc(&log_id),
+                esc(&time::format_ms(at)),
+                esc(&provider),
+                esc(&model)
+            );
+        }
+        out.push_str("</tbody></table>");
+    };
+    let rows = |l: &crate::analytics::reconcile::Listed<crate::analytics::reconcile::Missing>| {
+        l.examples.iter().map(|m| (m.log_id.clone(), m.at_ms, m.provider.clone(), m.model.clone())).collect()
+    };
+    table("missing-in-aig", "Attempts missing in AI Gateway's logs", r.missing_in_aig.count, rows(&r.missing_in_aig));
+    table("missing-in-ledger", "Logs missing in the ledger", r.missing_in_ledger.count, rows(&r.missing_in_ledger));
+    let t = &r.token_mismatches;
+    let _ = write!(
+        out,
+        r#"<p><strong>Token counts that differ</strong>: <span class="{}" data-field="token-mismatches" data-value="{}">{}</span></p>"#,
+        if t.count > 0 { "bad" } else { "ok" },
+        t.count,
+        thousands(t.count)
+    );
+    if !t.examples.is_empty() {
+        out.push_str(r#"<table data-group="token-mismatches"><thead><tr><th class="t">Log id</th><th class="t">Provider</th><th class="t">Model</th><th>Ledger in</th><th>Ledger out</th><th>AI Gateway in</th><th>AI Gateway out</th></tr></thead><tbody>"#);
+        let n = |v: Option<u64>| {
+            (v.map(|v| v.to_string()).unwrap_or_default(), v.map(thousands).unwrap_or_else(|| "—".into()))
+        };
+        for m in &t.examples {
+            let _ = write!(
+                out,
+                r#"<tr data-key="{}"><td class="t">{}</td><td class="t">{}</td><td class="t">{}</td>"#,
+                esc(&m.log_id),
+                esc(&m.log_id),
+                esc(&m.provider),
+                esc(&m.model)
+            );
+            for (field, v) in
+                [("ledger_in", m.ledger.0), ("ledger_out", m.ledger.1), ("aig_in", m.aig.0), ("aig_out", m.aig.1)]
+            {
+                let (exact, shown) = n(v);
+                num_td(out, field, &exact, &shown, "");
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+}
+
 /// The whole page.
 pub fn render(report: &Report, query: &AnalyticsQuery) -> String {
     let totals = report.cells.totals();
@@ -360,19 +455,29 @@ pub fn render(report: &Report, query: &AnalyticsQuery) -> String {
 
     // Header: range, source, and the form to change the view (plain GET, no script).
     let days = (report.window.to_ms - report.window.from_ms) as f64 / MS_PER_DAY as f64;
+    let ledger = report.source == Source::Ledger;
+    let read = if ledger {
+        format!(
+            "{} attempts from the ledger · {} AI Gateway logs cross-checked",
+            thousands(report.status.ledger_attempts),
+            thousands(report.status.logs_read)
+        )
+    } else {
+        format!("{} logs read · {} days from rollups", thousands(report.status.logs_read), report.status.rollup_days)
+    };
     let _ = write!(
         out,
-        r#"<header><div><h1>AI Gateway cost</h1><div class="sub" id="range">{} → {} UTC ({days:.1} days) · {} logs read · {} days from rollups</div></div>"#,
+        r#"<header><div><h1>{}</h1><div class="sub" id="range">{} → {} UTC ({days:.1} days) · {read}</div></div>"#,
+        if ledger { "AI cost (ledger)" } else { "AI Gateway cost" },
         short_range(report.window.from_ms),
         short_range(report.window.to_ms),
-        thousands(report.status.logs_read),
-        report.status.rollup_days
     );
     let group_value: Vec<&str> = query.group_by.iter().map(|d| d.name()).collect();
     let group_value = group_value.join(",");
     let _ = write!(
         out,
-        r#"<form method="get" action="/analytics"><input type="hidden" name="format" value="html"><label>From <input name="from" size="24" value="{}"></label><label>To <input name="to" size="24" value="{}"></label><label>Group <select name="group_by">"#,
+        r#"<form method="get" action="/analytics"><input type="hidden" name="format" value="html"><input type="hidden" name="source" value="{}"><label>From <input name="from" size="24" value="{}"></label><label>To <input name="to" size="24" value="{}"></label><label>Group <select name="group_by">"#,
+        report.source.name(),
         esc(&time::format_ms(report.window.from_ms)),
         esc(&time::format_ms(report.window.to_ms))
     );
@@ -402,9 +507,29 @@ pub fn render(report: &Report, query: &AnalyticsQuery) -> String {
     if !flagged.is_empty() {
         let _ = write!(
             out,
-            r#"<div class="banner drift" id="drift"><strong>Cost drift.</strong> AI Gateway's cost differs from our price table by more than {}% for {}. See the cross-check below.</div>"#,
+            r#"<div class="banner drift" id="drift"><strong>Cost drift.</strong> AI Gateway's cost differs from {} by more than {}% for {}. See the cross-check below.</div>"#,
+            if ledger { "the ledger's" } else { "our price table" },
             hundredths(report.drift_threshold_bp as i64),
             esc(&flagged.join(", "))
+        );
+    }
+    if let Some(r) = &report.reconciliation {
+        let (a, l, t) = (r.missing_in_aig.count, r.missing_in_ledger.count, r.token_mismatches.count);
+        if a + l + t > 0 {
+            let _ = write!(
+                out,
+                r#"<div class="banner drift" id="disagreement"><strong>The ledger and AI Gateway disagree.</strong> {} attempts missing in AI Gateway's logs, {} logs missing in the ledger, {} with other token counts. See the cross-check below.</div>"#,
+                thousands(a),
+                thousands(l),
+                thousands(t)
+            );
+        }
+    }
+    if let Some(why) = &report.reconciliation_skipped {
+        let _ = write!(
+            out,
+            r#"<div class="banner drift" id="cross-check-skipped"><strong>No cross-check.</strong> The ledger's numbers are complete, but they could not be checked against AI Gateway's logs: {}</div>"#,
+            esc(why)
         );
     }
 
@@ -417,7 +542,7 @@ pub fn render(report: &Report, query: &AnalyticsQuery) -> String {
             usd_for_display(totals.cost_estimated)
         )
     } else {
-        "as reported by AI Gateway".to_owned()
+        if ledger { "as charged, from the ledger" } else { "as reported by AI Gateway" }.to_owned()
     };
     card(&mut out, "total-cost", "Total cost", &totals.cost().to_string(), &usd_for_display(totals.cost()), &est_note);
     card(
@@ -456,7 +581,7 @@ pub fn render(report: &Report, query: &AnalyticsQuery) -> String {
             p95.map(|v| v.to_string()).unwrap_or_default()
         ),
         &format!("{} / {}", opt_ms(p50).1, opt_ms(p95).1),
-        "AI Gateway duration",
+        if ledger { "attempt start to end" } else { "AI Gateway duration" },
     );
     card(
         &mut out,
@@ -511,9 +636,15 @@ pub fn render(report: &Report, query: &AnalyticsQuery) -> String {
     out.push_str("</tbody></table></section>");
 
     // Cross-check.
+    out.push_str(r#"<section id="cross-check">"#);
+    if ledger {
+        reconciliation(&mut out, report);
+    }
     let _ = write!(
         out,
-        r#"<section id="cross-check"><h2>Cost cross-check: AI Gateway vs our price table</h2><p class="sub">Answered, uncached requests that AI Gateway priced and we can price; flagged above {}% drift.</p><table data-group="cross-check"><thead><tr><th>Provider</th><th class="t">Model</th><th>Requests</th><th>AI Gateway</th><th>Ours</th><th>Drift</th><th></th></tr></thead><tbody>"#,
+        r#"<h2>Cost cross-check: AI Gateway vs {}</h2><p class="sub">Answered, uncached {} that AI Gateway priced and we can price; flagged above {}% drift.</p><table data-group="cross-check"><thead><tr><th>Provider</th><th class="t">Model</th><th>Requests</th><th>AI Gateway</th><th>Ours</th><th>Drift</th><th></th></tr></thead><tbody>"#,
+        if ledger { "the ledger" } else { "our price table" },
+        if ledger { "attempts found in both, joined by log id," } else { "requests" },
         hundredths(report.drift_threshold_bp as i64)
     );
     if cross.is_empty() {
@@ -548,9 +679,14 @@ pub fn render(report: &Report, query: &AnalyticsQuery) -> String {
     }
     out.push_str("</tbody></table></section>");
 
+    let about = if ledger {
+        "Costs in USD: what each attempt was charged, from the Worker's ledger (our price table applied to the usage the provider reported). Cache savings are the cache hits' usage at our prices. † Some answers had no price of ours (e.g. Workers AI)."
+    } else {
+        "Costs in USD. “Reported” is AI Gateway's own estimate per log; where a log has none, our price table's estimate is used and marked <span class=\"est\">estimated</span>. Cache savings price cache hits at our table. † Some requests had no price anywhere (e.g. Workers AI) and count as $0."
+    };
     let _ = write!(
         out,
-        r#"<footer>Costs in USD. “Reported” is AI Gateway's own estimate per log; where a log has none, our price table's estimate is used and marked <span class="est">estimated</span>. Cache savings price cache hits at our table. † Some requests had no price anywhere (e.g. Workers AI) and count as $0. Latency quantiles are within 1.6%. Days are UTC. <a href="{}">JSON</a> · <a href="{}">CSV</a></footer>"#,
+        r#"<footer>{about} Latency quantiles are within 1.6%. Days are UTC. <a href="{}">JSON</a> · <a href="{}">CSV</a></footer>"#,
         esc(&format!("/analytics{}", query.link(Format::Json))),
         esc(&format!("/analytics{}", query.link(Format::Csv)))
     );
@@ -626,5 +762,26 @@ mod tests {
         assert!((step - 0.01).abs() < 1e-12 && steps == 4);
         assert_eq!(axis_label(0.0125), "$0.0125");
         assert_eq!(axis_label(12.5), "$12.50");
+    }
+
+    #[test]
+    fn ledger_dashboard_flags_the_disagreements() {
+        use crate::analytics::render::json::tests::ledger_report;
+        let report = ledger_report();
+        let q = query::parse("from=1970-01-01&to=1970-01-03", None, 0).unwrap();
+        let html = render(&report, &q);
+        assert!(html.contains("AI cost (ledger)"));
+        assert!(html.contains(r#"id="disagreement""#));
+        assert!(html.contains(r#"id="drift""#));
+        assert!(html.contains(r#"data-field="missing-in-aig" data-value="1""#));
+        assert!(html.contains(r#"<tr data-key="log-&lt;a&gt;">"#));
+        assert!(html.contains(r#"data-field="token-mismatches" data-value="1""#));
+        assert!(html.contains(r#"name="source" value="ledger""#));
+        let mut skipped = report;
+        skipped.reconciliation = None;
+        skipped.reconciliation_skipped = Some("the Cloudflare API could not be reached".into());
+        let html = render(&skipped, &q);
+        assert!(html.contains(r#"id="cross-check-skipped""#));
+        assert!(!html.contains(r#"id="disagreement""#));
     }
 }

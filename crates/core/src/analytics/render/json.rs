@@ -7,11 +7,18 @@
 //!   "from": RFC 3339, "to": RFC 3339,            half-open range [from, to), UTC
 //!   "group_by": ["provider"],                    one or two of provider, model, agent, repository, day
 //!   "complete": true, "warnings": [..],          complete=false: a page failed; totals cover what was read
-//!   "source": {"logs_read", "log_pages", "rollup_days", "outside_range_ignored", "folded_labels"},
+//!   "source": {"name": "ledger"|"aig", "ledger_attempts", "logs_read", "log_pages", "rollup_days",
+//!              "outside_range_ignored", "folded_labels"},
 //!   "totals": METRICS,
 //!   "groups": [ {"key": {"provider": "openai"}, ...METRICS} ],   sorted by key (days chronologically)
-//!   "cross_check": {"threshold_percent", "rows": [{"provider", "model", "requests",
-//!                   "aig_cost", "our_cost", "drift_percent", "flagged"}]}
+//!   "cross_check": {"against": "aig_logs"|"price_table", "threshold_percent",
+//!                   "rows": [{"provider", "model", "requests", "aig_cost", "our_cost", "drift_percent", "flagged"}],
+//!                   source=ledger only: "ran", "skipped", "flagged", "complete",
+//!                   "window": {"from", "to", "checked_from", "checked_to"},
+//!                   "logs_read", "ledger_attempts", "matched", "other_callers",
+//!                   "missing_in_aig" | "missing_in_ledger": {"count", "examples": [{"log_id", "at", "provider", "model"}]},
+//!                   "token_mismatches": {"count", "examples": [{"log_id", "provider", "model",
+//!                                        "ledger": {"tokens_in", "tokens_out"}, "aig": {..}}]}}
 //! }
 //! METRICS = {"requests", "successes", "errors", "errors_by_status": {"429": n, "none": n},
 //!   "error_rate", "cached_requests", "cache_hit_rate", "tokens_in", "tokens_out",
@@ -27,7 +34,8 @@ use serde::Serialize;
 
 use crate::account::pricing::Usd;
 use crate::analytics::metrics::Metrics;
-use crate::analytics::report::{hundredths, Report};
+use crate::analytics::reconcile::{self, Reconciliation};
+use crate::analytics::report::{hundredths, Report, Source as ReportSource};
 use crate::analytics::time;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -49,6 +57,8 @@ struct Body<'a> {
 
 #[derive(Serialize)]
 struct Source {
+    name: &'static str,
+    ledger_attempts: u64,
     logs_read: u64,
     log_pages: u32,
     rollup_days: u32,
@@ -129,8 +139,126 @@ impl MetricsJson {
 
 #[derive(Serialize)]
 struct Cross {
+    /// `price_table` (source=aig: each log's cost beside our prices) or `aig_logs` (source=ledger:
+    /// the ledger joined with AI Gateway's logs by log id).
+    against: &'static str,
     threshold_percent: serde_json::Number,
     rows: Vec<CrossRow>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    join: Option<Join>,
+}
+
+/// The ledger's join with AI Gateway's logs (`source=ledger`).
+#[derive(Serialize)]
+struct Join {
+    ran: bool,
+    /// Why it did not run (no credentials, the Logs API unreachable, …).
+    skipped: Option<String>,
+    flagged: bool,
+    complete: bool,
+    /// The time AI Gateway's logs were read for, and where a row without partner is missing.
+    window: Option<JoinWindow>,
+    logs_read: u64,
+    ledger_attempts: u64,
+    matched: u64,
+    other_callers: u64,
+    missing_in_aig: Listed<MissingRow>,
+    missing_in_ledger: Listed<MissingRow>,
+    token_mismatches: Listed<Mismatch>,
+}
+
+#[derive(Serialize)]
+struct JoinWindow {
+    from: String,
+    to: String,
+    checked_from: String,
+    checked_to: String,
+}
+
+#[derive(Serialize)]
+struct Listed<T> {
+    count: u64,
+    examples: Vec<T>,
+}
+
+#[derive(Serialize)]
+struct MissingRow {
+    log_id: String,
+    at: String,
+    provider: String,
+    model: String,
+}
+
+#[derive(Serialize)]
+struct Tokens {
+    tokens_in: Option<u64>,
+    tokens_out: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Mismatch {
+    log_id: String,
+    provider: String,
+    model: String,
+    ledger: Tokens,
+    aig: Tokens,
+}
+
+fn missing(l: &reconcile::Listed<reconcile::Missing>) -> Listed<MissingRow> {
+    Listed {
+        count: l.count,
+        examples: l
+            .examples
+            .iter()
+            .map(|m| MissingRow {
+                log_id: m.log_id.clone(),
+                at: time::format_ms(m.at_ms),
+                provider: m.provider.clone(),
+                model: m.model.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn join(report: &Report) -> Option<Join> {
+    if report.source != ReportSource::Ledger {
+        return None;
+    }
+    let empty = Reconciliation::default();
+    let r = report.reconciliation.as_ref().unwrap_or(&empty);
+    Some(Join {
+        ran: report.reconciliation.is_some(),
+        skipped: report.reconciliation_skipped.clone(),
+        flagged: r.flagged(),
+        complete: r.complete,
+        window: r.windows.map(|w| JoinWindow {
+            from: time::format_ms(w.covered.from_ms),
+            to: time::format_ms(w.covered.to_ms),
+            checked_from: time::format_ms(w.checked.from_ms),
+            checked_to: time::format_ms(w.checked.to_ms),
+        }),
+        logs_read: r.aig_logs,
+        ledger_attempts: r.ledger_attempts,
+        matched: r.matched,
+        other_callers: r.other_callers,
+        missing_in_aig: missing(&r.missing_in_aig),
+        missing_in_ledger: missing(&r.missing_in_ledger),
+        token_mismatches: Listed {
+            count: r.token_mismatches.count,
+            examples: r
+                .token_mismatches
+                .examples
+                .iter()
+                .map(|m| Mismatch {
+                    log_id: m.log_id.clone(),
+                    provider: m.provider.clone(),
+                    model: m.model.clone(),
+                    ledger: Tokens { tokens_in: m.ledger.0, tokens_out: m.ledger.1 },
+                    aig: Tokens { tokens_in: m.aig.0, tokens_out: m.aig.1 },
+                })
+                .collect(),
+        },
+    })
 }
 
 #[derive(Serialize)]
@@ -159,6 +287,8 @@ pub fn render(report: &Report) -> String {
         complete: report.status.complete,
         warnings: &report.status.warnings,
         source: Source {
+            name: report.source.name(),
+            ledger_attempts: report.status.ledger_attempts,
             logs_read: report.status.logs_read,
             log_pages: report.status.log_pages,
             rollup_days: report.status.rollup_days,
@@ -176,6 +306,8 @@ pub fn render(report: &Report) -> String {
             })
             .collect(),
         cross_check: Cross {
+            against: if report.source == ReportSource::Ledger { "aig_logs" } else { "price_table" },
+            join: join(report),
             threshold_percent: number(report.drift_threshold_bp as i64),
             rows: report
                 .cross_check()
@@ -202,7 +334,7 @@ pub(crate) mod tests {
     use crate::analytics::cells::{Cells, Dim};
     use crate::analytics::logs::{LogEntry, Window};
     use crate::analytics::metrics::tests::entry;
-    use crate::analytics::report::ReadStatus;
+    use crate::analytics::report::{ReadStatus, Source};
 
     pub fn sample_report(dims: Vec<Dim>) -> Report {
         let prices = Prices::shipped();
@@ -225,11 +357,14 @@ pub(crate) mod tests {
             cells.add(&e, window, &prices);
         }
         Report {
+            source: Source::Aig,
             window,
             group_by: dims,
             cells,
-            status: ReadStatus { complete: true, warnings: vec![], logs_read: 30, log_pages: 1, rollup_days: 0 },
+            status: ReadStatus { complete: true, logs_read: 30, log_pages: 1, ..ReadStatus::default() },
             drift_threshold_bp: 500,
+            reconciliation: None,
+            reconciliation_skipped: None,
         }
     }
 
@@ -252,5 +387,83 @@ pub(crate) mod tests {
         let sum: u64 = v["groups"].as_array().unwrap().iter().map(|g| g["requests"].as_u64().unwrap()).sum();
         assert_eq!(sum, 30);
         assert!(v["totals"].get("key").is_none());
+    }
+
+    /// A ledger view whose join found one of each disagreement.
+    pub fn ledger_report() -> Report {
+        use crate::analytics::reconcile::{join_windows, Listed, Missing, TokenMismatch};
+        let mut r = sample_report(vec![Dim::Provider]);
+        r.source = Source::Ledger;
+        r.status.ledger_attempts = 30;
+        let windows = join_windows(r.window, r.window.from_ms, r.window.to_ms + time::MS_PER_DAY);
+        let missing = |id: &str| Listed {
+            count: 1,
+            examples: vec![Missing { log_id: id.into(), at_ms: 5, provider: "openai".into(), model: "gpt-4o".into() }],
+        };
+        r.reconciliation = Some(Reconciliation {
+            windows: Some(windows),
+            aig_logs: 29,
+            ledger_attempts: 29,
+            matched: 28,
+            missing_in_aig: missing("log-<a>"),
+            missing_in_ledger: missing("log-b"),
+            token_mismatches: Listed {
+                count: 1,
+                examples: vec![TokenMismatch {
+                    log_id: "log-c".into(),
+                    provider: "openai".into(),
+                    model: "gpt-4o".into(),
+                    ledger: (Some(10), Some(5)),
+                    aig: (Some(10), None),
+                }],
+            },
+            drift: vec![crate::analytics::report::CrossCheck::new(
+                "openai".into(),
+                "gpt-4o".into(),
+                3,
+                Usd(110),
+                Usd(100),
+                500,
+            )],
+            complete: true,
+            ..Reconciliation::default()
+        });
+        r
+    }
+
+    #[test]
+    fn ledger_view_carries_the_join() {
+        let v: serde_json::Value = serde_json::from_str(&render(&ledger_report())).unwrap();
+        assert_eq!(v["source"]["name"], "ledger");
+        assert_eq!(v["source"]["ledger_attempts"], 30);
+        let c = &v["cross_check"];
+        assert_eq!(
+            (c["against"].as_str(), c["ran"].as_bool(), c["flagged"].as_bool()),
+            (Some("aig_logs"), Some(true), Some(true))
+        );
+        assert_eq!(c["missing_in_aig"]["count"], 1);
+        assert_eq!(c["missing_in_aig"]["examples"][0]["log_id"], "log-<a>");
+        assert_eq!(c["missing_in_ledger"]["examples"][0]["at"], "1970-01-01T00:00:00.005Z");
+        assert_eq!(
+            c["token_mismatches"]["examples"][0]["aig"],
+            serde_json::json!({"tokens_in": 10, "tokens_out": null})
+        );
+        assert_eq!(c["rows"][0]["drift_percent"], 10);
+        assert_eq!(c["rows"][0]["flagged"], true);
+        // Not run: said so, the rest of the view intact.
+        let mut skipped = ledger_report();
+        skipped.reconciliation = None;
+        skipped.reconciliation_skipped = Some("CF_API_TOKEN is not set".into());
+        let v: serde_json::Value = serde_json::from_str(&render(&skipped)).unwrap();
+        assert_eq!(
+            (v["cross_check"]["ran"].as_bool(), v["cross_check"]["skipped"].as_str()),
+            (Some(false), Some("CF_API_TOKEN is not set"))
+        );
+        assert_eq!(v["cross_check"]["rows"], serde_json::json!([]));
+        assert_eq!(v["totals"]["requests"], 30);
+        // The logs' view has none of the join's fields.
+        let aig: serde_json::Value = serde_json::from_str(&render(&sample_report(vec![Dim::Provider]))).unwrap();
+        assert_eq!(aig["cross_check"]["against"], "price_table");
+        assert!(aig["cross_check"].get("ran").is_none());
     }
 }

@@ -44,16 +44,20 @@ worker:
 	@if command -v flock >/dev/null; then flock build/.lock $(MAKE) -s build/index.js; \
 	else $(MAKE) -s build/index.js; fi
 
-# worker-build keeps the wasm name section (it runs wasm-opt with --debuginfo): the shipped
-# build/index_bg.wasm is stripped of it, and build/index_bg.unstripped.wasm keeps it for reading
-# traces (`node tools/wasm-size.mjs names build/index_bg.unstripped.wasm N` names a
-# `wasm-function[N]`) and for profiles (bench/run.py --profile loads it).
-build/index.js: $(WORKER_SOURCES) tools/wasm-size.mjs
+# worker-build's output goes to build/generated/; build/index.js is js/entry.mjs bundled around
+# it (requests reach the generated handler through a plain object, not worker-build's
+# per-request Proxies: see js/entry.mjs). worker-build keeps the wasm name section (it runs
+# wasm-opt with --debuginfo): the shipped build/index_bg.wasm is stripped of it, and
+# build/index_bg.unstripped.wasm keeps it for reading traces (`node tools/wasm-size.mjs names
+# build/index_bg.unstripped.wasm N` names a `wasm-function[N]`) and for profiles (bench/run.py
+# --profile loads it).
+build/index.js: $(WORKER_SOURCES) js/entry.mjs tools/wasm-size.mjs
 	@command -v worker-build >/dev/null || { echo "worker-build is missing: run 'make setup'" >&2; exit 1; }
-	worker-build --release
-	@mv build/index_bg.wasm build/index_bg.unstripped.wasm
+	worker-build --release --out-dir build/generated
+	@mv build/generated/index_bg.wasm build/index_bg.unstripped.wasm
 	@node tools/wasm-size.mjs strip build/index_bg.unstripped.wasm build/index_bg.wasm
-	@touch build/index.js
+	@esbuild js/entry.mjs --bundle --format=esm --minify --log-level=warning \
+		'--external:*.wasm' '--external:cloudflare:*' --outfile=build/index.js
 
 sim: $(SIM)
 $(SIM): $(shell find crates/aig-sim -name '*.rs') crates/aig-sim/Cargo.toml Cargo.lock

@@ -26,7 +26,7 @@ help:
 	@echo "make test   run every test (installs what it needs first)"
 	@echo "make build  build the Worker (build/index.js, build/index_bg.wasm) and the simulator"
 	@echo "make lint   bash -n + shellcheck on every script, cargo fmt --check, clippy -D warnings"
-	@echo "make size   gzip size of build/index_bg.wasm"
+	@echo "make size   size of build/index_bg.wasm (gzipped) and its largest contributors"
 	@echo "make deploy-check   wrangler deploy --dry-run of the Worker and the example, sizes vs upload limits"
 	@echo "make bench  the Worker vs a JS passthrough floor in workerd, under wrk (figures, not tests)"
 	@echo "make fuzz   property tests and the engine simulation with many more cases (minutes)"
@@ -44,10 +44,20 @@ worker:
 	@if command -v flock >/dev/null; then flock build/.lock $(MAKE) -s build/index.js; \
 	else $(MAKE) -s build/index.js; fi
 
-build/index.js: $(WORKER_SOURCES)
+# worker-build's output goes to build/generated/; build/index.js is js/entry.mjs bundled around
+# it (requests reach the generated handler through a plain object, not worker-build's
+# per-request Proxies: see js/entry.mjs). worker-build keeps the wasm name section (it runs
+# wasm-opt with --debuginfo): the shipped build/index_bg.wasm is stripped of it, and
+# build/index_bg.unstripped.wasm keeps it for reading traces (`node tools/wasm-size.mjs names
+# build/index_bg.unstripped.wasm N` names a `wasm-function[N]`) and for profiles (bench/run.py
+# --profile loads it).
+build/index.js: $(WORKER_SOURCES) js/entry.mjs tools/wasm-size.mjs
 	@command -v worker-build >/dev/null || { echo "worker-build is missing: run 'make setup'" >&2; exit 1; }
-	worker-build --release
-	@touch build/index.js
+	worker-build --release --out-dir build/generated
+	@mv build/generated/index_bg.wasm build/index_bg.unstripped.wasm
+	@node tools/wasm-size.mjs strip build/index_bg.unstripped.wasm build/index_bg.wasm
+	@esbuild js/entry.mjs --bundle --format=esm --minify --log-level=warning \
+		'--external:*.wasm' '--external:cloudflare:*' --outfile=build/index.js
 
 sim: $(SIM)
 $(SIM): $(shell find crates/aig-sim -name '*.rs') crates/aig-sim/Cargo.toml Cargo.lock
@@ -150,9 +160,10 @@ fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-10000} cargo test --quiet --release -p gateway-core --test properties
 	SIM_SCHEDULES=$${SIM_SCHEDULES:-200000} cargo test --quiet --release -p gateway-core --test simulation -- --nocapture
 
+# The shipped wasm's size (raw, gzipped) and its sections; by the names of the unstripped copy,
+# the crates and the functions its code comes from.
 size: worker
-	@printf 'build/index_bg.wasm: %s bytes, %s bytes gzipped\n' \
-		"$$(stat -c %s build/index_bg.wasm)" "$$(gzip -9 -c build/index_bg.wasm | wc -c)"
+	@node tools/wasm-size.mjs report build/index_bg.wasm build/index_bg.unstripped.wasm 15
 
 clean:
 	rm -rf build target .wrangler

@@ -30,12 +30,15 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, worker_ctx: Context) -> Result<Response> {
     let path = req.path();
+    let ctx = Ctx::load(&env);
+    if ctx.settings.test_panic_path.as_deref() == Some(path.as_str()) {
+        test_panic().await;
+    }
     let method = req.method();
     let route = match route::resolve(method.as_ref(), &path) {
         Ok(route) => route,
         Err(err) => return error_response(&err, route::allowed_methods(&path)),
     };
-    let ctx = Ctx::load(&env);
     // Shared with a streamed body, which settles its books in `waitUntil` when it ends.
     let worker_ctx = std::rc::Rc::new(worker_ctx);
 
@@ -59,6 +62,15 @@ async fn fetch(req: Request, env: Env, worker_ctx: Context) -> Result<Response> 
         route::Route::Admin => routes::admin::handle(req, &ctx).await,
         route::Route::Analytics => routes::analytics::handle(req, &env, &ctx).await,
     }
+}
+
+/// Tests only: the panic a request to `GATEWAY_TEST_PANIC_PATH` asks for (that var is unset
+/// unless a test's Worker configuration sets it, so production never gets here; see
+/// `Settings::test_panic_path`). After one turn of the event loop, so that it happens in a
+/// promise callback, as a panic in a real handler would, not in the call into the module.
+async fn test_panic() {
+    worker::Delay::from(std::time::Duration::from_millis(1)).await;
+    panic!("GATEWAY_TEST_PANIC_PATH requested: a test of panic recovery");
 }
 
 /// Cron (`[triggers] crons`): keeps the daily analytics rollups up to date, and prunes the

@@ -51,7 +51,7 @@ struct Row {
     cells: String,
 }
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct AnalyticsRollup {
     state: State,
 }

@@ -113,7 +113,7 @@ fn replay(answer: StoredAnswer) -> Response {
 }
 
 /// `IdempotencyStore`: the Durable Object holding one key's [`Record`], deleted a day after first use.
-#[durable_object]
+#[durable_object(alarm)]
 pub struct IdempotencyStore {
     state: State,
     record: JsonState<Record>,

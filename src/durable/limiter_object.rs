@@ -9,7 +9,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 use crate::durable::limiter::{Op, ReserveAnswer, SettleAnswer};
 use crate::durable::state::JsonState;
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct ProviderLimiter {
     state: State,
     limiter: JsonState<LimiterState>,

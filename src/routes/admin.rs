@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use gateway_core::admin::{self, AdminCall};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
+use gateway_core::request::url;
 use worker::{Method, Request, Response, ResponseBuilder, Result};
 
 use crate::aig::fetch::{self as upstream, SendError};
@@ -36,8 +37,8 @@ async fn serve(req: &mut Request, ctx: &Ctx) -> std::result::Result<(u16, String
     let settings = &ctx.settings;
     let authorization = req.headers().get("authorization").ok().flatten();
     admin::authenticate(authorization.as_deref(), settings)?;
-    let url = req.url().map_err(|e| GatewayError::new(ErrorKind::InvalidRequest, e.to_string()))?;
-    let call = AdminCall::parse(req.method().as_ref(), url.path(), url.query())?;
+    let raw_url = req.inner().url();
+    let call = AdminCall::parse(req.method().as_ref(), &req.path(), url::query(&raw_url))?;
     let body = if call.has_body() {
         let body = read_body(req, settings.max_body_bytes).await?;
         admin::check_body(&body)?;

@@ -7,6 +7,7 @@ use gateway_core::analytics::render;
 use gateway_core::analytics::report::{Report, Source as ReportSource};
 use gateway_core::analytics::{access, time};
 use gateway_core::error::{ErrorKind, GatewayError};
+use gateway_core::request::url;
 use worker::{Env, Headers, Request, Response, ResponseBuilder, Result};
 
 use crate::analytics::view::{self, Source};
@@ -35,9 +36,9 @@ async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Respo
     access::check(header.as_deref(), &accepted)?;
 
     let now = now_ms();
-    let url = req.url().map_err(|e| GatewayError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+    let raw_url = req.inner().url();
     let accept = req.headers().get("accept").ok().flatten();
-    let q = query::parse(url.query().unwrap_or(""), accept.as_deref(), now)?;
+    let q = query::parse(url::query(&raw_url).unwrap_or(""), accept.as_deref(), now)?;
 
     let logs = match (&s.account_id, &s.gateway_id, &s.api_token) {
         (Some(account), Some(gateway), Some(token)) => Some(Source { account, gateway, token: token.expose() }),

@@ -36,8 +36,8 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Ctx) -> Result<Response> {
         Ok(c) => c,
         Err(err) => return error_response(&err, None),
     };
-    let query = req.url().map(|u| u.query().unwrap_or("").to_owned()).unwrap_or_default();
-    let filter = match ScopeFilter::parse(&query) {
+    let raw_url = req.inner().url();
+    let filter = match ScopeFilter::parse(gateway_core::request::url::query(&raw_url).unwrap_or("")) {
         Ok(f) => f,
         Err(err) => return error_response(&err, None),
     };

@@ -17,6 +17,7 @@ use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::native::credentials;
 use gateway_core::native::shape::Shape;
 use gateway_core::native::{self, NativePath, Provider};
+use gateway_core::request::url;
 
 use worker::{Context, Env, Request, Response, Result};
 
@@ -75,8 +76,8 @@ async fn serve(
         settings.agent_token.as_ref().map(|t| t.expose()),
         settings.allow_caller_provider_keys,
     )?;
-    let url = req.url().map_err(|e| GatewayError::new(ErrorKind::InvalidRequest, e.to_string()))?;
-    let path = NativePath::parse(url.path(), url.query())?;
+    let raw_url = req.inner().url();
+    let path = NativePath::parse(&req.path(), url::query(&raw_url))?;
     let config = ctx.config()?;
     let limits = provider_limits(config, provider)?;
     let body = read_body(req, settings.max_body_bytes).await?;

@@ -817,4 +817,13 @@ mod tests {
         ]));
         assert_eq!(s.missing(), vec!["CF_API_TOKEN"]);
     }
+
+    #[test]
+    fn the_test_panic_path_is_off_unless_set_to_a_path() {
+        assert_eq!(Settings::read(lookup(&[])).test_panic_path, None);
+        assert_eq!(Settings::read(lookup(&[("GATEWAY_TEST_PANIC_PATH", " ")])).test_panic_path, None);
+        assert_eq!(Settings::read(lookup(&[("GATEWAY_TEST_PANIC_PATH", "panic")])).test_panic_path, None);
+        let set = Settings::read(lookup(&[("GATEWAY_TEST_PANIC_PATH", "/__test/panic")]));
+        assert_eq!(set.test_panic_path.as_deref(), Some("/__test/panic"));
+    }
 }

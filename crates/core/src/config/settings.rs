@@ -57,6 +57,11 @@ pub struct Settings {
     pub allow_caller_provider_keys: bool,
     /// Problems found while reading (bad numbers, unknown modes): reported by `/healthz`.
     pub invalid: Vec<String>,
+    /// `GATEWAY_TEST_PANIC_PATH`, for tests only: a request to exactly this path panics the
+    /// wasm, so that a test can check the next request is served (the module is reinstantiated).
+    /// Unset (the default, and in `wrangler.toml`), nothing panics: only a test's Worker
+    /// configuration sets it (tests/e2e/test_panic_recovery.py).
+    pub test_panic_path: Option<String>,
 }
 
 pub const DEFAULT_GATEWAY_URL: &str = "https://gateway.ai.cloudflare.com/v1";
@@ -162,6 +167,7 @@ impl Settings {
             analytics_token: lookup("ANALYTICS_TOKEN").and_then(Secret::new),
             allow_caller_provider_keys,
             invalid,
+            test_panic_path: text("GATEWAY_TEST_PANIC_PATH").filter(|p| p.starts_with('/')),
         }
     }
 

@@ -1,0 +1,70 @@
+"""A panic in the wasm takes down one request, not the Worker: the next request is served.
+
+The entry (js/entry.mjs) calls the generated handler without worker-build's per-request Proxies;
+recovery comes from wasm-bindgen's glue, which makes a fresh instance of the module at the next
+call after a trap. This Worker of its own sets GATEWAY_TEST_PANIC_PATH, the test-only trigger:
+a request to exactly that path panics (after an await, as a panic in a real handler would).
+Nothing else sets it (not wrangler.toml, not the suite's other Workers), so it cannot be reached
+in production; the main Worker below answers that path with a plain 404.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Worker, base_values
+
+PANIC_PATH = "/__test/panic"
+CHAT = "/v1/chat/completions"
+CALLER = {"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/octo-repo"}
+
+
+def chat(client, text: str, **extra):
+    return client.post(
+        CHAT,
+        json={"model": "default", "messages": [{"role": "user", "content": text}], **extra},
+        headers=CALLER,
+    )
+
+
+@pytest.fixture(scope="module")
+def panicking(sim):
+    w = Worker("panic", base_values(sim, GATEWAY_TEST_PANIC_PATH=PANIC_PATH))
+    try:
+        w.wait_ready()
+        yield w
+    finally:
+        w.stop()
+
+
+def test_the_request_after_a_panic_is_served(panicking):
+    with panicking.client() as c:
+        # Served before: the limiter's Durable Object exists on the first instance.
+        first = chat(c, "before the panic")
+        assert first.status_code == 200, first.text
+
+        for round in range(2):
+            broken = c.get(PANIC_PATH)
+            assert broken.status_code == 500, broken.text
+
+            after = chat(c, f"after panic {round}")
+            assert after.status_code == 200, after.text
+            assert after.json()["choices"][0]["message"]["content"].endswith(f"after panic {round}")
+            assert after.headers["x-gateway-provider"] == "google-ai-studio"
+
+            streamed = chat(c, f"streamed after panic {round}", stream=True)
+            assert streamed.status_code == 200, streamed.text
+            assert "data: [DONE]" in streamed.text
+
+            health = c.get("/healthz")
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+
+    log = panicking.log_path.read_text(errors="replace")
+    assert "GATEWAY_TEST_PANIC_PATH requested" in log
+
+
+def test_the_trigger_is_off_unless_configured(worker):
+    with worker.client() as c:
+        r = c.get(PANIC_PATH)
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"

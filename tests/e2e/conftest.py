@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -321,6 +322,17 @@ class RecordingTransport(httpx.HTTPTransport):
             stream=_RecordingStream(response.stream, what, head),
             extensions=response.extensions,
         )
+
+
+@contextmanager
+def running_worker(name: str, values: dict[str, str], **kw):
+    """A Worker of a test module's own (its own configuration), started and ready, stopped after."""
+    w = Worker(name, values, **kw)
+    try:
+        w.wait_ready()
+        yield w
+    finally:
+        w.stop()
 
 
 SHIPPED_CONFIG = json.loads((ROOT / "gateway.config.json").read_text())

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import Worker, base_values, gateway_config
+from conftest import base_values, gateway_config, running_worker
 from test_chat import CHAT, body
 
 GEMINI = "google-ai-studio/gemini-2.5-flash"
@@ -156,12 +156,8 @@ def broke(sim):
         p: {"requests_per_minute": 1000, "daily_budget_usd": "0.000000001"}
         for p in ["google-ai-studio", "openai", "anthropic", "workers-ai", "azure-openai", "aws-bedrock"]
     })
-    w = Worker("refusals-broke", base_values(sim, GATEWAY_CONFIG=cfg))
-    try:
-        w.wait_ready()
+    with running_worker("refusals-broke", base_values(sim, GATEWAY_CONFIG=cfg)) as w:
         yield w
-    finally:
-        w.stop()
 
 
 def test_every_error_says_what_it_cost(client, broke, sim):

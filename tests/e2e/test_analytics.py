@@ -28,7 +28,7 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from conftest import ACCOUNT_ID, AGENT_TOKEN, API_TOKEN, ARTIFACTS, GATEWAY_ID, ROOT, SECRETS, Sim, Worker, base_values
+from conftest import ACCOUNT_ID, AGENT_TOKEN, API_TOKEN, ARTIFACTS, base_values, GATEWAY_ID, ROOT, running_worker, SECRETS, Sim
 
 ANALYTICS_TOKEN = "ana-" + secrets.token_hex(16)
 SECRETS.append(ANALYTICS_TOKEN)  # the final secret scan covers it too
@@ -155,12 +155,8 @@ def an_sim():
 
 @pytest.fixture(scope="module")
 def an_worker(an_sim):
-    w = Worker("analytics", base_values(an_sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN))
-    try:
-        w.wait_ready()
+    with running_worker("analytics", base_values(an_sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN)) as w:
         yield w
-    finally:
-        w.stop()
 
 
 @pytest.fixture(scope="module")

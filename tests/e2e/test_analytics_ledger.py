@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from conftest import ACCOUNT_ID, API_TOKEN, GATEWAY_ID, ROOT, SECRETS, Sim, Worker, base_values, free_port
+from conftest import ACCOUNT_ID, API_TOKEN, base_values, free_port, GATEWAY_ID, ROOT, running_worker, SECRETS, Sim, Worker
 
 ANALYTICS_TOKEN = "ana-" + secrets.token_hex(16)
 SECRETS.append(ANALYTICS_TOKEN)
@@ -299,13 +299,9 @@ def joined():
         ledger.append(unlogged)
         recounted = next(r for r in ledger if r["success"] and r["cache"] == "MISS" and r["model"] == "gemini-2.5-flash")
         recounted["tokens_out"] += 40
-        w = Worker("ledger-joined", base_values(sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN), ledger_rows=ledger)
-        try:
-            w.wait_ready()
+        with running_worker("ledger-joined", base_values(sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN), ledger_rows=ledger) as w:
             yield {"worker": w, "logs": logs, "ledger": ledger, "lost": lost, "unlogged": unlogged,
                    "recounted": recounted}
-        finally:
-            w.stop()
     finally:
         sim.stop()
 

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from conftest import SHIPPED_CONFIG, Worker, base_values, free_port, gateway_config
+from conftest import base_values, free_port, gateway_config, running_worker, SHIPPED_CONFIG
 from test_chat import CHAT, body
 
 BUDGET = "0.001"  # a request costs about $0.00004 on Gemini here, and reserves about $0.00005
@@ -59,14 +59,10 @@ def alerting(sim, receiver):
         "targets": ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o-mini"],
         "rules": [{"when": {"budget_used_above": 0.5}, "targets": ["openai/gpt-4o-mini"]}],
     }
-    w = Worker("alerts", base_values(sim, ALERT_WEBHOOK_URL=receiver.url, GATEWAY_CONFIG=gateway_config(
+    with running_worker("alerts", base_values(sim, ALERT_WEBHOOK_URL=receiver.url, GATEWAY_CONFIG=gateway_config(
         providers=providers, routes=routes,
-    )))
-    try:
-        w.wait_ready()
+    ))) as w:
         yield w
-    finally:
-        w.stop()
 
 
 def gemini(worker):

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import SHIPPED_CONFIG, Worker, base_values, gateway_config
+from conftest import base_values, gateway_config, running_worker, SHIPPED_CONFIG
 from test_chat import CHAT, body
 
 GEMINI = "google-ai-studio/gemini-2.5-flash"
@@ -24,15 +24,11 @@ def guarded(sim):
     providers["google-ai-studio"]["circuit_breaker"] = {
         "window_seconds": 60, "min_attempts": 3, "failure_ratio": 0.5, "cooldown_seconds": 2, "probes": 1,
     }
-    w = Worker("breaker", base_values(sim, GATEWAY_CONFIG=gateway_config(
+    with running_worker("breaker", base_values(sim, GATEWAY_CONFIG=gateway_config(
         providers=providers,
         retry={"attempts_per_target": 2, "base_delay_ms": 20, "max_delay_ms": 200, "max_retry_after_ms": 2000},
-    )))
-    try:
-        w.wait_ready()
+    ))) as w:
         yield w
-    finally:
-        w.stop()
 
 
 def circuit(worker) -> dict:

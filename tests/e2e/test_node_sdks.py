@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import AGENT_TOKEN, ARTIFACTS, ROOT, SEEN, SHIPPED_CONFIG, Worker, base_values, gateway_config
+from conftest import AGENT_TOKEN, ARTIFACTS, base_values, gateway_config, ROOT, running_worker, SEEN, SHIPPED_CONFIG
 
 NODE_TESTS = ROOT / "tests" / "node"
 
@@ -24,15 +24,11 @@ NODE_TESTS = ROOT / "tests" / "node"
 def limited(sim, workers):
     """One request per minute per provider, for `RateLimitError`. The suite's `tight` Worker is
     not used: other tests count on its window being fresh."""
-    w = Worker("node-limited", base_values(sim, GATEWAY_CONFIG=gateway_config(
+    with running_worker("node-limited", base_values(sim, GATEWAY_CONFIG=gateway_config(
         providers={p: {"requests_per_minute": 1, "daily_budget_usd": 1000} for p in SHIPPED_CONFIG["providers"]},
         retry={"attempts_per_target": 1, "base_delay_ms": 10, "max_delay_ms": 10, "max_retry_after_ms": 0},
-    )))
-    try:
-        w.wait_ready()
+    ))) as w:
         yield w
-    finally:
-        w.stop()
 
 
 def test_node_openai_and_ai_sdk(sim, worker, limited):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Worker, base_values
+from conftest import base_values, running_worker
 
 PANIC_PATH = "/__test/panic"
 CHAT = "/v1/chat/completions"
@@ -29,12 +29,8 @@ def chat(client, text: str, **extra):
 
 @pytest.fixture(scope="module")
 def panicking(sim):
-    w = Worker("panic", base_values(sim, GATEWAY_TEST_PANIC_PATH=PANIC_PATH))
-    try:
-        w.wait_ready()
+    with running_worker("panic", base_values(sim, GATEWAY_TEST_PANIC_PATH=PANIC_PATH)) as w:
         yield w
-    finally:
-        w.stop()
 
 
 def test_the_request_after_a_panic_is_served(panicking):

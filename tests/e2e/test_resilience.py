@@ -5,9 +5,6 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
-
-import httpx
 
 from conftest import BUDGET_USD, ROOT
 from test_chat import CHAT, body

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import Worker, base_values, gateway_config
+from conftest import base_values, gateway_config, running_worker
 from test_chat import CHAT, body
 
 # A triage request reserves about $0.0026 on Gemini (1024 output tokens at its price), $0.0006 on
@@ -24,7 +24,7 @@ REPO_BUDGET = "0.0008"
 
 @pytest.fixture(scope="module")
 def scoped(sim):
-    w = Worker("scoped", base_values(sim, GATEWAY_CONFIG=gateway_config(
+    with running_worker("scoped", base_values(sim, GATEWAY_CONFIG=gateway_config(
         scopes={
             "repositories": {
                 "default": {"daily_budget_usd": REPO_BUDGET},
@@ -34,12 +34,8 @@ def scoped(sim):
             "owners": {"big-org": {"daily_budget_usd": 100}},
             "agents": {"BudgetBot": {"daily_budget_usd": "0.0001"}, "SlowBot": {"daily_budget_usd": 100, "requests_per_minute": 2}},
         },
-    )))
-    try:
-        w.wait_ready()
+    ))) as w:
         yield w
-    finally:
-        w.stop()
 
 
 def ask(worker, repo: str, agent: str = "TriagingAgent"):

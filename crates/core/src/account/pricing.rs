@@ -312,27 +312,8 @@ impl Prices {
 
 /// `name` without a trailing `-YYYYMMDD` or `-YYYY-MM-DD`.
 fn strip_date_suffix(name: &str) -> Option<&str> {
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if let Some((head, tail)) = name.rsplit_once('-') {
-        if tail.len() == 8 && digits(tail) {
-            return Some(head);
-        }
-    }
-    // -YYYY-MM-DD
-    if name.len() > 11 && name.is_char_boundary(name.len() - 11) {
-        let (head, tail) = name.split_at(name.len() - 11);
-        let t = tail.as_bytes();
-        if t[0] == b'-'
-            && t[5] == b'-'
-            && t[8] == b'-'
-            && digits(&tail[1..5])
-            && digits(&tail[6..8])
-            && digits(&tail[9..])
-        {
-            return Some(head);
-        }
-    }
-    None
+    let undated = crate::analytics::names::without_date(name);
+    (undated.len() != name.len()).then_some(undated)
 }
 
 #[cfg(test)]

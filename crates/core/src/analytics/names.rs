@@ -73,8 +73,9 @@ pub fn model(name: &str) -> String {
     }
 }
 
-/// `name` without a trailing `-YYYYMMDD`, `-YYYY-MM-DD` or `@YYYYMMDD`.
-fn without_date(name: &str) -> &str {
+/// `name` without a trailing `-YYYYMMDD`, `-YYYY-MM-DD` or `@YYYYMMDD` (also how the price
+/// table finds a dated model's row).
+pub(crate) fn without_date(name: &str) -> &str {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if let Some(i) = name.rfind(['-', '@']) {
         let tail = &name[i + 1..];

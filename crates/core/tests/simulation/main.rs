@@ -12,7 +12,9 @@
 //! waited for; nothing reached a client before the commit point, and no attempt followed it;
 //! a stream broken after it ended with an error event, never a clean end; no secret reached a
 //! client; the trace names every attempt; no reservation is left open; what the requests were
-//! charged equals what the limiters recorded, to the picodollar; no budget was overspent.
+//! charged equals what the limiters recorded, to the picodollar; no budget was overspent — the
+//! providers' nor, when the requests share a repository scope reserved all or nothing beside
+//! them, the scope's; circuit breakers and provider outages come and go on the way.
 //!
 //! `SIM_SCHEDULES` sets how many schedules run (`make fuzz` runs many more); `SIM_SEED` replays
 //! one: a failure prints `SIM_SEED=… cargo test -p gateway-core --test simulation`.

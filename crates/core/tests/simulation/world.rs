@@ -9,6 +9,7 @@ use std::rc::Rc;
 use gateway_core::account::breaker::{health_of_stream, BreakerPolicy, Health};
 use gateway_core::account::limits::{LimiterState, Policy, Refusal, DAY_MS};
 use gateway_core::account::pricing::Usd;
+use gateway_core::account::scopes::{Scope, ScopeKind};
 use gateway_core::aig::answer::{self as upstream, AigRefusal, AttemptOutcome};
 use gateway_core::config::RetryPolicy;
 use gateway_core::engine::{self, books, AttemptEnd, Books, Exchange, Fallback, Rules, Runtime, Target};
@@ -114,6 +115,8 @@ pub struct Schedule {
     requests: Vec<RequestSpec>,
     /// `(provider, from, until)`: down in that span (absolute ms).
     outages: Vec<(usize, u64, u64)>,
+    /// The repository scope's limits, if every request falls under one.
+    scope: Option<Policy>,
 }
 
 /// What one attempt did, as the fake upstream saw it.
@@ -177,6 +180,7 @@ impl Stats {
             "StreamStalledAfterCommit",
             "ClientGone",
             "refused",
+            "scope_refused",
         ] {
             assert!(self.ends.get(kind).copied().unwrap_or(0) > 0, "no schedule reached {kind}: {self}");
         }
@@ -242,6 +246,9 @@ struct Shared {
     ends: RefCell<BTreeMap<&'static str, usize>>,
     /// Providers that are down (every attempt a 503) from one time to another (absolute ms).
     outages: Vec<(usize, u64, u64)>,
+    /// A repository every request falls under, with its own limits (`account/scopes.rs`): each
+    /// attempt reserves in it too, all or nothing, as the shell does.
+    scope: Option<(Scope, RefCell<LimiterState>)>,
 }
 
 impl Shared {
@@ -264,6 +271,12 @@ impl Shared {
             match books.settle_amount() {
                 None => limiters[provider].release(&id, health, now),
                 Some(actual) => limiters[provider].settle(&id, actual, health, now),
+            }
+            if let Some((_, scope)) = &shared.scope {
+                match books.settle_amount() {
+                    None => scope.borrow_mut().release(&id, Health::Neutral, now),
+                    Some(actual) => scope.borrow_mut().settle(&id, actual, Health::Neutral, now),
+                }
             }
         });
     }
@@ -348,7 +361,18 @@ impl Runtime for Sim {
         if result.is_err() {
             self.shared.count("refused");
         }
-        result.map(|()| (provider, id))
+        result?;
+        // The scope next, after another round trip; refused, the provider's is taken back.
+        if let Some((scope, limiter)) = &self.shared.scope {
+            self.shared.clock.yield_now().await;
+            let now = self.shared.clock.now();
+            if let Err(refusal) = limiter.borrow_mut().reserve(&id, target.worst_case, scope.policy, now) {
+                self.shared.count("scope_refused");
+                self.shared.limiters.borrow_mut()[provider].cancel(&id, now);
+                return Err(Refusal { ends_request: Some(scope.refused(&refusal)), ..refusal });
+            }
+        }
+        Ok((provider, id))
     }
 
     fn close(&self, (provider, id): (usize, String), books: Books, health: Health) {
@@ -743,7 +767,13 @@ impl Schedule {
         } else {
             Vec::new()
         };
-        Schedule { policies, retry, first_byte_ms, idle_ms, requests, outages }
+        // Sometimes every request is of one repository with limits of its own.
+        let scope = rng.chance(30).then(|| Policy {
+            requests_per_minute: [1, 3, 1000][rng.below(3) as usize],
+            daily_budget: Usd([30_000, 100_000, 1_000_000_000][rng.below(3) as usize]),
+            breaker: None,
+        });
+        Schedule { policies, retry, first_byte_ms, idle_ms, requests, outages, scope }
     }
 
     fn scripted(
@@ -774,6 +804,7 @@ impl Schedule {
                 random: None,
             }],
             outages: Vec::new(),
+            scope: None,
         }
     }
 
@@ -859,6 +890,10 @@ impl Schedule {
             next_id: Cell::new(0),
             ends: RefCell::default(),
             outages: self.outages.clone(),
+            scope: self.scope.map(|policy| {
+                let scope = Scope { kind: ScopeKind::Repository, name: "octo/app".into(), policy };
+                (scope, RefCell::new(LimiterState::default()))
+            }),
         });
         let outcomes: Rc<RefCell<Vec<Option<RequestOutcome>>>> =
             Rc::new(RefCell::new((0..self.requests.len()).map(|_| None).collect()));
@@ -1039,4 +1074,11 @@ fn check_books(shared: &Shared, outcomes: &[RequestOutcome]) {
         spent = spent.saturating_add(snapshot.spent_usd);
     }
     assert_eq!(charged, spent, "what the requests were charged must equal what the limiters recorded");
+    // The scope holds the same books: all or nothing, nothing left reserved, never overspent.
+    if let Some((scope, limiter)) = &shared.scope {
+        let snapshot = limiter.borrow_mut().snapshot(now);
+        assert_eq!(snapshot.outstanding_reservations, 0, "reservations left open in the scope");
+        assert_eq!(snapshot.spent_usd, charged, "the scope was charged what the requests were");
+        assert!(snapshot.spent_usd <= scope.policy.daily_budget, "the scope overspent");
+    }
 }

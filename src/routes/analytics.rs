@@ -68,7 +68,7 @@ async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Respo
     let body = match q.format {
         Format::Json => render::json::render(&report),
         Format::Csv => render::csv::render(&report),
-        Format::Html => render::html::render(&report, &q),
+        Format::Html => render::html::render(&report, &q, None),
     };
     let headers = view_headers(&report, &q);
     // A view whose cross-check could have run but failed is not kept: the next one tries again.

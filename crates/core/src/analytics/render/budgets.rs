@@ -121,11 +121,11 @@ pub fn panel(out: &mut String, b: &BudgetsToday) {
     let at = time::format_ms(b.read_at_ms);
     let _ = write!(
         out,
-        r#"<section id="budgets"><h2>Budgets today</h2><p class="sub">UTC day {}, read at {} UTC from the limiters (whatever the range above). Spent and reserved against each daily budget; the bar is amber from {}, red from {}.</p>"#,
+        r#"<section id="budgets"><h2>Budgets today</h2><p class="sub">UTC day {}, read at {} UTC from the limiters (whatever the range above). Spent and reserved against each daily budget; the bar is amber from {}%, red from {}%.</p>"#,
         esc(&at[..10]),
         esc(&at[11..19]),
-        percent_bp(WARN_BP),
-        percent_bp(OVER_BP)
+        WARN_BP / 100,
+        OVER_BP / 100
     );
     if !b.warnings.is_empty() {
         let _ = write!(
@@ -296,6 +296,7 @@ mod tests {
         assert!(html.contains(r#"id="budgets-warning""#));
         assert!(html.contains("the limiter of openai could not be read (&lt;boom&gt;)"));
         assert!(html.contains("UTC day 2026-12-02, read at 06:40:12 UTC"));
+        assert!(html.contains("amber from 80%, red from 100%."));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! view, or compute one (the ledger and its cross-check; or rollups + AI Gateway's logs) →
 //! render JSON, CSV or HTML.
 
+use gateway_core::account::budgets::BudgetsToday;
+use gateway_core::account::scopes::ScopeFilter;
 use gateway_core::analytics::query::{self, AnalyticsQuery, Format};
 use gateway_core::analytics::render;
 use gateway_core::analytics::report::{Report, Source as ReportSource};
@@ -68,7 +70,7 @@ async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Respo
     let body = match q.format {
         Format::Json => render::json::render(&report),
         Format::Csv => render::csv::render(&report),
-        Format::Html => render::html::render(&report, &q),
+        Format::Html => render::html::render(&report, &q, Some(&budgets_today(env, ctx).await)),
     };
     let headers = view_headers(&report, &q);
     // A view whose cross-check could have run but failed is not kept: the next one tries again.
@@ -81,6 +83,19 @@ async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Respo
     }
     let _ = headers.set("x-analytics-cache", if caching { "miss" } else { "bypass" });
     Ok(finish(headers, body.into_bytes()))
+}
+
+/// The dashboard's "Budgets today": what `/limits` shows, unfiltered. It never fails the page: what
+/// cannot be read is a warning in the panel.
+async fn budgets_today(env: &Env, ctx: &Ctx) -> BudgetsToday {
+    match ctx.config() {
+        Ok(config) => crate::routes::limits::budgets_today(env, config, &ScopeFilter::default()).await,
+        Err(err) => BudgetsToday {
+            warnings: vec![format!("the configuration could not be read: {}", err.message)],
+            read_at_ms: now_ms(),
+            ..BudgetsToday::default()
+        },
+    }
 }
 
 /// Headers that describe the view (kept with it in the cache).

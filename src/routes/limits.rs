@@ -1,35 +1,18 @@
 //! `GET /limits`: each provider's limits and where it stands today (operators, and the tests
-//! that check nothing is left reserved).
+//! that check nothing is left reserved). [`budgets_today`] gathers it, for this route and for
+//! the dashboard's "Budgets today" panel.
 
-use gateway_core::account::pricing::Usd;
+use futures_util::future::join_all;
+use gateway_core::account::budgets::{BudgetsToday, ProviderToday, ScopeToday};
 use gateway_core::account::scopes::ScopeFilter;
+use gateway_core::config::GatewayConfig;
+use gateway_core::error::{ErrorKind, GatewayError};
 use serde::Serialize;
 use worker::{Env, Request, Response, Result};
 
 use crate::context::Ctx;
 use crate::durable::limiter as limits;
 use crate::respond::{error_response, json_response, Decision};
-
-#[derive(Serialize)]
-struct ProviderState<'a> {
-    provider: &'a str,
-    requests_per_minute: u32,
-    daily_budget_usd: Usd,
-    #[serde(flatten)]
-    today: gateway_core::account::limits::Snapshot,
-}
-
-/// One scope (repository, owner, agent) and where it stands today.
-#[derive(Serialize)]
-struct ScopeState {
-    scope: &'static str,
-    name: String,
-    /// `null`: no rate limit of its own.
-    requests_per_minute: Option<u32>,
-    daily_budget_usd: Usd,
-    #[serde(flatten)]
-    today: gateway_core::account::limits::Snapshot,
-}
 
 pub async fn handle(req: &Request, env: &Env, ctx: &Ctx) -> Result<Response> {
     let config = match ctx.config() {
@@ -41,45 +24,50 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Ctx) -> Result<Response> {
         Ok(f) => f,
         Err(err) => return error_response(&err, None),
     };
-    let mut providers = Vec::new();
-    for (name, limits) in &config.providers {
-        let today = limits::snapshot(env, name, limits.breaker).await?;
-        providers.push(ProviderState {
-            provider: name,
-            requests_per_minute: limits.requests_per_minute,
-            daily_budget_usd: limits.daily_budget,
-            today,
-        });
+    let today = budgets_today(env, config, &filter).await;
+    // A limiter that did not answer fails the whole answer: a row without its state must not
+    // read as "nothing reserved".
+    if today.has_unread_limiter() {
+        return error_response(&GatewayError::new(ErrorKind::Internal, today.warnings.join("; ")), None);
     }
-    // Scopes: those of the callers the ledger saw today, and the filter's own.
+    #[derive(Serialize)]
+    struct Body {
+        unit: &'static str,
+        #[serde(flatten)]
+        today: BudgetsToday,
+    }
+    json_response(200, serde_json::to_string(&Body { unit: "USD", today })?, &Decision::default())
+}
+
+/// Every provider of `config` and every scope of the callers the ledger saw today (and of
+/// `filter`'s own), with its limits and its limiter's state, all limiters asked at once. Never
+/// fails: what cannot be read (the ledger's callers, a limiter) is a warning, and such a
+/// limiter's row has no state.
+pub async fn budgets_today(env: &Env, config: &GatewayConfig, filter: &ScopeFilter) -> BudgetsToday {
+    let now = crate::analytics::now_ms();
     let mut warnings = Vec::new();
-    let mut scopes = Vec::new();
-    if !config.scopes.is_empty() {
-        let today = crate::analytics::now_ms().div_euclid(86_400_000);
-        let seen = crate::ledger::callers_on(env, today, 1_000).await.unwrap_or_else(|e| {
+    let scopes = if config.scopes.is_empty() {
+        Vec::new()
+    } else {
+        let seen = crate::ledger::callers_on(env, now.div_euclid(86_400_000), 1_000).await.unwrap_or_else(|e| {
             warnings.push(format!("the ledger could not be read ({e}): only the filter's scopes are shown"));
             Vec::new()
         });
-        for scope in filter.scopes(&config.scopes, &seen) {
-            let today = limits::snapshot(env, &scope.key(), None).await?;
-            scopes.push(ScopeState {
-                scope: scope.kind.name(),
-                name: scope.name,
-                requests_per_minute: (scope.policy.requests_per_minute != u32::MAX)
-                    .then_some(scope.policy.requests_per_minute),
-                daily_budget_usd: scope.policy.daily_budget,
-                today,
-            });
+        filter.scopes(&config.scopes, &seen)
+    };
+    // One future type for both (the same call): all asked at once, answers in order.
+    let names: Vec<String> = config.providers.keys().cloned().chain(scopes.iter().map(|s| s.key())).collect();
+    let breakers = config.providers.values().map(|l| l.breaker).chain(scopes.iter().map(|_| None));
+    let states = join_all(names.iter().zip(breakers).map(|(name, breaker)| limits::snapshot(env, name, breaker))).await;
+    let mut answers = names.iter().zip(states);
+    let mut take = |warnings: &mut Vec<String>| match answers.next()? {
+        (_, Ok(state)) => Some(state),
+        (name, Err(e)) => {
+            warnings.push(format!("the limiter of {name} could not be read ({e})"));
+            None
         }
-    }
-    #[derive(Serialize)]
-    struct Body<'a> {
-        unit: &'static str,
-        providers: Vec<ProviderState<'a>>,
-        scopes: Vec<ScopeState>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        warnings: Vec<String>,
-    }
-    let body = Body { unit: "USD", providers, scopes, warnings };
-    json_response(200, serde_json::to_string(&body)?, &Decision::default())
+    };
+    let providers = config.providers.iter().map(|(name, l)| ProviderToday::new(name, l, take(&mut warnings))).collect();
+    let scopes = scopes.iter().map(|scope| ScopeToday::new(scope, take(&mut warnings))).collect();
+    BudgetsToday { providers, scopes, warnings, read_at_ms: now }
 }

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod books;
 pub mod breaker;
+pub mod budgets;
 pub mod ledger;
 pub mod limits;
 pub mod pricing;

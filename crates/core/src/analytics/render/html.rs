@@ -9,6 +9,7 @@
 
 use std::fmt::Write;
 
+use crate::account::budgets::BudgetsToday;
 use crate::account::pricing::Usd;
 use crate::analytics::cells::Dim;
 use crate::analytics::metrics::Metrics;
@@ -91,7 +92,7 @@ footer{color:var(--muted);font-size:12px;margin-top:8px}
 "#;
 
 /// A table cell holding a number: shown rounded, exact in `data-value`.
-fn num_td(out: &mut String, field: &str, exact: &str, shown: &str, class: &str) {
+pub(crate) fn num_td(out: &mut String, field: &str, exact: &str, shown: &str, class: &str) {
     let _ = write!(out, r#"<td data-field="{field}" data-value="{}""#, esc(exact));
     if !class.is_empty() {
         let _ = write!(out, r#" class="{class}""#);
@@ -443,14 +444,15 @@ fn reconciliation(out: &mut String, report: &Report) {
     }
 }
 
-/// The whole page.
-pub fn render(report: &Report, query: &AnalyticsQuery) -> String {
+/// The whole page; with `budgets`, the "Budgets today" panel after the headline numbers.
+pub fn render(report: &Report, query: &AnalyticsQuery, budgets: Option<&BudgetsToday>) -> String {
     let totals = report.cells.totals();
     let cross = report.cross_check();
     let mut out = String::with_capacity(64 * 1024);
     out.push_str(r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light">"#);
     out.push_str("<title>AI cost · agent-gateway</title><style>");
     out.push_str(STYLE);
+    out.push_str(super::budgets::STYLE);
     out.push_str("</style></head><body><main>");
 
     // Header: range, source, and the form to change the view (plain GET, no script).
@@ -597,6 +599,9 @@ pub fn render(report: &Report, query: &AnalyticsQuery) -> String {
     );
     out.push_str("</div>");
 
+    if let Some(b) = budgets {
+        super::budgets::panel(&mut out, b);
+    }
     out.push_str(r#"<section id="chart"><h2>Cost per provider per day</h2>"#);
     chart(&mut out, report);
     out.push_str("</section>");
@@ -703,7 +708,7 @@ mod tests {
     fn page(dims: Vec<Dim>) -> (Report, String) {
         let report = sample_report(dims);
         let q = query::parse("from=1970-01-01&to=1970-01-03", None, 0).unwrap();
-        let html = render(&report, &q);
+        let html = render(&report, &q, None);
         (report, html)
     }
 
@@ -745,11 +750,36 @@ mod tests {
         report.status.warnings = vec!["page 4 <failed>".into()];
         report.drift_threshold_bp = 0;
         let q = query::parse("", None, 0).unwrap();
-        let html = render(&report, &q);
+        let html = render(&report, &q, None);
         assert!(html.contains(r#"id="partial""#));
         assert!(html.contains("page 4 &lt;failed&gt;"));
         let (_, clean) = page(vec![Dim::Provider]);
         assert!(!clean.contains(r#"id="partial""#));
+    }
+
+    #[test]
+    fn budgets_panel_only_when_given() {
+        use crate::account::budgets::{BudgetsToday, ScopeToday};
+        let report = sample_report(vec![Dim::Provider]);
+        let q = query::parse("from=1970-01-01&to=1970-01-03", None, 0).unwrap();
+        assert!(!render(&report, &q, None).contains(r#"id="budgets""#));
+        let b = BudgetsToday {
+            scopes: vec![ScopeToday {
+                scope: "repository",
+                name: "o/<script>x</script>".into(),
+                requests_per_minute: None,
+                daily_budget_usd: Usd::from_dollars(2),
+                today: None,
+            }],
+            warnings: vec!["the limiter of repository:o/<script>x</script> could not be read".into()],
+            ..BudgetsToday::default()
+        };
+        let html = render(&report, &q, Some(&b));
+        let (cards, panel, chart) =
+            (html.find(r#"class="cards""#), html.find(r#"id="budgets""#), html.find(r#"id="chart""#));
+        assert!(cards < panel && panel < chart, "the panel sits between the headline numbers and the chart");
+        assert!(!html.contains("<script"));
+        assert!(html.contains(r#"data-key="repository:o/&lt;script&gt;x&lt;/script&gt;""#));
     }
 
     #[test]
@@ -769,7 +799,7 @@ mod tests {
         use crate::analytics::render::json::tests::ledger_report;
         let report = ledger_report();
         let q = query::parse("from=1970-01-01&to=1970-01-03", None, 0).unwrap();
-        let html = render(&report, &q);
+        let html = render(&report, &q, None);
         assert!(html.contains("AI cost (ledger)"));
         assert!(html.contains(r#"id="disagreement""#));
         assert!(html.contains(r#"id="drift""#));
@@ -780,7 +810,7 @@ mod tests {
         let mut skipped = report;
         skipped.reconciliation = None;
         skipped.reconciliation_skipped = Some("the Cloudflare API could not be reached".into());
-        let html = render(&skipped, &q);
+        let html = render(&skipped, &q, None);
         assert!(html.contains(r#"id="cross-check-skipped""#));
         assert!(!html.contains(r#"id="disagreement""#));
     }

@@ -1,6 +1,7 @@
 //! The three faces of a [`Report`](crate::analytics::report::Report): JSON (the stable schema),
 //! CSV (spreadsheets) and HTML (the dashboard).
 
+pub mod budgets;
 pub mod csv;
 pub mod html;
 pub mod json;

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import SHIPPED_CONFIG, Worker, base_values, gateway_config
+from conftest import SHIPPED_CONFIG, base_values, gateway_config, running_worker
 from test_chat import CHAT, body
 
 HOSTILE = "octo-org/<script>alert(1)</script>"
@@ -29,18 +29,14 @@ def panel_worker(sim):
     # the ledger: a row of today, as if written by an older Worker or by hand.
     seeded = [{"request_id": "seeded-hostile", "ts_ms": int(time.time() * 1000), "provider": "openai",
                "model": "gpt-4o-mini", "agent": "TriagingAgent", "repository": HOSTILE}]
-    w = Worker("budgets-panel", base_values(sim, GATEWAY_CONFIG=gateway_config(
+    with running_worker("budgets-panel", base_values(sim, GATEWAY_CONFIG=gateway_config(
         providers=providers,
         scopes={
             "repositories": {"default": {"daily_budget_usd": 5}, "octo-org/api": {"daily_budget_usd": "0.5"}},
             "agents": {"TriagingAgent": {"daily_budget_usd": 3, "requests_per_minute": 1000}},
         },
-    )), ledger_rows=seeded)
-    try:
-        w.wait_ready()
+    )), ledger_rows=seeded) as w:
         yield w
-    finally:
-        w.stop()
 
 
 def ask(worker, repo: str, agent: str):

@@ -44,7 +44,7 @@ def dotenv_json(value: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def workers3(sim):
+def token_workers(sim):
     started = {
         # AGENT_TOKEN and scoped tokens; native routes may pass a caller's own provider key on.
         "tokens": Worker("tokens", base_values(sim, AGENT_TOKENS=dotenv_json(TOKENS), ALLOW_CALLER_PROVIDER_KEYS="true")),
@@ -63,8 +63,8 @@ def workers3(sim):
 
 
 @pytest.fixture()
-def tokens(workers3):
-    return workers3["tokens"]
+def tokens(token_workers):
+    return token_workers["tokens"]
 
 
 def chat(worker, token: str, headers: dict | None = None, **kw):
@@ -256,8 +256,8 @@ def test_a_scoped_token_echoed_in_a_native_error_is_redacted(tokens, sim):
 # --- deployments ---------------------------------------------------------------------------------
 
 
-def test_scoped_tokens_alone_serve(workers3, sim):
-    only = workers3["tokens-only"]
+def test_scoped_tokens_alone_serve(token_workers, sim):
+    only = token_workers["tokens-only"]
     health = only.client(token=None).get("/healthz")
     assert health.status_code == 200, health.text
     assert health.json()["missing"] == []
@@ -268,8 +268,8 @@ def test_scoped_tokens_alone_serve(workers3, sim):
     assert chat(only, AGENT_TOKEN, {"x-github-repository": "octo-org/app"}).status_code == 401
 
 
-def test_an_invalid_map_is_named_and_accepts_no_scoped_token(workers3, sim):
-    bad = workers3["tokens-bad"]
+def test_an_invalid_map_is_named_and_accepts_no_scoped_token(token_workers, sim):
+    bad = token_workers["tokens-bad"]
     with bad.client(token=None) as c:
         health = c.get("/healthz")
     assert health.status_code == 503
@@ -280,16 +280,16 @@ def test_an_invalid_map_is_named_and_accepts_no_scoped_token(workers3, sim):
     assert chat(bad, AGENT_TOKEN).status_code == 200
 
 
-def test_zz_no_scoped_token_in_any_answer_or_log_line(workers3):
+def test_zz_no_scoped_token_in_any_answer_or_log_line(token_workers):
     """Last in this file: everything these Workers answered, and every line they logged."""
     seen = [(what, head, data) for what, head, data in SEEN]
     assert seen, "nothing was recorded"
     for what, head, data in seen:
         for token in (REVIEW, TRIAGE):
             assert token not in head and token.encode() not in data, f"{what}: a scoped token came back"
-    for w in workers3.values():
+    for w in token_workers.values():
         w.stop()  # flush and close the log
-    for name in workers3:
+    for name in token_workers:
         text = (ARTIFACTS / f"worker-{name}.log").read_text(errors="replace")
         assert '"event":"chat_completion"' in text or name == "tokens-bad"
         for token in (REVIEW, TRIAGE):

@@ -16,7 +16,7 @@ mod relay;
 mod respond;
 mod routes;
 
-use gateway_core::request::{authenticate, route};
+use gateway_core::request::route;
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 use crate::context::Ctx;
@@ -44,17 +44,21 @@ async fn fetch(req: Request, env: Env, worker_ctx: Context) -> Result<Response> 
 
     // Native routes find the token in their SDK's key header, admin routes take ADMIN_TOKEN,
     // /analytics takes AGENT_TOKEN or ANALYTICS_TOKEN: their handlers authenticate. Every other
-    // route takes `Authorization: Bearer <AGENT_TOKEN>`.
-    if route.credential() == route::Credential::AgentBearer {
-        let header = req.headers().get("authorization").ok().flatten();
-        let expected = ctx.settings.agent_token.as_ref().map(|t| t.expose());
-        if let Err(err) = authenticate::check_bearer(header.as_deref(), expected) {
-            return error_response(&err, None);
+    // route takes `Authorization: Bearer` with AGENT_TOKEN or a scoped token of AGENT_TOKENS,
+    // and the chat route accounts to whom the token says is calling.
+    let identity = match route.credential() {
+        route::Credential::AgentBearer => {
+            let header = req.headers().get("authorization").ok().flatten();
+            match ctx.settings.agent_tokens().check_bearer(header.as_deref()) {
+                Ok(identity) => Some(identity),
+                Err(err) => return error_response(&err, None),
+            }
         }
-    }
+        _ => None,
+    };
 
     match route {
-        route::Route::ChatCompletions => routes::chat::handle(req, &env, &worker_ctx, &ctx).await,
+        route::Route::ChatCompletions => routes::chat::handle(req, &env, &worker_ctx, &ctx, identity).await,
         route::Route::Models => routes::models::handle(&ctx),
         route::Route::Health => routes::health::handle(&ctx),
         route::Route::Limits => routes::limits::handle(&req, &env, &ctx).await,

@@ -7,12 +7,13 @@ use gateway_core::account::ledger::{self, Route};
 use gateway_core::account::pricing::Usd;
 use gateway_core::account::stamp::stamp_usage_cost;
 use gateway_core::aig::cache::CallerCache;
-use gateway_core::aig::call::{self as gateway, Caller};
+use gateway_core::aig::call as gateway;
 use gateway_core::config::RequestFacts;
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
 use gateway_core::plan::plan;
+use gateway_core::request::authenticate::Identity;
 use gateway_core::request::ChatRequest;
 
 use worker::{Context, Env, Request, Response, Result};
@@ -27,11 +28,23 @@ use crate::respond::{answer_response, error_response_with, stream_response, Deci
 
 const STREAM_TYPE: &str = "text/event-stream; charset=utf-8";
 
-pub async fn handle(mut req: Request, env: &Env, wctx: &Rc<Context>, ctx: &Ctx) -> Result<Response> {
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    wctx: &Rc<Context>,
+    ctx: &Ctx,
+    identity: Option<Identity<'_>>,
+) -> Result<Response> {
     let started = now();
     let mut log = RequestLog { event: "chat_completion", ..RequestLog::default() };
     let mut decision = Decision::default();
-    match serve(&mut req, env, wctx, ctx, &mut decision, &mut log).await {
+    // The route table makes this route authenticated before it gets here; if it ever were not,
+    // refuse rather than serve anyone.
+    let Some(identity) = identity else {
+        let err = GatewayError::new(ErrorKind::Internal, "the chat route was reached unauthenticated");
+        return error_response_with(&err, None, &decision);
+    };
+    match serve(&mut req, env, wctx, ctx, &identity, &mut decision, &mut log).await {
         Ok(response) => Ok(response),
         Err(err) => {
             log.status = err.status();
@@ -49,18 +62,20 @@ async fn serve(
     env: &Env,
     wctx: &Rc<Context>,
     ctx: &Ctx,
+    identity: &Identity<'_>,
     decision: &mut Decision,
     log: &mut RequestLog,
 ) -> std::result::Result<Response, GatewayError> {
     let started = now();
-    let settings = &ctx.settings;
+    // A scoped token's own copy of the settings, so that it is redacted as the secrets are.
+    let settings = ctx.settings.for_identity(identity);
+    let settings = &*settings;
     let config = ctx.config()?;
     let body = read_body(req, settings.max_body_bytes).await?;
     let chat = ChatRequest::parse(&body)?;
     let headers = req.headers();
     let header_of = |name: &str| headers.get(name).ok().flatten();
-    let caller =
-        Caller::from_headers(header_of("x-agent-name").as_deref(), header_of("x-github-repository").as_deref())?;
+    let caller = identity.caller(header_of("x-agent-name").as_deref(), header_of("x-github-repository").as_deref())?;
     let (skip_cache, cache_control, scope) =
         (header_of("cf-aig-skip-cache"), header_of("cache-control"), header_of("x-gateway-cache-scope"));
     let caller_cache = CallerCache::from_headers(skip_cache.as_deref(), cache_control.as_deref(), scope.as_deref())?;

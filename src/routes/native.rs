@@ -10,7 +10,6 @@ use std::rc::Rc;
 
 use gateway_core::account::ledger::{self, Route};
 use gateway_core::account::pricing::Usd;
-use gateway_core::aig::call::Caller;
 use gateway_core::config::{GatewayConfig, ProviderLimits};
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
@@ -68,22 +67,22 @@ async fn serve(
     log: &mut RequestLog,
 ) -> std::result::Result<Response, Failure> {
     let started = now();
-    let settings = &ctx.settings;
     let req_headers = req.headers().clone();
     let header_of = |name: &str| req_headers.get(name).ok().flatten();
-    let credentials = credentials::authenticate(
-        header_of,
-        settings.agent_token.as_ref().map(|t| t.expose()),
-        settings.allow_caller_provider_keys,
-    )?;
+    let credentials =
+        credentials::authenticate(header_of, ctx.settings.agent_tokens(), ctx.settings.allow_caller_provider_keys)?;
+    // A scoped token's own copy of the settings, so that it is redacted as the secrets are.
+    let settings = ctx.settings.for_identity(&credentials.identity);
+    let settings = &*settings;
     let raw_url = req.inner().url();
     let path = NativePath::parse(&req.path(), url::query(&raw_url))?;
     let config = ctx.config()?;
     let limits = provider_limits(config, provider)?;
     let body = read_body(req, settings.max_body_bytes).await?;
     let shape = Shape::read(&path, &body)?;
-    let caller =
-        Caller::from_headers(header_of("x-agent-name").as_deref(), header_of("x-github-repository").as_deref())?;
+    let caller = credentials
+        .identity
+        .caller(header_of("x-agent-name").as_deref(), header_of("x-github-repository").as_deref())?;
     decision.model = shape.model.clone();
     (log.stream, log.agent, log.repository) = (shape.stream.is_some(), caller.agent.clone(), caller.repository.clone());
 

@@ -60,6 +60,9 @@ pub enum ErrorKind {
     RepositoryBudgetExhausted,
     /// The calling agent (`x-agent-name`) is over its own daily budget or rate.
     AgentBudgetExhausted,
+    /// A scoped token (`AGENT_TOKENS`) was sent with an `x-agent-name` other than its agent, or a
+    /// repository outside its patterns (or none when it is bound to some).
+    TokenScopeMismatch,
 }
 
 impl ErrorKind {
@@ -79,7 +82,7 @@ impl ErrorKind {
             ErrorKind::Conflict => 409,
             ErrorKind::AigSpendLimit | ErrorKind::AigRateLimited => 429,
             ErrorKind::AigNoCredits => 402,
-            ErrorKind::AigPolicyDenied => 403,
+            ErrorKind::AigPolicyDenied | ErrorKind::TokenScopeMismatch => 403,
             ErrorKind::ContentBlocked => 400,
             ErrorKind::AigResponseBlocked => 424,
             ErrorKind::AigGuardrailUnavailable => 503,
@@ -97,7 +100,7 @@ impl ErrorKind {
             | ErrorKind::AgentBudgetExhausted
             | ErrorKind::AigSpendLimit
             | ErrorKind::AigRateLimited => "rate_limit_error",
-            ErrorKind::AigPolicyDenied => "permission_error",
+            ErrorKind::AigPolicyDenied | ErrorKind::TokenScopeMismatch => "permission_error",
             ErrorKind::AigNoCredits | ErrorKind::AigResponseBlocked | ErrorKind::AigGuardrailUnavailable => {
                 "upstream_error"
             }
@@ -141,6 +144,7 @@ impl ErrorKind {
             ErrorKind::AigGuardrailUnavailable => "aig_guardrail_unavailable",
             ErrorKind::RepositoryBudgetExhausted => "repository_budget_exhausted",
             ErrorKind::AgentBudgetExhausted => "agent_budget_exhausted",
+            ErrorKind::TokenScopeMismatch => "token_scope_mismatch",
         }
     }
 }
@@ -245,6 +249,11 @@ mod tests {
             (403, "aig_policy_denied")
         );
         assert_eq!(ErrorKind::AigNoCredits.status(), 402);
+        assert_eq!(
+            (ErrorKind::TokenScopeMismatch.status(), ErrorKind::TokenScopeMismatch.openai_type()),
+            (403, "permission_error")
+        );
+        assert_eq!(ErrorKind::TokenScopeMismatch.code(), "token_scope_mismatch");
         assert_eq!(ErrorKind::AigGuardrailUnavailable.status(), 503);
     }
 

@@ -58,8 +58,7 @@ impl Caller {
         let agent = agent.map(str::trim).filter(|s| !s.is_empty());
         let repository = repository.map(str::trim).filter(|s| !s.is_empty());
         if let Some(a) = agent {
-            let ok = a.len() <= 64 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if !ok {
+            if !valid_agent(a) {
                 return Err(GatewayError::new(
                     ErrorKind::InvalidRequest,
                     "Header `x-agent-name` must be 1-64 characters of letters, digits, `.`, `_` or `-`.",
@@ -78,14 +77,24 @@ impl Caller {
     }
 }
 
-fn valid_repository(r: &str) -> bool {
+/// An agent name as `x-agent-name` may carry it: 1-64 letters, digits, `.`, `_` or `-`.
+pub fn valid_agent(a: &str) -> bool {
+    (1..=64).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A repository as `owner/name`, in GitHub's characters.
+pub fn valid_repository(r: &str) -> bool {
     let Some((owner, name)) = r.split_once('/') else { return false };
-    let owner_ok = (1..=39).contains(&owner.len()) && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let name_ok = (1..=100).contains(&name.len())
         && name != "."
         && name != ".."
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    owner_ok && name_ok
+    valid_owner(owner) && name_ok
+}
+
+/// A GitHub user or organisation name: 1-39 letters, digits or `-`.
+pub fn valid_owner(owner: &str) -> bool {
+    (1..=39).contains(&owner.len()) && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// The `cf-aig-metadata` JSON: at most five entries (AI Gateway's limit, reference §10).

@@ -808,6 +808,42 @@ mod tests {
     }
 
     #[test]
+    fn scoped_tokens_are_read_and_checked() {
+        use crate::request::authenticate::Identity;
+        use crate::request::tokens::token_hash;
+        let map = format!(r#"{{"{}": {{"agent": "ReviewAgent", "repositories": ["acme/*"]}}}}"#, token_hash("tok-r"));
+        let ids = [("CF_ACCOUNT_ID", "acct"), ("AI_GATEWAY_ID", "gw"), ("CF_AIG_TOKEN", "aig")];
+        // Scoped tokens alone are enough to serve.
+        let s = Settings::read(lookup(&[ids[0], ids[1], ids[2], ("AGENT_TOKENS", map.as_str())]));
+        assert!(s.missing().is_empty() && s.invalid.is_empty(), "{:?} {:?}", s.missing(), s.invalid);
+        let identity = s.agent_tokens().check_bearer(Some("Bearer tok-r")).unwrap();
+        // The request's settings know the presented token, to redact it; the deployment's do not.
+        assert!(!s.secret_values().contains(&"tok-r"));
+        assert!(s.for_identity(&identity).secret_values().contains(&"tok-r"));
+        assert!(matches!(s.for_identity(&Identity::Agent), std::borrow::Cow::Borrowed(_)));
+
+        // Invalid: named, never shown; no scoped token accepted; AGENT_TOKEN still is.
+        let bad = map.replace("acme/*", "acme/**");
+        let s =
+            Settings::read(lookup(&[ids[0], ids[1], ids[2], ("AGENT_TOKEN", "agt"), ("AGENT_TOKENS", bad.as_str())]));
+        assert_eq!(s.invalid.len(), 1, "{:?}", s.invalid);
+        assert!(s.invalid[0].starts_with("AGENT_TOKENS") && !s.invalid[0].contains(&token_hash("tok-r")));
+        assert!(s.agent_tokens.is_empty());
+        assert_eq!(s.agent_tokens().check_bearer(Some("Bearer tok-r")).unwrap_err().status(), 401);
+        assert!(s.agent_tokens().check_bearer(Some("Bearer agt")).is_ok());
+        let s = Settings::read(lookup(&[("AGENT_TOKENS", "{not json")]));
+        assert!(s.missing().contains(&"AGENT_TOKEN"));
+        assert!(s.invalid[0].contains("not valid JSON"), "{:?}", s.invalid);
+
+        // ADMIN_TOKEN must not be an agent's token of either kind.
+        let s = Settings::read(lookup(&[("AGENT_TOKENS", map.as_str()), ("ADMIN_TOKEN", "tok-r")]));
+        assert!(s.admin_token.is_none());
+        assert!(s.invalid.iter().any(|p| p.starts_with("ADMIN_TOKEN")), "{:?}", s.invalid);
+        let s = Settings::read(lookup(&[("AGENT_TOKENS", map.as_str()), ("AGENT_TOKEN", "tok-r")]));
+        assert!(s.invalid.iter().any(|p| p.contains("lists AGENT_TOKEN itself")), "{:?}", s.invalid);
+    }
+
+    #[test]
     fn rest_mode_needs_the_api_token() {
         let s = Settings::read(lookup(&[
             ("AGENT_TOKEN", "a"),

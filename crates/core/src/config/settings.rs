@@ -1,9 +1,12 @@
 //! The deployment's settings: vars and secrets, read once through a lookup function (the
 //! runtime's `env.var`), validated with messages an operator can act on.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::aig::call::EndpointMode;
+use crate::request::authenticate::{AgentTokens, Identity};
+use crate::request::tokens::ScopedTokens;
 
 /// A secret value: never printed by `Debug`, so it cannot slip into a log line by accident.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -46,6 +49,8 @@ pub struct Settings {
     /// `LEDGER_RETENTION_DAYS`: how many days of ledger rows the cron keeps (today included).
     pub ledger_retention_days: u32,
     pub agent_token: Option<Secret>,
+    /// `AGENT_TOKENS`: scoped tokens, known by their hashes (none when unset or invalid).
+    pub agent_tokens: ScopedTokens,
     pub aig_token: Option<Secret>,
     pub api_token: Option<Secret>,
     /// Bearer token of the admin routes (`/admin/gateways`); unset: those routes are off.
@@ -62,6 +67,9 @@ pub struct Settings {
     /// Unset (the default, and in `wrangler.toml`), nothing panics: only a test's Worker
     /// configuration sets it (tests/e2e/test_panic_recovery.py).
     pub test_panic_path: Option<String>,
+    /// The scoped token one request presented, in that request's copy of the settings
+    /// ([`Settings::for_identity`]), so that it is redacted like the configured secrets.
+    pub request_secret: Option<Secret>,
 }
 
 pub const DEFAULT_GATEWAY_URL: &str = "https://gateway.ai.cloudflare.com/v1";
@@ -119,10 +127,26 @@ impl Settings {
                 false
             }
         };
+        let agent_token = lookup("AGENT_TOKEN").and_then(Secret::new);
+        let agent_tokens = match text("AGENT_TOKENS") {
+            None => ScopedTokens::default(),
+            Some(json) => ScopedTokens::parse(&json).unwrap_or_else(|problem| {
+                // Off as a whole: a token the operator meant to scope must not pass as another.
+                invalid.push(format!("{problem}: no scoped token is accepted"));
+                ScopedTokens::default()
+            }),
+        };
+        let scoped = |t: &Option<Secret>| t.as_ref().is_some_and(|t| agent_tokens.find(t.expose()).is_some());
+        if scoped(&agent_token) {
+            invalid.push("AGENT_TOKENS lists AGENT_TOKEN itself (that token is taken as the scoped one)".to_owned());
+        }
         let mut admin_token = lookup("ADMIN_TOKEN").and_then(Secret::new);
-        if admin_token.is_some() && admin_token == lookup("AGENT_TOKEN").and_then(Secret::new) {
+        if admin_token.is_some() && (admin_token == agent_token || scoped(&admin_token)) {
             // An agent must not be able to reconfigure the gateway with its own token.
-            invalid.push("ADMIN_TOKEN must differ from AGENT_TOKEN (the admin routes stay off)".to_owned());
+            invalid.push(
+                "ADMIN_TOKEN must differ from AGENT_TOKEN and from every AGENT_TOKENS token (the admin routes stay off)"
+                    .to_owned(),
+            );
             admin_token = None;
         }
         Settings {
@@ -160,7 +184,8 @@ impl Settings {
                 &mut invalid,
             ) as u32,
             ledger_retention_days: number("LEDGER_RETENTION_DAYS", 90, 1, 36_500, &mut invalid) as u32,
-            agent_token: lookup("AGENT_TOKEN").and_then(Secret::new),
+            agent_token,
+            agent_tokens,
             aig_token: lookup("CF_AIG_TOKEN").and_then(Secret::new),
             api_token: lookup("CF_API_TOKEN").and_then(Secret::new),
             admin_token,
@@ -168,13 +193,14 @@ impl Settings {
             allow_caller_provider_keys,
             invalid,
             test_panic_path: text("GATEWAY_TEST_PANIC_PATH").filter(|p| p.starts_with('/')),
+            request_secret: None,
         }
     }
 
     /// Names of what the chat route needs and does not have.
     pub fn missing(&self) -> Vec<&'static str> {
         let mut missing = Vec::new();
-        if self.agent_token.is_none() {
+        if self.agent_token.is_none() && self.agent_tokens.is_empty() {
             missing.push("AGENT_TOKEN");
         }
         if self.account_id.is_none() {
@@ -191,12 +217,34 @@ impl Settings {
         missing
     }
 
+    /// The tokens agents may call with.
+    pub fn agent_tokens(&self) -> AgentTokens<'_> {
+        AgentTokens { agent_token: self.agent_token.as_ref().map(Secret::expose), scoped: &self.agent_tokens }
+    }
+
+    /// The settings one request runs with: these, or for a scoped token a copy that also knows
+    /// the token as presented, so that every redaction (error texts, relayed error bodies, stream
+    /// faults) removes it as it removes `AGENT_TOKEN`.
+    pub fn for_identity(&self, identity: &Identity<'_>) -> Cow<'_, Settings> {
+        match identity.presented_secret() {
+            None => Cow::Borrowed(self),
+            Some(secret) => Cow::Owned(Settings { request_secret: Some(secret.clone()), ..self.clone() }),
+        }
+    }
+
     /// Every secret's value, for [`crate::error::redact`].
     pub fn secret_values(&self) -> Vec<&str> {
-        [&self.agent_token, &self.aig_token, &self.api_token, &self.admin_token, &self.analytics_token]
-            .into_iter()
-            .flatten()
-            .map(Secret::expose)
-            .collect()
+        [
+            &self.agent_token,
+            &self.aig_token,
+            &self.api_token,
+            &self.admin_token,
+            &self.analytics_token,
+            &self.request_secret,
+        ]
+        .into_iter()
+        .flatten()
+        .map(Secret::expose)
+        .collect()
     }
 }

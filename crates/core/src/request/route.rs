@@ -25,9 +25,10 @@ pub enum Route {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
     None,
-    /// `AGENT_TOKEN` as `Authorization: Bearer` (the OpenAI SDK's way, and only that).
+    /// `AGENT_TOKEN` or a scoped token of `AGENT_TOKENS` as `Authorization: Bearer` (the OpenAI
+    /// SDK's way, and only that).
     AgentBearer,
-    /// `AGENT_TOKEN` in whichever header the provider's SDK puts its key
+    /// The same tokens in whichever header the provider's SDK puts its key
     /// ([`crate::native::credentials`]).
     AgentKeyHeader,
     /// `ADMIN_TOKEN` as `Authorization: Bearer`.

@@ -1,0 +1,296 @@
+"""Scoped tokens (`AGENT_TOKENS`), end to end: a token bound to an agent and repository patterns is
+answered as that agent and repository (the ledger's row and AI Gateway's `cf-aig-metadata` say
+so), on the chat route and on the native routes; a header that disagrees is 403
+`token_scope_mismatch` and nothing reaches AI Gateway; an unknown token (or the stored hash) is
+401; AGENT_TOKEN works as before; an invalid map is named by /healthz and accepts no scoped
+token; and the raw scoped token never reaches AI Gateway, a response or a log line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+
+import anthropic
+import pytest
+
+import conftest
+from conftest import AGENT_TOKEN, ARTIFACTS, SEEN, Worker, base_values
+from test_chat import CHAT, body
+from test_native_routes import recording_client2
+
+GEMINI = "google-ai-studio/gemini-2.5-flash"
+REVIEW = "agt-scoped-review-" + secrets.token_hex(16)
+TRIAGE = "agt-scoped-triage-" + secrets.token_hex(16)
+# Scoped tokens are secrets like the others: test_zz_secrets.py scans the whole suite for them.
+conftest.SECRETS += [REVIEW, TRIAGE]
+
+
+def sha256(token: str) -> str:
+    """What `printf %s "$TOKEN" | sha256sum` prints."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+TOKENS = {
+    sha256(REVIEW): {"agent": "ReviewAgent", "repositories": ["octo-org/*", "acme/app"]},
+    sha256(TRIAGE): {"agent": "TriagingAgent"},
+}
+
+
+def dotenv_json(value: dict) -> str:
+    # Single quotes keep the JSON's quotes and braces literal in the env file.
+    return "'" + json.dumps(value, separators=(",", ":")) + "'"
+
+
+@pytest.fixture(scope="module")
+def token_workers(sim):
+    started = {
+        # AGENT_TOKEN and scoped tokens; native routes may pass a caller's own provider key on.
+        "tokens": Worker("tokens", base_values(sim, AGENT_TOKENS=dotenv_json(TOKENS), ALLOW_CALLER_PROVIDER_KEYS="true")),
+        # Scoped tokens only: no token that may claim any agent.
+        "tokens-only": Worker("tokens-only", base_values(sim, AGENT_TOKEN=None, AGENT_TOKENS=dotenv_json(TOKENS))),
+        # A broken map (a raw token where its hash belongs): named by /healthz, no scoped token.
+        "tokens-bad": Worker("tokens-bad", base_values(sim, AGENT_TOKENS=dotenv_json({REVIEW: {"agent": "ReviewAgent"}}))),
+    }
+    try:
+        for w in started.values():
+            w.wait_ready()
+        yield started
+    finally:
+        for w in started.values():
+            w.stop()
+
+
+@pytest.fixture()
+def tokens(token_workers):
+    return token_workers["tokens"]
+
+
+def chat(worker, token: str, headers: dict | None = None, **kw):
+    with worker.client(token=token) as c:
+        return c.post(CHAT, json=body(model=GEMINI, **kw), headers=headers or {})
+
+
+def metadata_of(sim) -> dict:
+    [call] = sim.requests()
+    return json.loads(call["headers"]["cf-aig-metadata"])
+
+
+def ledger_row(worker, request_id: str) -> dict:
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        rows = worker.ledger("SELECT * FROM attempts WHERE request_id = ?", (request_id,))
+        if rows:
+            return rows[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no ledger row for {request_id}")
+
+
+def assert_never_sent_upstream(sim, *tokens: str) -> None:
+    for call in sim.requests():
+        flat = repr(call["headers"]) + call["query"] + call["path"]
+        for token in tokens:
+            assert token not in flat, "a scoped token reached AI Gateway"
+
+
+def assert_mismatch(r, says: str) -> None:
+    assert r.status_code == 403, r.text
+    err = r.json()["error"]
+    assert (err["code"], err["type"]) == ("token_scope_mismatch", "permission_error"), err
+    assert says in err["message"], err["message"]
+    assert REVIEW not in r.text and TRIAGE not in r.text
+
+
+# --- the chat route ------------------------------------------------------------------------------
+
+
+def test_a_scoped_token_is_answered_as_its_agent_and_repository(tokens, sim):
+    r = chat(tokens, REVIEW, {"x-github-repository": "octo-org/app"})
+    assert r.status_code == 200, r.text
+    meta = metadata_of(sim)
+    assert (meta["agent"], meta["repo"]) == ("ReviewAgent", "octo-org/app"), meta
+    row = ledger_row(tokens, r.headers["x-gateway-request-id"])
+    assert (row["agent"], row["repository"]) == ("ReviewAgent", "octo-org/app"), row
+    assert_never_sent_upstream(sim, REVIEW)
+
+    # Naming its own agent, and an exact repository of its list, is fine too.
+    sim.reset()
+    r = chat(tokens, REVIEW, {"x-agent-name": "ReviewAgent", "x-github-repository": "acme/app"})
+    assert r.status_code == 200, r.text
+    assert metadata_of(sim)["repo"] == "acme/app"
+
+
+def test_a_token_bound_to_an_agent_only_takes_any_repository(tokens, sim):
+    r = chat(tokens, TRIAGE, {"x-github-repository": "else/where"}, stream=True)
+    assert r.status_code == 200, r.text
+    assert "data: [DONE]" in r.text
+    meta = metadata_of(sim)
+    assert (meta["agent"], meta["repo"]) == ("TriagingAgent", "else/where"), meta
+    row = ledger_row(tokens, r.headers["x-gateway-request-id"])
+    assert (row["agent"], row["repository"]) == ("TriagingAgent", "else/where"), row
+
+
+@pytest.mark.parametrize("headers, says", [
+    ({"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/app"}, "belongs to agent `ReviewAgent`"),
+    ({"x-github-repository": "acme/other"}, "`acme/other` is outside this token's repositories"),
+    ({"x-github-repository": "Octo-Org/app"}, "matched exactly"),
+    ({"x-github-repository": "octo-org2/app"}, "outside"),
+    ({}, "send the repository as `x-github-repository"),
+])
+def test_a_header_that_disagrees_with_the_token_is_refused(tokens, sim, headers, says):
+    r = chat(tokens, REVIEW, headers)
+    assert_mismatch(r, says)
+    assert sim.requests() == [], "a refused call never reaches AI Gateway"
+
+
+def test_unknown_tokens_and_the_stored_hash_are_401(tokens, sim):
+    for token in ["agt-not-a-token", sha256(REVIEW), REVIEW[:-1], REVIEW + "x"]:
+        r = chat(tokens, token, {"x-github-repository": "octo-org/app"})
+        assert r.status_code == 401, (token[:8], r.text)
+        assert r.json()["error"]["code"] == "invalid_api_key"
+    assert sim.requests() == []
+
+
+def test_agent_token_still_names_any_caller(tokens, sim):
+    r = chat(tokens, AGENT_TOKEN, {"x-agent-name": "SomeAgent", "x-github-repository": "any/repo"})
+    assert r.status_code == 200, r.text
+    meta = metadata_of(sim)
+    assert (meta["agent"], meta["repo"]) == ("SomeAgent", "any/repo"), meta
+
+
+def test_models_and_limits_take_a_scoped_token(tokens):
+    for token in (REVIEW, TRIAGE):
+        with tokens.client(token=token) as c:
+            assert c.get("/v1/models").status_code == 200
+            assert c.get("/limits").status_code == 200
+    with tokens.client(token="agt-not-a-token") as c:
+        assert c.get("/v1/models").status_code == 401
+        assert c.get("/limits").status_code == 401
+
+
+def test_a_scoped_token_echoed_by_the_upstream_is_redacted(tokens, sim):
+    # Only a hash of it is configured: the Worker redacts the token as this request presented it.
+    sim.fault("google-ai-studio", {"kind": "status", "status": 400,
+                                   "body": {"error": {"message": f"bad key {REVIEW} in request"}}})
+    r = chat(tokens, REVIEW, {"x-github-repository": "octo-org/app"})
+    assert r.status_code == 400, r.text
+    assert REVIEW not in r.text
+    assert "bad key [redacted] in request" in r.json()["error"]["message"]
+
+
+# --- the native routes ---------------------------------------------------------------------------
+
+
+MESSAGES = {"model": "claude-haiku-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "x"}]}
+
+
+def test_the_anthropic_sdk_with_a_scoped_token(tokens, sim):
+    claude = anthropic.Anthropic(
+        base_url=f"{tokens.url}/anthropic", api_key=REVIEW, max_retries=0, http_client=recording_client2()
+    )
+    raw = claude.messages.with_raw_response.create(**MESSAGES, extra_headers={"x-github-repository": "octo-org/app"})
+    assert raw.parse().content[0].text.startswith("Simulated answer")
+    meta = metadata_of(sim)
+    assert (meta["agent"], meta["repo"]) == ("ReviewAgent", "octo-org/app"), meta
+    row = ledger_row(tokens, raw.headers["x-gateway-request-id"])
+    assert (row["route"], row["agent"], row["repository"]) == ("native", "ReviewAgent", "octo-org/app"), row
+    assert_never_sent_upstream(sim, REVIEW)
+
+    sim.reset()
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        claude.messages.create(**MESSAGES, extra_headers={"x-agent-name": "Impostor", "x-github-repository": "octo-org/app"})
+    assert refused.value.body["error"]["code"] == "token_scope_mismatch"
+    assert sim.requests() == []
+
+
+@pytest.mark.parametrize("key_header", ["x-api-key", "authorization", "x-goog-api-key", "api-key"])
+def test_a_scoped_token_in_any_key_header_is_never_forwarded(tokens, sim, key_header):
+    value = f"Bearer {REVIEW}" if key_header == "authorization" else REVIEW
+    # The `tokens` Worker passes a caller's own provider key on: a copy of the scoped token in
+    # another key header is still not passed on, the provider key is.
+    extra = {"api-key": REVIEW} if key_header != "api-key" else {"x-api-key": REVIEW}
+    headers = {key_header: value, **extra, "x-github-repository": "acme/app"}
+    with tokens.client(token=None) as c:
+        r = c.post("/anthropic/v1/messages", json=MESSAGES, headers=headers)
+    assert r.status_code == 200, r.text
+    assert metadata_of(sim)["agent"] == "ReviewAgent"
+    assert_never_sent_upstream(sim, REVIEW)
+    [call] = sim.requests()
+    for name in ("authorization", "x-api-key", "x-goog-api-key", "api-key"):
+        assert name not in call["headers"], f"{name} was forwarded"
+
+
+def test_a_provider_key_beside_a_scoped_token_goes_on_alone(tokens, sim):
+    headers = {"authorization": f"Bearer {REVIEW}", "x-api-key": conftest.CALLER_PROVIDER_KEY,
+               "x-github-repository": "acme/app"}
+    with tokens.client(token=None) as c:
+        assert c.post("/anthropic/v1/messages", json=MESSAGES, headers=headers).status_code == 200
+    [call] = sim.requests()
+    assert call["headers"]["x-api-key"] == conftest.CALLER_PROVIDER_KEY
+    assert "authorization" not in call["headers"]
+    assert_never_sent_upstream(sim, REVIEW)
+
+
+def test_a_native_header_that_disagrees_is_refused(tokens, sim):
+    with tokens.client(token=None) as c:
+        r = c.post("/anthropic/v1/messages", json=MESSAGES,
+                   headers={"x-api-key": TRIAGE, "x-agent-name": "ReviewAgent"})
+    assert_mismatch(r, "belongs to agent `TriagingAgent`")
+    with tokens.client(token=None) as c:
+        r = c.post("/openai/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+                   headers={"authorization": f"Bearer {REVIEW}", "x-github-repository": "acme/other"})
+    assert_mismatch(r, "`acme/other` is outside")
+    assert sim.requests() == []
+
+
+def test_a_scoped_token_echoed_in_a_native_error_is_redacted(tokens, sim):
+    sim.fault("anthropic", {"kind": "status", "status": 400,
+                            "body": {"type": "error", "error": {"type": "invalid_request_error", "message": f"echo {TRIAGE}"}}})
+    with tokens.client(token=None) as c:
+        r = c.post("/anthropic/v1/messages", json=MESSAGES, headers={"x-api-key": TRIAGE})
+    assert r.status_code == 400, r.text
+    assert TRIAGE not in r.text and "echo [redacted]" in r.text
+
+
+# --- deployments ---------------------------------------------------------------------------------
+
+
+def test_scoped_tokens_alone_serve(token_workers, sim):
+    only = token_workers["tokens-only"]
+    health = only.client(token=None).get("/healthz")
+    assert health.status_code == 200, health.text
+    assert health.json()["missing"] == []
+    r = chat(only, REVIEW, {"x-github-repository": "octo-org/app"})
+    assert r.status_code == 200, r.text
+    assert metadata_of(sim)["agent"] == "ReviewAgent"
+    # No AGENT_TOKEN here: the suite's one is just a wrong token.
+    assert chat(only, AGENT_TOKEN, {"x-github-repository": "octo-org/app"}).status_code == 401
+
+
+def test_an_invalid_map_is_named_and_accepts_no_scoped_token(token_workers, sim):
+    bad = token_workers["tokens-bad"]
+    with bad.client(token=None) as c:
+        health = c.get("/healthz")
+    assert health.status_code == 503
+    invalid = health.json()["invalid"]
+    assert any(p.startswith("AGENT_TOKENS") and "not a SHA-256" in p for p in invalid), invalid
+    assert REVIEW not in health.text
+    assert chat(bad, REVIEW, {"x-github-repository": "octo-org/app"}).status_code == 401
+    assert chat(bad, AGENT_TOKEN).status_code == 200
+
+
+def test_zz_no_scoped_token_in_any_answer_or_log_line(token_workers):
+    """Last in this file: everything these Workers answered, and every line they logged."""
+    seen = [(what, head, data) for what, head, data in SEEN]
+    assert seen, "nothing was recorded"
+    for what, head, data in seen:
+        for token in (REVIEW, TRIAGE):
+            assert token not in head and token.encode() not in data, f"{what}: a scoped token came back"
+    for w in token_workers.values():
+        w.stop()  # flush and close the log
+    for name in token_workers:
+        text = (ARTIFACTS / f"worker-{name}.log").read_text(errors="replace")
+        assert '"event":"chat_completion"' in text or name == "tokens-bad"
+        for token in (REVIEW, TRIAGE):
+            assert token not in text, f"worker-{name}.log: a scoped token in a log line"

@@ -189,4 +189,7 @@ def test_the_cron_prunes_days_past_the_retention_and_keeps_the_rest(workers):
         time.sleep(0.3)
     assert not worker.ledger("SELECT 1 FROM attempts WHERE request_id = 'old-request'")
     assert {r["request_id"] for r in worker.ledger()} >= {r["request_id"] for r in today}
+    # The cron's log line follows the delete (and reaches the log a moment later).
+    while '"event":"ledger_pruned"' not in worker.log_path.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.3)
     assert '"event":"ledger_pruned"' in worker.log_path.read_text(errors="replace")

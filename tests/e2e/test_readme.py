@@ -65,14 +65,17 @@ EXPECTED = [
         r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Label this issue: the build fails",
     ]),
     ("group_by=provider,day", [r'"object":\s*"analytics"', r"provider,requests,", r"(?m)^total,"]),
-    ("from openai import OpenAI", [
+    ('caller = {"x-agent-name": "TriagingAgent"', [
         r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Is this issue a bug or a feature request\?",
         r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Review this diff",
     ]),
-    ('baseURL: "http://127.0.0.1:8787/v1"', [
+    ('const headers = { "x-agent-name": "TriagingAgent"', [
         r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Is this issue a bug or a feature request\?",
         r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Review this diff",
     ]),
+    # The Cost section: usage.cost read from an answer and from a stream's final usage event.
+    ('print("answer cost"', [r"(?m)^answer cost \d[\d.e-]* USD$", r"(?m)^stream cost \d[\d.e-]* USD$"]),
+    ('console.log("answer cost"', [r"(?m)^answer cost \d[\d.e-]* USD$", r"(?m)^stream cost \d[\d.e-]* USD$"]),
     ("import anthropic", [r"anthropic/claude-haiku-4-5", r"openai/gpt-4o-mini", r"google-ai-studio/gemini-2\.5-flash"]),
 ]
 

@@ -142,6 +142,23 @@ class Sim:
     def requests(self) -> list[dict]:
         return self.http.get("/__sim/requests").json()
 
+    def logs(self) -> list[dict]:
+        """Every log row of the simulated gateway, read through its Logs API (oldest first)."""
+        from decimal import Decimal
+
+        rows, page = [], 1
+        while True:
+            r = self.http.get(
+                f"/client/v4/accounts/{ACCOUNT_ID}/ai-gateway/gateways/{GATEWAY_ID}/logs",
+                params={"page": page, "per_page": 50, "order_by": "created_at", "order_by_direction": "asc"},
+                headers={"authorization": f"Bearer {API_TOKEN}"},
+            )
+            batch = json.loads(r.text, parse_float=Decimal)["result"]
+            rows += batch
+            if len(batch) < 50:
+                return rows
+            page += 1
+
     def calls(self) -> dict:
         return self.http.get("/__sim/calls").json()
 

@@ -28,7 +28,7 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from conftest import ACCOUNT_ID, AGENT_TOKEN, API_TOKEN, ARTIFACTS, base_values, GATEWAY_ID, ROOT, running_worker, SECRETS, Sim
+from conftest import AGENT_TOKEN, ARTIFACTS, base_values, ROOT, running_worker, SECRETS, Sim
 
 ANALYTICS_TOKEN = "ana-" + secrets.token_hex(16)
 SECRETS.append(ANALYTICS_TOKEN)  # the final secret scan covers it too
@@ -162,18 +162,7 @@ def an_worker(an_sim):
 @pytest.fixture(scope="module")
 def seeded_rows(an_sim) -> list[dict]:
     """Every log row, read straight from the simulator's Logs API (oldest first)."""
-    rows, page = [], 1
-    while True:
-        r = an_sim.http.get(
-            f"/client/v4/accounts/{ACCOUNT_ID}/ai-gateway/gateways/{GATEWAY_ID}/logs",
-            params={"page": page, "per_page": 50, "order_by": "created_at", "order_by_direction": "asc"},
-            headers={"authorization": f"Bearer {API_TOKEN}"},
-        )
-        batch = json.loads(r.text, parse_float=Decimal)["result"]
-        rows += batch
-        if len(batch) < 50:
-            return rows
-        page += 1
+    return an_sim.logs()
 
 
 @pytest.fixture(scope="module")

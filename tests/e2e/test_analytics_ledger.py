@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from conftest import ACCOUNT_ID, API_TOKEN, base_values, free_port, GATEWAY_ID, ROOT, running_worker, SECRETS, Sim, Worker
+from conftest import base_values, free_port, ROOT, running_worker, SECRETS, Sim, Worker
 
 ANALYTICS_TOKEN = "ana-" + secrets.token_hex(16)
 SECRETS.append(ANALYTICS_TOKEN)
@@ -236,18 +236,7 @@ def test_ledger_csv_and_dashboard(offline):
 
 
 def logs_of(sim: Sim) -> list[dict]:
-    rows, page = [], 1
-    while True:
-        r = sim.http.get(
-            f"/client/v4/accounts/{ACCOUNT_ID}/ai-gateway/gateways/{GATEWAY_ID}/logs",
-            params={"page": page, "per_page": 50, "order_by": "created_at", "order_by_direction": "asc"},
-            headers={"authorization": f"Bearer {API_TOKEN}"},
-        )
-        batch = json.loads(r.text, parse_float=Decimal)["result"]
-        rows += batch
-        if len(batch) < 50:
-            return rows
-        page += 1
+    return sim.logs()
 
 
 def mirror(log: dict) -> dict:

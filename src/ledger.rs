@@ -36,7 +36,22 @@ pub fn write_later(env: &Env, wctx: &Context, rows: Vec<Row>) {
 }
 
 /// Writes one request's rows as one batch (retried: `INSERT OR IGNORE` makes a repeat harmless).
+/// Without a `LEDGER` binding (a deployment that removed it) nothing is retried: the isolate
+/// says so once, and counts what it could not write.
 pub async fn write(env: &Env, rows: &[Row]) {
+    if !is_bound(env) {
+        let first = FAILED_WRITES.with(|c| {
+            c.set(c.get() + 1);
+            c.get() == 1
+        });
+        if first {
+            worker::console_error!(
+                "{}",
+                serde_json::json!({"event": "ledger_unbound", "error": "no D1 binding `LEDGER` (see wrangler.toml): attempts are not recorded"})
+            );
+        }
+        return;
+    }
     let mut last = String::new();
     for delay_ms in [0, 250, 1_000] {
         if delay_ms > 0 {

@@ -117,6 +117,15 @@ pub async fn read_all(response: &Response, within: Duration) -> Result<Vec<u8>, 
     }
 }
 
+/// A small local body (a Durable Object's request or answer) in one read: `arrayBuffer()` is one
+/// promise and one copy into wasm, where `text()` through workers-rs reads it as a stream, a
+/// promise and a reader lock per chunk (the limiter's answers were 10% of a request's CPU so).
+pub async fn whole_body(body: Result<js_sys::Promise, JsValue>) -> worker::Result<Vec<u8>> {
+    let described = |e: JsValue| worker::Error::RustError(e.as_string().unwrap_or_else(|| format!("{e:?}")));
+    let buffer = wasm_bindgen_futures::JsFuture::from(body.map_err(described)?).await.map_err(described)?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
 /// A header of the upstream response, if present.
 pub fn header(response: &Response, name: &str) -> Option<String> {
     response.headers().get(name).ok().flatten()

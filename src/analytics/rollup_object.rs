@@ -61,8 +61,8 @@ impl DurableObject for AnalyticsRollup {
         AnalyticsRollup { state }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let op: RollupOp = serde_json::from_str(&req.text().await?)?;
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let op: RollupOp = crate::durable::limiter::request_json(&req).await?;
         let sql = self.state.storage().sql();
         sql.exec(
             "CREATE TABLE IF NOT EXISTS rollup_days (

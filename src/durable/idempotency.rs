@@ -124,8 +124,8 @@ impl DurableObject for IdempotencyStore {
         IdempotencyStore { state, record: JsonState::new() }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let op: Op = serde_json::from_str(&req.text().await?)?;
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let op: Op = crate::durable::limiter::request_json(&req).await?;
         let now = worker::Date::now().as_millis();
         let answer = self
             .record

@@ -216,5 +216,18 @@ pub async fn snapshot(env: &Env, provider: &str, breaker: Option<BreakerPolicy>)
 
 /// JSON through serde_json, not the runtime's JS objects: amounts stay exact decimal digits.
 pub async fn read_json<T: serde::de::DeserializeOwned>(response: &mut worker::Response) -> worker::Result<T> {
-    Ok(serde_json::from_str(&response.text().await?)?)
+    let body = match response.body() {
+        worker::ResponseBody::Body(bytes) => bytes.clone(),
+        worker::ResponseBody::Empty => Vec::new(),
+        worker::ResponseBody::Stream(stream) => {
+            let whole = worker::web_sys::Response::new_with_opt_readable_stream(Some(stream))?;
+            crate::aig::fetch::whole_body(whole.array_buffer()).await?
+        }
+    };
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// A Durable Object's request body as JSON, in one read.
+pub async fn request_json<T: serde::de::DeserializeOwned>(req: &Request) -> worker::Result<T> {
+    Ok(serde_json::from_slice(&crate::aig::fetch::whole_body(req.inner().array_buffer()).await?)?)
 }

@@ -20,8 +20,8 @@ impl DurableObject for ProviderLimiter {
         ProviderLimiter { state, limiter: JsonState::new() }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let op: Op = serde_json::from_str(&req.text().await?)?;
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let op: Op = crate::durable::limiter::request_json(&req).await?;
         let now = worker::Date::now().as_millis();
         let answer = self
             .limiter

@@ -455,11 +455,14 @@ pub async fn close_stream(
     charged_before: Usd,
     mut rows: Vec<Row>,
 ) -> Usd {
-    let books = books(ended.end);
+    // A stream from AI Gateway's cache was billed nothing, however it ended.
+    let cache_hit = rows.last().and_then(|r| r.cache.as_deref()).is_some_and(|c| c.eq_ignore_ascii_case("HIT"));
+    let end = if cache_hit { AttemptEnd::CacheHit } else { ended.end };
+    let books = books(end);
     let charge = books.charge(worst_case);
     reservation.close(books, health_of_stream(ended.end)).await;
     if let Some(stream_row) = rows.last_mut() {
-        stream_row.finish(charge, ended.tokens, ended.end.cost(), now());
+        stream_row.finish(charge, ended.tokens, end.cost(), now());
     }
     crate::ledger::write(env, &rows).await;
     charged_before.saturating_add(charge)

@@ -19,6 +19,9 @@ pub const BINDING: &str = "LIMITER";
 pub struct Reservation {
     held: Vec<(Stub, String, String)>,
     env: Env,
+    /// What was reserved: a settle "at the worst case" says this amount, so that a reservation
+    /// which expired meanwhile (a stream longer than its time-to-live) is still charged it.
+    worst_case: Usd,
 }
 
 /// The limiter's answer, as sent over the Durable Object's fetch interface.
@@ -143,7 +146,7 @@ pub async fn reserve(env: &Env, provider: &str, policy: Policy, scopes: &[Scope]
         }
     }
     let result = match refused {
-        None => Ok(Reservation { held, env: env.clone() }),
+        None => Ok(Reservation { held, env: env.clone(), worst_case }),
         Some(refusal) => {
             // All or nothing: what was granted is taken back, rate-window slot included.
             let cancels = held.into_iter().map(|(stub, id, _)| async move {
@@ -174,14 +177,22 @@ async fn reserve_one(
         retry_after_secs: 1,
         message: format!("the limiter for {name} is unavailable ({e})"),
     };
-    let asked = async {
-        let stub = stub(env, &name)?;
-        let op = Op::Reserve { id: id.to_owned(), amount, policy, name: name.clone() };
-        let answer: ReserveAnswer = read_json(&mut call(&stub, &op).await?).await?;
-        Ok::<_, worker::Error>((stub, answer))
+    let stub = match stub(env, &name) {
+        Ok(stub) => stub,
+        Err(e) => return (name.clone(), Err(unavailable(e))),
     };
-    let result = asked.await.map_err(unavailable);
-    (name, result)
+    let op = Op::Reserve { id: id.to_owned(), amount, policy, name: name.clone() };
+    let asked = async { read_json::<ReserveAnswer>(&mut call(&stub, &op).await?).await };
+    match asked.await {
+        Ok(answer) => (name, Ok((stub, answer))),
+        Err(e) => {
+            // The limiter may have granted it and the answer been lost: take it back (an
+            // unknown id is nothing to cancel) rather than hold the budget until it expires.
+            let _ = call(&stub, &Op::Cancel { id: id.to_owned() }).await;
+            let refusal = unavailable(e);
+            (name, Err(refusal))
+        }
+    }
 }
 
 impl Reservation {
@@ -190,10 +201,11 @@ impl Reservation {
     /// of the provider (its breaker; scopes have none). Thresholds the settle crossed are posted
     /// to the alert webhook (this already runs after the response).
     pub async fn close(self, books: Books, health: Health) {
+        let worst_case = self.worst_case;
         let closes = self.held.into_iter().map(|(stub, id, name)| async move {
             let op = match books.settle_amount() {
                 None => Op::Release { id, health },
-                Some(actual) => Op::Settle { id, actual, health, name },
+                Some(_) => Op::Settle { id, actual: Some(books.charge(worst_case)), health, name },
             };
             match call(&stub, &op).await {
                 Ok(mut response) => read_json::<SettleAnswer>(&mut response).await.unwrap_or_default().alerts,

@@ -175,6 +175,8 @@ impl<O: Observer + 'static> Upstream<O> {
                     Step::Wait => continue,
                     Step::Send(bytes) => {
                         body.deadline = Some(deadline);
+                        let pump = &body.upstream.pump;
+                        body.mailbox.if_gone.set(Some((pump.if_client_left(), pump.observer().tokens())));
                         body.mailbox.pulling.set(false);
                         body.mailbox.last_pull_ms.set(worker::Date::now().as_millis());
                         return Some((Ok(bytes), Some(body)));
@@ -248,6 +250,9 @@ struct Mailbox {
     last_pull_ms: Cell<u64>,
     /// The books are closed: the task that closes them is gone.
     settled: Cell<bool>,
+    /// How the attempt ends if the client stops pulling now, and the usage seen (kept after
+    /// each chunk sent: the task that notices an abandoned body cannot reach the pump).
+    if_gone: Cell<Option<(AttemptEnd, Option<Tokens>)>>,
 }
 
 impl Mailbox {
@@ -289,8 +294,9 @@ async fn settle_when_ended(mailbox: Rc<Mailbox>, on_end: OnEnd, idle: Duration) 
             Either::Right(_) => {
                 let unpulled = worker::Date::now().as_millis().saturating_sub(mailbox.last_pull_ms.get());
                 if !mailbox.pulling.get() && u128::from(unpulled) > idle.as_millis() {
-                    let end = AttemptEnd::ClientGone { final_cost: None };
-                    break StreamEnd { end, fault: None, copy: None, tokens: None };
+                    let (end, tokens) =
+                        mailbox.if_gone.get().unwrap_or((AttemptEnd::ClientGone { final_cost: None }, None));
+                    break StreamEnd { end, fault: None, copy: None, tokens };
                 }
             }
         }

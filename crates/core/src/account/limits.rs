@@ -94,8 +94,8 @@ pub struct LimiterState {
 }
 
 /// Shares of the daily budget (percent) whose crossing is announced once per day: 50 and 80 by
-/// what was spent, 100 when the budget first refuses a request (reservations keep spend itself
-/// just under the budget).
+/// what was spent, 100 when the budget first refuses a request after 80% was spent (reservations
+/// keep spend itself just under the budget).
 pub const ALERT_THRESHOLDS: [u32; 3] = [50, 80, 100];
 
 /// What `/limits` shows for a provider.
@@ -159,8 +159,12 @@ impl LimiterState {
                 let frees_at = self.window.front().map_or(now, |&(second, _)| (second + 1) * 1000 + WINDOW_MS);
                 retry_after_ms = frees_at.saturating_sub(now);
             }
-            if over_budget {
+            // 100% is announced when the budget refuses a request once most of it is spent (80%
+            // announced): a refusal of one large worst case on a budget half used is not "used up".
+            if over_budget && self.alerted & 0b10 != 0 {
                 self.cross(2);
+            }
+            if over_budget {
                 reasons.push(format!(
                     "daily budget of ${} would be exceeded (spent ${}, reserved ${}, this request up to ${})",
                     policy.daily_budget,
@@ -450,6 +454,9 @@ mod tests {
             s.settle(id, Some(Usd::from_dollars(dollars)), Health::Neutral, now);
             s.take_crossed()
         };
+        // A refusal of a large worst case on a budget barely used is not "used up".
+        assert!(s.reserve("big", Usd::from_dollars(11), p, T0).is_err());
+        assert_eq!(s.take_crossed(), Vec::<u32>::new());
         assert_eq!(spend(&mut s, "a", 4, T0), Vec::<u32>::new());
         assert_eq!(spend(&mut s, "b", 1, T0), vec![50]);
         assert_eq!(spend(&mut s, "c", 1, T0), Vec::<u32>::new(), "50% only once");

@@ -173,6 +173,7 @@ impl ScopeFilter {
             seen.iter().map(|(a, r)| (a.as_deref(), r.as_deref())).collect();
         callers.push((self.agent.as_deref(), self.repository.as_deref()));
         let mut out: Vec<Scope> = Vec::new();
+        let mut keys = std::collections::BTreeSet::new();
         for (agent, repo) in callers {
             for scope in config.of(agent, repo) {
                 let wanted = match scope.kind {
@@ -186,7 +187,7 @@ impl ScopeFilter {
                     ScopeKind::Agent => self.repository.is_some() && self.agent.is_none(),
                     _ => self.agent.is_some() && self.repository.is_none(),
                 };
-                if wanted && !other_filter && !out.iter().any(|s| s.key() == scope.key()) {
+                if wanted && !other_filter && keys.insert(scope.key()) {
                     out.push(scope);
                 }
             }

@@ -127,7 +127,7 @@ impl RawBreaker {
         let ok = self.window_seconds >= 1
             && self.window_seconds <= 3600
             && self.min_attempts >= 1
-            && self.failure_ratio > 0.0
+            && self.failure_ratio >= 0.001
             && self.failure_ratio <= 1.0
             && self.cooldown_seconds >= 1
             && self.cooldown_seconds <= 3600
@@ -135,7 +135,7 @@ impl RawBreaker {
         if !ok {
             problems.push(format!(
                 "provider `{provider}`: circuit_breaker needs window_seconds and cooldown_seconds 1 to 3600, \
-                 min_attempts ≥ 1, 0 < failure_ratio ≤ 1 and probes 1 to 100"
+                 min_attempts ≥ 1, 0.001 ≤ failure_ratio ≤ 1 and probes 1 to 100"
             ));
             return None;
         }

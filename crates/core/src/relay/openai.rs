@@ -158,11 +158,8 @@ impl SseRelay {
         if probe.error.is_some() {
             return Err(StreamFault::UpstreamError(upstream_message(&payload)));
         }
-        let mut stamped = None;
-        if let Some(usage) = probe.usage {
-            if let Some(charge) = &self.charge {
-                stamped = self.stamped(start, end, charge(&usage));
-            }
+        let usage = probe.usage;
+        if let Some(usage) = usage {
             self.summary.usage = Some(usage);
         }
         for choice in probe.choices.iter().flatten() {
@@ -177,7 +174,10 @@ impl SseRelay {
                 self.summary.finish_reason = Some(reason.to_string());
             }
         }
-        Ok(stamped)
+        // The cost is written into the usage that comes with or after the finish reason: the
+        // final usage, which is then what the books settle at whatever happens next.
+        let charge = self.charge.as_ref().zip(usage).filter(|_| self.summary.finish_reason.is_some());
+        Ok(charge.and_then(|(charge, usage)| self.stamped(start, end, charge(&usage))))
     }
 
     /// The event `[start, end)` with `cost` in its usage, its framing kept; `None` when its
@@ -261,6 +261,18 @@ mod tests {
             assert!(relay.billed_in_full());
             assert_eq!(relay.tokens(), Some(Tokens { input: 5, cached_input: 0, output: 2 }));
         }
+    }
+
+    /// A usage event before any finish reason is not known to be the last: it is not stamped
+    /// (the books would not settle at it if the stream broke next).
+    #[test]
+    fn usage_before_the_finish_reason_is_passed_on_unstamped() {
+        let early = "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":0,\"total_tokens\":5}}\n\n";
+        let mut relay = SseRelay::with_cost(Box::new(|_: &Usage| Usd(1)));
+        let mut out = Vec::new();
+        relay.push(early.as_bytes(), &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), early);
+        assert!(!relay.billed_in_full());
     }
 
     /// Once the final usage is in (after the finish reason), a cut before `[DONE]` cannot have

@@ -174,6 +174,12 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
         Some(AttemptEnd::ClientGone { final_cost: self.final_cost() })
     }
 
+    /// How the attempt would end if the client were gone now (what a body nobody pulls any more
+    /// is settled as, by a task that cannot reach the pump).
+    pub fn if_client_left(&self) -> AttemptEnd {
+        AttemptEnd::ClientGone { final_cost: self.final_cost() }
+    }
+
     /// The cost of the stream's final usage, once it has arrived (what the provider bills).
     fn final_cost(&self) -> Option<Option<Usd>> {
         self.observer.billed_in_full().then(|| (self.cost)(&self.observer))

@@ -203,9 +203,9 @@ impl Reservation {
     pub async fn close(self, books: Books, health: Health) {
         let worst_case = self.worst_case;
         let closes = self.held.into_iter().map(|(stub, id, name)| async move {
-            let op = match books.settle_amount() {
-                None => Op::Release { id, health },
-                Some(_) => Op::Settle { id, actual: Some(books.charge(worst_case)), health, name },
+            let op = match books {
+                Books::Release => Op::Release { id, health },
+                _ => Op::Settle { id, actual: Some(books.charge(worst_case)), health, name },
             };
             match call(&stub, &op).await {
                 Ok(mut response) => read_json::<SettleAnswer>(&mut response).await.unwrap_or_default().alerts,

@@ -13,11 +13,12 @@ import json
 import secrets
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import pytest
 
 from conftest import base_values, free_port, ROOT, running_worker, SECRETS, Sim, Worker
+from test_analytics import pico
 
 ANALYTICS_TOKEN = "ana-" + secrets.token_hex(16)
 SECRETS.append(ANALYTICS_TOKEN)
@@ -27,7 +28,6 @@ END = NOW - timedelta(hours=1)
 FROM = END - timedelta(days=3)
 TO = NOW
 PRICES = {(p["provider"], p["model"]): p for p in json.loads((ROOT / "prices.json").read_text())["models"]}
-PICO = Decimal(10) ** 12
 
 
 def iso(t: datetime) -> str:
@@ -36,10 +36,6 @@ def iso(t: datetime) -> str:
 
 def ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
-
-
-def pico(d) -> int:
-    return int((Decimal(d) * PICO).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def our_cost(provider: str, model: str, tin: int, tout: int) -> int | None:

@@ -4,7 +4,6 @@ after the cool-down and trusted again once a probe answers."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
@@ -89,4 +88,3 @@ def test_a_probe_that_fails_opens_it_again(guarded, sim):
     # The probe fails (and its retry is refused: open again), the next provider answers.
     assert r.headers["x-gateway-trace"] == f"{GEMINI}=503, {GEMINI}=skipped:circuit_open, {OPENAI}=200"
     assert circuit(guarded)["state"] == "open"
-    json.dumps(circuit(guarded))

@@ -89,7 +89,7 @@ def test_every_attempt_of_a_failover_is_a_row_of_the_same_request(worker, client
     assert rows[0]["status"] == 503 and rows[0]["tokens_in"] is None and rows[0]["charged_pico"] == 0
 
 
-def test_a_refused_request_leaves_no_row_but_an_error_says_it_cost_nothing(workers):
+def test_attempts_that_reached_nothing_are_rows_charged_nothing_and_the_error_says_so(workers):
     worker = workers["unreachable"]
     before = ids(worker)
     with worker.client() as c:

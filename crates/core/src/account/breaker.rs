@@ -167,6 +167,11 @@ impl Breaker {
         }
     }
 
+    /// Neither open nor probing: attempts go through without asking it one by one.
+    pub fn is_closed(&self) -> bool {
+        self.open_until == 0 && !self.half_open
+    }
+
     /// A probe's reservation expired unsettled: its slot is free again.
     pub fn probe_lost(&mut self) {
         self.probes_out = self.probes_out.saturating_sub(1);

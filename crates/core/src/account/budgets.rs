@@ -111,6 +111,9 @@ mod tests {
             reserved_usd: Usd::ZERO,
             outstanding_reservations: 0,
             requests_last_minute: 2,
+            leased_usd: Usd::ZERO,
+            leased_requests: 0,
+            leases: 0,
             circuit: None,
         };
         let row = ScopeToday {
@@ -122,7 +125,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&row).unwrap(),
-            r#"{"scope":"repository","name":"a/b","requests_per_minute":null,"daily_budget_usd":2,"day":"2026-12-02","spent_usd":0.000123,"reserved_usd":0,"outstanding_reservations":0,"requests_last_minute":2}"#
+            r#"{"scope":"repository","name":"a/b","requests_per_minute":null,"daily_budget_usd":2,"day":"2026-12-02","spent_usd":0.000123,"reserved_usd":0,"outstanding_reservations":0,"requests_last_minute":2,"leased_usd":0,"leased_requests":0,"leases":0}"#
         );
     }
 }

@@ -11,6 +11,8 @@
 //! Budgets are per UTC day and reset at 00:00 UTC. The rate limit is a sliding 60-second window.
 //! Reservations that are never settled (a Worker killed mid-request) expire and are released.
 
+pub mod lease;
+
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
@@ -91,6 +93,12 @@ pub struct LimiterState {
     /// Thresholds crossed by the operation under way, for its answer ([`Self::take_crossed`]).
     #[serde(skip)]
     crossed: Vec<u32>,
+    /// Isolates' live leases (`lease.rs`), and recent expiries whose full charge a late report
+    /// may still correct.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    leases: Vec<lease::Lease>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    expired: Vec<lease::Expired>,
 }
 
 /// Shares of the daily budget (percent) whose crossing is announced once per day: 50 and 80 by
@@ -106,6 +114,14 @@ pub struct Snapshot {
     pub reserved_usd: Usd,
     pub outstanding_reservations: usize,
     pub requests_last_minute: usize,
+    /// What isolates hold on lease (counted as used until they report): budget, admissions,
+    /// and how many leases.
+    #[serde(default)]
+    pub leased_usd: Usd,
+    #[serde(default)]
+    pub leased_requests: usize,
+    #[serde(default)]
+    pub leases: usize,
     /// The circuit breaker, when the provider has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit: Option<BreakerSnapshot>,
@@ -120,6 +136,7 @@ impl LimiterState {
             self.day = today;
             self.spent = Usd::ZERO;
             self.alerted = 0;
+            self.expired.clear();
         }
         let breaker = &mut self.breaker;
         self.reservations.retain(|r| {
@@ -129,6 +146,7 @@ impl LimiterState {
             }
             alive
         });
+        self.expire_leases(now);
         // A second's bucket leaves the window once all of that second is a minute old: requests
         // are counted up to a second too long, never too short (the limit errs on the safe side).
         while self.window.front().is_some_and(|&(second, _)| (second + 1) * 1000 + WINDOW_MS <= now + 1) {
@@ -136,6 +154,8 @@ impl LimiterState {
         }
     }
 
+    /// Admissions in the window (reported ones, and expired leases' slots); live leases'
+    /// slots are [`Self::leased_requests`].
     fn requests_in_window(&self) -> usize {
         self.window.iter().map(|&(_, n)| n as usize).sum()
     }
@@ -148,8 +168,8 @@ impl LimiterState {
     pub fn reserve(&mut self, id: &str, amount: Usd, policy: Policy, now: u64) -> Result<(), Refusal> {
         self.roll(now);
         self.budget = policy.daily_budget;
-        let rate_limited = self.requests_in_window() >= policy.requests_per_minute as usize;
-        let committed = self.spent.saturating_add(self.reserved_today());
+        let rate_limited = self.requests_in_window() + self.leased_requests() >= policy.requests_per_minute as usize;
+        let committed = self.spent.saturating_add(self.reserved_today()).saturating_add(self.leased_today());
         let over_budget = committed.saturating_add(amount) > policy.daily_budget;
         if rate_limited || over_budget {
             let mut reasons = Vec::new();
@@ -169,7 +189,7 @@ impl LimiterState {
                     "daily budget of ${} would be exceeded (spent ${}, reserved ${}, this request up to ${})",
                     policy.daily_budget,
                     self.spent,
-                    self.reserved_today(),
+                    self.reserved_today().saturating_add(self.leased_today()),
                     amount
                 ));
                 retry_after_ms = retry_after_ms.max((self.day + 1) * DAY_MS - now);
@@ -204,10 +224,7 @@ impl LimiterState {
             },
         };
         let second = now / 1000;
-        match self.window.back_mut() {
-            Some((last, n)) if *last == second => *n += 1,
-            _ => self.window.push_back((second, 1)),
-        }
+        self.count_in_window(second, 1);
         self.reservations.retain(|r| r.id != id);
         self.reservations.push(Reservation {
             id: id.to_owned(),
@@ -230,12 +247,17 @@ impl LimiterState {
         let day = reservation.as_ref().map_or(self.day, |r| r.day);
         let charge = actual.or(reservation.map(|r| r.amount)).unwrap_or(Usd::ZERO);
         if day == self.day {
-            self.spent = self.spent.saturating_add(charge);
-            let budget = u128::from(self.budget.pico());
-            for (i, &threshold) in ALERT_THRESHOLDS[..2].iter().enumerate() {
-                if budget > 0 && u128::from(self.spent.pico()) * 100 >= budget * u128::from(threshold) {
-                    self.cross(i);
-                }
+            self.charge(charge);
+        }
+    }
+
+    /// Adds to today's spend, announcing the thresholds it crosses.
+    fn charge(&mut self, amount: Usd) {
+        self.spent = self.spent.saturating_add(amount);
+        let budget = u128::from(self.budget.pico());
+        for (i, &threshold) in ALERT_THRESHOLDS[..2].iter().enumerate() {
+            if budget > 0 && u128::from(self.spent.pico()) * 100 >= budget * u128::from(threshold) {
+                self.cross(i);
             }
         }
     }
@@ -267,9 +289,9 @@ impl LimiterState {
             .collect()
     }
 
-    /// What is left of today's budget: not spent, not reserved.
+    /// What is left of today's budget: not spent, not reserved, not on lease.
     pub fn remaining(&self) -> Usd {
-        self.budget.saturating_sub(self.spent.saturating_add(self.reserved_today()))
+        self.budget.saturating_sub(self.spent.saturating_add(self.reserved_today()).saturating_add(self.leased_today()))
     }
 
     /// Today's spend as a share of the budget (0 when it has none yet).
@@ -334,6 +356,9 @@ impl LimiterState {
             reserved_usd: self.reserved_today(),
             outstanding_reservations: self.reservations.len(),
             requests_last_minute: self.requests_in_window(),
+            leased_usd: self.leased_today(),
+            leased_requests: self.leased_requests(),
+            leases: self.leases.len(),
             circuit: self.breaker_policy.map(|p| self.breaker.snapshot(&p, now)),
         }
     }

@@ -11,6 +11,7 @@
 mod analytics;
 mod config;
 mod headers;
+mod leases;
 mod native_path;
 mod pricing;
 mod relay;

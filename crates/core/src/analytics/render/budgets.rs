@@ -184,6 +184,9 @@ mod tests {
             reserved_usd: usd(reserved),
             outstanding_reservations: 0,
             requests_last_minute: 3,
+            leased_usd: Usd::ZERO,
+            leased_requests: 0,
+            leases: 0,
             circuit: None,
         }
     }

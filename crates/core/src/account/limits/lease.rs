@@ -15,15 +15,22 @@
 //!    renewal, a return) they enter the window at the second of the report, and when the lease
 //!    expires unreported all of its slots do, at its expiry. Every admission happens before
 //!    either, so it stays counted for at least 60 seconds.
-//! 3. **A dead isolate** strands at most its lease: at expiry the limiter charges the lease's
-//!    whole budget and counts all its slots. An isolate that was only idle past its expiry
-//!    corrects the charge with its next report (the limiter remembers recent expiries).
+//! 3. **A dead isolate** strands at most its lease, and for no longer than an unsettled
+//!    reservation: at expiry all of the lease's slots enter the window, and its budget stays
+//!    held (a request under it may still be running) for [`RESERVATION_TTL_MS`], then it is
+//!    released, as a reservation of a killed Worker is. An isolate that was only idle past its
+//!    expiry replaces the hold with what it really spent in its next report.
 //! 4. **Clocks**: the isolate stops admitting [`LEASE_MARGIN_MS`] before the expiry it computes
 //!    from when it *sent* the request for the lease, so before the limiter's own expiry whatever
 //!    the clocks of the two say.
 //! 5. **Near a limit** leases shrink: a lease takes at most a quarter of what is free of the
 //!    window and of the budget, and at most [`LEASE_MAX_REQUESTS`]; when that is not one whole
 //!    request, none is granted and every request asks the limiter itself (a reservation).
+//!
+//! 6. **Only when busy**: an isolate asks for a lease only when it sees requests for the
+//!    limiter less than [`LEASE_BUSY_MS`] apart, and gives it back at its next renewal once
+//!    they stop, so that a lone request, or an agent's burst followed by silence, leaves
+//!    little held by isolates the platform then evicts.
 //!
 //! While a renewal is under way the isolate admits nothing under its lease (its report is a
 //! snapshot): requests meanwhile reserve at the limiter, as without leases. A UTC day never
@@ -33,7 +40,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{LimiterState, Policy, DAY_MS};
+use super::{LimiterState, Policy, DAY_MS, RESERVATION_TTL_MS};
 use crate::account::breaker::Health;
 use crate::account::pricing::Usd;
 
@@ -45,8 +52,8 @@ pub const LEASE_MARGIN_MS: u64 = 1_000;
 pub const LEASE_MAX_REQUESTS: u32 = 64;
 /// A lease takes at most 1/`LEASE_SHARE` of what is free (of the window, of the budget).
 pub const LEASE_SHARE: u64 = 4;
-/// How many expired leases the limiter remembers, to correct their charge.
-const EXPIRED_KEPT: usize = 32;
+/// An isolate asks for a lease when its requests for a limiter come closer together than this.
+pub const LEASE_BUSY_MS: u64 = 1_000;
 
 /// A live lease, as the limiter keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,12 +67,14 @@ pub(super) struct Lease {
     pub(super) expires_at: u64,
 }
 
-/// A lease that expired unreported, charged in full, kept for a while to correct the charge.
+/// A lease that expired unreported: its budget held until `released_at`, or until a report
+/// replaces it with what was really spent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Expired {
     id: String,
-    charged: Usd,
+    held: Usd,
     day: u64,
+    released_at: u64,
 }
 
 /// What an isolate reports of its lease, and what it asks for next.
@@ -106,8 +115,9 @@ pub struct LeaseGrant {
 
 impl LimiterState {
     /// Expires leases whose time is up: all of their slots counted at their expiry (whatever
-    /// the day: the window spans midnight), and today's charged in full.
+    /// the day: the window spans midnight), their budget held as an unsettled reservation's.
     pub(super) fn expire_leases(&mut self, now: u64) {
+        self.expired.retain(|e| e.released_at > now);
         let mut i = 0;
         while i < self.leases.len() {
             if self.leases[i].expires_at > now {
@@ -117,25 +127,23 @@ impl LimiterState {
             let lease = self.leases.swap_remove(i);
             self.count_in_window(lease.expires_at / 1000, lease.requests);
             if lease.day == self.day {
-                self.charge(lease.budget);
-                self.expired.push(Expired { id: lease.id, charged: lease.budget, day: lease.day });
-                if self.expired.len() > EXPIRED_KEPT {
-                    self.expired.remove(0);
-                }
+                let released_at = lease.expires_at + RESERVATION_TTL_MS;
+                self.expired.push(Expired { id: lease.id, held: lease.budget, day: lease.day, released_at });
             }
         }
     }
 
-    /// Budget held by live leases of today.
+    /// Budget held by today's leases, live and expired unreported.
     pub(super) fn leased_today(&self) -> Usd {
-        self.leases.iter().filter(|l| l.day == self.day).fold(Usd::ZERO, |sum, l| sum.saturating_add(l.budget))
+        let live = self.leases.iter().filter(|l| l.day == self.day).map(|l| l.budget);
+        let lapsed = self.expired.iter().filter(|e| e.day == self.day).map(|e| e.held);
+        live.chain(lapsed).fold(Usd::ZERO, Usd::saturating_add)
     }
 
-    /// What the limiter counts of lease `id` today: its budget while it lives, its full charge
-    /// once it expired (until a report corrects it).
+    /// What the limiter holds of lease `id` today: its budget, live or expired unreported.
     pub fn lease_charge(&self, id: &str) -> Usd {
         let live = self.leases.iter().find(|l| l.id == id && l.day == self.day).map(|l| l.budget);
-        let expired = || self.expired.iter().find(|e| e.id == id && e.day == self.day).map(|e| e.charged);
+        let expired = || self.expired.iter().find(|e| e.id == id && e.day == self.day).map(|e| e.held);
         live.or_else(expired).unwrap_or(Usd::ZERO)
     }
 
@@ -159,23 +167,14 @@ impl LimiterState {
         // Reported admissions enter the window now, whatever their day (the window spans
         // midnight); reported spend is charged when it is today's.
         self.count_in_window(second, sync.admitted);
-        if let Some(i) = self.leases.iter().position(|l| l.id == sync.id) {
-            self.leases.swap_remove(i);
-            if same_day {
-                self.charge(sync.spent);
-            }
-        } else if let Some(i) = self.expired.iter().position(|e| e.id == sync.id) {
-            let expired = self.expired.remove(i);
-            if same_day && expired.day == self.day {
-                // Charged in full at expiry: now what it really spent; what is still in flight
-                // is carried into the next lease below.
-                self.spent = self.spent.saturating_sub(expired.charged);
-                self.charge(sync.spent);
-            }
+        // The report replaces the lease, live or expired (its hold), with what was spent under
+        // it; what is still in flight is carried into the next lease below. A lease released
+        // after its hold ran out is charged its report all the same.
+        self.leases.retain(|l| l.id != sync.id);
+        self.expired.retain(|e| e.id != sync.id);
+        if same_day {
+            self.charge(sync.spent);
         }
-        // Otherwise the limiter no longer knows the lease (expired and forgotten): its full
-        // charge covers the report, and what is in flight is covered again by the next lease
-        // (twice until it settles: on the safe side).
         if let Some(p) = &self.breaker_policy {
             for (health, n) in [(Health::Healthy, sync.healthy), (Health::Failed, sync.failed)] {
                 for _ in 0..n.min(LEASE_MAX_REQUESTS * 4) {
@@ -263,12 +262,15 @@ pub struct Local {
     last_period: u32,
     /// Reports begun so far.
     epoch: u32,
+    /// When the limiter's last two requests in this isolate arrived (the isolate's clock).
+    seen_ms: [u64; 2],
 }
 
 impl Local {
     /// Admits one request costing at most `amount` under the lease, or `None` (the request
     /// asks the limiter itself).
     pub fn admit(&mut self, amount: Usd, now: u64) -> Option<Ticket> {
+        self.seen_ms = [self.seen_ms[1], now];
         let live = !self.syncing && now < self.until_ms && now / DAY_MS == self.day;
         let room = self.budget.saturating_sub(self.spent.saturating_add(self.held));
         if !live || self.admitted >= self.requests || amount > room {
@@ -358,8 +360,15 @@ impl Local {
         Some(sync)
     }
 
-    /// How many admissions to ask for: twice what the last period used, at least 4.
-    pub fn want(&self) -> u32 {
+    /// How many admissions to ask for: twice what the last period used, at least 4; none (no
+    /// lease, or give it back) unless the last two requests came within [`LEASE_BUSY_MS`] and
+    /// the latest within [`LEASE_TTL_MS`] of `now`.
+    pub fn want(&self, now: u64) -> u32 {
+        let [before, last] = self.seen_ms;
+        let busy = before > 0 && last.saturating_sub(before) < LEASE_BUSY_MS && now.saturating_sub(last) < LEASE_TTL_MS;
+        if !busy {
+            return 0;
+        }
         (self.last_period.max(self.admitted) * 2).clamp(4, LEASE_MAX_REQUESTS)
     }
 
@@ -390,5 +399,72 @@ impl Local {
     /// What the lease has left to spend (for the budget-remaining header).
     pub fn room(&self) -> Usd {
         self.budget.saturating_sub(self.spent.saturating_add(self.held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 20_000 * DAY_MS + 3_600_000;
+    const POLICY: Policy = Policy { requests_per_minute: 1_000, daily_budget: Usd(1_000_000), breaker: None };
+
+    /// A busy isolate's lease: two requests 10 ms apart, then a sync granting it.
+    fn leased(limiter: &mut LimiterState) -> Local {
+        let mut local = Local::default();
+        assert!(local.admit(Usd(1_000), T0).is_none());
+        assert_eq!(local.want(T0), 0, "one request is not busy");
+        assert!(local.admit(Usd(1_000), T0 + 10).is_none());
+        let sync = local.begin_sync("iso", local.want(T0 + 10), Usd(1_000)).unwrap();
+        let grant = limiter.sync_lease(&sync, POLICY, T0 + 10);
+        assert!(grant.requests >= 4, "{grant:?}");
+        local.end_sync(sync, Some(grant), T0 + 10);
+        local
+    }
+
+    #[test]
+    fn a_lapsed_lease_is_held_like_a_reservation_then_released() {
+        let mut limiter = LimiterState::default();
+        let local = leased(&mut limiter);
+        let budget = limiter.lease_charge("iso");
+        assert!(budget > Usd::ZERO);
+        // Past its expiry: still held (a request under it may be running), not spent.
+        let s = limiter.snapshot(T0 + 10 + LEASE_TTL_MS + 1);
+        assert_eq!((s.spent_usd, s.leased_usd, s.leases), (Usd::ZERO, budget, 0));
+        assert_eq!(s.requests_last_minute, local.requests as usize, "its slots enter the window");
+        // Released as an unsettled reservation would be.
+        let s = limiter.snapshot(T0 + 10 + LEASE_TTL_MS + RESERVATION_TTL_MS + 1);
+        assert_eq!((s.spent_usd, s.leased_usd), (Usd::ZERO, Usd::ZERO));
+    }
+
+    #[test]
+    fn a_late_report_replaces_the_hold_with_what_was_spent() {
+        let mut limiter = LimiterState::default();
+        let mut local = leased(&mut limiter);
+        let ticket = local.admit(Usd(1_000), T0 + 20).unwrap();
+        local.settle(ticket, Some(Usd(300)), Health::Healthy);
+        let late = T0 + 10 + LEASE_TTL_MS + 5_000;
+        let sync = local.begin_sync("iso", 0, Usd(1_000)).unwrap();
+        let grant = limiter.sync_lease(&sync, POLICY, late);
+        local.end_sync(sync, Some(grant.clone()), late);
+        assert_eq!(grant, LeaseGrant { requests: 0, budget: Usd::ZERO, ttl_ms: LEASE_TTL_MS, day: T0 / DAY_MS });
+        let s = limiter.snapshot(late);
+        assert_eq!((s.spent_usd, s.leased_usd, s.leases), (Usd(300), Usd::ZERO, 0));
+        assert!(!local.holds_anything());
+    }
+
+    #[test]
+    fn an_idle_isolate_gives_its_lease_back_at_the_next_renewal() {
+        let mut limiter = LimiterState::default();
+        let mut local = leased(&mut limiter);
+        let later = T0 + 10 + LEASE_TTL_MS / 2 + 1;
+        let ticket = local.admit(Usd(1_000), T0 + 3_000).unwrap();
+        local.settle(ticket, None, Health::Healthy);
+        assert!(local.renewal_due(later));
+        assert_eq!(local.want(later), 0, "requests seconds apart: the lease goes back");
+        let ticket = local.admit(Usd(1_000), T0 + 3_100).unwrap();
+        local.settle(ticket, None, Health::Healthy);
+        assert!(local.want(later) > 0, "requests 100 ms apart: it is renewed");
+        assert_eq!(local.want(T0 + 3_100 + LEASE_TTL_MS), 0, "none for a lease's life: it goes back");
     }
 }

@@ -165,7 +165,7 @@ def wrangler_durable_objects(toml: dict) -> list[tuple[str, str, bool]]:
     ]
 
 
-def ours_spec(sim: Sim) -> WorkerSpec:
+def ours_spec(sim: Sim, extra_vars: dict[str, str] | None = None) -> WorkerSpec:
     # worker-build's output: an ES module that imports "cloudflare:workers" (built into workerd)
     # and "./index_bg.wasm"; nothing else (checked below, so a new import fails loudly).
     index = TREE / "build" / "index.js"
@@ -187,6 +187,7 @@ def ours_spec(sim: Sim) -> WorkerSpec:
             "AGENT_TOKEN": AGENT_TOKEN,
             "CF_AIG_TOKEN": AIG_TOKEN,
             "GATEWAY_CONFIG": bench_gateway_config(),
+            **(extra_vars or {}),
         },
         wrangler_durable_objects(toml),
     )
@@ -577,6 +578,8 @@ def main() -> None:
     p.add_argument("--no-save", action="store_true", help="print only; keep bench/results/latest.json as it is")
     p.add_argument("--tree", default=str(ROOT), help="measure the Worker built in another checkout")
     p.add_argument("--profile-target", choices=["ours", "floor"], default="ours")
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                   help="a var of our Worker for this run, e.g. LIMITER_LEASES=false (repeatable)")
     args = p.parse_args()
 
     global TREE
@@ -593,7 +596,8 @@ def main() -> None:
     sim = Sim(args.latency_ms, args.chunk_delay_ms, tmp / "sim.log")
     running: list[Workerd] = []
     try:
-        ours_s, floor_s = ours_spec(sim), floor_spec(sim)
+        extra = dict(v.split("=", 1) for v in args.var)
+        ours_s, floor_s = ours_spec(sim, extra), floor_spec(sim)
         probe_ours = ("/v1/chat/completions", chat_body(2048, False, ALIAS), HEADERS)
         probe_floor = ("/", chat_body(2048, False, MODEL), HEADERS)
 

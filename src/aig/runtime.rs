@@ -210,8 +210,15 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
     type Failure = P::Failure;
 
     async fn reserve(&self, target: &Target<'_>) -> Result<Reservation, Refusal> {
-        let reserved =
-            limiter::reserve(self.env, target.provider, target.limits, &self.scopes, target.worst_case).await;
+        let reserved = limiter::reserve(
+            self.env,
+            target.provider,
+            target.limits,
+            &self.scopes,
+            target.worst_case,
+            self.settings.limiter_leases,
+        )
+        .await;
         if !reserved.alerts.is_empty() {
             let (env, alerts) = (self.env.clone(), reserved.alerts);
             self.wctx.wait_until(async move { crate::alerts::post(&env, alerts).await });

@@ -1,9 +1,12 @@
 //! The Worker's side of the per-provider limiter: one Durable Object per provider
-//! (`LIMITER` binding, named by the provider slug), asked to reserve, settle and release.
+//! (`LIMITER` binding, named by the provider slug), asked to reserve, settle and release — or,
+//! for a busy isolate, not asked at all: the request is admitted under the isolate's lease of
+//! the limiter (`leases.rs`), reported later off the request's path.
 
 use futures_util::future::join_all;
 use gateway_core::account::alerts::Alert;
 use gateway_core::account::breaker::{BreakerPolicy, Health};
+use gateway_core::account::limits::lease::{LeaseGrant, LeaseSync, Ticket};
 use gateway_core::account::limits::{Policy, Refusal, Snapshot};
 use gateway_core::account::pricing::Usd;
 use gateway_core::account::scopes::Scope;
@@ -11,17 +14,28 @@ use gateway_core::engine::Books;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit, Stub};
 
+use crate::durable::leases;
+
 pub const BINDING: &str = "LIMITER";
 
 /// A held reservation: in the provider's limiter and in every scope's the request falls under.
 /// It must end in [`Reservation::close`]; one that is dropped is released by each limiter after
 /// its time-to-live.
 pub struct Reservation {
-    held: Vec<(Stub, String, String)>,
+    held: Vec<Held>,
     env: Env,
     /// What was reserved: a settle "at the worst case" says this amount, so that a reservation
     /// which expired meanwhile (a stream longer than its time-to-live) is still charged it.
     worst_case: Usd,
+}
+
+/// One limiter's part of a reservation.
+enum Held {
+    /// Reserved at the limiter (`id`), named `name`; `leases`: this isolate may lease from it
+    /// (the settle's answer refreshes the figures local admissions report).
+    Limiter { stub: Stub, id: String, name: String, leases: bool },
+    /// Admitted under this isolate's lease of limiter `name`.
+    Lease { name: String, ticket: Ticket, policy: Policy },
 }
 
 /// The limiter's answer, as sent over the Durable Object's fetch interface.
@@ -35,7 +49,13 @@ pub enum Op {
         /// The limiter's own name (a provider or a scope key), for its alerts.
         #[serde(default)]
         name: String,
+        /// This isolate's report on its lease and request for the next, applied after the
+        /// reservation (a lease is sized by what is left once this request is counted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<LeaseSync>,
     },
+    /// A lease's renewal or give-back, on its own.
+    Sync { sync: LeaseSync, policy: Policy, name: String },
     Settle {
         id: String,
         actual: Option<Usd>,
@@ -56,6 +76,11 @@ pub enum Op {
     Snapshot {
         #[serde(default)]
         breaker: Option<BreakerPolicy>,
+        /// The asking isolate's report on its lease, applied first: what it spent shows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<(LeaseSync, Policy)>,
+        #[serde(default)]
+        name: String,
     },
 }
 
@@ -70,12 +95,32 @@ pub struct ReserveAnswer {
     pub remaining: Usd,
     #[serde(default)]
     pub used_share: f64,
+    /// The lease granted in answer to the reserve's report (none asked: `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseGrant>,
+}
+
+/// The answer to [`Op::Sync`].
+#[derive(Serialize, Deserialize)]
+pub struct SyncAnswer {
+    pub lease: LeaseGrant,
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
+    #[serde(default)]
+    pub remaining: Usd,
+    #[serde(default)]
+    pub used_share: f64,
 }
 
 #[derive(Serialize, Deserialize, Default)]
 pub struct SettleAnswer {
     #[serde(default)]
     pub alerts: Vec<Alert>,
+    /// The limiter's budget left and spend share after the settle (a release answers none).
+    #[serde(default)]
+    pub remaining: Option<Usd>,
+    #[serde(default)]
+    pub used_share: f64,
 }
 
 /// What a reserve came to, besides the reservation: alerts to post, and the provider's budget.
@@ -107,30 +152,38 @@ fn reservation_id() -> String {
 /// Reserves one request of `provider`'s rate limit and `worst_case` of its daily budget, and the
 /// same in each of `scopes` (the caller's repository, owner, agent), all at once and all or
 /// nothing: when any refuses, what was granted is released. A scope's refusal ends the request
-/// (`Refusal::ends_request`); the provider's moves it to the next target.
+/// (`Refusal::ends_request`); the provider's moves it to the next target. With `leases`, each
+/// limiter whose lease this isolate holds admits the request locally, without being asked.
 ///
 /// A limiter that cannot be reached refuses (fail closed): spending without a budget check is
 /// exactly what the limiter exists to prevent.
-pub async fn reserve(env: &Env, provider: &str, policy: Policy, scopes: &[Scope], worst_case: Usd) -> Reserved {
+pub async fn reserve(
+    env: &Env,
+    provider: &str,
+    policy: Policy,
+    scopes: &[Scope],
+    worst_case: Usd,
+    leases: bool,
+) -> Reserved {
     let id = reservation_id();
-    let mut asks = vec![reserve_one(env, provider.to_owned(), policy, &id, worst_case)];
-    asks.extend(scopes.iter().map(|s| reserve_one(env, s.key(), s.policy, &id, worst_case)));
+    let mut asks = vec![reserve_one(env, provider.to_owned(), policy, &id, worst_case, leases)];
+    asks.extend(scopes.iter().map(|s| reserve_one(env, s.key(), s.policy, &id, worst_case, leases)));
     let answers = join_all(asks).await;
     let mut held = Vec::with_capacity(answers.len());
     let mut refused: Option<Refusal> = None;
     let (mut alerts, mut remaining, mut used_share) = (Vec::new(), None, None);
-    for (i, (name, answer)) in answers.into_iter().enumerate() {
+    for (i, answer) in answers.into_iter().enumerate() {
         match answer {
-            Ok((stub, answer)) => {
+            Ok(answer) => {
                 alerts.extend(answer.alerts);
                 if i == 0 {
                     (remaining, used_share) = (Some(answer.remaining), Some(answer.used_share));
                 }
-                match answer.refused {
-                    None => held.push((stub, id.clone(), name)),
-                    Some(refusal) if i == 0 => refused = refused.or(Some(refusal)),
+                match answer.result {
+                    Ok(h) => held.push(h),
+                    Err(refusal) if i == 0 => refused = refused.or(Some(refusal)),
                     // A scope's refusal wins over the provider's: it is the caller's own limit.
-                    Some(refusal) => {
+                    Err(refusal) => {
                         if refused.as_ref().is_none_or(|r| r.ends_request.is_none()) {
                             let err = scopes[i - 1].refused(&refusal);
                             refused = Some(Refusal { ends_request: Some(err), ..refusal });
@@ -149,9 +202,14 @@ pub async fn reserve(env: &Env, provider: &str, policy: Policy, scopes: &[Scope]
         None => Ok(Reservation { held, env: env.clone(), worst_case }),
         Some(refusal) => {
             // All or nothing: what was granted is taken back, rate-window slot included.
-            let cancels = held.into_iter().map(|(stub, id, _)| async move {
-                if let Err(e) = call(&stub, &Op::Cancel { id }).await {
-                    worker::console_error!("limiter cancel failed (the reservation expires on its own): {e}");
+            let cancels = held.into_iter().map(|h| async move {
+                match h {
+                    Held::Lease { name, ticket, .. } => leases::cancel(&name, ticket),
+                    Held::Limiter { stub, id, .. } => {
+                        if let Err(e) = call(&stub, &Op::Cancel { id }).await {
+                            worker::console_error!("limiter cancel failed (the reservation expires on its own): {e}");
+                        }
+                    }
                 }
             });
             join_all(cancels).await;
@@ -161,14 +219,31 @@ pub async fn reserve(env: &Env, provider: &str, policy: Policy, scopes: &[Scope]
     Reserved { result, alerts, remaining, used_share }
 }
 
-/// One limiter's answer, or the refusal that stands for a limiter that could not be asked.
+/// One limiter's admission or refusal, with its alerts and budget figures.
+struct Answer {
+    result: Result<Held, Refusal>,
+    alerts: Vec<Alert>,
+    remaining: Usd,
+    used_share: f64,
+}
+
+/// One limiter's answer — under this isolate's lease, or asked — or the refusal that stands for
+/// a limiter that could not be asked.
 async fn reserve_one(
     env: &Env,
     name: String,
     policy: Policy,
     id: &str,
     amount: Usd,
-) -> (String, Result<(Stub, ReserveAnswer), Refusal>) {
+    leases: bool,
+) -> Result<Answer, Refusal> {
+    let now = worker::Date::now().as_millis();
+    if leases {
+        if let Some((ticket, remaining, used_share)) = leases::admit(&name, amount, now) {
+            let result = Ok(Held::Lease { name, ticket, policy });
+            return Ok(Answer { result, alerts: Vec::new(), remaining, used_share });
+        }
+    }
     let unavailable = |e: worker::Error| Refusal {
         rate_limited: false,
         over_budget: false,
@@ -177,20 +252,32 @@ async fn reserve_one(
         retry_after_secs: 1,
         message: format!("the limiter for {name} is unavailable ({e})"),
     };
-    let stub = match stub(env, &name) {
-        Ok(stub) => stub,
-        Err(e) => return (name.clone(), Err(unavailable(e))),
-    };
-    let op = Op::Reserve { id: id.to_owned(), amount, policy, name: name.clone() };
+    let stub = stub(env, &name).map_err(unavailable)?;
+    // The request is asked anyway: it carries this isolate's report, and a request for a lease.
+    let report = leases.then(|| leases::with_request(&name, amount, now));
+    let lease = report.as_ref().and_then(|r| r.sync().cloned());
+    let op = Op::Reserve { id: id.to_owned(), amount, policy, name: name.clone(), lease };
     let asked = async { read_json::<ReserveAnswer>(&mut call(&stub, &op).await?).await };
     match asked.await {
-        Ok(answer) => (name, Ok((stub, answer))),
+        Ok(answer) => {
+            let mut remaining = answer.remaining;
+            if let Some(report) = report {
+                report.end(answer.lease, answer.remaining, answer.used_share);
+                // The limiter counts this isolate's lease as used: what is left of it is not.
+                remaining = remaining.saturating_add(leases::room(&name));
+            }
+            let result = match answer.refused {
+                None => Ok(Held::Limiter { stub, id: id.to_owned(), name, leases }),
+                Some(refusal) => Err(refusal),
+            };
+            Ok(Answer { result, alerts: answer.alerts, remaining, used_share: answer.used_share })
+        }
         Err(e) => {
             // The limiter may have granted it and the answer been lost: take it back (an
             // unknown id is nothing to cancel) rather than hold the budget until it expires.
+            // The report (dropped here) is kept for the next one.
             let _ = call(&stub, &Op::Cancel { id: id.to_owned() }).await;
-            let refusal = unavailable(e);
-            (name, Err(refusal))
+            Err(unavailable(e))
         }
     }
 }
@@ -198,32 +285,109 @@ async fn reserve_one(
 impl Reservation {
     /// Ends the reservation as the books say, in every limiter that holds it: released, settled
     /// with a cost, or settled at the worst case it reserved; `health` is what the attempt said
-    /// of the provider (its breaker; scopes have none). Thresholds the settle crossed are posted
-    /// to the alert webhook (this already runs after the response).
+    /// of the provider (its breaker; scopes have none). Under a lease, the settle is local, and
+    /// the lease renewed when that is due. Thresholds the settle crossed are posted to the alert
+    /// webhook (this already runs after the response). Last, a lease left with nothing in
+    /// flight is given back at its end unless a request renews it first.
     pub async fn close(self, books: Books, health: Health) {
         let worst_case = self.worst_case;
-        let closes = self.held.into_iter().map(|(stub, id, name)| async move {
-            let op = match books {
-                Books::Release => Op::Release { id, health },
-                _ => Op::Settle { id, actual: Some(books.charge(worst_case)), health, name },
-            };
-            match call(&stub, &op).await {
-                Ok(mut response) => read_json::<SettleAnswer>(&mut response).await.unwrap_or_default().alerts,
-                Err(e) => {
-                    worker::console_error!("limiter update failed (the reservation expires on its own): {e}");
-                    Vec::new()
+        let env = &self.env;
+        let charge = books.charge(worst_case);
+        let closes = self.held.into_iter().map(|h| async move {
+            match h {
+                Held::Limiter { stub, id, name, leases } => {
+                    let op = match books {
+                        Books::Release => Op::Release { id, health },
+                        _ => Op::Settle { id, actual: Some(charge), health, name: name.clone() },
+                    };
+                    match call(&stub, &op).await {
+                        Ok(mut response) => {
+                            let answer = read_json::<SettleAnswer>(&mut response).await.unwrap_or_default();
+                            if let (true, Some(remaining)) = (leases, answer.remaining) {
+                                leases::observe(&name, remaining, answer.used_share);
+                            }
+                            (answer.alerts, None)
+                        }
+                        Err(e) => {
+                            worker::console_error!("limiter update failed (the reservation expires on its own): {e}");
+                            (Vec::new(), None)
+                        }
+                    }
+                }
+                Held::Lease { name, ticket, policy } => {
+                    leases::settle(&name, ticket, Some(charge), health);
+                    let now = worker::Date::now().as_millis();
+                    let alerts = match leases::renewal(&name, ticket.amount(), now) {
+                        Some(report) => sync(env, &name, policy, report).await,
+                        None => Vec::new(),
+                    };
+                    (alerts, leases::quiet_until(&name).map(|until| (name, policy, until)))
                 }
             }
         });
-        let alerts: Vec<Alert> = join_all(closes).await.into_iter().flatten().collect();
-        crate::alerts::post(&self.env, alerts).await;
+        let (alerts, quiet): (Vec<Vec<Alert>>, Vec<Option<Quiet>>) = join_all(closes).await.into_iter().unzip();
+        crate::alerts::post(env, alerts.into_iter().flatten().collect()).await;
+        let give_backs = quiet.into_iter().flatten().map(|(name, policy, until)| async move {
+            let wait = until.saturating_sub(worker::Date::now().as_millis());
+            worker::Delay::from(std::time::Duration::from_millis(wait)).await;
+            if let Some(report) = leases::give_back(&name, until, worker::Date::now().as_millis()) {
+                crate::alerts::post(env, sync(env, &name, policy, report).await).await;
+            }
+        });
+        join_all(give_backs).await;
     }
 }
 
-/// Today's state of `provider`'s limiter.
-pub async fn snapshot(env: &Env, provider: &str, breaker: Option<BreakerPolicy>) -> worker::Result<Snapshot> {
-    let stub = stub(env, provider)?;
-    read_json(&mut call(&stub, &Op::Snapshot { breaker }).await?).await
+/// A lease left with nothing in flight: limiter `.0` (its policy `.1`), to give back at `.2`.
+type Quiet = (String, Policy, u64);
+
+/// Sends a lease's report on its own (a renewal, a give-back); the thresholds it crossed.
+async fn sync(env: &Env, name: &str, policy: Policy, report: leases::Report) -> Vec<Alert> {
+    let Some(sync) = report.sync().cloned() else { return Vec::new() };
+    let op = Op::Sync { sync, policy, name: name.to_owned() };
+    let asked = async { read_json::<SyncAnswer>(&mut call(&stub(env, name)?, &op).await?).await };
+    match asked.await {
+        Ok(answer) => {
+            report.end(Some(answer.lease), answer.remaining, answer.used_share);
+            answer.alerts
+        }
+        Err(e) => {
+            worker::console_error!("limiter lease report failed (kept for the next one): {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// The answer to [`Op::Snapshot`].
+#[derive(Serialize, Deserialize)]
+pub struct SnapshotAnswer {
+    pub state: Snapshot,
+    /// Thresholds the asking isolate's report crossed, and its lease after it (given back).
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseGrant>,
+    #[serde(default)]
+    pub remaining: Usd,
+    #[serde(default)]
+    pub used_share: f64,
+}
+
+/// Today's state of limiter `name` (a provider's, with its breaker; or a scope's). With
+/// `leases`, this isolate first hands in its lease of it with the question, so that what it
+/// spent under the lease shows as spent (other isolates' leases show as leased).
+pub async fn snapshot(env: &Env, name: &str, policy: Policy, leases: bool) -> worker::Result<Snapshot> {
+    let stub = stub(env, name)?;
+    let report = leases.then(|| leases::hand_in(name, worker::Date::now().as_millis()));
+    let lease = report.as_ref().and_then(|r| r.sync().cloned()).map(|sync| (sync, policy));
+    let answer: SnapshotAnswer =
+        read_json(&mut call(&stub, &Op::Snapshot { breaker: policy.breaker, lease, name: name.to_owned() }).await?)
+            .await?;
+    if let Some(report) = report {
+        report.end(answer.lease, answer.remaining, answer.used_share);
+    }
+    crate::alerts::post(env, answer.alerts).await;
+    Ok(answer.state)
 }
 
 /// JSON through serde_json, not the runtime's JS objects: amounts stay exact decimal digits.

@@ -6,7 +6,7 @@
 use gateway_core::account::limits::LimiterState;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::durable::limiter::{Op, ReserveAnswer, SettleAnswer};
+use crate::durable::limiter::{Op, ReserveAnswer, SettleAnswer, SnapshotAnswer, SyncAnswer};
 use crate::durable::state::JsonState;
 
 #[durable_object(fetch)]
@@ -26,10 +26,21 @@ impl DurableObject for ProviderLimiter {
         let answer = self
             .limiter
             .update(&self.state, |limiter| match op {
-                Op::Reserve { id, amount, policy, name } => {
+                Op::Reserve { id, amount, policy, name, lease } => {
                     let refused = limiter.reserve(&id, amount, policy, now).err();
+                    let lease = lease.map(|sync| limiter.sync_lease(&sync, policy, now));
                     serde_json::to_string(&ReserveAnswer {
                         refused,
+                        alerts: limiter.take_alerts(&name),
+                        remaining: limiter.remaining(),
+                        used_share: limiter.used_share(),
+                        lease,
+                    })
+                }
+                Op::Sync { sync, policy, name } => {
+                    let lease = limiter.sync_lease(&sync, policy, now);
+                    serde_json::to_string(&SyncAnswer {
+                        lease,
                         alerts: limiter.take_alerts(&name),
                         remaining: limiter.remaining(),
                         used_share: limiter.used_share(),
@@ -37,7 +48,11 @@ impl DurableObject for ProviderLimiter {
                 }
                 Op::Settle { id, actual, health, name } => {
                     limiter.settle(&id, actual, health, now);
-                    serde_json::to_string(&SettleAnswer { alerts: limiter.take_alerts(&name) })
+                    serde_json::to_string(&SettleAnswer {
+                        alerts: limiter.take_alerts(&name),
+                        remaining: Some(limiter.remaining()),
+                        used_share: limiter.used_share(),
+                    })
                 }
                 Op::Release { id, health } => {
                     limiter.release(&id, health, now);
@@ -47,7 +62,16 @@ impl DurableObject for ProviderLimiter {
                     limiter.cancel(&id, now);
                     Ok(String::from("{}"))
                 }
-                Op::Snapshot { breaker } => serde_json::to_string(&limiter.snapshot_with(breaker, now)),
+                Op::Snapshot { breaker, lease, name } => {
+                    let lease = lease.map(|(sync, policy)| limiter.sync_lease(&sync, policy, now));
+                    serde_json::to_string(&SnapshotAnswer {
+                        alerts: limiter.take_alerts(&name),
+                        lease,
+                        remaining: limiter.remaining(),
+                        used_share: limiter.used_share(),
+                        state: limiter.snapshot_with(breaker, now),
+                    })
+                }
             })
             .await??;
         Response::from_bytes(answer.into_bytes())

@@ -2,6 +2,7 @@
 //! idempotency store, and the state pattern both share (load, one step, persist).
 
 pub mod idempotency;
+pub mod leases;
 pub mod limiter;
 pub mod limiter_object;
 pub mod state;

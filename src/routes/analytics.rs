@@ -89,7 +89,10 @@ async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Respo
 /// cannot be read is a warning in the panel.
 async fn budgets_today(env: &Env, ctx: &Ctx) -> BudgetsToday {
     match ctx.config() {
-        Ok(config) => crate::routes::limits::budgets_today(env, config, &ScopeFilter::default()).await,
+        Ok(config) => {
+            crate::routes::limits::budgets_today(env, config, &ScopeFilter::default(), ctx.settings.limiter_leases)
+                .await
+        }
         Err(err) => BudgetsToday {
             warnings: vec![format!("the configuration could not be read: {}", err.message)],
             read_at_ms: now_ms(),

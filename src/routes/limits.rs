@@ -24,7 +24,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Ctx) -> Result<Response> {
         Ok(f) => f,
         Err(err) => return error_response(&err, None),
     };
-    let today = budgets_today(env, config, &filter).await;
+    let today = budgets_today(env, config, &filter, ctx.settings.limiter_leases).await;
     // A limiter that did not answer fails the whole answer: a row without its state must not
     // read as "nothing reserved".
     if today.has_unread_limiter() {
@@ -43,7 +43,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Ctx) -> Result<Response> {
 /// `filter`'s own), with its limits and its limiter's state, all limiters asked at once. Never
 /// fails: what cannot be read (the ledger's callers, a limiter) is a warning, and such a
 /// limiter's row has no state.
-pub async fn budgets_today(env: &Env, config: &GatewayConfig, filter: &ScopeFilter) -> BudgetsToday {
+pub async fn budgets_today(env: &Env, config: &GatewayConfig, filter: &ScopeFilter, leases: bool) -> BudgetsToday {
     let now = crate::analytics::now_ms();
     let mut warnings = Vec::new();
     let scopes = if config.scopes.is_empty() {
@@ -57,8 +57,9 @@ pub async fn budgets_today(env: &Env, config: &GatewayConfig, filter: &ScopeFilt
     };
     // One future type for both (the same call): all asked at once, answers in order.
     let names: Vec<String> = config.providers.keys().cloned().chain(scopes.iter().map(|s| s.key())).collect();
-    let breakers = config.providers.values().map(|l| l.breaker).chain(scopes.iter().map(|_| None));
-    let states = join_all(names.iter().zip(breakers).map(|(name, breaker)| limits::snapshot(env, name, breaker))).await;
+    let policies = config.providers.values().map(|l| l.policy()).chain(scopes.iter().map(|s| s.policy));
+    let states =
+        join_all(names.iter().zip(policies).map(|(name, policy)| limits::snapshot(env, name, policy, leases))).await;
     let mut answers = names.iter().zip(states);
     let mut take = |warnings: &mut Vec<String>| match answers.next()? {
         (_, Ok(state)) => Some(state),

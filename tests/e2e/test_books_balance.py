@@ -2,7 +2,9 @@
 native calls, callers that hang up mid-stream), the ledger's total equals the sum of what every
 response said it was charged (`x-gateway-cost-usd`, a stream's `usage.cost`) plus what the
 requests that could say nothing (the callers that left) were charged, and equals what the
-provider limiters recorded as spent — to the picodollar."""
+provider limiters recorded as spent — to the picodollar. The concurrent part of the run is
+busy enough for the isolate to admit requests under its leases of the limiters (reported,
+and counted, when `/limits` asks)."""
 
 from __future__ import annotations
 
@@ -19,14 +21,16 @@ from test_chat import CHAT, body
 from test_ledger import PICO, pico
 
 
-def spent(worker) -> tuple[int, int]:
-    """(picodollars spent over every provider today, reservations still open)."""
+def spent(worker) -> tuple[int, int, int]:
+    """(picodollars spent over every provider today, reservations still open, requests admitted
+    under leases)."""
     with worker.client() as c:
         listing = json.loads(c.get("/limits").text, parse_float=Decimal)
     providers = listing["providers"]
     return (
         sum(pico(p["spent_usd"]) for p in providers),
         sum(p["outstanding_reservations"] for p in providers),
+        sum(p["admitted_under_leases"] for p in providers),
     )
 
 
@@ -114,7 +118,7 @@ def test_the_ledger_the_responses_and_the_limiters_agree_to_the_picodollar(worke
     deadline = time.monotonic() + 20
     while True:
         rows = worker.ledger()
-        limiter, open_reservations = spent(worker)
+        limiter, open_reservations, under_leases = spent(worker)
         if {r["request_id"] for r in rows} >= requests and open_reservations == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.3)
@@ -129,6 +133,7 @@ def test_the_ledger_the_responses_and_the_limiters_agree_to_the_picodollar(worke
     assert ledger_total == sum(said.values()) + by_request[left]
     assert open_reservations == 0
     assert limiter == ledger_total, f"limiters {limiter} vs ledger {ledger_total} (pUSD)"
+    assert under_leases > 0, "concurrent requests were admitted under the isolate's leases"
     assert ledger_total > 0 and ledger_total < 1000 * PICO
     # Failover attempts are rows of their own, charged nothing (an error status is not billed).
     failed = [r for r in rows if r["success"] == 0 and r["status"] in (500, 503)]

@@ -93,12 +93,16 @@ pub struct LimiterState {
     /// Thresholds crossed by the operation under way, for its answer ([`Self::take_crossed`]).
     #[serde(skip)]
     crossed: Vec<u32>,
-    /// Isolates' live leases (`lease.rs`), and recent expiries whose full charge a late report
-    /// may still correct.
+    /// Isolates' live leases (`lease.rs`), and expired unreported ones whose budget is still
+    /// held.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     leases: Vec<lease::Lease>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     expired: Vec<lease::Expired>,
+    /// Requests admitted under leases today, as reported (operators: how much traffic never
+    /// waited for this object).
+    #[serde(default)]
+    admitted_under_leases: u64,
 }
 
 /// Shares of the daily budget (percent) whose crossing is announced once per day: 50 and 80 by
@@ -122,6 +126,9 @@ pub struct Snapshot {
     pub leased_requests: usize,
     #[serde(default)]
     pub leases: usize,
+    /// Requests admitted under leases today, as their isolates reported them.
+    #[serde(default)]
+    pub admitted_under_leases: u64,
     /// The circuit breaker, when the provider has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit: Option<BreakerSnapshot>,
@@ -137,6 +144,7 @@ impl LimiterState {
             self.spent = Usd::ZERO;
             self.alerted = 0;
             self.expired.clear();
+            self.admitted_under_leases = 0;
         }
         let breaker = &mut self.breaker;
         self.reservations.retain(|r| {
@@ -359,6 +367,7 @@ impl LimiterState {
             leased_usd: self.leased_today(),
             leased_requests: self.leased_requests(),
             leases: self.leases.len(),
+            admitted_under_leases: self.admitted_under_leases,
             circuit: self.breaker_policy.map(|p| self.breaker.snapshot(&p, now)),
         }
     }

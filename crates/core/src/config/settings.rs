@@ -60,6 +60,10 @@ pub struct Settings {
     /// `ALLOW_CALLER_PROVIDER_KEYS`: native routes may forward a caller's own provider-key
     /// headers (never the agent token). Off by default: keys live in the gateway (BYOK).
     pub allow_caller_provider_keys: bool,
+    /// `LIMITER_LEASES`: busy isolates admit under leases of the limiters' windows and budgets
+    /// (`account/limits/lease.rs`) instead of asking the limiter for every request. On by
+    /// default; `false` makes every request reserve at the limiter (the benchmark's baseline).
+    pub limiter_leases: bool,
     /// Problems found while reading (bad numbers, unknown modes): reported by `/healthz`.
     pub invalid: Vec<String>,
     /// `GATEWAY_TEST_PANIC_PATH`, for tests only: a request to exactly this path panics the
@@ -127,6 +131,14 @@ impl Settings {
                 false
             }
         };
+        let limiter_leases = match text("LIMITER_LEASES").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => {
+                invalid.push("LIMITER_LEASES must be `true` or `false`".to_owned());
+                true
+            }
+        };
         let agent_token = lookup("AGENT_TOKEN").and_then(Secret::new);
         let agent_tokens = match text("AGENT_TOKENS") {
             None => ScopedTokens::default(),
@@ -191,6 +203,7 @@ impl Settings {
             admin_token,
             analytics_token: lookup("ANALYTICS_TOKEN").and_then(Secret::new),
             allow_caller_provider_keys,
+            limiter_leases,
             invalid,
             test_panic_path: text("GATEWAY_TEST_PANIC_PATH").filter(|p| p.starts_with('/')),
             request_secret: None,
@@ -246,5 +259,24 @@ impl Settings {
         .flatten()
         .map(Secret::expose)
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> Settings {
+        Settings::read(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned()))
+    }
+
+    #[test]
+    fn limiter_leases_are_on_unless_turned_off() {
+        assert!(read(&[]).limiter_leases);
+        assert!(read(&[("LIMITER_LEASES", "true")]).limiter_leases);
+        assert!(!read(&[("LIMITER_LEASES", "false")]).limiter_leases);
+        let odd = read(&[("LIMITER_LEASES", "off")]);
+        assert!(odd.limiter_leases, "an unreadable value keeps the default");
+        assert_eq!(odd.invalid, vec!["LIMITER_LEASES must be `true` or `false`".to_owned()]);
     }
 }

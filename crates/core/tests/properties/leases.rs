@@ -436,12 +436,15 @@ proptest! {
         let mut limiter = LimiterState::default();
         let mut locals: Vec<Local> = (0..isolates).map(|_| Local::default()).collect();
         let mut now = 20_000 * DAY_MS + 3_600_000;
-        let (mut asked, total) = (0, 2_000);
+        let (mut asked, mut local_admissions, total) = (0, 0, 2_000);
         for n in 0..total {
             let local = &mut locals[n % isolates];
             let worst = Usd(1_000_000);
             match local.admit(worst, now) {
-                Some(ticket) => local.settle(ticket, Some(Usd(10)), Health::Healthy),
+                Some(ticket) => {
+                    local_admissions += 1;
+                    local.settle(ticket, Some(Usd(10)), Health::Healthy)
+                }
                 None => {
                     asked += 1;
                     limiter.reserve(&format!("r{n}"), worst, policy, now).unwrap();
@@ -466,6 +469,8 @@ proptest! {
             let grant = limiter.sync_lease(&sync, policy, now);
             local.end_sync(sync, Some(grant), now);
         }
-        prop_assert_eq!(limiter.snapshot(now).spent_usd, Usd(10 * total as u64));
+        let snap = limiter.snapshot(now);
+        prop_assert_eq!(snap.spent_usd, Usd(10 * total as u64));
+        prop_assert_eq!(snap.admitted_under_leases, local_admissions, "every local admission reported");
     }
 }

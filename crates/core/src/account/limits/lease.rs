@@ -23,9 +23,11 @@
 //! 4. **Clocks**: the isolate stops admitting [`LEASE_MARGIN_MS`] before the expiry it computes
 //!    from when it *sent* the request for the lease, so before the limiter's own expiry whatever
 //!    the clocks of the two say.
-//! 5. **Near a limit** leases shrink: a lease takes at most a quarter of what is free of the
-//!    window and of the budget, and at most [`LEASE_MAX_REQUESTS`]; when that is not one whole
-//!    request, none is granted and every request asks the limiter itself (a reservation).
+//! 5. **Near a limit** leases shrink, then stop: a lease takes at most a quarter of what is
+//!    free of the window and of the budget, and at most [`LEASE_MAX_REQUESTS`]; when that is
+//!    fewer than [`LEASE_MIN_REQUESTS`], none is granted and every request asks the limiter
+//!    itself (a reservation), so that the last requests before a limit are admitted exactly
+//!    as without leases.
 //!
 //! 6. **Only when busy**: an isolate asks for a lease only when it sees requests for the
 //!    limiter less than [`LEASE_BUSY_MS`] apart, and gives it back at its next renewal once
@@ -50,6 +52,8 @@ pub const LEASE_TTL_MS: u64 = 10_000;
 pub const LEASE_MARGIN_MS: u64 = 1_000;
 /// A lease never holds more admissions than this.
 pub const LEASE_MAX_REQUESTS: u32 = 64;
+/// Fewer admissions than this are not worth a lease: none is granted.
+pub const LEASE_MIN_REQUESTS: u32 = 4;
 /// A lease takes at most 1/`LEASE_SHARE` of what is free (of the window, of the budget).
 pub const LEASE_SHARE: u64 = 4;
 /// An isolate asks for a lease when its requests for a limiter come closer together than this.
@@ -174,6 +178,7 @@ impl LimiterState {
         self.expired.retain(|e| e.id != sync.id);
         if same_day {
             self.charge(sync.spent);
+            self.admitted_under_leases += u64::from(sync.admitted);
         }
         if let Some(p) = &self.breaker_policy {
             for (health, n) in [(Health::Healthy, sync.healthy), (Health::Failed, sync.failed)] {
@@ -192,7 +197,7 @@ impl LimiterState {
     }
 
     /// How many admissions the next lease holds: at most a quarter of what is free of the
-    /// window and of the budget (after what it carries), none when that is not one request or
+    /// window and of the budget (after what it carries), none when that is too few or
     /// when the breaker is not closed (half-open probes go one by one through the limiter).
     fn lease_size(&self, sync: &LeaseSync, carried: Usd, policy: Policy) -> u32 {
         if self.breaker_policy.is_some() && !self.breaker.is_closed() {
@@ -204,6 +209,9 @@ impl LimiterState {
         let free_budget = policy.daily_budget.saturating_sub(committed).saturating_sub(carried);
         let by_budget = free_budget.pico().checked_div(sync.per_request.pico()).unwrap_or(u64::MAX);
         let size = (free_slots / LEASE_SHARE).min(by_budget / LEASE_SHARE).min(u64::from(sync.want));
+        if size < u64::from(LEASE_MIN_REQUESTS) {
+            return 0;
+        }
         size.min(u64::from(LEASE_MAX_REQUESTS)) as u32
     }
 

@@ -187,6 +187,7 @@ mod tests {
             leased_usd: Usd::ZERO,
             leased_requests: 0,
             leases: 0,
+            admitted_under_leases: 0,
             circuit: None,
         }
     }

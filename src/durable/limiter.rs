@@ -84,43 +84,27 @@ pub enum Op {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-pub struct ReserveAnswer {
-    pub refused: Option<Refusal>,
-    /// Thresholds of the daily budget this reserve crossed (100%: the budget refused).
-    #[serde(default)]
-    pub alerts: Vec<Alert>,
-    /// What is left of today's budget after this reservation, and today's spend as a share.
-    #[serde(default)]
-    pub remaining: Usd,
-    #[serde(default)]
-    pub used_share: f64,
-    /// The lease granted in answer to the reserve's report (none asked: `None`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease: Option<LeaseGrant>,
-}
-
-/// The answer to [`Op::Sync`].
-#[derive(Serialize, Deserialize)]
-pub struct SyncAnswer {
-    pub lease: LeaseGrant,
-    #[serde(default)]
-    pub alerts: Vec<Alert>,
-    #[serde(default)]
-    pub remaining: Usd,
-    #[serde(default)]
-    pub used_share: f64,
-}
-
+/// Every operation's answer, as sent over the Durable Object's fetch interface: each fills in
+/// what it has (a cancel, nothing).
 #[derive(Serialize, Deserialize, Default)]
-pub struct SettleAnswer {
-    #[serde(default)]
+pub struct LimiterAnswer {
+    /// A reserve's refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+    /// Thresholds of the daily budget the operation crossed (100%: the budget refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<Alert>,
-    /// The limiter's budget left and spend share after the settle (a release answers none).
-    #[serde(default)]
+    /// What is left of today's budget after the operation, and today's spend as a share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining: Option<Usd>,
     #[serde(default)]
     pub used_share: f64,
+    /// The lease granted in answer to the isolate's report (none sent: `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseGrant>,
+    /// A snapshot's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Snapshot>,
 }
 
 /// What a reserve came to, besides the reservation: alerts to post, and the provider's budget.
@@ -220,7 +204,7 @@ pub async fn reserve(
 }
 
 /// One limiter's admission or refusal, with its alerts and budget figures.
-struct Answer {
+struct OneLimiter {
     result: Result<Held, Refusal>,
     alerts: Vec<Alert>,
     remaining: Usd,
@@ -236,12 +220,12 @@ async fn reserve_one(
     id: &str,
     amount: Usd,
     leases: bool,
-) -> Result<Answer, Refusal> {
+) -> Result<OneLimiter, Refusal> {
     let now = worker::Date::now().as_millis();
     if leases {
         if let Some((ticket, remaining, used_share)) = leases::admit(&name, amount, now) {
             let result = Ok(Held::Lease { name, ticket, policy });
-            return Ok(Answer { result, alerts: Vec::new(), remaining, used_share });
+            return Ok(OneLimiter { result, alerts: Vec::new(), remaining, used_share });
         }
     }
     let unavailable = |e: worker::Error| Refusal {
@@ -257,12 +241,12 @@ async fn reserve_one(
     let report = leases.then(|| leases::with_request(&name, amount, now));
     let lease = report.as_ref().and_then(|r| r.sync().cloned());
     let op = Op::Reserve { id: id.to_owned(), amount, policy, name: name.clone(), lease };
-    let asked = async { read_json::<ReserveAnswer>(&mut call(&stub, &op).await?).await };
+    let asked = async { read_json::<LimiterAnswer>(&mut call(&stub, &op).await?).await };
     match asked.await {
         Ok(answer) => {
-            let mut remaining = answer.remaining;
+            let mut remaining = answer.remaining.unwrap_or_default();
             if let Some(report) = report {
-                report.end(answer.lease, answer.remaining, answer.used_share);
+                report.end(answer.lease, remaining, answer.used_share);
                 // The limiter counts this isolate's lease as used: what is left of it is not.
                 remaining = remaining.saturating_add(leases::room(&name));
             }
@@ -270,7 +254,7 @@ async fn reserve_one(
                 None => Ok(Held::Limiter { stub, id: id.to_owned(), name, leases }),
                 Some(refusal) => Err(refusal),
             };
-            Ok(Answer { result, alerts: answer.alerts, remaining, used_share: answer.used_share })
+            Ok(OneLimiter { result, alerts: answer.alerts, remaining, used_share: answer.used_share })
         }
         Err(e) => {
             // The limiter may have granted it and the answer been lost: take it back (an
@@ -302,7 +286,7 @@ impl Reservation {
                     };
                     match call(&stub, &op).await {
                         Ok(mut response) => {
-                            let answer = read_json::<SettleAnswer>(&mut response).await.unwrap_or_default();
+                            let answer = read_json::<LimiterAnswer>(&mut response).await.unwrap_or_default();
                             if let (true, Some(remaining)) = (leases, answer.remaining) {
                                 leases::observe(&name, remaining, answer.used_share);
                             }
@@ -345,10 +329,10 @@ type Quiet = (String, Policy, u64);
 async fn sync(env: &Env, name: &str, policy: Policy, report: leases::Report) -> Vec<Alert> {
     let Some(sync) = report.sync().cloned() else { return Vec::new() };
     let op = Op::Sync { sync, policy, name: name.to_owned() };
-    let asked = async { read_json::<SyncAnswer>(&mut call(&stub(env, name)?, &op).await?).await };
+    let asked = async { read_json::<LimiterAnswer>(&mut call(&stub(env, name)?, &op).await?).await };
     match asked.await {
         Ok(answer) => {
-            report.end(Some(answer.lease), answer.remaining, answer.used_share);
+            report.end(answer.lease, answer.remaining.unwrap_or_default(), answer.used_share);
             answer.alerts
         }
         Err(e) => {
@@ -358,21 +342,6 @@ async fn sync(env: &Env, name: &str, policy: Policy, report: leases::Report) -> 
     }
 }
 
-/// The answer to [`Op::Snapshot`].
-#[derive(Serialize, Deserialize)]
-pub struct SnapshotAnswer {
-    pub state: Snapshot,
-    /// Thresholds the asking isolate's report crossed, and its lease after it (given back).
-    #[serde(default)]
-    pub alerts: Vec<Alert>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease: Option<LeaseGrant>,
-    #[serde(default)]
-    pub remaining: Usd,
-    #[serde(default)]
-    pub used_share: f64,
-}
-
 /// Today's state of limiter `name` (a provider's, with its breaker; or a scope's). With
 /// `leases`, this isolate first hands in its lease of it with the question, so that what it
 /// spent under the lease shows as spent (other isolates' leases show as leased).
@@ -380,14 +349,14 @@ pub async fn snapshot(env: &Env, name: &str, policy: Policy, leases: bool) -> wo
     let stub = stub(env, name)?;
     let report = leases.then(|| leases::hand_in(name, worker::Date::now().as_millis()));
     let lease = report.as_ref().and_then(|r| r.sync().cloned()).map(|sync| (sync, policy));
-    let answer: SnapshotAnswer =
+    let answer: LimiterAnswer =
         read_json(&mut call(&stub, &Op::Snapshot { breaker: policy.breaker, lease, name: name.to_owned() }).await?)
             .await?;
     if let Some(report) = report {
-        report.end(answer.lease, answer.remaining, answer.used_share);
+        report.end(answer.lease, answer.remaining.unwrap_or_default(), answer.used_share);
     }
     crate::alerts::post(env, answer.alerts).await;
-    Ok(answer.state)
+    answer.state.ok_or_else(|| worker::Error::RustError("the limiter answered no state".into()))
 }
 
 /// JSON through serde_json, not the runtime's JS objects: amounts stay exact decimal digits.

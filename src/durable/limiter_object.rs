@@ -6,7 +6,7 @@
 use gateway_core::account::limits::LimiterState;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::durable::limiter::{Op, ReserveAnswer, SettleAnswer, SnapshotAnswer, SyncAnswer};
+use crate::durable::limiter::{LimiterAnswer, Op};
 use crate::durable::state::JsonState;
 
 #[durable_object(fetch)]
@@ -29,30 +29,15 @@ impl DurableObject for ProviderLimiter {
                 Op::Reserve { id, amount, policy, name, lease } => {
                     let refused = limiter.reserve(&id, amount, policy, now).err();
                     let lease = lease.map(|sync| limiter.sync_lease(&sync, policy, now));
-                    serde_json::to_string(&ReserveAnswer {
-                        refused,
-                        alerts: limiter.take_alerts(&name),
-                        remaining: limiter.remaining(),
-                        used_share: limiter.used_share(),
-                        lease,
-                    })
+                    serde_json::to_string(&LimiterAnswer { refused, lease, ..figures(limiter, &name) })
                 }
                 Op::Sync { sync, policy, name } => {
-                    let lease = limiter.sync_lease(&sync, policy, now);
-                    serde_json::to_string(&SyncAnswer {
-                        lease,
-                        alerts: limiter.take_alerts(&name),
-                        remaining: limiter.remaining(),
-                        used_share: limiter.used_share(),
-                    })
+                    let lease = Some(limiter.sync_lease(&sync, policy, now));
+                    serde_json::to_string(&LimiterAnswer { lease, ..figures(limiter, &name) })
                 }
                 Op::Settle { id, actual, health, name } => {
                     limiter.settle(&id, actual, health, now);
-                    serde_json::to_string(&SettleAnswer {
-                        alerts: limiter.take_alerts(&name),
-                        remaining: Some(limiter.remaining()),
-                        used_share: limiter.used_share(),
-                    })
+                    serde_json::to_string(&figures(limiter, &name))
                 }
                 Op::Release { id, health } => {
                     limiter.release(&id, health, now);
@@ -64,16 +49,22 @@ impl DurableObject for ProviderLimiter {
                 }
                 Op::Snapshot { breaker, lease, name } => {
                     let lease = lease.map(|(sync, policy)| limiter.sync_lease(&sync, policy, now));
-                    serde_json::to_string(&SnapshotAnswer {
-                        alerts: limiter.take_alerts(&name),
-                        lease,
-                        remaining: limiter.remaining(),
-                        used_share: limiter.used_share(),
-                        state: limiter.snapshot_with(breaker, now),
-                    })
+                    let state = Some(limiter.snapshot_with(breaker, now));
+                    serde_json::to_string(&LimiterAnswer { lease, state, ..figures(limiter, &name) })
                 }
             })
             .await??;
         Response::from_bytes(answer.into_bytes())
+    }
+}
+
+/// What every answer that changed the books says: the alerts the operation crossed, the budget
+/// left and the spend share.
+fn figures(limiter: &mut LimiterState, name: &str) -> LimiterAnswer {
+    LimiterAnswer {
+        alerts: limiter.take_alerts(name),
+        remaining: Some(limiter.remaining()),
+        used_share: limiter.used_share(),
+        ..LimiterAnswer::default()
     }
 }

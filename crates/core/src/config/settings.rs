@@ -123,22 +123,17 @@ impl Settings {
                 }
             }
         }
-        let allow_caller_provider_keys = match text("ALLOW_CALLER_PROVIDER_KEYS").as_deref() {
-            None | Some("false") => false,
+        let mut flag = |name: &str, default: bool| match text(name).as_deref() {
+            None => default,
             Some("true") => true,
-            Some(_) => {
-                invalid.push("ALLOW_CALLER_PROVIDER_KEYS must be `true` or `false`".to_owned());
-                false
-            }
-        };
-        let limiter_leases = match text("LIMITER_LEASES").as_deref() {
-            None | Some("true") => true,
             Some("false") => false,
             Some(_) => {
-                invalid.push("LIMITER_LEASES must be `true` or `false`".to_owned());
-                true
+                invalid.push(format!("{name} must be `true` or `false`"));
+                default
             }
         };
+        let allow_caller_provider_keys = flag("ALLOW_CALLER_PROVIDER_KEYS", false);
+        let limiter_leases = flag("LIMITER_LEASES", true);
         let agent_token = lookup("AGENT_TOKEN").and_then(Secret::new);
         let agent_tokens = match text("AGENT_TOKENS") {
             None => ScopedTokens::default(),

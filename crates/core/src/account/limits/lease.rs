@@ -15,11 +15,12 @@
 //!    renewal, a return) they enter the window at the second of the report, and when the lease
 //!    expires unreported all of its slots do, at its expiry. Every admission happens before
 //!    either, so it stays counted for at least 60 seconds.
-//! 3. **A dead isolate** strands at most its lease, and for no longer than an unsettled
-//!    reservation: at expiry all of the lease's slots enter the window, and its budget stays
-//!    held (a request under it may still be running) for [`RESERVATION_TTL_MS`], then it is
-//!    released, as a reservation of a killed Worker is. An isolate that was only idle past its
-//!    expiry replaces the hold with what it really spent in its next report.
+//! 3. **A dead isolate** strands at most its lease: at expiry the limiter charges the lease's
+//!    whole budget (what it spent unreported, and what its killed requests may have been
+//!    billed, are unknown: the books stay at or above the truth) and counts all its slots. An
+//!    isolate that was only idle past its expiry corrects the charge with its next report (the
+//!    limiter remembers today's expiries); one that goes quiet gives its lease back before
+//!    it expires (rule 6), so a full charge is the mark of an isolate that died holding it.
 //! 4. **Clocks**: the isolate stops admitting [`LEASE_MARGIN_MS`] before the expiry it computes
 //!    from when it *sent* the request for the lease, so before the limiter's own expiry whatever
 //!    the clocks of the two say.
@@ -42,7 +43,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{LimiterState, Policy, DAY_MS, RESERVATION_TTL_MS};
+use super::{LimiterState, Policy, DAY_MS};
 use crate::account::breaker::Health;
 use crate::account::pricing::Usd;
 
@@ -58,6 +59,9 @@ pub const LEASE_MIN_REQUESTS: u32 = 4;
 pub const LEASE_SHARE: u64 = 4;
 /// An isolate asks for a lease when its requests for a limiter come closer together than this.
 pub const LEASE_BUSY_MS: u64 = 1_000;
+/// How many of today's expired leases the limiter remembers, to correct their charge (a
+/// bound on its state; a report of a forgotten one leaves the full charge standing).
+const EXPIRED_KEPT: usize = 256;
 
 /// A live lease, as the limiter keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,14 +75,12 @@ pub(super) struct Lease {
     pub(super) expires_at: u64,
 }
 
-/// A lease that expired unreported: its budget held until `released_at`, or until a report
-/// replaces it with what was really spent.
+/// A lease that expired unreported, charged in full, kept (today) to correct the charge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Expired {
     id: String,
-    held: Usd,
+    charged: Usd,
     day: u64,
-    released_at: u64,
 }
 
 /// What an isolate reports of its lease, and what it asks for next.
@@ -119,9 +121,8 @@ pub struct LeaseGrant {
 
 impl LimiterState {
     /// Expires leases whose time is up: all of their slots counted at their expiry (whatever
-    /// the day: the window spans midnight), their budget held as an unsettled reservation's.
+    /// the day: the window spans midnight), and today's charged in full.
     pub(super) fn expire_leases(&mut self, now: u64) {
-        self.expired.retain(|e| e.released_at > now);
         let mut i = 0;
         while i < self.leases.len() {
             if self.leases[i].expires_at > now {
@@ -131,23 +132,26 @@ impl LimiterState {
             let lease = self.leases.swap_remove(i);
             self.count_in_window(lease.expires_at / 1000, lease.requests);
             if lease.day == self.day {
-                let released_at = lease.expires_at + RESERVATION_TTL_MS;
-                self.expired.push(Expired { id: lease.id, held: lease.budget, day: lease.day, released_at });
+                self.charge(lease.budget);
+                self.expired.retain(|e| e.id != lease.id);
+                self.expired.push(Expired { id: lease.id, charged: lease.budget, day: lease.day });
+                if self.expired.len() > EXPIRED_KEPT {
+                    self.expired.remove(0);
+                }
             }
         }
     }
 
-    /// Budget held by today's leases, live and expired unreported.
+    /// Budget held by live leases of today.
     pub(super) fn leased_today(&self) -> Usd {
-        let live = self.leases.iter().filter(|l| l.day == self.day).map(|l| l.budget);
-        let lapsed = self.expired.iter().filter(|e| e.day == self.day).map(|e| e.held);
-        live.chain(lapsed).fold(Usd::ZERO, Usd::saturating_add)
+        self.leases.iter().filter(|l| l.day == self.day).fold(Usd::ZERO, |sum, l| sum.saturating_add(l.budget))
     }
 
-    /// What the limiter holds of lease `id` today: its budget, live or expired unreported.
+    /// What the limiter counts of lease `id` today: its budget while it lives, its full charge
+    /// once it expired (until a report corrects it).
     pub fn lease_charge(&self, id: &str) -> Usd {
         let live = self.leases.iter().find(|l| l.id == id && l.day == self.day).map(|l| l.budget);
-        let expired = || self.expired.iter().find(|e| e.id == id && e.day == self.day).map(|e| e.held);
+        let expired = || self.expired.iter().find(|e| e.id == id && e.day == self.day).map(|e| e.charged);
         live.or_else(expired).unwrap_or(Usd::ZERO)
     }
 
@@ -171,15 +175,27 @@ impl LimiterState {
         // Reported admissions enter the window now, whatever their day (the window spans
         // midnight); reported spend is charged when it is today's.
         self.count_in_window(second, sync.admitted);
-        // The report replaces the lease, live or expired (its hold), with what was spent under
-        // it; what is still in flight is carried into the next lease below. A lease released
-        // after its hold ran out is charged its report all the same.
-        self.leases.retain(|l| l.id != sync.id);
-        self.expired.retain(|e| e.id != sync.id);
         if same_day {
-            self.charge(sync.spent);
             self.admitted_under_leases += u64::from(sync.admitted);
         }
+        if let Some(i) = self.leases.iter().position(|l| l.id == sync.id) {
+            self.leases.swap_remove(i);
+            if same_day {
+                self.charge(sync.spent);
+            }
+        } else if let Some(i) = self.expired.iter().position(|e| e.id == sync.id) {
+            let expired = self.expired.remove(i);
+            if same_day && expired.day == self.day {
+                // Charged in full at expiry: now what it really spent; what is still in flight
+                // is carried into the next lease below.
+                self.spent = self.spent.saturating_sub(expired.charged);
+                self.charge(sync.spent);
+            }
+        }
+        // Otherwise the limiter knows no such lease today (none was granted since the isolate's
+        // last report, or it expired and was forgotten): a full charge covers what the report
+        // says, and what is in flight is covered again by the next lease (twice until it
+        // settles: on the safe side).
         if let Some(p) = &self.breaker_policy {
             for (health, n) in [(Health::Healthy, sync.healthy), (Health::Failed, sync.failed)] {
                 for _ in 0..n.min(LEASE_MAX_REQUESTS * 4) {
@@ -431,22 +447,18 @@ mod tests {
     }
 
     #[test]
-    fn a_lapsed_lease_is_held_like_a_reservation_then_released() {
+    fn an_unreported_lease_is_charged_in_full_at_expiry() {
         let mut limiter = LimiterState::default();
         let local = leased(&mut limiter);
         let budget = limiter.lease_charge("iso");
         assert!(budget > Usd::ZERO);
-        // Past its expiry: still held (a request under it may be running), not spent.
         let s = limiter.snapshot(T0 + 10 + LEASE_TTL_MS + 1);
-        assert_eq!((s.spent_usd, s.leased_usd, s.leases), (Usd::ZERO, budget, 0));
+        assert_eq!((s.spent_usd, s.leased_usd, s.leases), (budget, Usd::ZERO, 0));
         assert_eq!(s.requests_last_minute, local.requests as usize, "its slots enter the window");
-        // Released as an unsettled reservation would be.
-        let s = limiter.snapshot(T0 + 10 + LEASE_TTL_MS + RESERVATION_TTL_MS + 1);
-        assert_eq!((s.spent_usd, s.leased_usd), (Usd::ZERO, Usd::ZERO));
     }
 
     #[test]
-    fn a_late_report_replaces_the_hold_with_what_was_spent() {
+    fn a_late_report_corrects_the_full_charge() {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
         let ticket = local.admit(Usd(1_000), T0 + 20).unwrap();

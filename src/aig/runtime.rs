@@ -212,6 +212,7 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
     async fn reserve(&self, target: &Target<'_>) -> Result<Reservation, Refusal> {
         let reserved = limiter::reserve(
             self.env,
+            self.wctx,
             target.provider,
             target.limits,
             &self.scopes,

@@ -16,8 +16,8 @@ struct Slot {
     /// The limiter's budget left and spend share at its last answer (the lease not counted).
     remaining: Usd,
     used_share: f64,
-    /// A give-back is waiting for the lease's end (at most one per limiter).
-    return_pending: bool,
+    /// The end of the lease a give-back is waiting for (at most one waits per lease).
+    return_planned: Option<u64>,
 }
 
 thread_local! {
@@ -33,7 +33,7 @@ fn with<T>(name: &str, f: impl FnOnce(&mut Slot) -> T) -> T {
             local: Local::default(),
             remaining: Usd::ZERO,
             used_share: 0.0,
-            return_pending: false,
+            return_planned: None,
         });
         f(slot)
     })
@@ -124,17 +124,18 @@ pub fn renewal(name: &str, per_request: Usd, now: u64) -> Option<Report> {
     due.then(|| with_request(name, per_request, now)).filter(|r| r.sync.is_some())
 }
 
-/// When this isolate has nothing in flight under its lease of `name` and no give-back is
-/// waiting: the time to give the lease back if no request renews it first (just before the
-/// lease stops admitting), so that an isolate that goes quiet does not leave its lease held
-/// until the limiter releases it. The caller waits until then and calls [`give_back`].
+/// When this isolate has nothing in flight under its lease of `name` and no give-back waits
+/// for this lease's end yet (a renewed lease gets its own): the time to give the lease back if
+/// no request renews it first (just before the lease stops admitting), so that an isolate that
+/// goes quiet does not leave its lease to be charged in full at expiry. The caller waits until
+/// then and calls [`give_back`].
 pub fn quiet_until(name: &str) -> Option<u64> {
     with(name, |slot| {
         let until = slot.local.until_ms()?;
-        if !slot.local.idle() || slot.local.syncing() || slot.return_pending {
+        if !slot.local.idle() || slot.local.syncing() || slot.return_planned == Some(until) {
             return None;
         }
-        slot.return_pending = true;
+        slot.return_planned = Some(until);
         Some(until)
     })
 }
@@ -155,7 +156,9 @@ pub fn hand_in(name: &str, now: u64) -> Report {
 /// still has nothing in flight.
 pub fn give_back(name: &str, until: u64, now: u64) -> Option<Report> {
     let still_quiet = with(name, |slot| {
-        slot.return_pending = false;
+        if slot.return_planned == Some(until) {
+            slot.return_planned = None;
+        }
         slot.local.until_ms() == Some(until) && slot.local.idle() && !slot.local.syncing()
     });
     if !still_quiet {

@@ -12,7 +12,9 @@ use gateway_core::account::pricing::Usd;
 use gateway_core::account::scopes::Scope;
 use gateway_core::engine::Books;
 use serde::{Deserialize, Serialize};
-use worker::{Env, Method, Request, RequestInit, Stub};
+use std::rc::Rc;
+
+use worker::{Context, Env, Method, Request, RequestInit, Stub};
 
 use crate::durable::leases;
 
@@ -24,6 +26,8 @@ pub const BINDING: &str = "LIMITER";
 pub struct Reservation {
     held: Vec<Held>,
     env: Env,
+    /// The request's context, for the give-backs that outlive its close.
+    wctx: Rc<Context>,
     /// What was reserved: a settle "at the worst case" says this amount, so that a reservation
     /// which expired meanwhile (a stream longer than its time-to-live) is still charged it.
     worst_case: Usd,
@@ -33,7 +37,7 @@ pub struct Reservation {
 enum Held {
     /// Reserved at the limiter (`id`), named `name`; `leases`: this isolate may lease from it
     /// (the settle's answer refreshes the figures local admissions report).
-    Limiter { stub: Stub, id: String, name: String, leases: bool },
+    Limiter { stub: Stub, id: String, name: String, leases: bool, policy: Policy },
     /// Admitted under this isolate's lease of limiter `name`.
     Lease { name: String, ticket: Ticket, policy: Policy },
 }
@@ -143,6 +147,7 @@ fn reservation_id() -> String {
 /// exactly what the limiter exists to prevent.
 pub async fn reserve(
     env: &Env,
+    wctx: &Rc<Context>,
     provider: &str,
     policy: Policy,
     scopes: &[Scope],
@@ -183,7 +188,7 @@ pub async fn reserve(
         }
     }
     let result = match refused {
-        None => Ok(Reservation { held, env: env.clone(), worst_case }),
+        None => Ok(Reservation { held, env: env.clone(), wctx: wctx.clone(), worst_case }),
         Some(refusal) => {
             // All or nothing: what was granted is taken back, rate-window slot included.
             let cancels = held.into_iter().map(|h| async move {
@@ -251,7 +256,7 @@ async fn reserve_one(
                 remaining = remaining.saturating_add(leases::room(&name));
             }
             let result = match answer.refused {
-                None => Ok(Held::Limiter { stub, id: id.to_owned(), name, leases }),
+                None => Ok(Held::Limiter { stub, id: id.to_owned(), name, leases, policy }),
                 Some(refusal) => Err(refusal),
             };
             Ok(OneLimiter { result, alerts: answer.alerts, remaining, used_share: answer.used_share })
@@ -279,7 +284,7 @@ impl Reservation {
         let charge = books.charge(worst_case);
         let closes = self.held.into_iter().map(|h| async move {
             match h {
-                Held::Limiter { stub, id, name, leases } => {
+                Held::Limiter { stub, id, name, leases, policy } => {
                     let op = match books {
                         Books::Release => Op::Release { id, health },
                         _ => Op::Settle { id, actual: Some(charge), health, name: name.clone() },
@@ -290,7 +295,10 @@ impl Reservation {
                             if let (true, Some(remaining)) = (leases, answer.remaining) {
                                 leases::observe(&name, remaining, answer.used_share);
                             }
-                            (answer.alerts, None)
+                            // The reserve may have brought a lease (a busy isolate's second
+                            // request): it too is given back if nothing renews it.
+                            let quiet = if leases { leases::quiet_until(&name) } else { None };
+                            (answer.alerts, quiet.map(|until| (name, policy, until)))
                         }
                         Err(e) => {
                             worker::console_error!("limiter update failed (the reservation expires on its own): {e}");
@@ -311,14 +319,18 @@ impl Reservation {
         });
         let (alerts, quiet): (Vec<Vec<Alert>>, Vec<Option<Quiet>>) = join_all(closes).await.into_iter().unzip();
         crate::alerts::post(env, alerts.into_iter().flatten().collect()).await;
-        let give_backs = quiet.into_iter().flatten().map(|(name, policy, until)| async move {
-            let wait = until.saturating_sub(worker::Date::now().as_millis());
-            worker::Delay::from(std::time::Duration::from_millis(wait)).await;
-            if let Some(report) = leases::give_back(&name, until, worker::Date::now().as_millis()) {
-                crate::alerts::post(env, sync(env, &name, policy, report).await).await;
-            }
-        });
-        join_all(give_backs).await;
+        // On their own, after the request's own work: a stream's close (its ledger rows, an
+        // idempotent replay's record) does not wait for a lease's end.
+        for (name, policy, until) in quiet.into_iter().flatten() {
+            let env = self.env.clone();
+            self.wctx.wait_until(async move {
+                let wait = until.saturating_sub(worker::Date::now().as_millis());
+                worker::Delay::from(std::time::Duration::from_millis(wait)).await;
+                if let Some(report) = leases::give_back(&name, until, worker::Date::now().as_millis()) {
+                    crate::alerts::post(&env, sync(&env, &name, policy, report).await).await;
+                }
+            });
+        }
     }
 }
 

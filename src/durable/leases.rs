@@ -29,13 +29,14 @@ thread_local! {
 fn with<T>(name: &str, f: impl FnOnce(&mut Slot) -> T) -> T {
     SLOTS.with(|slots| {
         let mut slots = slots.borrow_mut();
-        let slot = slots.entry(name.to_owned()).or_insert_with(|| Slot {
-            local: Local::default(),
-            remaining: Usd::ZERO,
-            used_share: 0.0,
-            return_planned: None,
-        });
-        f(slot)
+        // The name is copied once per limiter and isolate, not on every request.
+        if let Some(slot) = slots.get_mut(name) {
+            return f(slot);
+        }
+        let mut slot = Slot { local: Local::default(), remaining: Usd::ZERO, used_share: 0.0, return_planned: None };
+        let out = f(&mut slot);
+        slots.insert(name.to_owned(), slot);
+        out
     })
 }
 

@@ -22,7 +22,8 @@ pub const BINDING: &str = "LIMITER";
 
 /// A held reservation: in the provider's limiter and in every scope's the request falls under.
 /// It must end in [`Reservation::close`]; one that is dropped is released by each limiter after
-/// its time-to-live.
+/// its time-to-live, and settled at its worst case under this isolate's leases (what its
+/// attempt was billed is unknown).
 pub struct Reservation {
     held: Vec<Held>,
     env: Env,
@@ -53,8 +54,8 @@ pub enum Op {
         /// The limiter's own name (a provider or a scope key), for its alerts.
         #[serde(default)]
         name: String,
-        /// This isolate's report on its lease and request for the next, applied after the
-        /// reservation (a lease is sized by what is left once this request is counted).
+        /// This isolate's report on its lease and request for the next: the report applied
+        /// before the reservation, the next lease sized after it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lease: Option<LeaseSync>,
     },
@@ -130,9 +131,8 @@ async fn call(stub: &Stub, op: &Op) -> worker::Result<worker::Response> {
     stub.fetch_with_request(Request::new_with_init("https://limiter/op", &init)?).await
 }
 
-/// A unique id for a reservation.
-fn reservation_id() -> String {
-    let now = worker::Date::now().as_millis();
+/// A unique id for a reservation at one limiter (only made when the limiter is asked).
+fn reservation_id(now: u64) -> String {
     let noise = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
     format!("{now:x}-{noise:x}")
 }
@@ -154,9 +154,9 @@ pub async fn reserve(
     worst_case: Usd,
     leases: bool,
 ) -> Reserved {
-    let id = reservation_id();
-    let mut asks = vec![reserve_one(env, provider.to_owned(), policy, &id, worst_case, leases)];
-    asks.extend(scopes.iter().map(|s| reserve_one(env, s.key(), s.policy, &id, worst_case, leases)));
+    let now = worker::Date::now().as_millis();
+    let mut asks = vec![reserve_one(env, provider.to_owned(), policy, now, worst_case, leases)];
+    asks.extend(scopes.iter().map(|s| reserve_one(env, s.key(), s.policy, now, worst_case, leases)));
     let answers = join_all(asks).await;
     let mut held = Vec::with_capacity(answers.len());
     let mut refused: Option<Refusal> = None;
@@ -222,11 +222,10 @@ async fn reserve_one(
     env: &Env,
     name: String,
     policy: Policy,
-    id: &str,
+    now: u64,
     amount: Usd,
     leases: bool,
 ) -> Result<OneLimiter, Refusal> {
-    let now = worker::Date::now().as_millis();
     if leases {
         if let Some((ticket, remaining, used_share)) = leases::admit(&name, amount, now) {
             let result = Ok(Held::Lease { name, ticket, policy });
@@ -245,18 +244,17 @@ async fn reserve_one(
     // The request is asked anyway: it carries this isolate's report, and a request for a lease.
     let report = leases.then(|| leases::with_request(&name, amount, now));
     let lease = report.as_ref().and_then(|r| r.sync().cloned());
-    let op = Op::Reserve { id: id.to_owned(), amount, policy, name: name.clone(), lease };
+    let id = reservation_id(now);
+    let op = Op::Reserve { id: id.clone(), amount, policy, name: name.clone(), lease };
     let asked = async { read_json::<LimiterAnswer>(&mut call(&stub, &op).await?).await };
     match asked.await {
         Ok(answer) => {
             let mut remaining = answer.remaining.unwrap_or_default();
             if let Some(report) = report {
-                report.end(answer.lease, remaining, answer.used_share);
-                // The limiter counts this isolate's lease as used: what is left of it is not.
-                remaining = remaining.saturating_add(leases::room(&name));
+                remaining = report.end(answer.lease, remaining, answer.used_share);
             }
             let result = match answer.refused {
-                None => Ok(Held::Limiter { stub, id: id.to_owned(), name, leases, policy }),
+                None => Ok(Held::Limiter { stub, id, name, leases, policy }),
                 Some(refusal) => Err(refusal),
             };
             Ok(OneLimiter { result, alerts: answer.alerts, remaining, used_share: answer.used_share })
@@ -265,7 +263,7 @@ async fn reserve_one(
             // The limiter may have granted it and the answer been lost: take it back (an
             // unknown id is nothing to cancel) rather than hold the budget until it expires.
             // The report (dropped here) is kept for the next one.
-            let _ = call(&stub, &Op::Cancel { id: id.to_owned() }).await;
+            let _ = call(&stub, &Op::Cancel { id }).await;
             Err(unavailable(e))
         }
     }
@@ -278,11 +276,11 @@ impl Reservation {
     /// the lease renewed when that is due. Thresholds the settle crossed are posted to the alert
     /// webhook (this already runs after the response). Last, a lease left with nothing in
     /// flight is given back at its end unless a request renews it first.
-    pub async fn close(self, books: Books, health: Health) {
+    pub async fn close(mut self, books: Books, health: Health) {
         let worst_case = self.worst_case;
         let env = &self.env;
         let charge = books.charge(worst_case);
-        let closes = self.held.into_iter().map(|h| async move {
+        let closes = std::mem::take(&mut self.held).into_iter().map(|h| async move {
             match h {
                 Held::Limiter { stub, id, name, leases, policy } => {
                     let op = match books {
@@ -297,7 +295,8 @@ impl Reservation {
                             }
                             // The reserve may have brought a lease (a busy isolate's second
                             // request): it too is given back if nothing renews it.
-                            let quiet = if leases { leases::quiet_until(&name) } else { None };
+                            let now = worker::Date::now().as_millis();
+                            let quiet = if leases { leases::quiet_until(&name, now) } else { None };
                             (answer.alerts, quiet.map(|until| (name, policy, until)))
                         }
                         Err(e) => {
@@ -313,7 +312,8 @@ impl Reservation {
                         Some(report) => sync(env, &name, policy, report).await,
                         None => Vec::new(),
                     };
-                    (alerts, leases::quiet_until(&name).map(|until| (name, policy, until)))
+                    let quiet = leases::quiet_until(&name, worker::Date::now().as_millis());
+                    (alerts, quiet.map(|until| (name, policy, until)))
                 }
             }
         });
@@ -330,6 +330,19 @@ impl Reservation {
                     crate::alerts::post(&env, sync(&env, &name, policy, report).await).await;
                 }
             });
+        }
+    }
+}
+
+impl Drop for Reservation {
+    /// A reservation dropped without its close: each limiter that reserved releases it at its
+    /// time-to-live; under a lease, its ticket is settled at its worst case, so that the lease
+    /// does not hold it for the rest of the day.
+    fn drop(&mut self) {
+        for held in self.held.drain(..) {
+            if let Held::Lease { name, ticket, .. } = held {
+                leases::settle(&name, ticket, None, Health::Neutral);
+            }
         }
     }
 }

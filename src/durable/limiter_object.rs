@@ -27,8 +27,8 @@ impl DurableObject for ProviderLimiter {
             .limiter
             .update(&self.state, |limiter| match op {
                 Op::Reserve { id, amount, policy, name, lease } => {
-                    let refused = limiter.reserve(&id, amount, policy, now).err();
-                    let lease = lease.map(|sync| limiter.sync_lease(&sync, policy, now));
+                    let (reserved, lease) = limiter.reserve_with_report(&id, amount, policy, lease.as_ref(), now);
+                    let refused = reserved.err();
                     serde_json::to_string(&LimiterAnswer { refused, lease, ..figures(limiter, &name) })
                 }
                 Op::Sync { sync, policy, name } => {

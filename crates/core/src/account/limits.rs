@@ -93,8 +93,8 @@ pub struct LimiterState {
     /// Thresholds crossed by the operation under way, for its answer ([`Self::take_crossed`]).
     #[serde(skip)]
     crossed: Vec<u32>,
-    /// Isolates' live leases (`lease.rs`), and expired unreported ones whose budget is still
-    /// held.
+    /// Isolates' live leases (`lease.rs`), and ended ones: expired unreported (charged in
+    /// full until a report corrects it) or given back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     leases: Vec<lease::Lease>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -143,7 +143,9 @@ impl LimiterState {
             self.day = today;
             self.spent = Usd::ZERO;
             self.alerted = 0;
-            self.expired.clear();
+            // Ended leases of earlier days correct no charge; yesterday's still tell which
+            // report of their isolate was the last (a stale one may cross midnight).
+            self.expired.retain(|e| e.day + 1 >= today);
             self.admitted_under_leases = 0;
         }
         let breaker = &mut self.breaker;

@@ -1,7 +1,8 @@
 //! `leases`: the limiter's per-isolate leases (`account/limits/lease.rs`) over random
 //! interleavings of requests (admitted under a lease, or reserved at the limiter), settles,
-//! cancels, renewals, returns, answers processed late or lost, time passing (leases expiring,
-//! midnight), isolates dying and new ones starting.
+//! cancels, renewals, returns, answers processed late or lost, reports given up and delivered
+//! after newer ones (out of order), time passing (leases expiring, midnight), isolates dying and
+//! new ones starting.
 //!
 //! A model keeps the truth — what every admitted request really cost, what is still in flight,
 //! when each admission happened — and after every step checks what the limiter promises:
@@ -51,6 +52,11 @@ enum Step {
     Process {
         iso: usize,
     },
+    /// A report whose isolate stopped waiting for it (its answer lost, given up, or the
+    /// isolate dead) reaches the limiter after all, possibly after newer ones.
+    Stray {
+        pick: usize,
+    },
     /// Its answer arrives (processing it first if need be), or is lost.
     Arrive {
         iso: usize,
@@ -77,6 +83,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => iso.clone().prop_map(|iso| Step::Renew { iso }),
         1 => iso.clone().prop_map(|iso| Step::Return { iso }),
         2 => iso.clone().prop_map(|iso| Step::Process { iso }),
+        1 => any::<usize>().prop_map(|pick| Step::Stray { pick }),
         2 => (iso.clone(), prop::bool::weighted(0.05)).prop_map(|(iso, lost)| Step::Arrive { iso, lost }),
         3 => prop_oneof![0..200u64, 0..3_000u64, 5_000..12_000u64].prop_map(|ms| Step::Advance { ms }),
         1 => iso.clone().prop_map(|iso| Step::Kill { iso }),
@@ -99,7 +106,6 @@ struct Request {
 
 struct Pending {
     sync: LeaseSync,
-    sent: u64,
     answer: Option<LeaseGrant>,
 }
 
@@ -128,6 +134,8 @@ struct World {
     /// Requests of dead isolates still held by the limiter (reservations until they expire).
     orphans: Vec<Request>,
     lost_answers: bool,
+    /// Reports sent and no longer waited for, not yet processed.
+    strays: Vec<LeaseSync>,
     /// Leases dead isolates held at their death (today's), which the limiter charges in full.
     stranded: Usd,
     deaths_today: bool,
@@ -148,6 +156,7 @@ impl World {
             spent: Default::default(),
             orphans: Vec::new(),
             lost_answers: false,
+            strays: Vec::new(),
             stranded: Usd::ZERO,
             deaths_today: false,
         };
@@ -184,10 +193,32 @@ impl World {
         *e = e.saturating_add(amount);
     }
 
-    fn begin(&mut self, i: usize, want: u32, per_request: Usd) {
+    /// The isolate's report that stopped being waited for: it may still reach the limiter,
+    /// and its figures may be counted twice (so the books may end above the truth).
+    fn abandon(&mut self, p: Pending) {
+        self.lost_answers = true;
+        if p.answer.is_none() {
+            self.strays.push(p.sync);
+        }
+    }
+
+    /// The model's pending report, if its isolate gave it up meanwhile (unanswered too long).
+    fn notice_given_up(&mut self, i: usize) {
+        let now = self.now;
         let iso = &mut self.isolates[i];
-        if let Some(sync) = iso.local.begin_sync(&iso.id, want, per_request) {
-            iso.pending = Some(Pending { sync, sent: self.now, answer: None });
+        let waited = iso.pending.as_ref().map(|p| p.sync.epoch);
+        if waited.is_some() && iso.local.report_under_way(now) != waited {
+            let p = iso.pending.take().unwrap();
+            self.abandon(p);
+        }
+    }
+
+    fn begin(&mut self, i: usize, want: u32, per_request: Usd) {
+        self.notice_given_up(i);
+        let now = self.now;
+        let iso = &mut self.isolates[i];
+        if let Some(sync) = iso.local.begin_sync(&iso.id, want, per_request, now) {
+            iso.pending = Some(Pending { sync, answer: None });
         }
     }
 
@@ -201,15 +232,15 @@ impl World {
     }
 
     fn arrive(&mut self, i: usize, lost: bool) {
+        self.notice_given_up(i);
         if !lost {
             self.process(i);
-        } else if self.isolates[i].pending.is_some() {
-            self.lost_answers = true;
         }
-        let iso = &mut self.isolates[i];
-        if let Some(p) = iso.pending.take() {
-            let answer = if lost { None } else { p.answer };
-            iso.local.end_sync(p.sync, answer, p.sent);
+        let Some(p) = self.isolates[i].pending.take() else { return };
+        let answer = if lost { None } else { p.answer.clone() };
+        self.isolates[i].local.end_sync(p.sync.epoch, answer);
+        if lost {
+            self.abandon(p);
         }
     }
 
@@ -227,17 +258,20 @@ impl World {
                 } else {
                     self.next_id += 1;
                     let id = format!("r{}", self.next_id);
-                    let reserved = self.limiter.reserve(&id, worst, self.policy, limiter_now).is_ok();
-                    // The request's own call to the limiter also asks for a lease, when the
-                    // isolate is busy, or reports what it holds.
-                    let want = self.isolates[i].local.want(now);
-                    if want > 0 || self.isolates[i].local.holds_anything() {
-                        self.begin(i, want, worst);
+                    // The request's own call to the limiter also carries the isolate's report
+                    // and asks for a lease, when the isolate is busy or holds something.
+                    self.notice_given_up(i);
+                    let iso = &mut self.isolates[i];
+                    let sync = iso.local.report_with_request(&iso.id, worst, now);
+                    let (reserved, grant) =
+                        self.limiter.reserve_with_report(&id, worst, self.policy, sync.as_ref(), limiter_now);
+                    if let Some(sync) = sync {
+                        iso.pending = Some(Pending { sync, answer: grant });
                     }
                     if at_once {
                         self.arrive(i, false);
                     }
-                    reserved.then_some(InFlight::Reserved(id))
+                    reserved.is_ok().then_some(InFlight::Reserved(id))
                 };
                 if let Some(held) = held {
                     self.next_id += 1;
@@ -282,8 +316,15 @@ impl World {
             }
             Step::Renew { iso: i } => {
                 if self.isolates[i].alive {
-                    let want = self.isolates[i].local.want(now);
-                    self.begin(i, want, Usd(20_000));
+                    // As a request's end does it when due; otherwise asked anyway.
+                    self.notice_given_up(i);
+                    let iso = &mut self.isolates[i];
+                    if let Some(sync) = iso.local.renewal(&iso.id, Usd(20_000), now) {
+                        iso.pending = Some(Pending { sync, answer: None });
+                    } else {
+                        let want = iso.local.want(now);
+                        self.begin(i, want, Usd(20_000));
+                    }
                 }
             }
             Step::Return { iso: i } => {
@@ -292,6 +333,14 @@ impl World {
                 }
             }
             Step::Process { iso: i } => self.process(i),
+            Step::Stray { pick } => {
+                if !self.strays.is_empty() {
+                    let sync = self.strays.remove(pick % self.strays.len());
+                    // A lease granted to no one waiting: charged in full at its expiry.
+                    self.lost_answers = true;
+                    self.limiter.sync_lease(&sync, self.policy, limiter_now);
+                }
+            }
             Step::Arrive { iso: i, lost } => {
                 if self.isolates[i].alive {
                     self.arrive(i, lost);
@@ -316,9 +365,13 @@ impl World {
                     return Ok(());
                 }
                 iso.alive = false;
-                iso.pending = None; // its report, if any, never reaches the limiter
+                let pending = iso.pending.take();
                 let leased = self.limiter.lease_charge(&iso.id);
                 let requests = std::mem::take(&mut iso.requests);
+                // Its report, if it was sent, may still reach the limiter.
+                if let Some(p) = pending {
+                    self.abandon(p);
+                }
                 self.stranded = self.stranded.saturating_add(leased);
                 self.deaths_today = true;
                 for r in requests {
@@ -439,27 +492,28 @@ proptest! {
                 }
                 None => {
                     asked += 1;
-                    limiter.reserve(&format!("r{n}"), worst, policy, now).unwrap();
+                    let sync = local.report_with_request(&format!("iso{}", n % isolates), worst, now);
+                    let (reserved, grant) = limiter.reserve_with_report(&format!("r{n}"), worst, policy, sync.as_ref(), now);
+                    reserved.unwrap();
                     limiter.settle(&format!("r{n}"), Some(Usd(10)), Health::Healthy, now);
-                    let sync = local.begin_sync(&format!("iso{}", n % isolates), local.want(now), worst).unwrap();
-                    let grant = limiter.sync_lease(&sync, policy, now);
-                    local.end_sync(sync, Some(grant), now);
+                    if let (Some(sync), Some(grant)) = (sync, grant) {
+                        local.end_sync(sync.epoch, Some(grant));
+                    }
                 }
             }
-            if local.renewal_due(now) {
+            if let Some(sync) = local.renewal(&format!("iso{}", n % isolates), worst, now) {
                 asked += 1;
-                let sync = local.begin_sync(&format!("iso{}", n % isolates), local.want(now), worst).unwrap();
                 let grant = limiter.sync_lease(&sync, policy, now);
-                local.end_sync(sync, Some(grant), now);
+                local.end_sync(sync.epoch, Some(grant));
             }
             now += gap_ms;
         }
         prop_assert!(asked * 5 < total, "{asked} of {total} requests asked the limiter");
         // Everything reported and given back: the books say what was spent.
         for (i, local) in locals.iter_mut().enumerate() {
-            let sync = local.begin_sync(&format!("iso{i}"), 0, Usd(1)).unwrap();
+            let sync = local.hand_in(&format!("iso{i}"), now).unwrap();
             let grant = limiter.sync_lease(&sync, policy, now);
-            local.end_sync(sync, Some(grant), now);
+            local.end_sync(sync.epoch, Some(grant));
         }
         let snap = limiter.snapshot(now);
         prop_assert_eq!(snap.spent_usd, Usd(10 * total as u64));

@@ -36,7 +36,16 @@
 //!    little held by isolates the platform then evicts.
 //!
 //! While a renewal is under way the isolate admits nothing under its lease (its report is a
-//! snapshot): requests meanwhile reserve at the limiter, as without leases. A UTC day never
+//! snapshot): requests meanwhile reserve at the limiter, as without leases. A report that is
+//! not answered within [`SYNC_LOST_MS`] is given up: its figures go into the next report (if
+//! the limiter did apply it, they are counted twice: on the safe side). Reports are numbered
+//! (`epoch`): the limiter ignores one older than what it already has of the isolate, so a
+//! report given up and delivered late never replaces the lease a newer one granted.
+//!
+//! A request that asks the limiter anyway (a reservation) carries the isolate's report, which
+//! is applied *before* the reservation ([`LimiterState::reserve_with_report`]): the isolate's
+//! own unused lease does not count against the request, and the next lease is sized by what
+//! is left once the request is counted. A UTC day never
 //! spans a lease: requests in flight at midnight are charged to their own day, as reservations
 //! are. The property tests (`tests/properties/leases.rs`) check all of this over random
 //! interleavings of grants, admissions, settles, renewals, expiries, deaths and day changes.
@@ -59,14 +68,20 @@ pub const LEASE_MIN_REQUESTS: u32 = 4;
 pub const LEASE_SHARE: u64 = 4;
 /// An isolate asks for a lease when its requests for a limiter come closer together than this.
 pub const LEASE_BUSY_MS: u64 = 1_000;
-/// How many of today's expired leases the limiter remembers, to correct their charge (a
-/// bound on its state; a report of a forgotten one leaves the full charge standing).
+/// A report unanswered for this long is given up (its call was lost without an error).
+pub const SYNC_LOST_MS: u64 = LEASE_TTL_MS;
+/// How many ended leases (expired unreported, or given back) the limiter remembers: to correct
+/// an expiry's full charge, and to know the latest report of each isolate (a bound on its
+/// state; a report of a forgotten one leaves the full charge standing).
 const EXPIRED_KEPT: usize = 256;
 
 /// A live lease, as the limiter keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Lease {
     pub(super) id: String,
+    /// The report that granted it.
+    #[serde(default)]
+    pub(super) epoch: u64,
     /// Admissions granted and not yet reported.
     pub(super) requests: u32,
     /// Budget granted and not yet reported spent (what is in flight, and what is free).
@@ -75,12 +90,16 @@ pub(super) struct Lease {
     pub(super) expires_at: u64,
 }
 
-/// A lease that expired unreported, charged in full, kept (today) to correct the charge.
+/// A lease that ended: expired unreported (charged in full, kept to correct the charge), or
+/// given back (`charged` zero: kept for its report's number).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Expired {
     id: String,
     charged: Usd,
-    day: u64,
+    pub(super) day: u64,
+    /// The last report of the isolate the limiter applied.
+    #[serde(default)]
+    epoch: u64,
 }
 
 /// What an isolate reports of its lease, and what it asks for next.
@@ -88,6 +107,9 @@ pub(super) struct Expired {
 pub struct LeaseSync {
     /// The isolate's lease id (one per isolate and limiter, kept across renewals).
     pub id: String,
+    /// The report's number, increasing per isolate (0: unnumbered, never taken as stale).
+    #[serde(default)]
+    pub epoch: u64,
     /// The UTC day the reported figures belong to.
     pub day: u64,
     /// Admissions since the last report.
@@ -131,14 +153,19 @@ impl LimiterState {
             }
             let lease = self.leases.swap_remove(i);
             self.count_in_window(lease.expires_at / 1000, lease.requests);
-            if lease.day == self.day {
-                self.charge(lease.budget);
-                self.expired.retain(|e| e.id != lease.id);
-                self.expired.push(Expired { id: lease.id, charged: lease.budget, day: lease.day });
-                if self.expired.len() > EXPIRED_KEPT {
-                    self.expired.remove(0);
-                }
+            let charged = if lease.day == self.day { lease.budget } else { Usd::ZERO };
+            if charged > Usd::ZERO {
+                self.charge(charged);
             }
+            self.remember(Expired { id: lease.id, charged, day: lease.day, epoch: lease.epoch });
+        }
+    }
+
+    fn remember(&mut self, ended: Expired) {
+        self.expired.retain(|e| e.id != ended.id);
+        self.expired.push(ended);
+        if self.expired.len() > EXPIRED_KEPT {
+            self.expired.remove(0);
         }
     }
 
@@ -160,21 +187,66 @@ impl LimiterState {
         self.leases.iter().map(|l| l.requests as usize).sum()
     }
 
-    /// An isolate's report and request: applies what it did under its lease, then grants the
-    /// next lease, sized by what is free (see the module's rules).
+    /// An isolate's report and request on its own (a renewal, a give-back): applies what it
+    /// did under its lease, then grants the next lease, sized by what is free (see the
+    /// module's rules).
     pub fn sync_lease(&mut self, sync: &LeaseSync, policy: Policy, now: u64) -> LeaseGrant {
         self.roll(now);
+        self.take_policy(policy);
+        match self.apply_report(sync, now) {
+            Some(carried) => self.grant_lease(sync, carried, policy, now),
+            None => self.stale_answer(),
+        }
+    }
+
+    /// A reservation that carries the isolate's report: the report applied first (the
+    /// isolate's old lease no longer counts against the request), then the reservation, then
+    /// the next lease, sized by what is left once the request is counted.
+    pub fn reserve_with_report(
+        &mut self,
+        id: &str,
+        amount: Usd,
+        policy: Policy,
+        sync: Option<&LeaseSync>,
+        now: u64,
+    ) -> (Result<(), super::Refusal>, Option<LeaseGrant>) {
+        self.roll(now);
+        self.take_policy(policy);
+        let applied = sync.map(|sync| (sync, self.apply_report(sync, now)));
+        let result = self.reserve(id, amount, policy, now);
+        let grant = applied.map(|(sync, carried)| match carried {
+            Some(carried) => self.grant_lease(sync, carried, policy, now),
+            None => self.stale_answer(),
+        });
+        (result, grant)
+    }
+
+    fn take_policy(&mut self, policy: Policy) {
         self.budget = policy.daily_budget;
         if policy.breaker.is_some() {
             self.breaker_policy = policy.breaker;
         }
+    }
+
+    /// The answer to a stale report: nothing (its isolate gave it up, and ignores this).
+    fn stale_answer(&self) -> LeaseGrant {
+        LeaseGrant { requests: 0, budget: Usd::ZERO, ttl_ms: 0, day: self.day }
+    }
+
+    /// Applies what an isolate reports of its lease (the lease itself ends: the next is
+    /// granted by [`Self::grant_lease`]); what stays in flight under it, to be covered by the
+    /// next lease. `None`: the report is stale (the limiter has applied a later one of the
+    /// isolate, which carried this one's figures again) and changes nothing.
+    fn apply_report(&mut self, sync: &LeaseSync, now: u64) -> Option<Usd> {
+        let known = self.leases.iter().find(|l| l.id == sync.id).map(|l| l.epoch);
+        let known = known.or_else(|| self.expired.iter().find(|e| e.id == sync.id).map(|e| e.epoch));
+        if sync.epoch != 0 && known.is_some_and(|epoch| epoch >= sync.epoch) {
+            return None;
+        }
         let same_day = sync.day == self.day;
-        let second = now / 1000;
-        // What stays in flight under the isolate's lease, and must stay covered.
-        let carried = if same_day { sync.held } else { Usd::ZERO };
         // Reported admissions enter the window now, whatever their day (the window spans
         // midnight); reported spend is charged when it is today's.
-        self.count_in_window(second, sync.admitted);
+        self.count_in_window(now / 1000, sync.admitted);
         if same_day {
             self.admitted_under_leases += u64::from(sync.admitted);
         }
@@ -186,8 +258,8 @@ impl LimiterState {
         } else if let Some(i) = self.expired.iter().position(|e| e.id == sync.id) {
             let expired = self.expired.remove(i);
             if same_day && expired.day == self.day {
-                // Charged in full at expiry: now what it really spent; what is still in flight
-                // is carried into the next lease below.
+                // Charged in full at expiry (or nothing, given back): now what it really spent;
+                // what is still in flight is carried into the next lease.
                 self.spent = self.spent.saturating_sub(expired.charged);
                 self.charge(sync.spent);
             }
@@ -203,13 +275,31 @@ impl LimiterState {
                 }
             }
         }
+        let carried = if same_day { sync.held } else { Usd::ZERO };
+        // What is in flight stays covered until the next lease is granted (a reservation made
+        // in between must not take its budget).
+        if carried > Usd::ZERO {
+            let expires_at = (now + LEASE_TTL_MS).min((self.day + 1) * DAY_MS);
+            let (id, epoch, day) = (sync.id.clone(), sync.epoch, self.day);
+            self.leases.push(Lease { id, epoch, requests: 0, budget: carried, day, expires_at });
+        }
+        Some(carried)
+    }
+
+    /// The next lease of the isolate whose report was just applied: it covers what `carried`
+    /// is still in flight, and `requests` more admissions of up to the report's worst case.
+    fn grant_lease(&mut self, sync: &LeaseSync, carried: Usd, policy: Policy, now: u64) -> LeaseGrant {
+        self.leases.retain(|l| l.id != sync.id);
         let requests = self.lease_size(sync, carried, policy);
         let budget = carried.saturating_add(Usd(u64::from(requests).saturating_mul(sync.per_request.pico())));
         let expires_at = (now + LEASE_TTL_MS).min((self.day + 1) * DAY_MS);
+        let (id, epoch, day) = (sync.id.clone(), sync.epoch, self.day);
         if requests > 0 || budget > Usd::ZERO {
-            self.leases.push(Lease { id: sync.id.clone(), requests, budget, day: self.day, expires_at });
+            self.leases.push(Lease { id, epoch, requests, budget, day, expires_at });
+        } else {
+            self.remember(Expired { id, charged: Usd::ZERO, day, epoch });
         }
-        LeaseGrant { requests, budget, ttl_ms: expires_at - now, day: self.day }
+        LeaseGrant { requests, budget, ttl_ms: expires_at - now, day }
     }
 
     /// How many admissions the next lease holds: at most a quarter of what is free of the
@@ -252,7 +342,7 @@ pub struct Ticket {
     day: u64,
     amount: Usd,
     /// Which report will carry its admission (only an unreported one can be taken back).
-    epoch: u32,
+    epoch: u64,
 }
 
 impl Ticket {
@@ -261,7 +351,19 @@ impl Ticket {
     }
 }
 
-/// An isolate's side of one limiter's lease.
+/// A report on its way to the limiter: what it carries, kept to be sent again if it is lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sent {
+    epoch: u64,
+    at_ms: u64,
+    admitted: u32,
+    spent: Usd,
+    healthy: u32,
+    failed: u32,
+}
+
+/// An isolate's side of one limiter's lease: every decision it makes about it (admit, when to
+/// report and for how much, when to give the lease back); the shell only carries the reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Local {
     /// Admissions and budget as last granted (the limiter's figures).
@@ -280,14 +382,16 @@ pub struct Local {
     failed: u32,
     /// Worst cases of the tickets in flight.
     held: Usd,
-    /// A report is on its way to the limiter: no admission until it answers.
-    syncing: bool,
+    /// The report on its way to the limiter: no admission until it is answered or given up.
+    sent: Option<Sent>,
     /// Admissions of the last period, to size the next.
     last_period: u32,
     /// Reports begun so far.
-    epoch: u32,
+    epoch: u64,
     /// When the limiter's last two requests in this isolate arrived (the isolate's clock).
     seen_ms: [u64; 2],
+    /// The end of the lease a give-back is planned for (at most one per lease).
+    return_planned: Option<u64>,
 }
 
 impl Local {
@@ -295,9 +399,8 @@ impl Local {
     /// asks the limiter itself).
     pub fn admit(&mut self, amount: Usd, now: u64) -> Option<Ticket> {
         self.seen_ms = [self.seen_ms[1], now];
-        let live = !self.syncing && now < self.until_ms && now / DAY_MS == self.day;
-        let room = self.budget.saturating_sub(self.spent.saturating_add(self.held));
-        if !live || self.admitted >= self.requests || amount > room {
+        let live = !self.syncing(now) && now < self.until_ms && now / DAY_MS == self.day;
+        if !live || self.admitted >= self.requests || amount > self.room() {
             return None;
         }
         self.admitted += 1;
@@ -331,14 +434,72 @@ impl Local {
         }
     }
 
-    /// Whether a renewal is due: the lease is past half its life, or more than three quarters
-    /// used, or an attempt failed (the breaker should know soon). Only with a live lease.
-    pub fn renewal_due(&self, now: u64) -> bool {
-        if self.syncing || (self.requests == 0 && self.budget == Usd::ZERO) {
-            return false;
+    /// What to report with a request that asks the limiter anyway (a reservation): what was
+    /// done under the lease and a request for the next, when the isolate is busy or holds
+    /// something of the limiter's, and no other report is under way.
+    pub fn report_with_request(&mut self, id: &str, per_request: Usd, now: u64) -> Option<LeaseSync> {
+        let want = self.want(now);
+        if want == 0 && !self.holds_anything() {
+            return None;
+        }
+        self.begin_sync(id, want, per_request, now)
+    }
+
+    /// The renewal a request's end makes due, if any: past half the lease's life, or more
+    /// than three quarters of it used, or an attempt failed (the breaker should hear of it
+    /// soon). It asks for as much as the traffic wants, or gives the lease back when the
+    /// isolate's requests have stopped.
+    pub fn renewal(&mut self, id: &str, per_request: Usd, now: u64) -> Option<LeaseSync> {
+        if self.syncing(now) || self.until_ms().is_none() {
+            return None;
         }
         let half = self.granted_ms + (self.until_ms.saturating_sub(self.granted_ms)) / 2;
-        now >= half || self.admitted * 4 >= self.requests * 3 || self.failed > 0
+        let due = now >= half || self.admitted * 4 >= self.requests * 3 || self.failed > 0;
+        if !due {
+            return None;
+        }
+        self.report_with_request(id, per_request, now)
+    }
+
+    /// When the isolate has nothing in flight under its lease and no give-back is planned
+    /// for this lease yet (a renewed lease gets its own): the time to give it back if no
+    /// request renews it first (just before it stops admitting), so that an isolate that goes
+    /// quiet does not leave its lease to be charged in full at expiry. The caller waits until
+    /// then and calls [`Self::give_back`].
+    pub fn plan_give_back(&mut self, now: u64) -> Option<u64> {
+        let until = self.until_ms()?;
+        if !self.idle() || self.syncing(now) || self.return_planned == Some(until) {
+            return None;
+        }
+        self.return_planned = Some(until);
+        Some(until)
+    }
+
+    /// The give-back [`Self::plan_give_back`] planned for the lease ending at `until`, if it is
+    /// still that lease and still has nothing in flight.
+    pub fn give_back(&mut self, id: &str, until: u64, now: u64) -> Option<LeaseSync> {
+        if self.return_planned == Some(until) {
+            self.return_planned = None;
+        }
+        if self.until_ms() != Some(until) || !self.idle() || self.syncing(now) {
+            return None;
+        }
+        self.begin_sync(id, 0, Usd::ZERO, now)
+    }
+
+    /// A report that gives the lease back (what is in flight stays covered), for a question
+    /// asked of the limiter anyway (`/limits`); none when the isolate holds nothing of it.
+    pub fn hand_in(&mut self, id: &str, now: u64) -> Option<LeaseSync> {
+        if !self.holds_anything() {
+            return None;
+        }
+        self.begin_sync(id, 0, Usd::ZERO, now)
+    }
+
+    /// The number of the report under way, if one is (and was not given up by `now`).
+    pub fn report_under_way(&mut self, now: u64) -> Option<u64> {
+        self.syncing(now);
+        self.sent.map(|s| s.epoch)
     }
 
     /// Whether the isolate holds anything of the limiter's (a lease, or a report to make).
@@ -347,41 +508,54 @@ impl Local {
     }
 
     /// When the lease stops admitting, if one is live.
-    pub fn until_ms(&self) -> Option<u64> {
+    fn until_ms(&self) -> Option<u64> {
         (self.requests > 0 || self.budget > Usd::ZERO).then_some(self.until_ms)
     }
 
     /// Nothing in flight under the lease.
-    pub fn idle(&self) -> bool {
+    fn idle(&self) -> bool {
         self.held == Usd::ZERO
     }
 
-    pub fn syncing(&self) -> bool {
-        self.syncing
+    /// Whether a report is under way; one unanswered for [`SYNC_LOST_MS`] is given up first
+    /// (as if its call had failed).
+    fn syncing(&mut self, now: u64) -> bool {
+        if let Some(sent) = self.sent.filter(|s| now.saturating_sub(s.at_ms) >= SYNC_LOST_MS) {
+            self.end_sync(sent.epoch, None);
+        }
+        self.sent.is_some()
     }
 
-    /// Starts a report (`None` while another is under way): what was done since the last one,
-    /// and a request for `want` admissions of up to `per_request` each (0: give it back). Until
-    /// [`Self::end_sync`], nothing is admitted under the lease.
-    pub fn begin_sync(&mut self, id: &str, want: u32, per_request: Usd) -> Option<LeaseSync> {
-        if self.syncing {
+    /// Starts report number `epoch` (`None` while another is under way): what was done since
+    /// the last one, and a request for `want` admissions of up to `per_request` each (0: give
+    /// the lease back). Until [`Self::end_sync`], nothing is admitted under the lease.
+    pub fn begin_sync(&mut self, id: &str, want: u32, per_request: Usd, now: u64) -> Option<LeaseSync> {
+        if self.syncing(now) {
             return None;
         }
-        self.syncing = true;
-        self.epoch = self.epoch.wrapping_add(1);
+        self.epoch += 1;
         self.last_period = self.admitted;
-        let sync = LeaseSync {
-            id: id.to_owned(),
-            day: self.day,
+        let sent = Sent {
+            epoch: self.epoch,
+            at_ms: now,
             admitted: std::mem::take(&mut self.admitted),
             spent: std::mem::take(&mut self.spent),
-            held: self.held,
             healthy: std::mem::take(&mut self.healthy),
             failed: std::mem::take(&mut self.failed),
+        };
+        self.sent = Some(sent);
+        Some(LeaseSync {
+            id: id.to_owned(),
+            epoch: sent.epoch,
+            day: self.day,
+            admitted: sent.admitted,
+            spent: sent.spent,
+            held: self.held,
+            healthy: sent.healthy,
+            failed: sent.failed,
             want,
             per_request,
-        };
-        Some(sync)
+        })
     }
 
     /// How many admissions to ask for: twice what the last period used, at least 4; none (no
@@ -396,17 +570,18 @@ impl Local {
         (self.last_period.max(self.admitted) * 2).clamp(4, LEASE_MAX_REQUESTS)
     }
 
-    /// The limiter's answer to `sync`, sent at `sent_ms` (the isolate's clock): the new lease.
-    /// `None`: no answer; the report is kept for the next one (if the limiter did apply it,
-    /// it is counted twice: on the safe side), and nothing more is admitted under the lease
-    /// (the limiter may have shrunk it) until a report is answered.
-    pub fn end_sync(&mut self, sync: LeaseSync, answer: Option<LeaseGrant>, sent_ms: u64) {
-        self.syncing = false;
+    /// The limiter's answer to report `epoch`: the new lease. `None`: no answer; the report's
+    /// figures go into the next one (if the limiter did apply it, they are counted twice: on
+    /// the safe side), and nothing more is admitted under the lease (the limiter may have
+    /// shrunk it) until a report is answered. An answer to a report already given up is
+    /// ignored (the limiter ignores that report if it comes after the next).
+    pub fn end_sync(&mut self, epoch: u64, answer: Option<LeaseGrant>) {
+        let Some(sent) = self.sent.take_if(|s| s.epoch == epoch) else { return };
         let Some(grant) = answer else {
-            self.admitted += sync.admitted;
-            self.spent = self.spent.saturating_add(sync.spent);
-            self.healthy += sync.healthy;
-            self.failed += sync.failed;
+            self.admitted += sent.admitted;
+            self.spent = self.spent.saturating_add(sent.spent);
+            self.healthy += sent.healthy;
+            self.failed += sent.failed;
             self.requests = 0;
             return;
         };
@@ -416,8 +591,8 @@ impl Local {
         }
         self.requests = grant.requests;
         self.budget = grant.budget;
-        self.granted_ms = sent_ms;
-        self.until_ms = (sent_ms + grant.ttl_ms).saturating_sub(LEASE_MARGIN_MS);
+        self.granted_ms = sent.at_ms;
+        self.until_ms = (sent.at_ms + grant.ttl_ms).saturating_sub(LEASE_MARGIN_MS);
     }
 
     /// What the lease has left to spend (for the budget-remaining header).
@@ -439,10 +614,10 @@ mod tests {
         assert!(local.admit(Usd(1_000), T0).is_none());
         assert_eq!(local.want(T0), 0, "one request is not busy");
         assert!(local.admit(Usd(1_000), T0 + 10).is_none());
-        let sync = local.begin_sync("iso", local.want(T0 + 10), Usd(1_000)).unwrap();
+        let sync = local.begin_sync("iso", local.want(T0 + 10), Usd(1_000), T0 + 10).unwrap();
         let grant = limiter.sync_lease(&sync, POLICY, T0 + 10);
         assert!(grant.requests >= 4, "{grant:?}");
-        local.end_sync(sync, Some(grant), T0 + 10);
+        local.end_sync(sync.epoch, Some(grant));
         local
     }
 
@@ -464,9 +639,9 @@ mod tests {
         let ticket = local.admit(Usd(1_000), T0 + 20).unwrap();
         local.settle(ticket, Some(Usd(300)), Health::Healthy);
         let late = T0 + 10 + LEASE_TTL_MS + 5_000;
-        let sync = local.begin_sync("iso", 0, Usd(1_000)).unwrap();
+        let sync = local.begin_sync("iso", 0, Usd(1_000), late).unwrap();
         let grant = limiter.sync_lease(&sync, POLICY, late);
-        local.end_sync(sync, Some(grant.clone()), late);
+        local.end_sync(sync.epoch, Some(grant.clone()));
         assert_eq!(grant, LeaseGrant { requests: 0, budget: Usd::ZERO, ttl_ms: LEASE_TTL_MS, day: T0 / DAY_MS });
         let s = limiter.snapshot(late);
         assert_eq!((s.spent_usd, s.leased_usd, s.leases), (Usd(300), Usd::ZERO, 0));
@@ -480,11 +655,68 @@ mod tests {
         let later = T0 + 10 + LEASE_TTL_MS / 2 + 1;
         let ticket = local.admit(Usd(1_000), T0 + 3_000).unwrap();
         local.settle(ticket, None, Health::Healthy);
-        assert!(local.renewal_due(later));
-        assert_eq!(local.want(later), 0, "requests seconds apart: the lease goes back");
+        assert_eq!(
+            local.clone().renewal("iso", Usd(1_000), later).map(|s| s.want),
+            Some(0),
+            "requests seconds apart: the lease goes back"
+        );
         let ticket = local.admit(Usd(1_000), T0 + 3_100).unwrap();
         local.settle(ticket, None, Health::Healthy);
-        assert!(local.want(later) > 0, "requests 100 ms apart: it is renewed");
+        assert!(
+            local.clone().renewal("iso", Usd(1_000), later).unwrap().want > 0,
+            "requests 100 ms apart: it is renewed"
+        );
         assert_eq!(local.want(T0 + 3_100 + LEASE_TTL_MS), 0, "none for a lease's life: it goes back");
+    }
+
+    #[test]
+    fn a_reservation_with_a_report_is_not_refused_for_the_isolates_own_lease() {
+        // A budget of 32 requests; the isolate's first lease is of 4.
+        let policy = Policy { requests_per_minute: 1_000, daily_budget: Usd(32_000), breaker: None };
+        let mut limiter = LimiterState::default();
+        let mut local = Local::default();
+        local.admit(Usd(1_000), T0);
+        local.admit(Usd(1_000), T0 + 10);
+        let sync = local.report_with_request("iso", Usd(1_000), T0 + 10).unwrap();
+        local.end_sync(sync.epoch, Some(limiter.sync_lease(&sync, policy, T0 + 10)));
+        assert_eq!(limiter.lease_charge("iso"), Usd(4_000));
+        // Everything else is reserved by others, but for one request's worth.
+        for n in 0..27 {
+            limiter.reserve(&format!("other{n}"), Usd(1_000), policy, T0 + 20).unwrap();
+        }
+        // A request too large for the lease asks the limiter with its report: the unused lease
+        // goes back first, so the request fits.
+        assert!(local.admit(Usd(5_000), T0 + 30).is_none());
+        let sync = local.report_with_request("iso", Usd(5_000), T0 + 30).unwrap();
+        let (reserved, grant) = limiter.reserve_with_report("r", Usd(5_000), policy, Some(&sync), T0 + 30);
+        assert_eq!(reserved, Ok(()));
+        assert_eq!(grant.map(|g| g.requests), Some(0), "nothing left to lease");
+    }
+
+    #[test]
+    fn a_report_given_up_and_delivered_late_changes_nothing() {
+        let mut limiter = LimiterState::default();
+        let mut local = leased(&mut limiter);
+        let ticket = local.admit(Usd(1_000), T0 + 20).unwrap();
+        local.settle(ticket, Some(Usd(400)), Health::Healthy);
+        let old = local.begin_sync("iso", 4, Usd(1_000), T0 + 30).unwrap();
+        // Its call never answers: given up once a lease's life has passed.
+        let later = T0 + 30 + SYNC_LOST_MS;
+        assert!(local.admit(Usd(1_000), later).is_none(), "not admitted while the lease is unknown");
+        let new = local.begin_sync("iso", 4, Usd(1_000), later).unwrap();
+        assert_eq!((new.admitted, new.spent), (1, Usd(400)), "the lost report's figures go again");
+        local.end_sync(new.epoch, Some(limiter.sync_lease(&new, POLICY, later)));
+        let before = limiter.clone();
+        assert_eq!(
+            limiter.sync_lease(&old, POLICY, later + 5),
+            LeaseGrant { requests: 0, budget: Usd::ZERO, ttl_ms: 0, day: T0 / DAY_MS }
+        );
+        assert_eq!(limiter, before, "the stale report changed the limiter");
+        local.end_sync(
+            old.epoch,
+            Some(LeaseGrant { requests: 64, budget: Usd(64_000), ttl_ms: 10_000, day: T0 / DAY_MS }),
+        );
+        assert!(local.admit(Usd(1_000), later + 10).is_some(), "the stale answer is ignored, the new lease stands");
+        assert_eq!(limiter.snapshot(later + 10).spent_usd, Usd(400));
     }
 }

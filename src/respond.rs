@@ -1,9 +1,8 @@
 //! Building responses: the OpenAI error shape, JSON bodies, and the decision headers every
 //! response carries.
 
-use futures_util::Stream;
 use gateway_core::engine::{Record, Target};
-use gateway_core::error::{ErrorKind, GatewayError};
+use gateway_core::error::GatewayError;
 use worker::{Headers, Response, ResponseBuilder, Result};
 
 use crate::aig::runtime::Seen;
@@ -112,15 +111,12 @@ pub fn stream_response(
     status: u16,
     content_type: &str,
     decision: &Decision,
-    body: impl Stream<Item = Result<Vec<u8>>> + 'static,
+    body: worker::web_sys::ReadableStream,
 ) -> Response {
     let mut decision = decision.clone();
     decision.charged = None;
     let headers = decision.headers();
     let _ = headers.set("content-type", content_type);
     let _ = headers.set("cache-control", "no-cache");
-    ResponseBuilder::new().with_status(status).with_headers(headers).from_stream(body).unwrap_or_else(|e| {
-        let err = GatewayError::new(ErrorKind::Internal, e.to_string());
-        ResponseBuilder::new().with_status(500).fixed(err.to_json().into_bytes())
-    })
+    ResponseBuilder::new().with_status(status).with_headers(headers).stream(body)
 }

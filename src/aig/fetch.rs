@@ -19,14 +19,14 @@ pub enum SendError {
     Connection(String),
 }
 
-/// POSTs `body` to `url` and waits for the response headers at most `first_byte` long.
-/// The returned controller aborts the request if the caller gives up later (e.g. a stalled stream).
+/// POSTs `body` to `url` and waits for the response headers at most `first_byte` long (a
+/// stream that stalls later is cancelled through its body: `js/relay.mjs`).
 pub async fn post(
     url: &str,
     headers: &[(&'static str, String)],
     body: &[u8],
     first_byte: Duration,
-) -> Result<(Response, AbortController), SendError> {
+) -> Result<Response, SendError> {
     send(Method::Post, url, headers, Some(body), first_byte).await
 }
 
@@ -38,7 +38,7 @@ pub async fn send(
     headers: &[(&'static str, String)],
     body: Option<&[u8]>,
     first_byte: Duration,
-) -> Result<(Response, AbortController), SendError> {
+) -> Result<Response, SendError> {
     let h = Headers::new();
     if body.is_some() {
         let _ = h.set("content-type", "application/json");
@@ -62,7 +62,7 @@ pub async fn send(
         Either::Right(_) => None,
     };
     match answered {
-        Some(Ok(response)) => Ok((response, controller)),
+        Some(Ok(response)) => Ok(response),
         Some(Err(e)) => Err(SendError::Connection(e.to_string())),
         None => {
             controller.abort();

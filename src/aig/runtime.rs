@@ -90,8 +90,8 @@ pub struct Answered<O: Observer + 'static> {
 pub enum AnswerBody<O: Observer + 'static> {
     /// The whole body (a JSON answer, or a stream that was over before its commit point).
     Whole { bytes: Vec<u8>, copy: Option<Vec<u8>> },
-    /// A committed stream: `held`, then the rest.
-    Stream { held: Vec<u8>, upstream: Upstream<O> },
+    /// A committed stream: its commit point's bytes, then the rest.
+    Stream { upstream: Upstream<O> },
 }
 
 /// AI Gateway's own headers of the last attempt: on the response, whatever its outcome.
@@ -289,7 +289,7 @@ impl<P: Protocol> AigRuntime<'_, P> {
         *self.seen.borrow_mut() = Seen::default();
         let out = self.protocol.outgoing(target, attempt);
         let first_byte = Duration::from_millis(first_byte_ms);
-        let (mut response, controller) = match fetch::post(out.url, &out.headers, &out.body, first_byte).await {
+        let mut response = match fetch::post(out.url, &out.headers, &out.body, first_byte).await {
             Ok(answer) => answer,
             Err(SendError::Timeout) => {
                 return self.fail(
@@ -376,21 +376,18 @@ impl<P: Protocol> AigRuntime<'_, P> {
             };
         }
 
-        let bytes = match response.stream() {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                return self.fail(
-                    AttemptOutcome::MalformedAnswer,
-                    AttemptEnd::StreamCutBeforeCommit,
-                    ErrorKind::UpstreamMalformed,
-                    e.to_string(),
-                )
-            }
+        let worker::ResponseBody::Stream(bytes) = response.body().clone() else {
+            return self.fail(
+                AttemptOutcome::MalformedAnswer,
+                AttemptEnd::StreamCutBeforeCommit,
+                ErrorKind::UpstreamMalformed,
+                "the stream has no body".to_owned(),
+            );
         };
         let idle = Duration::from_millis(self.settings.stream_idle_timeout_ms.into());
         let (observer, cost) = self.protocol.observer(target, cache_hit, charged_before);
         let pump = Pump::new(observer, cost, idle.as_millis() as u64, self.secrets());
-        let mut upstream = Upstream::new(bytes, pump, idle, controller);
+        let mut upstream = Upstream::new(bytes, pump, idle);
         if let Some(limit) = self.capture {
             upstream.capture(limit);
         }
@@ -398,8 +395,8 @@ impl<P: Protocol> AigRuntime<'_, P> {
         // window bounds it, so the request's deadline holds for streams too.
         let until = started + first_byte_ms;
         match upstream.open(until).await {
-            Opened::Committed { held, upstream } => Exchange::Answer {
-                answer: Answered { status, content_type, body: AnswerBody::Stream { held, upstream } },
+            Opened::Committed { upstream } => Exchange::Answer {
+                answer: Answered { status, content_type, body: AnswerBody::Stream { upstream } },
                 status,
                 end: None,
                 content_filtered: false,

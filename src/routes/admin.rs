@@ -56,7 +56,7 @@ async fn serve(req: &mut Request, ctx: &Ctx) -> std::result::Result<(u16, String
     let headers = [("authorization", format!("Bearer {token}"))];
     let wait = Duration::from_millis(settings.first_byte_timeout_ms.into());
     let secrets = ctx.secrets();
-    let (mut response, _) =
+    let mut response =
         upstream::send(method, &call.url(settings)?, &headers, body.as_deref(), wait).await.map_err(|e| match e {
             SendError::Timeout => GatewayError::new(
                 ErrorKind::UpstreamTimeout,

@@ -198,7 +198,7 @@ async fn serve(
             }
             Ok(answer_response(answered.status, content_type, bytes, decision))
         }
-        (AnswerBody::Stream { held, upstream }, Some(reservation)) => {
+        (AnswerBody::Stream { upstream }, Some(reservation)) => {
             // The stream's cost is known only at its end: its headers say what came before.
             let worst = targets[win.target].worst_case;
             let (end_decision, mut log, charged) = (decision.clone(), std::mem::take(log), record.charged);
@@ -217,7 +217,7 @@ async fn serve(
                     log.finish(&end_decision, started);
                 })
             });
-            Ok(stream_response(answered.status, STREAM_TYPE, decision, upstream.into_body(held, wctx.clone(), on_end)))
+            Ok(stream_response(answered.status, STREAM_TYPE, decision, upstream.into_body(wctx.clone(), on_end)))
         }
         (AnswerBody::Stream { .. }, None) => {
             Err(GatewayError::new(ErrorKind::Internal, "a stream without its reservation"))

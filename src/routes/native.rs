@@ -159,7 +159,7 @@ async fn serve(
             let default = if shape.stream.is_some() { "text/event-stream" } else { "application/json" };
             Ok(answer_response(answered.status, content_type.unwrap_or(default), bytes, decision))
         }
-        (AnswerBody::Stream { held, upstream }, Some(reservation)) => {
+        (AnswerBody::Stream { upstream }, Some(reservation)) => {
             let (end_decision, mut log, charged) = (decision.clone(), std::mem::take(log), record.charged);
             let env = env.clone();
             let on_end: crate::relay::OnEnd = Box::new(move |ended| {
@@ -170,7 +170,7 @@ async fn serve(
                     log.finish(&end_decision, started);
                 })
             });
-            let body = upstream.into_body(held, wctx.clone(), on_end);
+            let body = upstream.into_body(wctx.clone(), on_end);
             Ok(stream_response(answered.status, content_type.unwrap_or("text/event-stream"), decision, body))
         }
         (AnswerBody::Stream { .. }, None) => {

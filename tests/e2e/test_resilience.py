@@ -89,7 +89,10 @@ def test_streams_are_not_cached(client, sim):
 def test_weighted_split_within_tolerance(workers, sim):
     n = 200
     with workers["routing"].client() as c:
-        firsts = [c.post(CHAT, json=body(text=f"q{i}")).headers["x-gateway-provider"] for i in range(n)]
+        answers = [c.post(CHAT, json=body(text=f"q{i}")) for i in range(n)]
+        failed = [(r.status_code, r.text) for r in answers if r.status_code != 200]
+        assert not failed, failed[:3]
+        firsts = [r.headers["x-gateway-provider"] for r in answers]
     gemini = firsts.count("google-ai-studio")
     # 80% of 200 = 160; the binomial standard deviation is 5.7, so ±20 is beyond 3.5 σ.
     assert 140 <= gemini <= 180, gemini

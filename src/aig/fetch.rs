@@ -8,8 +8,6 @@ use wasm_bindgen::JsValue;
 use worker::{wasm_bindgen_futures, web_sys};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response, ResponseBody};
 
-use crate::relay::timer::IdleDeadline;
-
 /// How an attempt to reach AI Gateway failed before any response.
 pub enum SendError {
     /// No response headers within the deadline (the request was aborted).
@@ -88,7 +86,6 @@ pub async fn read_limited(response: &mut Response, limit: usize) -> Vec<u8> {
 }
 
 /// Why a whole body could not be read.
-// Until routes/chat.rs reads non-streamed answers with `read_all` (the lead's, issue 6 note).
 pub enum BodyError {
     /// It did not end within the time allowed (a stalled upstream).
     Timeout,
@@ -110,10 +107,11 @@ pub async fn read_all(response: &Response, within: Duration) -> Result<Vec<u8>, 
     let failed = |e: JsValue| BodyError::Failed(e.as_string().unwrap_or_else(|| format!("{e:?}")));
     let whole = web_sys::Response::new_with_opt_readable_stream(Some(stream)).map_err(failed)?;
     let read = wasm_bindgen_futures::JsFuture::from(whole.array_buffer().map_err(failed)?);
-    match IdleDeadline::new(within).race(read).await {
-        Some(Ok(buffer)) => Ok(js_sys::Uint8Array::new(&buffer).to_vec()),
-        Some(Err(e)) => Err(failed(e)),
-        None => Err(BodyError::Timeout),
+    // One timer for the whole read (its progress is the runtime's, not visible from here).
+    match select(read, Delay::from(within)).await {
+        Either::Left((Ok(buffer), _)) => Ok(js_sys::Uint8Array::new(&buffer).to_vec()),
+        Either::Left((Err(e), _)) => Err(failed(e)),
+        Either::Right(_) => Err(BodyError::Timeout),
     }
 }
 

@@ -8,8 +8,6 @@
 //! that closes the books once the stream has ended (in `waitUntil`, after the body closed), or
 //! once the client went away — a provider bills a stream its caller abandoned.
 
-pub mod timer;
-
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::task::{Poll, Waker};

@@ -147,11 +147,18 @@ bench-analytics: build
 # calling the simulator with a fixed latency, under wrk: prints the table, writes
 # bench/results/latest.json and compares with the previous run. Not in `make test`.
 # Options: make bench BENCH_ARGS="--duration 10 --rounds 3"; see python3 bench/run.py --help.
-.PHONY: bench fuzz
+.PHONY: bench bench-limiter fuzz
 bench: build
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian)"; apt-get update -qq && apt-get install -y -qq wrk; }
 	cargo build --quiet --release -p aig-sim
 	python3 bench/run.py $(BENCH_ARGS)
+
+# How many reserve+settle pairs and lease syncs per second one provider's limiter object
+# sustains (the Worker's own Durable Object in workerd serve, driven by bench/limiter-driver.js).
+bench-limiter: build
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian)"; apt-get update -qq && apt-get install -y -qq wrk; }
+	cargo build --quiet --release -p aig-sim
+	python3 bench/run.py --limiter $(BENCH_ARGS)
 
 # The property tests of every parser of untrusted bytes (crates/core/tests/properties) with far
 # more cases than `make test` runs (PROPTEST_CASES, default 10000 per property), and the engine's

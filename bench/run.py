@@ -114,14 +114,17 @@ WORKER_TEMPLATE = """using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
   services = [
-    (name = "worker", worker = .worker),
+{services}
     # Reaching the simulator on 127.0.0.1 needs "local" (and "private") next to "public".
     (name = "internet", network = (allow = ["private", "public", "local"])),
   ],
-  sockets = [ (name = "http", address = "127.0.0.1:{port}", http = (), service = "worker") ],
+  sockets = [ (name = "http", address = "127.0.0.1:{port}", http = (), service = "{front}") ],
 );
+{workers}"""
 
-const worker :Workerd.Worker = (
+# One Worker of the config: `const <name> :Workerd.Worker = (...)`.
+WORKER_DEF = """
+const {name} :Workerd.Worker = (
   modules = [
 {modules}
   ],
@@ -149,6 +152,8 @@ class WorkerSpec:
     bindings: dict[str, str]
     # (binding name, class name, SQLite-backed) for each Durable Object namespace.
     durable_objects: list[tuple[str, str, bool]] = field(default_factory=list)
+    # (binding name, service, class name): another Worker's Durable Object namespace.
+    foreign_objects: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def wrangler_toml() -> dict:
@@ -213,47 +218,65 @@ def floor_spec(sim: Sim) -> WorkerSpec:
     )
 
 
-class Workerd:
-    """One Worker in its own `workerd serve` process (so its memory is its own)."""
+def worker_def(spec: WorkerSpec) -> str:
+    """The capnp definition of one Worker: its modules (embedded from the config's folder), vars
+    as text bindings, and its Durable Object namespaces (or bindings to another Worker's)."""
+    modules = ",\n".join(
+        f"    (name = {capnp_string(m)}, {kind} = embed {capnp_string(m)})" for m, kind, _ in spec.modules
+    )
+    bindings = [f"    (name = {capnp_string(k)}, text = {capnp_string(v)})" for k, v in spec.bindings.items()]
+    durable_objects = ""
+    if spec.durable_objects:
+        # Durable Objects as in production: in this process, SQLite-backed where the migration
+        # says so, stored in memory (the bench must not leave state behind).
+        namespaces = ",\n".join(
+            f"    (className = {capnp_string(cls)}, uniqueKey = {capnp_string('bench-' + cls)}"
+            + (", enableSql = true" if sql else "") + ")"
+            for _, cls, sql in spec.durable_objects
+        )
+        durable_objects = (
+            f"  durableObjectNamespaces = [\n{namespaces}\n  ],\n  durableObjectStorage = (inMemory = void),\n"
+        )
+        bindings += [
+            f"    (name = {capnp_string(name)}, durableObjectNamespace = (className = {capnp_string(cls)}))"
+            for name, cls, _ in spec.durable_objects
+        ]
+    bindings += [
+        f"    (name = {capnp_string(name)}, durableObjectNamespace = "
+        f"(className = {capnp_string(cls)}, serviceName = {capnp_string(service)}))"
+        for name, service, cls in spec.foreign_objects
+    ]
+    return WORKER_DEF.format(
+        name=spec.name,
+        modules=modules,
+        bindings=",\n".join(bindings),
+        compat_date=compat_date(),
+        durable_objects=durable_objects,
+    )
 
-    def __init__(self, spec: WorkerSpec, workdir: Path, inspector: str | None = None):
+
+class Workerd:
+    """One Worker in its own `workerd serve` process (so its memory is its own), and any Worker
+    it calls (`also`)."""
+
+    def __init__(self, spec: WorkerSpec, workdir: Path, inspector: str | None = None, also: tuple = ()):
         self.spec = spec
         self.inspector = inspector
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         here = workdir / f"{spec.name}-{self.port}"
         here.mkdir(parents=True)
-        for module, _, path in spec.modules:
-            shutil.copyfile(path, here / module)
-        modules = ",\n".join(
-            f"    (name = {capnp_string(m)}, {kind} = embed {capnp_string(m)})" for m, kind, _ in spec.modules
-        )
-        bindings = [f"    (name = {capnp_string(k)}, text = {capnp_string(v)})" for k, v in spec.bindings.items()]
-        durable_objects = ""
-        if spec.durable_objects:
-            # Durable Objects as in production: in this process, SQLite-backed where the migration
-            # says so, stored in memory (the bench must not leave state behind).
-            namespaces = ",\n".join(
-                f"    (className = {capnp_string(cls)}, uniqueKey = {capnp_string('bench-' + cls)}"
-                + (", enableSql = true" if sql else "") + ")"
-                for _, cls, sql in spec.durable_objects
-            )
-            durable_objects = (
-                f"  durableObjectNamespaces = [\n{namespaces}\n  ],\n  durableObjectStorage = (inMemory = void),\n"
-            )
-            bindings += [
-                f"    (name = {capnp_string(name)}, durableObjectNamespace = (className = {capnp_string(cls)}))"
-                for name, cls, _ in spec.durable_objects
-            ]
-        bindings = ",\n".join(bindings)
+        specs = [spec] + list(also)
+        for sp in specs:
+            for module, _, path in sp.modules:
+                shutil.copyfile(path, here / module)
         config = here / "config.capnp"
         config.write_text(
             WORKER_TEMPLATE.format(
                 port=self.port,
-                modules=modules,
-                bindings=bindings,
-                compat_date=compat_date(),
-                durable_objects=durable_objects,
+                services="\n".join(f"    (name = {capnp_string(sp.name)}, worker = .{sp.name})," for sp in specs),
+                front=spec.name,
+                workers="".join(worker_def(sp) for sp in specs),
             )
         )
         self.log = here / "workerd.log"
@@ -558,6 +581,41 @@ def profile(args, sim: Sim, spec: WorkerSpec, tmp: Path, running: list) -> None:
     print(f"written: {out.relative_to(ROOT)} (open in Chrome DevTools > Performance)")
 
 
+def limiter_ceiling(args, ours_s: WorkerSpec, tmp: Path, running: list) -> None:
+    """How many operations per second one provider's limiter object sustains: our Worker's
+    `ProviderLimiter` in `workerd serve`, driven by `bench/limiter-driver.js` (a JS Worker in the
+    same process, bound to the class) under wrk. The driver shares the process and the machine,
+    so these are lower bounds of what one object does on Cloudflare."""
+    driver = WorkerSpec(
+        "driver",
+        [("limiter-driver.js", "esModule", BENCH / "limiter-driver.js")],
+        {},
+        foreign_objects=[("LIMITER", "ours", "ProviderLimiter")],
+    )
+    w = Workerd(driver, tmp, also=(ours_s,))
+    running.append(w)
+    body = tmp / "limiter-body.json"
+    body.write_bytes(b"{}")
+    print(f"one limiter object, {args.connections} connections, {args.duration:g} s per operation, best of {args.rounds}:")
+    print("| operation | per second | p50 ms | p99 ms | CPU µs per operation (process) |")
+    print("|---|---|---|---|---|")
+    for path, what in (("/pair", "reserve + settle (one request without leases)"),
+                       ("/sync", "lease sync (one busy isolate's lease period)")):
+        w.wait_first_answer((path, b"{}", {}))
+        target = Target("driver", w.address, path, "", w.proc.pid)
+        wrk(target, body, args.connections, 1)  # warm up
+        best = None
+        for _ in range(args.rounds):
+            cpu_before = cpu_seconds(w.proc.pid)
+            r = wrk(target, body, args.connections, args.duration)
+            r["cpu_us"] = (cpu_seconds(w.proc.pid) - cpu_before) / max(r["requests"], 1) * 1e6
+            if r["errors"]:
+                raise SystemExit(f"{path}: {r['errors']} errors; see {w.log}")
+            if best is None or r["rps"] > best["rps"]:
+                best = r
+        print(f"| {what} | {best['rps']:.0f} | {best['p50_ms']:.2f} | {best['p99_ms']:.2f} | {best['cpu_us']:.0f} |")
+
+
 def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
@@ -575,6 +633,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=30, help="first-byte samples per target")
     p.add_argument("--profile", metavar="SCENARIO", help="instead of the bench: CPU-profile one Worker under "
                    "load in SCENARIO (e.g. 'chat 2KB') through the inspector, and print where the time goes")
+    p.add_argument("--limiter", action="store_true", help="instead of the bench: how many reserve+settle "
+                   "pairs and lease syncs per second one provider's limiter object sustains")
     p.add_argument("--no-save", action="store_true", help="print only; keep bench/results/latest.json as it is")
     p.add_argument("--tree", default=str(ROOT), help="measure the Worker built in another checkout")
     p.add_argument("--profile-target", choices=["ours", "floor"], default="ours")
@@ -601,6 +661,9 @@ def main() -> None:
         probe_ours = ("/v1/chat/completions", chat_body(2048, False, ALIAS), HEADERS)
         probe_floor = ("/", chat_body(2048, False, MODEL), HEADERS)
 
+        if args.limiter:
+            limiter_ceiling(args, ours_s, tmp, running)
+            return
         if args.profile:
             profile(args, sim, ours_s if args.profile_target == "ours" else floor_s, tmp, running)
             return

@@ -7,9 +7,9 @@
 mod aig;
 mod alerts;
 mod analytics;
-mod body;
 mod context;
 mod durable;
+mod incoming;
 mod ledger;
 mod log;
 mod relay;
@@ -17,9 +17,10 @@ mod respond;
 mod routes;
 
 use gateway_core::request::route;
-use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, web_sys, Context, Env, Response, Result, ScheduleContext, ScheduledEvent};
 
 use crate::context::Ctx;
+use crate::incoming::Incoming;
 use crate::respond::error_response;
 
 #[event(start)]
@@ -27,17 +28,18 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// The runtime's own request, not workers-rs' `Request` (see `incoming`).
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, worker_ctx: Context) -> Result<Response> {
+async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<Response> {
+    let req = Incoming::new(raw);
     let path = req.path();
     let ctx = Ctx::load(&env);
-    if ctx.settings.test_panic_path.as_deref() == Some(path.as_str()) {
+    if ctx.settings.test_panic_path.as_deref() == Some(path) {
         test_panic().await;
     }
-    let method = req.method();
-    let route = match route::resolve(method.as_ref(), &path) {
+    let route = match route::resolve(&req.method(), path) {
         Ok(route) => route,
-        Err(err) => return error_response(&err, route::allowed_methods(&path)),
+        Err(err) => return error_response(&err, route::allowed_methods(path)),
     };
     // Shared with a streamed body, which settles its books in `waitUntil` when it ends.
     let worker_ctx = std::rc::Rc::new(worker_ctx);
@@ -48,7 +50,7 @@ async fn fetch(req: Request, env: Env, worker_ctx: Context) -> Result<Response> 
     // and the chat route accounts to whom the token says is calling.
     let identity = match route.credential() {
         route::Credential::AgentBearer => {
-            let header = req.headers().get("authorization").ok().flatten();
+            let header = req.header("authorization");
             match ctx.settings.agent_tokens().check_bearer(header.as_deref()) {
                 Ok(identity) => Some(identity),
                 Err(err) => return error_response(&err, None),

@@ -6,20 +6,19 @@ use std::time::Duration;
 
 use gateway_core::admin::{self, AdminCall};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
-use gateway_core::request::url;
-use worker::{Method, Request, Response, ResponseBuilder, Result};
+use worker::{Method, Response, ResponseBuilder, Result};
 
 use crate::aig::fetch::{self as upstream, SendError};
-use crate::body::read_body;
 use crate::context::Ctx;
+use crate::incoming::Incoming;
 use crate::respond::error_response;
 
 /// Cloudflare's answers are read this far (a page of 100 gateways is well under it).
 const ANSWER_LIMIT: usize = 1024 * 1024;
 
-pub async fn handle(mut req: Request, ctx: &Ctx) -> Result<Response> {
-    let method = req.method().to_string();
-    match serve(&mut req, ctx).await {
+pub async fn handle(req: Incoming, ctx: &Ctx) -> Result<Response> {
+    let method = req.method();
+    match serve(&req, ctx).await {
         Ok((status, body)) => {
             log(&method, status, None);
             let headers = worker::Headers::new();
@@ -33,14 +32,13 @@ pub async fn handle(mut req: Request, ctx: &Ctx) -> Result<Response> {
     }
 }
 
-async fn serve(req: &mut Request, ctx: &Ctx) -> std::result::Result<(u16, String), GatewayError> {
+async fn serve(req: &Incoming, ctx: &Ctx) -> std::result::Result<(u16, String), GatewayError> {
     let settings = &ctx.settings;
-    let authorization = req.headers().get("authorization").ok().flatten();
+    let authorization = req.header("authorization");
     admin::authenticate(authorization.as_deref(), settings)?;
-    let raw_url = req.inner().url();
-    let call = AdminCall::parse(req.method().as_ref(), &req.path(), url::query(&raw_url))?;
+    let call = AdminCall::parse(&req.method(), req.path(), req.query())?;
     let body = if call.has_body() {
-        let body = read_body(req, settings.max_body_bytes).await?;
+        let body = req.read_body(settings.max_body_bytes).await?;
         admin::check_body(&body)?;
         Some(body)
     } else {

@@ -9,15 +9,15 @@ use gateway_core::analytics::render;
 use gateway_core::analytics::report::{Report, Source as ReportSource};
 use gateway_core::analytics::{access, time};
 use gateway_core::error::{ErrorKind, GatewayError};
-use gateway_core::request::url;
-use worker::{Env, Headers, Request, Response, ResponseBuilder, Result};
+use worker::{Env, Headers, Response, ResponseBuilder, Result};
 
 use crate::analytics::view::{self, Source};
 use crate::analytics::{analytics_settings, now_ms, result_cache, wasm_memory_bytes};
 use crate::context::Ctx;
+use crate::incoming::Incoming;
 use crate::respond::error_response;
 
-pub async fn handle(req: Request, env: &Env, ctx: &Ctx) -> Result<Response> {
+pub async fn handle(req: Incoming, env: &Env, ctx: &Ctx) -> Result<Response> {
     match serve(&req, env, ctx).await {
         Ok(response) => Ok(response),
         Err(err) => {
@@ -31,16 +31,15 @@ pub async fn handle(req: Request, env: &Env, ctx: &Ctx) -> Result<Response> {
     }
 }
 
-async fn serve(req: &Request, env: &Env, ctx: &Ctx) -> std::result::Result<Response, GatewayError> {
+async fn serve(req: &Incoming, env: &Env, ctx: &Ctx) -> std::result::Result<Response, GatewayError> {
     let s = &ctx.settings;
-    let header = req.headers().get("authorization").ok().flatten();
+    let header = req.header("authorization");
     let accepted: Vec<&str> = [&s.agent_token, &s.analytics_token].into_iter().flatten().map(|t| t.expose()).collect();
     access::check(header.as_deref(), &accepted)?;
 
     let now = now_ms();
-    let raw_url = req.inner().url();
-    let accept = req.headers().get("accept").ok().flatten();
-    let q = query::parse(url::query(&raw_url).unwrap_or(""), accept.as_deref(), now)?;
+    let accept = req.header("accept");
+    let q = query::parse(req.query().unwrap_or(""), accept.as_deref(), now)?;
 
     let logs = match (&s.account_id, &s.gateway_id, &s.api_token) {
         (Some(account), Some(gateway), Some(token)) => Some(Source { account, gateway, token: token.expose() }),

@@ -16,20 +16,20 @@ use gateway_core::plan::plan;
 use gateway_core::request::authenticate::Identity;
 use gateway_core::request::ChatRequest;
 
-use worker::{Context, Env, Request, Response, Result};
+use worker::{Context, Env, Response, Result};
 
 use crate::aig::runtime::{close_stream, now, AigRuntime, AnswerBody};
 use crate::aig::unified::Unified;
-use crate::body::read_body;
 use crate::context::Ctx;
 use crate::durable::idempotency::{self, Claimed};
+use crate::incoming::Incoming;
 use crate::log::RequestLog;
 use crate::respond::{answer_response, error_response_with, stream_response, Decision};
 
 const STREAM_TYPE: &str = "text/event-stream; charset=utf-8";
 
 pub async fn handle(
-    mut req: Request,
+    req: Incoming,
     env: &Env,
     wctx: &Rc<Context>,
     ctx: &Ctx,
@@ -44,7 +44,7 @@ pub async fn handle(
         let err = GatewayError::new(ErrorKind::Internal, "the chat route was reached unauthenticated");
         return error_response_with(&err, None, &decision);
     };
-    match serve(&mut req, env, wctx, ctx, &identity, &mut decision, &mut log).await {
+    match serve(&req, env, wctx, ctx, &identity, &mut decision, &mut log).await {
         Ok(response) => Ok(response),
         Err(err) => {
             log.status = err.status();
@@ -58,7 +58,7 @@ pub async fn handle(
 }
 
 async fn serve(
-    req: &mut Request,
+    req: &Incoming,
     env: &Env,
     wctx: &Rc<Context>,
     ctx: &Ctx,
@@ -71,10 +71,9 @@ async fn serve(
     let settings = ctx.settings.for_identity(identity);
     let settings = &*settings;
     let config = ctx.config()?;
-    let body = read_body(req, settings.max_body_bytes).await?;
+    let body = req.read_body(settings.max_body_bytes).await?;
     let chat = ChatRequest::parse(&body)?;
-    let headers = req.headers();
-    let header_of = |name: &str| headers.get(name).ok().flatten();
+    let header_of = |name: &str| req.header(name);
     let caller = identity.caller(header_of("x-agent-name").as_deref(), header_of("x-github-repository").as_deref())?;
     let (skip_cache, cache_control, scope) =
         (header_of("cf-aig-skip-cache"), header_of("cache-control"), header_of("x-gateway-cache-scope"));

@@ -8,19 +8,19 @@ use gateway_core::account::scopes::ScopeFilter;
 use gateway_core::config::GatewayConfig;
 use gateway_core::error::{ErrorKind, GatewayError};
 use serde::Serialize;
-use worker::{Env, Request, Response, Result};
+use worker::{Env, Response, Result};
 
 use crate::context::Ctx;
 use crate::durable::limiter as limits;
+use crate::incoming::Incoming;
 use crate::respond::{error_response, json_response, Decision};
 
-pub async fn handle(req: &Request, env: &Env, ctx: &Ctx) -> Result<Response> {
+pub async fn handle(req: &Incoming, env: &Env, ctx: &Ctx) -> Result<Response> {
     let config = match ctx.config() {
         Ok(c) => c,
         Err(err) => return error_response(&err, None),
     };
-    let raw_url = req.inner().url();
-    let filter = match ScopeFilter::parse(gateway_core::request::url::query(&raw_url).unwrap_or("")) {
+    let filter = match ScopeFilter::parse(req.query().unwrap_or("")) {
         Ok(f) => f,
         Err(err) => return error_response(&err, None),
     };

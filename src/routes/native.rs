@@ -16,31 +16,24 @@ use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::native::credentials;
 use gateway_core::native::shape::Shape;
 use gateway_core::native::{self, NativePath, Provider};
-use gateway_core::request::url;
 
-use worker::{Context, Env, Request, Response, Result};
+use worker::{Context, Env, Response, Result};
 
 use crate::aig::native::{Failure, Native};
 use crate::aig::runtime::{close_stream, now, AigRuntime, AnswerBody};
-use crate::body::read_body;
 use crate::context::Ctx;
+use crate::incoming::Incoming;
 use crate::log::RequestLog;
 use crate::respond::{answer_response, error_response_with, stream_response, Decision};
 
 /// Caller headers a provider's API reads besides the body and the key (versions, beta flags).
 const PASSED_HEADERS: [&str; 3] = ["anthropic-version", "anthropic-beta", "openai-beta"];
 
-pub async fn handle(
-    mut req: Request,
-    env: &Env,
-    wctx: &Rc<Context>,
-    ctx: &Ctx,
-    provider: Provider,
-) -> Result<Response> {
+pub async fn handle(req: Incoming, env: &Env, wctx: &Rc<Context>, ctx: &Ctx, provider: Provider) -> Result<Response> {
     let started = now();
     let mut decision = Decision { provider: Some(provider.slug().to_owned()), ..Decision::default() };
     let mut log = RequestLog { event: "native_call", ..RequestLog::default() };
-    match serve(&mut req, env, wctx, ctx, provider, &mut decision, &mut log).await {
+    match serve(&req, env, wctx, ctx, provider, &mut decision, &mut log).await {
         Ok(response) => Ok(response),
         Err(failure) => {
             decision.charged.get_or_insert(Usd::ZERO);
@@ -58,7 +51,7 @@ pub async fn handle(
 }
 
 async fn serve(
-    req: &mut Request,
+    req: &Incoming,
     env: &Env,
     wctx: &Rc<Context>,
     ctx: &Ctx,
@@ -67,18 +60,16 @@ async fn serve(
     log: &mut RequestLog,
 ) -> std::result::Result<Response, Failure> {
     let started = now();
-    let req_headers = req.headers().clone();
-    let header_of = |name: &str| req_headers.get(name).ok().flatten();
+    let header_of = |name: &str| req.header(name);
     let credentials =
         credentials::authenticate(header_of, ctx.settings.agent_tokens(), ctx.settings.allow_caller_provider_keys)?;
     // A scoped token's own copy of the settings, so that it is redacted as the secrets are.
     let settings = ctx.settings.for_identity(&credentials.identity);
     let settings = &*settings;
-    let raw_url = req.inner().url();
-    let path = NativePath::parse(&req.path(), url::query(&raw_url))?;
+    let path = NativePath::parse(req.path(), req.query())?;
     let config = ctx.config()?;
     let limits = provider_limits(config, provider)?;
-    let body = read_body(req, settings.max_body_bytes).await?;
+    let body = req.read_body(settings.max_body_bytes).await?;
     let shape = Shape::read(&path, &body)?;
     let caller = credentials
         .identity

@@ -92,6 +92,18 @@ def test_wrong_method_is_405_with_allow(client):
     assert r.headers["allow"] == "GET, HEAD"
 
 
+def test_a_method_outside_fetchs_list_is_405_not_a_get(client):
+    # workers-rs' Request reads any method it does not know as GET: `PURGE /v1/models` was
+    # served the model list. The entry now reads the runtime's own method string.
+    for method in ("PURGE", "MKCOL"):
+        r = client.request(method, "/v1/models")
+        assert_openai_error(r, 405, "method_not_allowed", method)
+        assert r.headers["allow"] == "GET, HEAD"
+    r = client.request("PURGE", CHAT, json={"model": "triage", "messages": []})
+    assert_openai_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"
+
+
 @pytest.mark.parametrize(
     "headers",
     [

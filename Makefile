@@ -51,7 +51,7 @@ worker:
 # build/index_bg.unstripped.wasm keeps it for reading traces (`node tools/wasm-size.mjs names
 # build/index_bg.unstripped.wasm N` names a `wasm-function[N]`) and for profiles (bench/run.py
 # --profile loads it).
-build/index.js: $(WORKER_SOURCES) js/entry.mjs js/relay.mjs tools/wasm-size.mjs
+build/index.js: $(WORKER_SOURCES) js/entry.mjs js/relay.mjs js/upstream.mjs tools/wasm-size.mjs
 	@command -v worker-build >/dev/null || { echo "worker-build is missing: run 'make setup'" >&2; exit 1; }
 	worker-build --release --out-dir build/generated
 	@mv build/generated/index_bg.wasm build/index_bg.unstripped.wasm

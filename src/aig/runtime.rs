@@ -25,7 +25,7 @@ use gateway_core::relay::pump::Pump;
 use gateway_core::relay::Observer;
 use worker::{Context, Delay, Env};
 
-use super::fetch::{self, header, BodyError, SendError};
+use super::fetch::{self, Body, BodyError, Bounds, Read, SendError};
 use crate::durable::limiter::{self, Reservation};
 use crate::relay::{CostFn, Opened, StreamEnd, Upstream};
 
@@ -273,6 +273,13 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
     }
 }
 
+/// What an attempt's answer said before its body.
+struct Head {
+    status: u16,
+    content_type: Option<String>,
+    cache_hit: bool,
+}
+
 impl<P: Protocol> AigRuntime<'_, P> {
     /// One attempt; what it measures goes into `self.current` (its status, the usage it read).
     async fn exchange(
@@ -289,7 +296,14 @@ impl<P: Protocol> AigRuntime<'_, P> {
         *self.seen.borrow_mut() = Seen::default();
         let out = self.protocol.outgoing(target, attempt);
         let first_byte = Duration::from_millis(first_byte_ms);
-        let mut response = match fetch::post(out.url, &out.headers, &out.body, first_byte).await {
+        let read = if self.protocol.streamed() { Read::Stream } else { Read::Whole };
+        // A whole answer within the idle deadline and what is left of the request's.
+        let bounds = Bounds {
+            idle_ms: self.settings.stream_idle_timeout_ms.into(),
+            deadline_ms: self.deadline_ms,
+            error_bytes: ERROR_BODY_LIMIT,
+        };
+        let answer = match fetch::call("POST", out.url, &out.headers, Some(&out.body), first_byte, read, bounds).await {
             Ok(answer) => answer,
             Err(SendError::Timeout) => {
                 return self.fail(
@@ -308,22 +322,55 @@ impl<P: Protocol> AigRuntime<'_, P> {
                 )
             }
         };
-        let seen =
-            Seen { log_id: header(&response, "cf-aig-log-id"), cache_status: header(&response, "cf-aig-cache-status") };
+        let seen = Seen { log_id: answer.log_id, cache_status: answer.cache_status };
         let cache_hit = seen.cache_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HIT"));
         *self.seen.borrow_mut() = seen;
-        let status = response.status_code();
+        let status = answer.status;
         self.current.borrow_mut().status = Some(status);
-        let content_type = header(&response, "content-type");
+        let content_type = answer.content_type;
+
+        let bytes = match answer.body {
+            Body::Bytes(bytes) => bytes,
+            // The answer started and broke off: it may have been billed.
+            Body::Unreadable(BodyError::Timeout(waited)) => {
+                return self.fail(
+                    AttemptOutcome::Timeout,
+                    AttemptEnd::AnswerUnreadable,
+                    ErrorKind::UpstreamTimeout,
+                    format!("{id} stopped sending its answer for {waited} ms."),
+                )
+            }
+            Body::Unreadable(BodyError::Failed(message)) => {
+                return self.fail(
+                    AttemptOutcome::MalformedAnswer,
+                    AttemptEnd::AnswerUnreadable,
+                    ErrorKind::UpstreamMalformed,
+                    format!("The answer of {id} broke off: {}", redact(&message, &secret_refs)),
+                )
+            }
+            Body::Stream(Some(stream)) => {
+                // The commit point is the stream's first byte for the client: the attempt's
+                // first-byte window bounds it, so the request's deadline holds for streams too.
+                let head = Head { status, content_type, cache_hit };
+                return self.open_stream(target, stream, head, charged_before, started + first_byte_ms).await;
+            }
+            Body::Stream(None) => {
+                return self.fail(
+                    AttemptOutcome::MalformedAnswer,
+                    AttemptEnd::StreamCutBeforeCommit,
+                    ErrorKind::UpstreamMalformed,
+                    "the stream has no body".to_owned(),
+                )
+            }
+        };
 
         if !(200..300).contains(&status) {
-            let body = fetch::read_limited(&mut response, ERROR_BODY_LIMIT).await;
-            let retry_after = header(&response, "retry-after");
+            let retry_after = answer.retry_after;
             // AI Gateway's own refusals (by its error code) name themselves, on either route.
-            let refusal = aig_answer::aig_refusal(status, &body, header(&response, "cf-aig-dlp").is_some());
+            let refusal = aig_answer::aig_refusal(status, &bytes, answer.dlp);
             let failure = match refusal {
-                Some(r) => aig_answer::refusal_error(r, status, &body, retry_after.clone(), id, &secret_refs).into(),
-                None => self.protocol.failure(target, status, content_type, &body, retry_after.clone()),
+                Some(r) => aig_answer::refusal_error(r, status, &bytes, retry_after.clone(), id, &secret_refs).into(),
+                None => self.protocol.failure(target, status, content_type, &bytes, retry_after.clone()),
             };
             return Exchange::Failed {
                 outcome: aig_answer::outcome_of(status, refusal),
@@ -333,57 +380,35 @@ impl<P: Protocol> AigRuntime<'_, P> {
             };
         }
 
-        if !self.protocol.streamed() {
-            // The whole answer, within the idle deadline and what is left of the request's.
-            let remaining = self.deadline_ms.saturating_sub(now());
-            let within = Duration::from_millis(remaining.min(self.settings.stream_idle_timeout_ms.into()));
-            let bytes = match fetch::read_all(&response, within).await {
-                Ok(bytes) => bytes,
-                // The answer started and broke off: it may have been billed.
-                Err(BodyError::Timeout) => {
-                    return self.fail(
-                        AttemptOutcome::Timeout,
-                        AttemptEnd::AnswerUnreadable,
-                        ErrorKind::UpstreamTimeout,
-                        format!("{id} stopped sending its answer for {} ms.", within.as_millis()),
-                    )
+        match self.protocol.whole(target, &bytes, cache_hit) {
+            Whole::Answer { end, content_filtered, tokens } => {
+                self.current.borrow_mut().tokens = tokens;
+                Exchange::Answer {
+                    answer: Answered { status, content_type, body: AnswerBody::Whole { bytes, copy: None } },
+                    status,
+                    end: Some(end),
+                    content_filtered,
                 }
-                Err(BodyError::Failed(message)) => {
-                    return self.fail(
-                        AttemptOutcome::MalformedAnswer,
-                        AttemptEnd::AnswerUnreadable,
-                        ErrorKind::UpstreamMalformed,
-                        format!("The answer of {id} broke off: {}", redact(&message, &secret_refs)),
-                    )
-                }
-            };
-            return match self.protocol.whole(target, &bytes, cache_hit) {
-                Whole::Answer { end, content_filtered, tokens } => {
-                    self.current.borrow_mut().tokens = tokens;
-                    Exchange::Answer {
-                        answer: Answered { status, content_type, body: AnswerBody::Whole { bytes, copy: None } },
-                        status,
-                        end: Some(end),
-                        content_filtered,
-                    }
-                }
-                Whole::Malformed(err) => Exchange::Failed {
-                    outcome: AttemptOutcome::MalformedAnswer,
-                    end: AttemptEnd::AnswerUnreadable,
-                    failure: err.into(),
-                    retry_after: None,
-                },
-            };
+            }
+            Whole::Malformed(err) => Exchange::Failed {
+                outcome: AttemptOutcome::MalformedAnswer,
+                end: AttemptEnd::AnswerUnreadable,
+                failure: err.into(),
+                retry_after: None,
+            },
         }
+    }
 
-        let worker::ResponseBody::Stream(bytes) = response.body().clone() else {
-            return self.fail(
-                AttemptOutcome::MalformedAnswer,
-                AttemptEnd::StreamCutBeforeCommit,
-                ErrorKind::UpstreamMalformed,
-                "the stream has no body".to_owned(),
-            );
-        };
+    /// A 2xx stream, opened to its commit point (or read whole when it ends before it).
+    async fn open_stream(
+        &self,
+        target: usize,
+        bytes: worker::web_sys::ReadableStream,
+        head: Head,
+        charged_before: Usd,
+        until: u64,
+    ) -> Exchange<Answered<P::Observer>, P::Failure> {
+        let Head { status, content_type, cache_hit } = head;
         let idle = Duration::from_millis(self.settings.stream_idle_timeout_ms.into());
         let (observer, cost) = self.protocol.observer(target, cache_hit, charged_before);
         let pump = Pump::new(observer, cost, idle.as_millis() as u64, self.secrets());
@@ -391,9 +416,6 @@ impl<P: Protocol> AigRuntime<'_, P> {
         if let Some(limit) = self.capture {
             upstream.capture(limit);
         }
-        // The commit point is the stream's first byte for the client: the attempt's first-byte
-        // window bounds it, so the request's deadline holds for streams too.
-        let until = started + first_byte_ms;
         match upstream.open(until).await {
             Opened::Committed { upstream } => Exchange::Answer {
                 answer: Answered { status, content_type, body: AnswerBody::Stream { upstream } },

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gateway_core::admin::{self, AdminCall};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
-use worker::{Method, Response, ResponseBuilder, Result};
+use worker::{Response, ResponseBuilder, Result};
 
 use crate::aig::fetch::{self as upstream, SendError};
 use crate::context::Ctx;
@@ -44,18 +44,20 @@ async fn serve(req: &Incoming, ctx: &Ctx) -> std::result::Result<(u16, String), 
     } else {
         None
     };
-    let method = match call.method() {
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "DELETE" => Method::Delete,
-        _ => Method::Get,
-    };
     let token = settings.api_token.as_ref().map(|t| t.expose()).unwrap_or_default();
     let headers = [("authorization", format!("Bearer {token}"))];
     let wait = Duration::from_millis(settings.first_byte_timeout_ms.into());
     let secrets = ctx.secrets();
-    let mut response =
-        upstream::send(method, &call.url(settings)?, &headers, body.as_deref(), wait).await.map_err(|e| match e {
+    // The answer within the same time again, and never held past a megabyte, error or not.
+    let bounds = upstream::Bounds {
+        idle_ms: settings.first_byte_timeout_ms.into(),
+        deadline_ms: u64::MAX,
+        error_bytes: ANSWER_LIMIT,
+    };
+    let read = upstream::Read::UpTo(ANSWER_LIMIT);
+    let answer = upstream::call(call.method(), &call.url(settings)?, &headers, body.as_deref(), wait, read, bounds)
+        .await
+        .map_err(|e| match e {
             SendError::Timeout => GatewayError::new(
                 ErrorKind::UpstreamTimeout,
                 format!("The Cloudflare API did not answer within {} ms.", wait.as_millis()),
@@ -65,8 +67,11 @@ async fn serve(req: &Incoming, ctx: &Ctx) -> std::result::Result<(u16, String), 
                 format!("The Cloudflare API could not be reached: {}", redact(&m, &secrets)),
             ),
         })?;
-    let status = response.status_code();
-    let answer = upstream::read_limited(&mut response, ANSWER_LIMIT).await;
+    let status = answer.status;
+    let answer = match answer.body {
+        upstream::Body::Bytes(bytes) => bytes,
+        _ => Vec::new(),
+    };
     let relayed = admin::relay(status, &answer, &secrets)?;
     Ok((relayed.status, relayed.body))
 }

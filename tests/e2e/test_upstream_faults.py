@@ -130,6 +130,17 @@ def test_stall_fails_over_after_the_first_byte_deadline(client, sim):
     assert r.headers["x-gateway-trace"] == f"{GEMINI}=timeout, {GEMINI}=timeout, openai/gpt-4o-mini=200"
 
 
+def test_an_error_body_that_never_ends_does_not_hold_the_request(client, sim):
+    # Headers and half an error body, then silence: the body is read for at most the idle
+    # deadline (2 s here), and the status is passed on with what came.
+    sim.fault("google-ai-studio", {"kind": "status", "status": 400, "stall": True,
+                                   "body": {"error": {"message": "Invalid value for temperature"}}})
+    r = client.post(CHAT, json=body(model=GEMINI), timeout=20)
+    assert r.status_code == 400
+    assert error_of(r)["code"] == "upstream_error"
+    assert sim.calls() == {"google-ai-studio": 1}
+
+
 def test_client_errors_fail_fast(client, sim):
     sim.fault("google-ai-studio", {"kind": "status", "status": 400,
                                    "body": {"error": {"message": "Invalid value for temperature"}}})

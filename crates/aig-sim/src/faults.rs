@@ -14,8 +14,9 @@ pub const ANY_PROVIDER: &str = "*";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
-    /// Answer with this status (and `Retry-After`, and a body) instead of the model's answer.
-    Status { status: u16, retry_after: Option<String>, body: Option<Value> },
+    /// Answer with this status (and `Retry-After`, and a body) instead of the model's answer;
+    /// with `stall`, send the headers and the first half of the body, then nothing more.
+    Status { status: u16, retry_after: Option<String>, body: Option<Value>, stall: bool },
     /// Wait, then answer normally.
     Delay { ms: u64 },
     /// Never send response headers.
@@ -103,7 +104,17 @@ impl Fault {
                     .and_then(Value::as_u64)
                     .filter(|s| (200..=599).contains(s))
                     .ok_or("fault.status must be an integer between 200 and 599")?;
-                Fault::Status { status: status as u16, retry_after: retry_after(v)?, body: v.get("body").cloned() }
+                let stall = match v.get("stall") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err("fault.stall must be a boolean".into()),
+                };
+                Fault::Status {
+                    status: status as u16,
+                    retry_after: retry_after(v)?,
+                    body: v.get("body").cloned(),
+                    stall,
+                }
             }
             "delay" => Fault::Delay {
                 ms: v.get("ms").and_then(Value::as_u64).ok_or("fault.ms must be a non-negative integer")?,
@@ -147,8 +158,8 @@ impl Fault {
     /// The fault's JSON description, as accepted by [`Fault::parse`].
     pub fn to_json(&self) -> Value {
         match self {
-            Fault::Status { status, retry_after, body } => {
-                json!({"kind": "status", "status": status, "retry_after": retry_after, "body": body})
+            Fault::Status { status, retry_after, body, stall } => {
+                json!({"kind": "status", "status": status, "retry_after": retry_after, "body": body, "stall": stall})
             }
             Fault::Delay { ms } => json!({"kind": "delay", "ms": ms}),
             Fault::EventAfterFirstChunk { data } => json!({"kind": "event_after_first_chunk", "data": data}),
@@ -264,8 +275,13 @@ mod tests {
         }
         assert_eq!(
             Fault::parse(&json!({"kind":"status","status":429,"retry_after":2})).unwrap(),
-            Fault::Status { status: 429, retry_after: Some("2".into()), body: None }
+            Fault::Status { status: 429, retry_after: Some("2".into()), body: None, stall: false }
         );
+        assert_eq!(
+            Fault::parse(&json!({"kind":"status","status":500,"stall":true})).unwrap(),
+            Fault::Status { status: 500, retry_after: None, body: None, stall: true }
+        );
+        assert!(Fault::parse(&json!({"kind":"status","status":500,"stall":"yes"})).is_err());
         assert_eq!(Fault::parse(&json!({"kind":"delay","ms":5})).unwrap(), Fault::Delay { ms: 5 });
         for r in AigRefusal::ALL {
             let f = Fault::parse(&json!({"kind":"aig_refusal","refusal":r.name(),"retry_after":"3"})).unwrap();

@@ -358,8 +358,18 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
     );
     let mut mode = Mode::Normal;
     match fault {
-        Some(Fault::Status { status, retry_after, body }) => {
+        Some(Fault::Status { status, retry_after, body, stall }) => {
             let mut resp = match body.unwrap_or_else(|| default_status_body(status)) {
+                // Half the body, then nothing: an error answer that never ends.
+                body if stall => {
+                    let text = match body {
+                        Value::String(text) => text,
+                        json => json.to_string(),
+                    };
+                    let plan = StreamPlan::split_body(&Bytes::from(text));
+                    let delay = Duration::from_millis(state.config.chunk_delay_ms);
+                    response(status, "application/json", stream::spawn(plan, Mode::StallAfterFirst, delay))
+                }
                 // A string body is sent as is, e.g. to imitate an HTML error page.
                 Value::String(text) => response(status, "text/plain; charset=utf-8", SimBody::full(text)),
                 json => json_response(status, &json),

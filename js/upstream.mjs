@@ -1,0 +1,156 @@
+// One call to AI Gateway (or the Cloudflare API) for src/aig/fetch.rs: the fetch, its first-byte
+// deadline and the body's read, in JavaScript, so that the Rust side awaits one promise and
+// gets one answer, where it awaited three through wasm-bindgen's executor (the fetch, the
+// deadline's timer and the `arrayBuffer()` read, each a turn of its queue and a crossing) and
+// read each header with a call of its own.
+//
+// `call(url, method, headers, body, hasBody, firstByteMs, read, errorLimit, idleMs, deadlineMs)`
+// never rejects. `headers` is "name\nvalue\n…" (the Rust side refuses names and values with a line
+// break, as `Headers` would). `read`: STREAM hands back the body's stream unread, WHOLE reads the
+// whole body, a number >= 0 reads at most that many bytes. An error status (not 2xx) reads at
+// most `errorLimit` bytes whatever `read` says. Every read is bounded in time: at most `idleMs`,
+// and never past `deadlineMs` (epoch ms); a bounded read that runs out of time keeps what it
+// has. It resolves to a plain object:
+//   failure: 0 none, 1 no response within firstByteMs (the fetch is aborted), 2 the connection
+//            failed (`message` is the runtime's), 3 the whole body did not arrive in time
+//            (`waited` ms), 4 the body broke off (`message`)
+//   status, logId, cacheStatus, contentType, retryAfter (strings or null), dlp (a cf-aig-dlp
+//   header was there), bytes (a Uint8Array, or null), stream (a ReadableStream, or null).
+
+const STREAM = -1, WHOLE = -2;
+const NONE = 0, TIMEOUT = 1, CONNECTION = 2, BODY_TIMEOUT = 3, BODY_FAILED = 4;
+
+export function call(url, method, headers, body, hasBody, firstByteMs, read, errorLimit, idleMs, deadlineMs) {
+  const h = new Headers();
+  if (hasBody) h.set("content-type", "application/json");
+  if (headers.length > 0) {
+    const parts = headers.split("\n");
+    for (let i = 0; i + 1 < parts.length; i += 2) h.set(parts[i], parts[i + 1]);
+  }
+  // The body is a view of wasm memory: copied now, before anything can move it.
+  const init = { method, headers: h, body: hasBody ? body.slice() : undefined };
+  const controller = new AbortController();
+  init.signal = controller.signal;
+
+  return new Promise((resolve) => {
+    let settled = false;
+    let timer = null;
+    const finish = (answer) => {
+      if (settled) return;
+      settled = true;
+      if (timer !== null) clearTimeout(timer);
+      resolve(answer);
+    };
+    timer = setTimeout(() => {
+      timer = null;
+      controller.abort();
+      finish(failed(TIMEOUT, null));
+    }, Math.max(1, firstByteMs));
+
+    fetch(url, init).then(
+      (response) => {
+        if (settled) {
+          // Answered just after its deadline: nobody reads this body.
+          if (response.body) response.body.cancel().catch(() => {});
+          return;
+        }
+        clearTimeout(timer);
+        timer = null;
+        const rh = response.headers;
+        const answer = {
+          failure: NONE,
+          message: null,
+          status: response.status,
+          logId: rh.get("cf-aig-log-id"),
+          cacheStatus: rh.get("cf-aig-cache-status"),
+          contentType: rh.get("content-type"),
+          retryAfter: rh.get("retry-after"),
+          dlp: rh.has("cf-aig-dlp"),
+          bytes: null,
+          stream: null,
+          waited: 0,
+        };
+        const within = Math.max(1, Math.min(idleMs, deadlineMs - Date.now()));
+        const ok = response.status >= 200 && response.status < 300;
+        const limit = ok ? read : errorLimit;
+        if (limit === STREAM) {
+          answer.stream = response.body;
+          return finish(answer);
+        }
+        if (limit === WHOLE) {
+          answer.waited = within;
+          timer = setTimeout(() => {
+            timer = null;
+            controller.abort();
+            answer.failure = BODY_TIMEOUT;
+            finish(answer);
+          }, within);
+          response.arrayBuffer().then(
+            (buffer) => {
+              answer.bytes = new Uint8Array(buffer);
+              finish(answer);
+            },
+            (e) => {
+              answer.failure = BODY_FAILED;
+              answer.message = describe(e);
+              finish(answer);
+            },
+          );
+          return;
+        }
+        readUpTo(response, limit, within).then((bytes) => {
+          answer.bytes = bytes;
+          finish(answer);
+        });
+      },
+      (e) => finish(failed(CONNECTION, describe(e))),
+    );
+  });
+}
+
+function failed(failure, message) {
+  return {
+    failure, message, status: 0, logId: null, cacheStatus: null, contentType: null, retryAfter: null,
+    dlp: false, bytes: null, stream: null, waited: 0,
+  };
+}
+
+function describe(e) {
+  if (e && typeof e.message === "string") return e.message;
+  return String(e);
+}
+
+// At most `limit` bytes of a body within `within` ms (never rejects): an error body is shown in
+// part, never held whole, and one that stalls does not hold the request.
+async function readUpTo(response, limit, within) {
+  if (!response.body) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks = [];
+  let length = 0;
+  let timer = null;
+  const stalled = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(null), within);
+  });
+  try {
+    while (length < limit) {
+      const next = await Promise.race([reader.read(), stalled]);
+      if (next === null || next.done) break;
+      const room = limit - length;
+      const chunk = next.value.byteLength > room ? next.value.subarray(0, room) : next.value;
+      chunks.push(chunk);
+      length += chunk.byteLength;
+    }
+  } catch (_) {
+    // A body that breaks off: what came before it is what there is.
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}

@@ -25,7 +25,15 @@ export function call(url, method, headers, body, hasBody, firstByteMs, read, err
   if (hasBody) h.set("content-type", "application/json");
   if (headers.length > 0) {
     const parts = headers.split("\n");
-    for (let i = 0; i + 1 < parts.length; i += 2) h.set(parts[i], parts[i + 1]);
+    for (let i = 0; i + 1 < parts.length; i += 2) {
+      try {
+        h.set(parts[i], parts[i + 1]);
+      } catch (_) {
+        // A value `Headers` refuses (a character outside Latin-1, say): named, never shown (it
+        // may be a secret), and never thrown into wasm.
+        return Promise.resolve(failed(CONNECTION, `invalid header ${parts[i]}`));
+      }
+    }
   }
   // The body is a view of wasm memory: copied now, before anything can move it.
   const init = { method, headers: h, body: hasBody ? body.slice() : undefined };
@@ -47,7 +55,13 @@ export function call(url, method, headers, body, hasBody, firstByteMs, read, err
       finish(failed(TIMEOUT, null));
     }, Math.max(1, firstByteMs));
 
-    fetch(url, init).then(
+    let sent;
+    try {
+      sent = fetch(url, init);
+    } catch (e) {
+      sent = Promise.reject(e);
+    }
+    sent.then(
       (response) => {
         if (settled) {
           // Answered just after its deadline: nobody reads this body.

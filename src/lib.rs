@@ -16,6 +16,9 @@ mod relay;
 mod respond;
 mod routes;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use gateway_core::request::route;
 use worker::{event, web_sys, Context, Env, Response, Result, ScheduleContext, ScheduledEvent};
 
@@ -59,15 +62,19 @@ async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<R
         _ => None,
     };
 
-    match route {
-        route::Route::ChatCompletions => routes::chat::handle(req, &env, &worker_ctx, &ctx, identity).await,
-        route::Route::Models => routes::models::handle(&ctx),
-        route::Route::Health => routes::health::handle(&ctx),
-        route::Route::Limits => routes::limits::handle(&req, &env, &ctx).await,
-        route::Route::Native(provider) => routes::native::handle(req, &env, &worker_ctx, &ctx, provider).await,
-        route::Route::Admin => routes::admin::handle(req, &ctx).await,
-        route::Route::Analytics => routes::analytics::handle(req, &env, &ctx).await,
-    }
+    // Each route's future is boxed: its state machine is then a function of its own, not inlined
+    // into this one's, so an isolate's first request compiles (V8 compiles wasm lazily, per
+    // function) only the route it serves.
+    let served: Pin<Box<dyn Future<Output = Result<Response>> + '_>> = match route {
+        route::Route::ChatCompletions => Box::pin(routes::chat::handle(req, &env, &worker_ctx, &ctx, identity)),
+        route::Route::Models => return routes::models::handle(&ctx),
+        route::Route::Health => return routes::health::handle(&ctx),
+        route::Route::Limits => Box::pin(routes::limits::handle(&req, &env, &ctx)),
+        route::Route::Native(provider) => Box::pin(routes::native::handle(req, &env, &worker_ctx, &ctx, provider)),
+        route::Route::Admin => Box::pin(routes::admin::handle(req, &ctx)),
+        route::Route::Analytics => Box::pin(routes::analytics::handle(req, &env, &ctx)),
+    };
+    served.await
 }
 
 /// Tests only: the panic a request to `GATEWAY_TEST_PANIC_PATH` asks for (that var is unset

@@ -235,7 +235,11 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
     }
 
     fn close(&self, reservation: Reservation, books: Books, health: Health) {
-        self.wctx.wait_until(reservation.close(books, health));
+        // Under a lease this is all done here; only what is left (a limiter object to settle
+        // with, a renewal) goes on in `waitUntil`.
+        if let Some(rest) = reservation.close_now(books, health) {
+            self.wctx.wait_until(rest);
+        }
     }
 
     async fn attempt(

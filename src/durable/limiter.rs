@@ -12,6 +12,8 @@ use gateway_core::account::pricing::Usd;
 use gateway_core::account::scopes::Scope;
 use gateway_core::engine::Books;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use worker::{Context, Env, Method, Request, RequestInit, Stub};
@@ -276,52 +278,89 @@ impl Reservation {
     /// the lease renewed when that is due. Thresholds the settle crossed are posted to the alert
     /// webhook (this already runs after the response). Last, a lease left with nothing in
     /// flight is given back at its end unless a request renews it first.
-    pub async fn close(mut self, books: Books, health: Health) {
-        let worst_case = self.worst_case;
-        let env = &self.env;
-        let charge = books.charge(worst_case);
-        let closes = std::mem::take(&mut self.held).into_iter().map(|h| async move {
-            match h {
-                Held::Limiter { stub, id, name, leases, policy } => {
-                    let op = match books {
-                        Books::Release => Op::Release { id, health },
-                        _ => Op::Settle { id, actual: Some(charge), health, name: name.clone() },
-                    };
-                    match call(&stub, &op).await {
-                        Ok(mut response) => {
-                            let answer = read_json::<LimiterAnswer>(&mut response).await.unwrap_or_default();
-                            if let (true, Some(remaining)) = (leases, answer.remaining) {
-                                leases::observe(&name, remaining, answer.used_share);
-                            }
-                            // The reserve may have brought a lease (a busy isolate's second
-                            // request): it too is given back if nothing renews it.
-                            let now = worker::Date::now().as_millis();
-                            let quiet = if leases { leases::quiet_until(&name, now) } else { None };
-                            (answer.alerts, quiet.map(|until| (name, policy, until)))
-                        }
-                        Err(e) => {
-                            worker::console_error!("limiter update failed (the reservation expires on its own): {e}");
-                            (Vec::new(), None)
-                        }
-                    }
-                }
+    pub async fn close(self, books: Books, health: Health) {
+        if let Some(rest) = self.close_now(books, health) {
+            rest.await
+        }
+    }
+
+    /// What [`Self::close`] does, as far as it can be done at once: every lease's ticket is
+    /// settled here, synchronously. What is left — a limiter object to settle with, a lease's
+    /// renewal, a give-back to plan — is returned to be awaited (in `waitUntil`); most requests
+    /// of a busy isolate have none, and so cost no task, promise or `waitUntil` to close.
+    pub fn close_now(mut self, books: Books, health: Health) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
+        let charge = books.charge(self.worst_case);
+        let now = worker::Date::now().as_millis();
+        let mut renewals = Vec::new();
+        let mut quiet = Vec::new();
+        let mut limiters = Vec::new();
+        for held in std::mem::take(&mut self.held) {
+            match held {
                 Held::Lease { name, ticket, policy } => {
                     leases::settle(&name, ticket, Some(charge), health);
+                    match leases::renewal(&name, ticket.amount(), now) {
+                        Some(report) => renewals.push((name, policy, report)),
+                        None => quiet.extend(leases::quiet_until(&name, now).map(|until| (name, policy, until))),
+                    }
+                }
+                limiter => limiters.push(limiter),
+            }
+        }
+        if limiters.is_empty() && renewals.is_empty() && quiet.is_empty() {
+            return None;
+        }
+        self.held = limiters;
+        Some(Box::pin(self.close_rest(books, health, charge, renewals, quiet)))
+    }
+
+    async fn close_rest(
+        mut self,
+        books: Books,
+        health: Health,
+        charge: Usd,
+        renewals: Vec<(String, Policy, leases::Report)>,
+        mut quiet: Vec<Quiet>,
+    ) {
+        let env = &self.env;
+        let settles = std::mem::take(&mut self.held).into_iter().map(|held| async move {
+            let Held::Limiter { stub, id, name, leases, policy } = held else { return (Vec::new(), None) };
+            let op = match books {
+                Books::Release => Op::Release { id, health },
+                _ => Op::Settle { id, actual: Some(charge), health, name: name.clone() },
+            };
+            match call(&stub, &op).await {
+                Ok(mut response) => {
+                    let answer = read_json::<LimiterAnswer>(&mut response).await.unwrap_or_default();
+                    if let (true, Some(remaining)) = (leases, answer.remaining) {
+                        leases::observe(&name, remaining, answer.used_share);
+                    }
+                    // The reserve may have brought a lease (a busy isolate's second request):
+                    // it too is given back if nothing renews it.
                     let now = worker::Date::now().as_millis();
-                    let alerts = match leases::renewal(&name, ticket.amount(), now) {
-                        Some(report) => sync(env, &name, policy, report).await,
-                        None => Vec::new(),
-                    };
-                    let quiet = leases::quiet_until(&name, worker::Date::now().as_millis());
-                    (alerts, quiet.map(|until| (name, policy, until)))
+                    let quiet = if leases { leases::quiet_until(&name, now) } else { None };
+                    (answer.alerts, quiet.map(|until| (name, policy, until)))
+                }
+                Err(e) => {
+                    worker::console_error!("limiter update failed (the reservation expires on its own): {e}");
+                    (Vec::new(), None)
                 }
             }
         });
-        let (alerts, quiet): (Vec<Vec<Alert>>, Vec<Option<Quiet>>) = join_all(closes).await.into_iter().unzip();
-        crate::alerts::post(env, alerts.into_iter().flatten().collect()).await;
+        let renewed = renewals.into_iter().map(|(name, policy, report)| async move {
+            let alerts = sync(env, &name, policy, report).await;
+            let quiet = leases::quiet_until(&name, worker::Date::now().as_millis());
+            (alerts, quiet.map(|until| (name, policy, until)))
+        });
+        let (settled, renewed) = futures_util::future::join(join_all(settles), join_all(renewed)).await;
+        let mut alerts = Vec::new();
+        for (crossed, planned) in settled.into_iter().chain(renewed) {
+            alerts.extend(crossed);
+            quiet.extend(planned);
+        }
+        crate::alerts::post(env, alerts).await;
         // On their own, after the request's own work: a stream's close (its ledger rows, an
         // idempotent replay's record) does not wait for a lease's end.
-        for (name, policy, until) in quiet.into_iter().flatten() {
+        for (name, policy, until) in quiet {
             let env = self.env.clone();
             self.wctx.wait_until(async move {
                 let wait = until.saturating_sub(worker::Date::now().as_millis());

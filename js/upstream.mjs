@@ -42,18 +42,37 @@ export function call(url, method, headers, body, hasBody, firstByteMs, read, err
 
   return new Promise((resolve) => {
     let settled = false;
+    // One timer for both deadlines, the first byte's and then the whole body's: it is armed
+    // once, no later than either can fall (the body's is at most `idleMs` after the headers),
+    // and when it fires before the deadline of the phase it is in, it is armed again for the
+    // rest. A request answered in time costs one setTimeout and one clearTimeout.
+    const firstByteAt = Date.now() + Math.max(1, firstByteMs);
+    let bodyUntil = Infinity;
+    let answer = null;
     let timer = null;
-    const finish = (answer) => {
+    let timerAt = 0;
+    const arm = (at) => {
+      timerAt = at;
+      timer = setTimeout(check, Math.max(1, at - Date.now()));
+    };
+    const finish = (result) => {
       if (settled) return;
       settled = true;
       if (timer !== null) clearTimeout(timer);
-      resolve(answer);
-    };
-    timer = setTimeout(() => {
       timer = null;
+      resolve(result);
+    };
+    const check = () => {
+      timer = null;
+      if (settled) return;
+      const due = answer === null ? firstByteAt : bodyUntil;
+      if (Date.now() < due) return arm(due);
       controller.abort();
-      finish(failed(TIMEOUT, null));
-    }, Math.max(1, firstByteMs));
+      if (answer === null) return finish(failed(TIMEOUT, null));
+      answer.failure = BODY_TIMEOUT;
+      finish(answer);
+    };
+    arm(Math.min(firstByteAt, Date.now() + Math.max(1, idleMs)));
 
     let sent;
     try {
@@ -68,10 +87,8 @@ export function call(url, method, headers, body, hasBody, firstByteMs, read, err
           if (response.body) response.body.cancel().catch(() => {});
           return;
         }
-        clearTimeout(timer);
-        timer = null;
         const rh = response.headers;
-        const answer = {
+        const headers = {
           failure: NONE,
           message: null,
           status: response.status,
@@ -84,37 +101,43 @@ export function call(url, method, headers, body, hasBody, firstByteMs, read, err
           stream: null,
           waited: 0,
         };
-        const within = Math.max(1, Math.min(idleMs, deadlineMs - Date.now()));
+        const now = Date.now();
+        const within = Math.max(1, Math.min(idleMs, deadlineMs - now));
         const ok = response.status >= 200 && response.status < 300;
         const limit = ok ? read : errorLimit;
+        if (limit !== WHOLE) {
+          if (timer !== null) clearTimeout(timer);
+          timer = null;
+        }
         if (limit === STREAM) {
-          answer.stream = response.body;
-          return finish(answer);
+          headers.stream = response.body;
+          return finish(headers);
         }
         if (limit === WHOLE) {
-          answer.waited = within;
-          timer = setTimeout(() => {
-            timer = null;
-            controller.abort();
-            answer.failure = BODY_TIMEOUT;
-            finish(answer);
-          }, within);
+          headers.waited = within;
+          bodyUntil = now + within;
+          answer = headers;
+          // The timer is kept unless it would fire after the body's deadline.
+          if (timer === null || timerAt > bodyUntil) {
+            if (timer !== null) clearTimeout(timer);
+            arm(bodyUntil);
+          }
           response.arrayBuffer().then(
             (buffer) => {
-              answer.bytes = new Uint8Array(buffer);
-              finish(answer);
+              headers.bytes = new Uint8Array(buffer);
+              finish(headers);
             },
             (e) => {
-              answer.failure = BODY_FAILED;
-              answer.message = describe(e);
-              finish(answer);
+              headers.failure = BODY_FAILED;
+              headers.message = describe(e);
+              finish(headers);
             },
           );
           return;
         }
         readUpTo(response, limit, within).then((bytes) => {
-          answer.bytes = bytes;
-          finish(answer);
+          headers.bytes = bytes;
+          finish(headers);
         });
       },
       (e) => finish(failed(CONNECTION, describe(e))),

@@ -360,7 +360,10 @@ def first_byte_times(address: str, path: str, body: bytes, headers: dict) -> tup
 
 def chat_body(size: int, stream: bool, model: str) -> bytes:
     """A chat request of exactly `size` bytes: a long system prompt (an issue thread, say) and a
-    short last user message, so the simulated answer stays a few words whatever the size."""
+    short last user message, so the simulated answer stays a few words whatever the size. A
+    stream asks for its usage: ours asks AI Gateway for it whatever the client says (it prices
+    the stream from it), and so every target — direct, floor, ours — is sent the same events,
+    the usage event and its chunk delay included."""
     doc = {
         "model": model,
         "messages": [
@@ -370,6 +373,8 @@ def chat_body(size: int, stream: bool, model: str) -> bytes:
         "temperature": 0.2,
         "stream": stream,
     }
+    if stream:
+        doc["stream_options"] = {"include_usage": True}
     empty = len(json.dumps(doc, separators=(",", ":")))
     words = "the build fails when the cache is cold and the runner has two cores "
     pad = size - empty

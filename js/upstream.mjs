@@ -42,13 +42,14 @@ export function call(url, method, headers, body, hasBody, firstByteMs, read, err
 
   return new Promise((resolve) => {
     let settled = false;
-    // One timer for both deadlines, the first byte's and then the whole body's: it is armed
+    // One timer for both deadlines, the first byte's and then the body's (whole or bounded): armed
     // once, no later than either can fall (the body's is at most `idleMs` after the headers),
     // and when it fires before the deadline of the phase it is in, it is armed again for the
     // rest. A request answered in time costs one setTimeout and one clearTimeout.
     const firstByteAt = Date.now() + Math.max(1, firstByteMs);
     let bodyUntil = Infinity;
     let answer = null;
+    let reader = null;
     let timer = null;
     let timerAt = 0;
     const arm = (at) => {
@@ -67,6 +68,9 @@ export function call(url, method, headers, body, hasBody, firstByteMs, read, err
       if (settled) return;
       const due = answer === null ? firstByteAt : bodyUntil;
       if (Date.now() < due) return arm(due);
+      // A bounded read's pending read ends ({done: true}) and it finishes with what it has;
+      // a whole one has failed.
+      if (reader !== null) return void reader.cancel().catch(() => {});
       controller.abort();
       if (answer === null) return finish(failed(TIMEOUT, null));
       answer.failure = BODY_TIMEOUT;
@@ -88,40 +92,30 @@ export function call(url, method, headers, body, hasBody, firstByteMs, read, err
           return;
         }
         const rh = response.headers;
-        const headers = {
-          failure: NONE,
-          message: null,
-          status: response.status,
-          logId: rh.get("cf-aig-log-id"),
-          cacheStatus: rh.get("cf-aig-cache-status"),
-          contentType: rh.get("content-type"),
-          retryAfter: rh.get("retry-after"),
-          dlp: rh.has("cf-aig-dlp"),
-          bytes: null,
-          stream: null,
-          waited: 0,
-        };
+        const headers = failed(NONE, null);
+        headers.status = response.status;
+        headers.logId = rh.get("cf-aig-log-id");
+        headers.cacheStatus = rh.get("cf-aig-cache-status");
+        headers.contentType = rh.get("content-type");
+        headers.retryAfter = rh.get("retry-after");
+        headers.dlp = rh.has("cf-aig-dlp");
         const now = Date.now();
         const within = Math.max(1, Math.min(idleMs, deadlineMs - now));
         const ok = response.status >= 200 && response.status < 300;
         const limit = ok ? read : errorLimit;
-        if (limit !== WHOLE) {
-          if (timer !== null) clearTimeout(timer);
-          timer = null;
-        }
         if (limit === STREAM) {
           headers.stream = response.body;
           return finish(headers);
         }
+        // The body's deadline, under the same timer: kept unless it would fire after it.
+        headers.waited = within;
+        bodyUntil = now + within;
+        answer = headers;
+        if (timer === null || timerAt > bodyUntil) {
+          if (timer !== null) clearTimeout(timer);
+          arm(bodyUntil);
+        }
         if (limit === WHOLE) {
-          headers.waited = within;
-          bodyUntil = now + within;
-          answer = headers;
-          // The timer is kept unless it would fire after the body's deadline.
-          if (timer === null || timerAt > bodyUntil) {
-            if (timer !== null) clearTimeout(timer);
-            arm(bodyUntil);
-          }
           response.arrayBuffer().then(
             (buffer) => {
               headers.bytes = new Uint8Array(buffer);
@@ -135,7 +129,12 @@ export function call(url, method, headers, body, hasBody, firstByteMs, read, err
           );
           return;
         }
-        readUpTo(response, limit, within).then((bytes) => {
+        if (!response.body) {
+          headers.bytes = new Uint8Array(0);
+          return finish(headers);
+        }
+        reader = response.body.getReader();
+        readUpTo(reader, limit).then((bytes) => {
           headers.bytes = bytes;
           finish(headers);
         });
@@ -157,21 +156,15 @@ function describe(e) {
   return String(e);
 }
 
-// At most `limit` bytes of a body within `within` ms (never rejects): an error body is shown in
-// part, never held whole, and one that stalls does not hold the request.
-async function readUpTo(response, limit, within) {
-  if (!response.body) return new Uint8Array(0);
-  const reader = response.body.getReader();
+// At most `limit` bytes of a body (never rejects): an error body is shown in part, never held
+// whole. One that stalls is ended by the call's timer, which cancels the reader.
+async function readUpTo(reader, limit) {
   const chunks = [];
   let length = 0;
-  let timer = null;
-  const stalled = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(null), within);
-  });
   try {
     while (length < limit) {
-      const next = await Promise.race([reader.read(), stalled]);
-      if (next === null || next.done) break;
+      const next = await reader.read();
+      if (next.done) break;
       const room = limit - length;
       const chunk = next.value.byteLength > room ? next.value.subarray(0, room) : next.value;
       chunks.push(chunk);
@@ -180,7 +173,6 @@ async function readUpTo(response, limit, within) {
   } catch (_) {
     // A body that breaks off: what came before it is what there is.
   } finally {
-    clearTimeout(timer);
     reader.cancel().catch(() => {});
   }
   const out = new Uint8Array(length);

@@ -38,11 +38,23 @@ pub struct Reservation {
 
 /// One limiter's part of a reservation.
 enum Held {
-    /// Reserved at the limiter (`id`), named `name`; `leases`: this isolate may lease from it
-    /// (the settle's answer refreshes the figures local admissions report).
-    Limiter { stub: Stub, id: String, name: String, leases: bool, policy: Policy },
+    Limiter(AtLimiter),
     /// Admitted under this isolate's lease of limiter `name`.
-    Lease { name: String, ticket: Ticket, policy: Policy },
+    Lease {
+        name: String,
+        ticket: Ticket,
+        policy: Policy,
+    },
+}
+
+/// Reserved at the limiter (`id`), named `name`; `leases`: this isolate may lease from it (the
+/// settle's answer refreshes the figures local admissions report).
+struct AtLimiter {
+    stub: Stub,
+    id: String,
+    name: String,
+    leases: bool,
+    policy: Policy,
 }
 
 /// The limiter's answer, as sent over the Durable Object's fetch interface.
@@ -196,7 +208,7 @@ pub async fn reserve(
             let cancels = held.into_iter().map(|h| async move {
                 match h {
                     Held::Lease { name, ticket, .. } => leases::cancel(&name, ticket),
-                    Held::Limiter { stub, id, .. } => {
+                    Held::Limiter(AtLimiter { stub, id, .. }) => {
                         if let Err(e) = call(&stub, &Op::Cancel { id }).await {
                             worker::console_error!("limiter cancel failed (the reservation expires on its own): {e}");
                         }
@@ -256,7 +268,7 @@ async fn reserve_one(
                 remaining = report.end(answer.lease, remaining, answer.used_share);
             }
             let result = match answer.refused {
-                None => Ok(Held::Limiter { stub, id, name, leases, policy }),
+                None => Ok(Held::Limiter(AtLimiter { stub, id, name, leases, policy })),
                 Some(refusal) => Err(refusal),
             };
             Ok(OneLimiter { result, alerts: answer.alerts, remaining, used_share: answer.used_share })
@@ -303,27 +315,26 @@ impl Reservation {
                         None => quiet.extend(leases::quiet_until(&name, now).map(|until| (name, policy, until))),
                     }
                 }
-                limiter => limiters.push(limiter),
+                Held::Limiter(at) => limiters.push(at),
             }
         }
         if limiters.is_empty() && renewals.is_empty() && quiet.is_empty() {
             return None;
         }
-        self.held = limiters;
-        Some(Box::pin(self.close_rest(books, health, charge, renewals, quiet)))
+        Some(Box::pin(self.close_rest(books, health, charge, limiters, renewals, quiet)))
     }
 
     async fn close_rest(
-        mut self,
+        self,
         books: Books,
         health: Health,
         charge: Usd,
+        limiters: Vec<AtLimiter>,
         renewals: Vec<(String, Policy, leases::Report)>,
         mut quiet: Vec<Quiet>,
     ) {
         let env = &self.env;
-        let settles = std::mem::take(&mut self.held).into_iter().map(|held| async move {
-            let Held::Limiter { stub, id, name, leases, policy } = held else { return (Vec::new(), None) };
+        let settles = limiters.into_iter().map(|AtLimiter { stub, id, name, leases, policy }| async move {
             let op = match books {
                 Books::Release => Op::Release { id, health },
                 _ => Op::Settle { id, actual: Some(charge), health, name: name.clone() },

@@ -49,7 +49,7 @@ impl Rollups {
     /// Stored days in `from..=to`, by day.
     pub async fn get(&self, from: i64, to: i64) -> worker::Result<BTreeMap<i64, StoredDay>> {
         let text = self.call(&RollupOp::Get { from, to }).await?;
-        let days: Vec<StoredDay> = serde_json::from_str(&text)?;
+        let days: Vec<StoredDay> = gateway_core::json::from_str(&text)?;
         Ok(days.into_iter().map(|d| (d.day, d)).collect())
     }
 

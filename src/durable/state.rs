@@ -25,7 +25,7 @@ impl<T: Default + Serialize + DeserializeOwned> JsonState<T> {
     pub async fn update<R>(&self, state: &State, step: impl FnOnce(&mut T) -> R) -> Result<R> {
         if self.cell.borrow().is_none() {
             let stored: Option<String> = state.storage().get(KEY).await?;
-            let loaded = stored.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+            let loaded = stored.and_then(|s| gateway_core::json::from_str(&s).ok()).unwrap_or_default();
             self.cell.borrow_mut().get_or_insert(loaded);
         }
         let (result, persisted) = {

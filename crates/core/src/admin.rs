@@ -170,7 +170,7 @@ pub struct Relayed {
 pub fn relay(status: u16, body: &[u8], secrets: &[&str]) -> Result<Relayed, GatewayError> {
     let text = redact(&String::from_utf8_lossy(body), secrets);
     let envelope =
-        serde_json::from_str::<Value>(&text).ok().filter(|v| v.get("success").is_some_and(Value::is_boolean));
+        crate::json::from_str::<Value>(&text).ok().filter(|v| v.get("success").is_some_and(Value::is_boolean));
     if status == 401 || status == 403 {
         let detail = envelope.as_ref().and_then(first_error).unwrap_or_else(|| format!("HTTP {status}"));
         return Err(GatewayError::new(
@@ -280,7 +280,7 @@ mod tests {
         let body = br#"{"success":true,"errors":[],"messages":[],"result":[{"id":"k1","provider_slug":"openai","secret_preview":"sk-p\u2026","secret":"sk-proj-123"}],"result_info":{"page":1}}"#;
         let r = relay(200, body, &["api-token-x"]).unwrap();
         assert_eq!(r.status, 200);
-        let v: Value = serde_json::from_str(&r.body).unwrap();
+        let v: Value = crate::json::from_str(&r.body).unwrap();
         assert!(v["result"][0].get("secret").is_none());
         assert_eq!(v["result"][0]["secret_preview"], "sk-p…");
         assert_eq!(v["result_info"]["page"], 1);

@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn renders_openai_shape() {
         let e = GatewayError::new(ErrorKind::ModelNotFound, "no model \"x\"");
-        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        let v: serde_json::Value = crate::json::from_str(&e.to_json()).unwrap();
         assert_eq!(v["error"]["message"], "no model \"x\"");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["code"], "model_not_found");

@@ -202,7 +202,7 @@ mod tests {
         let text = serde_json::to_string(&Begin::InFlight).unwrap();
         assert_eq!(text, r#"{"state":"in_flight"}"#);
         let back: Begin =
-            serde_json::from_str(&serde_json::to_string(&Begin::Replay { answer: answer(200) }).unwrap()).unwrap();
+            crate::json::from_str(&serde_json::to_string(&Begin::Replay { answer: answer(200) }).unwrap()).unwrap();
         assert_eq!(back, Begin::Replay { answer: answer(200) });
     }
 }

@@ -28,6 +28,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod idempotency;
+pub mod json;
 pub mod native;
 pub mod plan;
 pub mod relay;

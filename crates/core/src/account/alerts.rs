@@ -69,7 +69,7 @@ mod tests {
             daily_budget_usd: Usd::from_dollars(2),
             day: "2026-12-02".into(),
         };
-        let body: serde_json::Value = serde_json::from_str(&alert.webhook_body()).unwrap();
+        let body: serde_json::Value = crate::json::from_str(&alert.webhook_body()).unwrap();
         let text = body["text"].as_str().unwrap();
         assert_eq!(text, body["content"].as_str().unwrap());
         assert!(text.contains("repository `octo-org/app`") && text.contains("$1.6 of its $2") && text.contains("80%"));

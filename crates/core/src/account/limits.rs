@@ -533,7 +533,7 @@ mod tests {
         let mut s = LimiterState::default();
         s.reserve("a", Usd(42), policy(5, 1), T0).unwrap();
         let text = serde_json::to_string(&s).unwrap();
-        let back: LimiterState = serde_json::from_str(&text).unwrap();
+        let back: LimiterState = crate::json::from_str(&text).unwrap();
         assert_eq!(back, s);
     }
 

@@ -248,7 +248,7 @@ impl Prices {
     }
 
     pub fn from_json(text: &str) -> Result<Prices, String> {
-        let raw: RawTable = serde_json::from_str(text).map_err(|e| format!("price table: {e}"))?;
+        let raw: RawTable = crate::json::from_str(text).map_err(|e| format!("price table: {e}"))?;
         if raw.unit != "USD per 1,000,000 tokens" {
             return Err(format!("price table: unit must be \"USD per 1,000,000 tokens\", not {:?}", raw.unit));
         }

@@ -224,7 +224,7 @@ impl RawScopes<'_> {
             let mut out = BTreeMap::new();
             for (name, limits) in raw {
                 let text = limits.daily_budget_usd.get();
-                let text = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
+                let text = crate::json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
                 let valid_name = !name.is_empty() && name.len() <= 200 && !name.chars().any(char::is_control);
                 match (Usd::parse_dollars(&text), limits.requests_per_minute) {
                     (_, Some(0)) => {
@@ -253,7 +253,7 @@ mod tests {
     use super::*;
 
     fn scopes(json: &str) -> (Scopes, Vec<String>) {
-        let raw: RawScopes = serde_json::from_str(json).unwrap();
+        let raw: RawScopes = crate::json::from_str(json).unwrap();
         let mut problems = Vec::new();
         (raw.read(&mut problems), problems)
     }

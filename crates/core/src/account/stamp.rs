@@ -31,7 +31,7 @@ pub fn stamp_usage_cost(json: &[u8], cost: Usd) -> Option<Vec<u8>> {
         return None; // `"usage": null`, or not an object
     }
     let start = offset_in(json, text)?;
-    let fields: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(text).ok()?;
+    let fields: BTreeMap<Cow<'_, str>, &RawValue> = crate::json::from_str(text).ok()?;
     let amount = cost.to_string();
     let mut out = Vec::with_capacity(json.len() + amount.len() + 10);
     match fields.get("cost") {
@@ -82,7 +82,7 @@ mod tests {
     fn an_exact_decimal_that_json_readers_parse_as_a_number() {
         let out = stamp(r#"{"usage":{"total_tokens":7}}"#, 123_456_789_012_345).unwrap();
         assert_eq!(out, r#"{"usage":{"total_tokens":7,"cost":123.456789012345}}"#);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let v: serde_json::Value = crate::json::from_str(&out).unwrap();
         assert!(v["usage"]["cost"].is_number());
         assert_eq!(stamp(r#"{"usage":{}}"#, 0).unwrap(), r#"{"usage":{"cost":0}}"#);
         assert_eq!(stamp(r#"{"usage":{ }}"#, 0).unwrap(), r#"{"usage":{ "cost":0}}"#);

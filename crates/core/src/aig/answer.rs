@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn cached_prompt_tokens_are_normalised() {
-        let u: Usage = serde_json::from_str(
+        let u: Usage = crate::json::from_str(
             r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":60}}"#,
         )
         .unwrap();

@@ -212,14 +212,14 @@ mod tests {
     #[test]
     fn metadata_has_at_most_five_entries() {
         let c = Caller { agent: Some("PRReviewAgent".into()), repository: Some("o/r".into()) };
-        let m: serde_json::Value = serde_json::from_str(&metadata(&c, Some("review"), 2)).unwrap();
+        let m: serde_json::Value = crate::json::from_str(&metadata(&c, Some("review"), 2)).unwrap();
         let obj = m.as_object().unwrap();
         assert!(obj.len() <= 5);
         assert_eq!(m["agent"], "PRReviewAgent");
         assert_eq!(m["repo"], "o/r");
         assert_eq!(m["route"], "review");
         assert_eq!(m["attempt"], 2);
-        let bare: serde_json::Value = serde_json::from_str(&metadata(&Caller::default(), None, 1)).unwrap();
+        let bare: serde_json::Value = crate::json::from_str(&metadata(&Caller::default(), None, 1)).unwrap();
         assert!(bare.get("agent").is_none());
     }
 }

@@ -171,7 +171,7 @@ impl Cells {
     /// Cells stored by [`Cells::to_json`].
     pub fn from_json(text: &str) -> Result<Cells, String> {
         let stored: Vec<StoredCell<'_>> =
-            serde_json::from_str(text).map_err(|e| format!("stored rollup cells are unreadable: {e}"))?;
+            crate::json::from_str(text).map_err(|e| format!("stored rollup cells are unreadable: {e}"))?;
         let mut cells = Cells::default();
         for s in stored {
             let (k, m) = s.into_cell().ok_or("stored rollup cells hold an impossible histogram")?;

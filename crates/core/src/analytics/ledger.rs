@@ -204,7 +204,7 @@ pub fn metrics_of(row: &GroupRow, prices: &Prices) -> Result<Metrics, String> {
 /// The rows of [`GROUP_SQL`] (D1's `results`, as JSON) counted into cells. Provider and model
 /// names are made canonical here ([`names`]), so two spellings of one model are one cell.
 pub fn read_groups(results_json: &str, prices: &Prices) -> Result<LedgerRead, String> {
-    let rows: Vec<GroupRow> = serde_json::from_str(results_json)
+    let rows: Vec<GroupRow> = crate::json::from_str(results_json)
         .map_err(|e| format!("the ledger's rows are not the expected columns ({e})"))?;
     let mut out = LedgerRead::default();
     for (i, row) in rows.iter().enumerate() {

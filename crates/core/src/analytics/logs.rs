@@ -137,7 +137,7 @@ pub const WORKER_MARK: &str = "agent-gateway";
 const MAX_LABEL: usize = 100;
 
 fn label(raw: Option<&RawValue>) -> Option<String> {
-    let text: Cow<'_, str> = serde_json::from_str(raw?.get()).ok()?;
+    let text: Cow<'_, str> = crate::json::from_str(raw?.get()).ok()?;
     clean_label(&text)
 }
 
@@ -151,17 +151,17 @@ pub fn clean_label(text: &str) -> Option<String> {
 fn metadata(raw: Option<&RawValue>) -> Meta {
     let Some(raw) = raw else { return Meta::default() };
     // Usually JSON text inside a JSON string; the single-log API gives an object.
-    let text: Cow<'_, str> = match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+    let text: Cow<'_, str> = match crate::json::from_str::<Cow<'_, str>>(raw.get()) {
         Ok(inner) => inner,
         Err(_) => Cow::Borrowed(raw.get()),
     };
-    let Ok(meta) = serde_json::from_str::<RawMetadata<'_>>(&text) else { return Meta::default() };
+    let Ok(meta) = crate::json::from_str::<RawMetadata<'_>>(&text) else { return Meta::default() };
     let attempt = meta.attempt.and_then(|a| {
         let t = a.get().trim_matches('"');
         t.parse::<u32>().ok()
     });
     let from_worker =
-        meta.gateway.is_some_and(|g| serde_json::from_str::<Cow<'_, str>>(g.get()).is_ok_and(|s| s == WORKER_MARK));
+        meta.gateway.is_some_and(|g| crate::json::from_str::<Cow<'_, str>>(g.get()).is_ok_and(|s| s == WORKER_MARK));
     Meta { agent: label(meta.agent), repo: label(meta.repo), attempt, from_worker }
 }
 
@@ -360,7 +360,7 @@ impl LogsFailure {
 const MAX_MESSAGE: usize = 300;
 
 fn api_message(body: &str) -> String {
-    let from_envelope = serde_json::from_str::<Envelope<'_>>(body).ok().and_then(|e| {
+    let from_envelope = crate::json::from_str::<Envelope<'_>>(body).ok().and_then(|e| {
         let parts: Vec<String> = e
             .errors?
             .into_iter()
@@ -398,12 +398,12 @@ pub fn read_page(status: u16, retry_after: Option<&str>, body: &str) -> Result<L
         _ => return Err(LogsFailure::Rejected { status, message: api_message(body) }),
     }
     let envelope: Envelope<'_> =
-        serde_json::from_str(body).map_err(|e| LogsFailure::Malformed(format!("not a v4 JSON envelope ({e})")))?;
+        crate::json::from_str(body).map_err(|e| LogsFailure::Malformed(format!("not a v4 JSON envelope ({e})")))?;
     if envelope.success == Some(false) {
         return Err(LogsFailure::Malformed(format!("success is false ({})", api_message(body))));
     }
     let result = envelope.result.ok_or_else(|| LogsFailure::Malformed("no `result`".to_owned()))?;
-    let raw: Vec<RawEntry<'_>> = serde_json::from_str(result.get())
+    let raw: Vec<RawEntry<'_>> = crate::json::from_str(result.get())
         .map_err(|e| LogsFailure::Malformed(format!("`result` is not a list of log rows ({e})")))?;
     let entries =
         raw.into_iter().map(LogEntry::from_raw).collect::<Result<Vec<_>, _>>().map_err(LogsFailure::Malformed)?;

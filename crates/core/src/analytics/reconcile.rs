@@ -74,7 +74,7 @@ pub struct LedgerAttempt {
 
 /// The rows of [`ATTEMPTS_SQL`] (D1's `results`, as JSON), and whether the limit cut them.
 pub fn read_attempts(results_json: &str) -> Result<(Vec<LedgerAttempt>, bool), String> {
-    let mut rows: Vec<LedgerAttempt> = serde_json::from_str(results_json)
+    let mut rows: Vec<LedgerAttempt> = crate::json::from_str(results_json)
         .map_err(|e| format!("the ledger's attempts are not the expected columns ({e})"))?;
     let truncated = rows.len() > MAX_JOIN_ROWS as usize;
     rows.truncate(MAX_JOIN_ROWS as usize);

@@ -402,7 +402,7 @@ impl GatewayConfig {
     /// a price, or its provider's budget could not be enforced.
     pub fn from_json_with_prices(text: &str, prices: &Prices) -> Result<GatewayConfig, ConfigError> {
         let raw: RawConfig =
-            serde_json::from_str(text).map_err(|e| ConfigError(vec![format!("not valid configuration JSON: {e}")]))?;
+            crate::json::from_str(text).map_err(|e| ConfigError(vec![format!("not valid configuration JSON: {e}")]))?;
         let mut problems = Vec::new();
 
         let mut providers = BTreeMap::new();
@@ -419,7 +419,7 @@ impl GatewayConfig {
             }
             // A number, or a decimal string ("0.001"): either way its own digits, parsed exactly.
             let text = limits.daily_budget_usd.get();
-            let text = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
+            let text = crate::json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
             let breaker = limits.circuit_breaker.and_then(|b| b.policy(name, &mut problems));
             match Usd::parse_dollars(&text) {
                 Some(budget) if budget > Usd::ZERO => {

@@ -178,7 +178,7 @@ impl<'a> ChatRequest<'a> {
     fn stream_options_with_usage(&self, span: Range<usize>) -> String {
         let original = std::str::from_utf8(&self.body[span]).unwrap_or("{}");
         let mut out = String::from("{\"include_usage\":true");
-        if let Ok(entries) = serde_json::from_str::<Vec<(String, Box<RawValue>)>>(&object_as_pairs(original)) {
+        if let Ok(entries) = crate::json::from_str::<Vec<(String, Box<RawValue>)>>(&object_as_pairs(original)) {
             for (k, v) in entries.iter().filter(|(k, _)| k != "include_usage") {
                 out.push(',');
                 out.push_str(&serde_json::to_string(k).unwrap_or_default());
@@ -260,7 +260,7 @@ struct TopLevel<'a> {
 
 impl<'a> TopLevel<'a> {
     fn parse(text: &'a str) -> Result<Self, GatewayError> {
-        let mut de = serde_json::Deserializer::from_str(text);
+        let mut de = serde_json::Deserializer::from_slice(text.as_bytes());
         let entries = (&mut de).deserialize_map(EntriesVisitor).map_err(|e| {
             if e.is_data() && e.to_string().starts_with("duplicate key") {
                 invalid_request(&e.to_string())
@@ -319,7 +319,7 @@ fn span_of(text: &str, value: &str) -> Range<usize> {
 }
 
 fn parse_field<'a, T: Deserialize<'a>>(value: &'a str, name: &str, expected: &str) -> Result<T, GatewayError> {
-    serde_json::from_str(value).map_err(|_| invalid_request(&format!("`{name}` must be {expected}.")))
+    crate::json::from_str(value).map_err(|_| invalid_request(&format!("`{name}` must be {expected}.")))
 }
 
 fn invalid_json(message: &str) -> GatewayError {

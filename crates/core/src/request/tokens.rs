@@ -119,7 +119,7 @@ impl ScopedTokens {
     /// Reads the secret. A problem is described by position and agent, never by a key or a
     /// value: an operator who stored a token where its hash belongs must not see it in `/healthz`.
     pub fn parse(json: &str) -> Result<ScopedTokens, String> {
-        let Entries(entries) = serde_json::from_str(json).map_err(|e| {
+        let Entries(entries) = crate::json::from_str(json).map_err(|e| {
             let what = if e.is_data() {
                 "must be a JSON object of {\"<sha256 hex of a token>\": {\"agent\": \"…\", \"repositories\": [\"owner/name\" or \"owner/*\", …]}}"
             } else {

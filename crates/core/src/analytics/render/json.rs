@@ -372,7 +372,7 @@ pub(crate) mod tests {
     fn schema_and_exact_money() {
         let report = sample_report(vec![Dim::Provider, Dim::Day]);
         let text = render(&report);
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let v: serde_json::Value = crate::json::from_str(&text).unwrap();
         assert_eq!(v["object"], "analytics");
         assert_eq!(v["schema_version"], 1);
         assert_eq!(v["group_by"], serde_json::json!(["provider", "day"]));
@@ -433,7 +433,7 @@ pub(crate) mod tests {
 
     #[test]
     fn ledger_view_carries_the_join() {
-        let v: serde_json::Value = serde_json::from_str(&render(&ledger_report())).unwrap();
+        let v: serde_json::Value = crate::json::from_str(&render(&ledger_report())).unwrap();
         assert_eq!(v["source"]["name"], "ledger");
         assert_eq!(v["source"]["ledger_attempts"], 30);
         let c = &v["cross_check"];
@@ -454,7 +454,7 @@ pub(crate) mod tests {
         let mut skipped = ledger_report();
         skipped.reconciliation = None;
         skipped.reconciliation_skipped = Some("CF_API_TOKEN is not set".into());
-        let v: serde_json::Value = serde_json::from_str(&render(&skipped)).unwrap();
+        let v: serde_json::Value = crate::json::from_str(&render(&skipped)).unwrap();
         assert_eq!(
             (v["cross_check"]["ran"].as_bool(), v["cross_check"]["skipped"].as_str()),
             (Some(false), Some("CF_API_TOKEN is not set"))
@@ -462,7 +462,7 @@ pub(crate) mod tests {
         assert_eq!(v["cross_check"]["rows"], serde_json::json!([]));
         assert_eq!(v["totals"]["requests"], 30);
         // The logs' view has none of the join's fields.
-        let aig: serde_json::Value = serde_json::from_str(&render(&sample_report(vec![Dim::Provider]))).unwrap();
+        let aig: serde_json::Value = crate::json::from_str(&render(&sample_report(vec![Dim::Provider]))).unwrap();
         assert_eq!(aig["cross_check"]["against"], "price_table");
         assert!(aig["cross_check"].get("ran").is_none());
     }

@@ -421,14 +421,14 @@ mod tests {
         let a = event(Wire::Anthropic, Framing::Sse);
         assert!(a.starts_with("event: error\ndata: {"), "{a}");
         let data: serde_json::Value =
-            serde_json::from_str(a.lines().nth(1).unwrap().strip_prefix("data: ").unwrap()).unwrap();
+            crate::json::from_str(a.lines().nth(1).unwrap().strip_prefix("data: ").unwrap()).unwrap();
         assert_eq!(data["type"], "error");
         assert_eq!(data["error"]["message"], "stalled");
         let g = event(Wire::Gemini, Framing::Sse);
         assert!(g.starts_with("data: {\"error\":{\"code\":504,"), "{g}");
         // The array form continues and closes the array: the whole body stays valid JSON.
         let body = format!("[{}{}", GEMINI_ELEMENTS[0], event(Wire::Gemini, Framing::JsonArray));
-        let parsed: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        let parsed: Vec<serde_json::Value> = crate::json::from_str(&body).unwrap();
         assert_eq!(parsed[1]["error"]["code"], 504);
         assert!(NativeStream::new(Wire::Bedrock, Framing::Opaque).error_event(&err).is_none());
     }

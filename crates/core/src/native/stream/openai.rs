@@ -84,11 +84,11 @@ pub(super) fn inspect(tally: &mut StreamTally, name: &[u8], data: &[u8]) -> Resu
     match p.response.map(RawValue::get) {
         // Workers AI: `{"response":"text"}`.
         Some(raw) if raw.starts_with('"') => {
-            tally.saw_content |= serde_json::from_str::<String>(raw).is_ok_and(|s| !s.is_empty());
+            tally.saw_content |= crate::json::from_str::<String>(raw).is_ok_and(|s| !s.is_empty());
         }
         // Responses API: the response object, with the usage on `response.completed`.
         Some(raw) if raw.starts_with('{') => {
-            let r: ResponsesObject = serde_json::from_str(raw).unwrap_or_default();
+            let r: ResponsesObject = crate::json::from_str(raw).unwrap_or_default();
             if let Some(u) = r.usage.as_ref().and_then(UsageProbe::openai) {
                 tally.usage = Some(u);
             }

@@ -41,23 +41,39 @@ build: setup worker sim
 # the build up to date. (No flock, as on macOS: build unlocked.)
 worker:
 	@mkdir -p build
-	@if command -v flock >/dev/null; then flock build/.lock $(MAKE) -s build/index.js; \
-	else $(MAKE) -s build/index.js; fi
+	@if command -v flock >/dev/null; then flock build/.lock $(MAKE) -s $(WORKERS); \
+	else $(MAKE) -s $(WORKERS); fi
 
-# worker-build's output goes to build/generated/; build/index.js is js/entry.mjs bundled around
+# One crate, two Workers (src/lib.rs): the gateway (build/, wrangler.toml) and, built with
+# `--features analytics`, the analytics Worker it reaches over a Service Binding for /analytics
+# and the cron's work (build/analytics/, wrangler.analytics.toml).
+WORKERS := build/index.js build/analytics/index.js
+WORKER_INPUTS := $(WORKER_SOURCES) js/entry.mjs js/relay.mjs js/upstream.mjs tools/wasm-size.mjs
+
+# worker-build's output goes to <dir>/generated/; <dir>/index.js is js/entry.mjs bundled around
 # it (requests reach the generated handler through a plain object, not worker-build's
 # per-request Proxies: see js/entry.mjs). worker-build keeps the wasm name section (it runs
-# wasm-opt with --debuginfo): the shipped build/index_bg.wasm is stripped of it, and
-# build/index_bg.unstripped.wasm keeps it for reading traces (`node tools/wasm-size.mjs names
+# wasm-opt with --debuginfo): the shipped <dir>/index_bg.wasm is stripped of it, and
+# <dir>/index_bg.unstripped.wasm keeps it for reading traces (`node tools/wasm-size.mjs names
 # build/index_bg.unstripped.wasm N` names a `wasm-function[N]`) and for profiles (bench/run.py
-# --profile loads it).
-build/index.js: $(WORKER_SOURCES) js/entry.mjs js/relay.mjs js/upstream.mjs tools/wasm-size.mjs
+# --profile loads it). $(1): the directory; $(2): cargo's extra options.
+define worker_build
 	@command -v worker-build >/dev/null || { echo "worker-build is missing: run 'make setup'" >&2; exit 1; }
-	worker-build --release --out-dir build/generated
-	@mv build/generated/index_bg.wasm build/index_bg.unstripped.wasm
-	@node tools/wasm-size.mjs strip build/index_bg.unstripped.wasm build/index_bg.wasm
+	worker-build --release --out-dir $(1)/generated . $(2)
+	@mv $(1)/generated/index_bg.wasm $(1)/index_bg.unstripped.wasm
+	@node tools/wasm-size.mjs strip $(1)/index_bg.unstripped.wasm $(1)/index_bg.wasm
 	@esbuild js/entry.mjs --bundle --format=esm --minify --log-level=warning \
-		'--external:*.wasm' '--external:cloudflare:*' --outfile=build/index.js
+		'--external:*.wasm' '--external:cloudflare:*' --alias:generated-worker=$(CURDIR)/$(1)/generated/index.js \
+		--outfile=$(1)/index.js
+endef
+
+build/index.js: $(WORKER_INPUTS)
+	$(call worker_build,build,)
+
+# Built after the gateway (never at once: both link target/wasm32-unknown-unknown/release/).
+build/analytics/index.js: $(WORKER_INPUTS) build/index.js
+	@mkdir -p build/analytics
+	$(call worker_build,build/analytics,--features analytics)
 
 sim: $(SIM)
 $(SIM): $(shell find crates/aig-sim -name '*.rs') crates/aig-sim/Cargo.toml Cargo.lock
@@ -85,18 +101,20 @@ test-unit:
 test-e2e: build agw
 	.venv/bin/python -m pytest -q --durations=15 tests/e2e
 
-# `wrangler deploy` up to the upload, offline: runs the [build] step, validates wrangler.toml
-# (bindings, Durable Object migrations, crons) and bundles what it would upload; then that bundle's
-# size beside Workers' upload limits, which apply compressed (measured as wrangler measures it: the
-# modules gzipped together). The example agent Worker too, so that it cannot rot.
+# `wrangler deploy` up to the upload, offline, for both Workers (wrangler.toml and
+# wrangler.analytics.toml): runs the [build] step, validates the config (bindings, Durable Object
+# migrations, crons) and bundles what it would upload; then that bundle's size beside Workers'
+# upload limits, which apply compressed (measured as wrangler measures it: the modules gzipped
+# together). The example agent Worker too, so that it cannot rot.
 .PHONY: deploy-check
 deploy-check: export DEPLOY_SIZES = $(DEPLOY_SIZES_JS)
 deploy-check:
 	@scripts/setup.sh build
-	@rm -rf build/deploy build/deploy-agent-worker
+	@rm -rf build/deploy build/deploy-analytics build/deploy-agent-worker
 	npx wrangler deploy --dry-run --outdir build/deploy
+	npx wrangler deploy --dry-run --outdir build/deploy-analytics --config wrangler.analytics.toml
 	npx wrangler deploy --dry-run --outdir $(CURDIR)/build/deploy-agent-worker --config examples/agent-worker/wrangler.toml
-	@node -e "$$DEPLOY_SIZES" build/deploy build/deploy-agent-worker
+	@node -e "$$DEPLOY_SIZES" build/deploy build/deploy-analytics build/deploy-agent-worker
 
 define DEPLOY_SIZES_JS
 const fs = require("fs"), path = require("path"), zlib = require("zlib");
@@ -129,6 +147,7 @@ lint: lint-shell
 	cargo fmt --all -- --check
 	cargo clippy --quiet -p gateway-core -p aig-sim -p agw --all-targets -- -D warnings
 	cargo clippy --quiet -p agent-gateway --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy --quiet -p agent-gateway --target wasm32-unknown-unknown --features analytics -- -D warnings
 
 lint-shell:
 	@command -v shellcheck >/dev/null || scripts/setup.sh lint
@@ -169,8 +188,12 @@ fuzz:
 
 # The shipped wasm's size (raw, gzipped) and its sections; by the names of the unstripped copy,
 # the crates and the functions its code comes from.
+# The gateway's wasm against the target (it is what every chat isolate loads); then the analytics
+# Worker's, which only /analytics and the cron load.
 size: worker
 	@node tools/wasm-size.mjs report build/index_bg.wasm build/index_bg.unstripped.wasm 15
+	@echo
+	@node tools/wasm-size.mjs report build/analytics/index_bg.wasm build/analytics/index_bg.unstripped.wasm 5 --no-target
 
 clean:
 	rm -rf build target .wrangler

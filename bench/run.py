@@ -156,8 +156,8 @@ class WorkerSpec:
     foreign_objects: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def wrangler_toml() -> dict:
-    return tomllib.loads((TREE / "wrangler.toml").read_text())
+def wrangler_toml(name: str = "wrangler.toml") -> dict:
+    return tomllib.loads((TREE / name).read_text())
 
 
 def wrangler_durable_objects(toml: dict) -> list[tuple[str, str, bool]]:

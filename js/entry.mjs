@@ -1,5 +1,6 @@
-// The Worker's entry module (bundled by `make worker` into build/index.js, around worker-build's
-// output in build/generated/).
+// The entry module of both Workers (bundled by `make worker` into build/index.js and
+// build/analytics/index.js, around worker-build's output in <dir>/generated/, which esbuild's
+// alias `generated-worker` names).
 //
 // worker-build's own entry exports `new Proxy(Entrypoint, …)`: every request constructs an
 // Entrypoint through a `construct` trap, wraps the instance in a second Proxy whose `get` trap
@@ -17,29 +18,33 @@
 // fresh instance (left set, that request hangs until the runtime cancels it).
 // tests/e2e/test_panic_recovery.py: one request panics, the next is served.
 
-import Generated from "../build/generated/index.js";
+import Generated from "generated-worker";
 
 // The Durable Object classes, as worker-build exports them.
-export * from "../build/generated/index.js";
+export * from "generated-worker";
 
 // worker-build's handlers, e.g. `function fetch(req) { return exports.fetch.call(this, req,
 // this.env, this.ctx) }`: the Proxy traps only construction, so the prototype is the plain one.
+// The analytics Worker has no scheduled handler (the gateway's cron asks it over its binding).
 const { fetch: wasmFetch, scheduled: wasmScheduled } = Generated.prototype;
-if (typeof wasmFetch !== "function" || typeof wasmScheduled !== "function") {
-  throw new Error("worker-build's entry no longer has fetch and scheduled handlers: update js/entry.mjs");
+if (typeof wasmFetch !== "function") {
+  throw new Error("worker-build's entry no longer has a fetch handler: update js/entry.mjs");
 }
 
 // Set by the worker crate's start function (globalThis.__worker_init_state), shared with the
 // proxies of the Durable Object classes.
 const state = globalThis.__worker_init_state;
 
-export default {
+const handlers = {
   fetch(request, env, ctx) {
     if (state.criticalError) state.criticalError = false;
     return wasmFetch.call({ env, ctx }, request);
   },
-  scheduled(event, env, ctx) {
+};
+if (typeof wasmScheduled === "function") {
+  handlers.scheduled = function scheduled(event, env, ctx) {
     if (state.criticalError) state.criticalError = false;
     return wasmScheduled.call({ env, ctx }, event);
-  },
-};
+  };
+}
+export default handlers;

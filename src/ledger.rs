@@ -9,7 +9,9 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use gateway_core::account::ledger::{self, Row, Value, INSERT, PRUNE, PRUNE_BATCH};
+use gateway_core::account::ledger::{self, Row, Value, INSERT};
+#[cfg(feature = "analytics")]
+use gateway_core::account::ledger::{PRUNE, PRUNE_BATCH};
 use js_sys::{Array, Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -92,6 +94,7 @@ async fn insert(env: &Env, rows: &[Row]) -> Result<(), JsValue> {
 
 /// The cron's part: deletes the rows of days before the retention window, a bounded batch per
 /// statement, up to `max_batches` statements. Returns how many rows went.
+#[cfg(feature = "analytics")]
 pub async fn prune(env: &Env, now_ms: i64, retention_days: u32, max_batches: u32) -> Result<u64, String> {
     let first_kept = ledger::first_kept_day(now_ms, retention_days);
     let mut deleted = 0;
@@ -106,6 +109,7 @@ pub async fn prune(env: &Env, now_ms: i64, retention_days: u32, max_batches: u32
 }
 
 /// Runs one statement; the rows it changed.
+#[cfg(feature = "analytics")]
 async fn run(env: &Env, sql: &str, params: &[Value]) -> Result<u64, JsValue> {
     let db = database(env)?;
     let statement = method(&db, "prepare")?.call1(&db, &JsValue::from_str(sql))?;
@@ -125,7 +129,7 @@ pub async fn callers_on(env: &Env, day: i64, limit: u32) -> Result<Vec<(Option<S
     }
     let sql = "SELECT DISTINCT agent, repository FROM attempts WHERE day = ?1 LIMIT ?2";
     let text = all_json(env, sql, &[Value::Int(day), Value::Int(limit.into())]).await?;
-    let rows: Vec<Caller> = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let rows: Vec<Caller> = gateway_core::json::from_str(&text).map_err(|e| e.to_string())?;
     Ok(rows.into_iter().map(|c| (c.agent, c.repository)).collect())
 }
 

@@ -3,6 +3,18 @@
 //! This file is the table of contents: it resolves the route, authenticates, and hands the
 //! request to one small handler. Every decision is made by `gateway_core` (plain Rust, tested
 //! natively); the shell only translates between the Workers runtime and it.
+//!
+//! One crate, two Workers. The default build is the gateway (`build/index_bg.wasm`): every route
+//! on the request's path, the limiter and idempotency objects, and the hourly cron's trigger.
+//! `--features analytics` builds the analytics Worker (`build/analytics/index_bg.wasm`): the
+//! `/analytics` view, its rollup object, and the cron's work (rollups, ledger pruning). The
+//! gateway reaches it over the `ANALYTICS` Service Binding (`crate::analytics::binding`), so
+//! the code of the views (about a quarter of the wasm) is neither loaded nor compiled by the
+//! isolates that serve chat.
+
+// The analytics Worker compiles the shared shell (context, ledger, respond...) but serves one
+// route: what only the gateway reaches is dead code there, and not linked.
+#![cfg_attr(feature = "analytics", allow(dead_code, unused_imports))]
 
 mod aig;
 mod alerts;
@@ -20,7 +32,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use gateway_core::request::route;
-use worker::{event, web_sys, Context, Env, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{event, web_sys, Context, Env, Response, Result};
+#[cfg(not(feature = "analytics"))]
+use worker::{ScheduleContext, ScheduledEvent};
 
 use crate::context::Ctx;
 use crate::incoming::Incoming;
@@ -32,6 +46,7 @@ fn start() {
 }
 
 /// The runtime's own request, not workers-rs' `Request` (see `incoming`).
+#[cfg(not(feature = "analytics"))]
 #[event(fetch)]
 async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<Response> {
     let req = Incoming::new(raw);
@@ -72,7 +87,7 @@ async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<R
         route::Route::Limits => Box::pin(routes::limits::handle(&req, &env, &ctx)),
         route::Route::Native(provider) => Box::pin(routes::native::handle(req, &env, &worker_ctx, &ctx, provider)),
         route::Route::Admin => Box::pin(routes::admin::handle(req, &ctx)),
-        route::Route::Analytics => Box::pin(routes::analytics::handle(req, &env, &ctx)),
+        route::Route::Analytics => Box::pin(analytics::binding::forward(req, &env)),
     };
     served.await
 }
@@ -86,20 +101,17 @@ async fn test_panic() {
     panic!("GATEWAY_TEST_PANIC_PATH requested: a test of panic recovery");
 }
 
-/// Cron (`[triggers] crons`): keeps the daily analytics rollups up to date, and prunes the
-/// ledger's rows older than `LEDGER_RETENTION_DAYS`.
+/// Cron (`[triggers] crons`): asks the analytics Worker to bring the daily rollups up to date
+/// and to prune the ledger (`crate::analytics::entry::cron`).
+#[cfg(not(feature = "analytics"))]
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let run = analytics::rollups::run(&env).await;
-    if let Ok(line) = serde_json::to_string(&run) {
-        worker::console_log!("{line}");
-    }
-    // An hourly run deletes at most 40 batches (200,000 rows): a backlog clears over a few runs
-    // without any one of them nearing a Worker's limits.
-    let retention = Ctx::load(&env).settings.ledger_retention_days;
-    let line = match ledger::prune(&env, analytics::now_ms(), retention, 40).await {
-        Ok(deleted) => serde_json::json!({"event": "ledger_pruned", "retention_days": retention, "deleted": deleted}),
-        Err(error) => serde_json::json!({"event": "ledger_prune_failed", "error": error}),
-    };
-    worker::console_log!("{line}");
+    analytics::binding::cron(&env).await;
+}
+
+/// The analytics Worker: `/analytics`, and the cron's work when the gateway asks for it.
+#[cfg(feature = "analytics")]
+#[event(fetch)]
+async fn fetch(raw: web_sys::Request, env: Env, _worker_ctx: Context) -> Result<Response> {
+    analytics::entry::serve(Incoming::new(raw), &env).await
 }

@@ -113,12 +113,14 @@ fn replay(answer: StoredAnswer) -> Response {
 }
 
 /// `IdempotencyStore`: the Durable Object holding one key's [`Record`], deleted a day after first use.
+#[cfg(not(feature = "analytics"))]
 #[durable_object(alarm)]
 pub struct IdempotencyStore {
     state: State,
     record: JsonState<Record>,
 }
 
+#[cfg(not(feature = "analytics"))]
 impl DurableObject for IdempotencyStore {
     fn new(state: State, _env: Env) -> Self {
         IdempotencyStore { state, record: JsonState::new() }

@@ -4,5 +4,6 @@
 pub mod idempotency;
 pub mod leases;
 pub mod limiter;
+#[cfg(not(feature = "analytics"))]
 pub mod limiter_object;
 pub mod state;

@@ -1,6 +1,7 @@
 //! One handler per route.
 
 pub mod admin;
+#[cfg(feature = "analytics")]
 pub mod analytics;
 pub mod chat;
 pub mod health;

@@ -95,10 +95,12 @@ def workerd_cold_reads(sim: Sim, window: dict, reads: int = 3) -> tuple[list[flo
     sys.path.insert(0, str(ROOT / "bench"))
     import run as harness  # bench/run.py: capnp config and process handling for workerd serve
 
-    toml = harness.wrangler_toml()
+    # The analytics Worker alone (the gateway only hands /analytics to it over a binding).
+    toml = harness.wrangler_toml("wrangler.analytics.toml")
+    built = ROOT / "build" / "analytics"
     spec = harness.WorkerSpec(
         "analytics",
-        [("index.js", "esModule", ROOT / "build" / "index.js"), ("index_bg.wasm", "wasm", ROOT / "build" / "index_bg.wasm")],
+        [("index.js", "esModule", built / "index.js"), ("index_bg.wasm", "wasm", built / "index_bg.wasm")],
         {
             **{k: str(v) for k, v in toml.get("vars", {}).items()},
             "CF_ACCOUNT_ID": conftest.ACCOUNT_ID,

@@ -29,24 +29,31 @@ SIM_BIN = ROOT / "target" / "debug" / "aig-sim"
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
 
 
-def write_e2e_wrangler_toml(directory: Path) -> Path:
+def write_e2e_wrangler_toml(directory: Path, source: str = "wrangler.toml", main: str = "build/index.js") -> Path:
     """The tests run the Worker `make build` built, as it is: wrangler.toml without its [build]
     step (wrangler neither rebuilds at start nor restarts when a source file changes mid-run),
     `main` made absolute, written into a directory of the Worker's own, so that each `wrangler
     dev` keeps its own `.wrangler/tmp` (instances sharing one clobber each other's bundles)."""
     kept, skipping = [], False
-    for line in (ROOT / "wrangler.toml").read_text().splitlines():
+    for line in (ROOT / source).read_text().splitlines():
         stripped = line.strip()
         if stripped.startswith("["):
             skipping = stripped == "[build]"
         if skipping:
             continue
         if stripped.startswith("main ="):
-            line = f'main = "{ROOT / "build" / "index.js"}"'
+            line = f'main = "{ROOT / main}"'
         kept.append(line)
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "wrangler.toml"
     path.write_text("\n".join(kept) + "\n")
     return path
+
+
+def write_e2e_analytics_toml(directory: Path) -> Path:
+    """The analytics Worker's config (wrangler.analytics.toml), as `write_e2e_wrangler_toml` makes
+    the gateway's: the gateway reaches it over its ANALYTICS binding, in the same wrangler dev."""
+    return write_e2e_wrangler_toml(directory, "wrangler.analytics.toml", "build/analytics/index.js")
 
 _LEDGER_TEMPLATE: Path | None = None
 
@@ -174,16 +181,20 @@ class Sim:
 
 
 class Worker:
-    """The built Worker in `wrangler dev`, configured through an env file and `--var`s."""
+    """The built Worker in `wrangler dev` (and the analytics Worker it binds to), configured
+    through the .dev.vars beside each one's config."""
 
     def __init__(self, name: str, values: dict[str, str], ledger_rows: list[dict] | None = None):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = ARTIFACTS / f"worker-{name}.log"
-        self.env_file = Path(tempfile.mkdtemp(prefix="agw-e2e-")) / ".env"
-        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         self.home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
         self.config = write_e2e_wrangler_toml(self.home)
+        # The analytics Worker, behind the gateway's ANALYTICS binding in the same wrangler dev:
+        # each Worker reads the .dev.vars beside its own config, and both get the test's values.
+        self.analytics_config = write_e2e_analytics_toml(self.home / "analytics")
+        for directory in (self.home, self.home / "analytics"):
+            (directory / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         shutil.copytree(migrated_state(), self.home / "state")
         if ledger_rows:
             seed_ledger(self.ledger_file(), ledger_rows)
@@ -197,15 +208,23 @@ class Worker:
         self.starts += 1
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true", NO_COLOR="1")
+        env = dict(
+            os.environ,
+            WRANGLER_SEND_METRICS="false",
+            CI="true",
+            NO_COLOR="1",
+            # A registry of its own: ANALYTICS must resolve to the analytics Worker of this
+            # process, never to one of the other `wrangler dev` running at once.
+            WRANGLER_REGISTRY_PATH=str(self.home / "registry"),
+        )
         self.proc = subprocess.Popen(
             [
                 str(WRANGLER), "dev",
-                "--config", str(self.config),
+                "-c", str(self.config),
+                "-c", str(self.analytics_config),
                 "--ip", "127.0.0.1",
                 "--port", str(self.port),
                 "--inspector-port", str(free_port()),
-                "--env-file", str(self.env_file),
                 "--persist-to", str(self.home / "state"),
                 "--show-interactive-dev-session=false",
                 "--log-level", "log",

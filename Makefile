@@ -45,9 +45,9 @@ worker:
 	else $(MAKE) -s $(WORKERS); fi
 
 # One crate, two Workers (src/lib.rs): the gateway (build/, wrangler.toml) and, built with
-# `--features analytics`, the analytics Worker it reaches over a Service Binding for /analytics
-# and the cron's work (build/analytics/, wrangler.analytics.toml).
-WORKERS := build/index.js build/analytics/index.js
+# `--features state`, the state Worker it reaches over a Service Binding for /analytics
+# and the cron's work (build/state/, wrangler.state.toml).
+WORKERS := build/index.js build/state/index.js
 WORKER_INPUTS := $(WORKER_SOURCES) js/entry.mjs js/relay.mjs js/upstream.mjs tools/wasm-size.mjs
 
 # worker-build's output goes to <dir>/generated/; <dir>/index.js is js/entry.mjs bundled around
@@ -71,9 +71,9 @@ build/index.js: $(WORKER_INPUTS)
 	$(call worker_build,build,)
 
 # Built after the gateway (never at once: both link target/wasm32-unknown-unknown/release/).
-build/analytics/index.js: $(WORKER_INPUTS) build/index.js
-	@mkdir -p build/analytics
-	$(call worker_build,build/analytics,--features analytics)
+build/state/index.js: $(WORKER_INPUTS) build/index.js
+	@mkdir -p build/state
+	$(call worker_build,build/state,--features state)
 
 sim: $(SIM)
 $(SIM): $(shell find crates/aig-sim -name '*.rs') crates/aig-sim/Cargo.toml Cargo.lock
@@ -102,7 +102,7 @@ test-e2e: build agw
 	.venv/bin/python -m pytest -q --durations=15 tests/e2e
 
 # `wrangler deploy` up to the upload, offline, for both Workers (wrangler.toml and
-# wrangler.analytics.toml): runs the [build] step, validates the config (bindings, Durable Object
+# wrangler.state.toml): runs the [build] step, validates the config (bindings, Durable Object
 # migrations, crons) and bundles what it would upload; then that bundle's size beside Workers'
 # upload limits, which apply compressed (measured as wrangler measures it: the modules gzipped
 # together). The example agent Worker too, so that it cannot rot.
@@ -110,11 +110,11 @@ test-e2e: build agw
 deploy-check: export DEPLOY_SIZES = $(DEPLOY_SIZES_JS)
 deploy-check:
 	@scripts/setup.sh build
-	@rm -rf build/deploy build/deploy-analytics build/deploy-agent-worker
+	@rm -rf build/deploy build/deploy-state build/deploy-agent-worker
 	npx wrangler deploy --dry-run --outdir build/deploy
-	npx wrangler deploy --dry-run --outdir build/deploy-analytics --config wrangler.analytics.toml
+	npx wrangler deploy --dry-run --outdir build/deploy-state --config wrangler.state.toml
 	npx wrangler deploy --dry-run --outdir $(CURDIR)/build/deploy-agent-worker --config examples/agent-worker/wrangler.toml
-	@node -e "$$DEPLOY_SIZES" build/deploy build/deploy-analytics build/deploy-agent-worker
+	@node -e "$$DEPLOY_SIZES" build/deploy build/deploy-state build/deploy-agent-worker
 
 define DEPLOY_SIZES_JS
 const fs = require("fs"), path = require("path"), zlib = require("zlib");
@@ -147,7 +147,7 @@ lint: lint-shell
 	cargo fmt --all -- --check
 	cargo clippy --quiet -p gateway-core -p aig-sim -p agw --all-targets -- -D warnings
 	cargo clippy --quiet -p agent-gateway --target wasm32-unknown-unknown -- -D warnings
-	cargo clippy --quiet -p agent-gateway --target wasm32-unknown-unknown --features analytics -- -D warnings
+	cargo clippy --quiet -p agent-gateway --target wasm32-unknown-unknown --features state -- -D warnings
 
 lint-shell:
 	@command -v shellcheck >/dev/null || scripts/setup.sh lint
@@ -188,12 +188,12 @@ fuzz:
 
 # The shipped wasm's size (raw, gzipped) and its sections; by the names of the unstripped copy,
 # the crates and the functions its code comes from.
-# The gateway's wasm against the target (it is what every chat isolate loads); then the analytics
-# Worker's, which only /analytics and the cron load.
+# The gateway's wasm against the target (it is what every request's isolate loads); then the
+# state Worker's (its Durable Objects, /analytics and the cron).
 size: worker
 	@node tools/wasm-size.mjs report build/index_bg.wasm build/index_bg.unstripped.wasm 15
 	@echo
-	@node tools/wasm-size.mjs report build/analytics/index_bg.wasm build/analytics/index_bg.unstripped.wasm 5 --no-target
+	@node tools/wasm-size.mjs report build/state/index_bg.wasm build/state/index_bg.unstripped.wasm 5 --no-target
 
 clean:
 	rm -rf build target .wrangler

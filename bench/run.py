@@ -154,6 +154,9 @@ class WorkerSpec:
     durable_objects: list[tuple[str, str, bool]] = field(default_factory=list)
     # (binding name, service, class name): another Worker's Durable Object namespace.
     foreign_objects: list[tuple[str, str, str]] = field(default_factory=list)
+    # Workers it binds to, run in the same workerd (ours: the state Worker, which hosts its
+    # Durable Objects; workerd runs a namespace only in the process that binds it).
+    companions: list["WorkerSpec"] = field(default_factory=list)
 
 
 def wrangler_toml(name: str = "wrangler.toml") -> dict:
@@ -171,30 +174,48 @@ def wrangler_durable_objects(toml: dict) -> list[tuple[str, str, bool]]:
 
 
 def ours_spec(sim: Sim, extra_vars: dict[str, str] | None = None) -> WorkerSpec:
-    # worker-build's output: an ES module that imports "cloudflare:workers" (built into workerd)
-    # and "./index_bg.wasm"; nothing else (checked below, so a new import fails loudly).
-    index = TREE / "build" / "index.js"
-    imports = set(re.findall(r'(?:import|from)\s*"([^"]+)"', index.read_text()))
-    unknown = imports - {"cloudflare:workers", "./index_bg.wasm"}
-    if unknown:
-        raise SystemExit(f"build/index.js imports modules the bench does not provide: {sorted(unknown)}")
-    toml = wrangler_toml()
-    # wrangler.toml's [vars] first (the deployed defaults), then the bench's own values.
+    """The gateway, with the state Worker beside it (its Durable Objects are the state Worker's,
+    bound by script name as in production)."""
+    gateway_toml, state_toml = wrangler_toml(), wrangler_toml("wrangler.state.toml")
+
+    def built(directory: Path) -> list[tuple[str, str, Path]]:
+        # worker-build's output: an ES module that imports "cloudflare:workers" (built into
+        # workerd) and "./index_bg.wasm"; nothing else (checked, so a new import fails loudly).
+        index = directory / "index.js"
+        imports = set(re.findall(r'(?:import|from)\s*"([^"]+)"', index.read_text()))
+        unknown = imports - {"cloudflare:workers", "./index_bg.wasm"}
+        if unknown:
+            raise SystemExit(f"{index} imports modules the bench does not provide: {sorted(unknown)}")
+        return [("index.js", "esModule", index), ("index_bg.wasm", "wasm", directory / "index_bg.wasm")]
+
+    # The config's [vars] first (the deployed defaults), then the bench's own values.
+    values = {
+        "CF_ACCOUNT_ID": ACCOUNT_ID,
+        "AI_GATEWAY_ID": GATEWAY_ID,
+        "AI_GATEWAY_URL": f"http://{sim.address}/v1",
+        "CF_API_URL": f"http://{sim.address}/client/v4",
+        "AGENT_TOKEN": AGENT_TOKEN,
+        "CF_AIG_TOKEN": AIG_TOKEN,
+        "GATEWAY_CONFIG": bench_gateway_config(),
+        **(extra_vars or {}),
+    }
+    state = WorkerSpec(
+        "state",
+        built(TREE / "build" / "state"),
+        {**{k: str(v) for k, v in state_toml.get("vars", {}).items()}, **values},
+        wrangler_durable_objects(state_toml),
+    )
     return WorkerSpec(
         "ours",
-        [("index.js", "esModule", index), ("index_bg.wasm", "wasm", TREE / "build" / "index_bg.wasm")],
-        {
-            **{k: str(v) for k, v in toml.get("vars", {}).items()},
-            "CF_ACCOUNT_ID": ACCOUNT_ID,
-            "AI_GATEWAY_ID": GATEWAY_ID,
-            "AI_GATEWAY_URL": f"http://{sim.address}/v1",
-            "CF_API_URL": f"http://{sim.address}/client/v4",
-            "AGENT_TOKEN": AGENT_TOKEN,
-            "CF_AIG_TOKEN": AIG_TOKEN,
-            "GATEWAY_CONFIG": bench_gateway_config(),
-            **(extra_vars or {}),
-        },
-        wrangler_durable_objects(toml),
+        built(TREE / "build"),
+        {**{k: str(v) for k, v in gateway_toml.get("vars", {}).items()}, **values},
+        wrangler_durable_objects(gateway_toml),
+        foreign_objects=[
+            (b["name"], "state", b["class_name"])
+            for b in gateway_toml.get("durable_objects", {}).get("bindings", [])
+            if b.get("script_name") == state_toml["name"]
+        ],
+        companions=[state],
     )
 
 
@@ -222,7 +243,8 @@ def worker_def(spec: WorkerSpec) -> str:
     """The capnp definition of one Worker: its modules (embedded from the config's folder), vars
     as text bindings, and its Durable Object namespaces (or bindings to another Worker's)."""
     modules = ",\n".join(
-        f"    (name = {capnp_string(m)}, {kind} = embed {capnp_string(m)})" for m, kind, _ in spec.modules
+        f"    (name = {capnp_string(m)}, {kind} = embed {capnp_string(spec.name + '/' + m)})"
+        for m, kind, _ in spec.modules
     )
     bindings = [f"    (name = {capnp_string(k)}, text = {capnp_string(v)})" for k, v in spec.bindings.items()]
     durable_objects = ""
@@ -267,9 +289,11 @@ class Workerd:
         here = workdir / f"{spec.name}-{self.port}"
         here.mkdir(parents=True)
         specs = [spec] + list(also)
+        specs += [c for sp in list(specs) for c in sp.companions if c.name not in {x.name for x in specs}]
         for sp in specs:
+            (here / sp.name).mkdir(exist_ok=True)
             for module, _, path in sp.modules:
-                shutil.copyfile(path, here / module)
+                shutil.copyfile(path, here / sp.name / module)
         config = here / "config.capnp"
         config.write_text(
             WORKER_TEMPLATE.format(
@@ -588,16 +612,17 @@ def profile(args, sim: Sim, spec: WorkerSpec, tmp: Path, running: list) -> None:
 
 def limiter_ceiling(args, ours_s: WorkerSpec, tmp: Path, running: list) -> None:
     """How many operations per second one provider's limiter object sustains: our Worker's
-    `ProviderLimiter` in `workerd serve`, driven by `bench/limiter-driver.js` (a JS Worker in the
+    `ProviderLimiter` (the state Worker's) in `workerd serve`, driven by `bench/limiter-driver.js` (a JS Worker in the
     same process, bound to the class) under wrk. The driver shares the process and the machine,
     so these are lower bounds of what one object does on Cloudflare."""
     driver = WorkerSpec(
         "driver",
         [("limiter-driver.js", "esModule", BENCH / "limiter-driver.js")],
         {},
-        foreign_objects=[("LIMITER", "ours", "ProviderLimiter")],
+        foreign_objects=[("LIMITER", "state", "ProviderLimiter")],
     )
-    w = Workerd(driver, tmp, also=(ours_s,))
+    # The object is the state Worker's (ours' companion).
+    w = Workerd(driver, tmp, also=tuple(ours_s.companions))
     running.append(w)
     body = tmp / "limiter-body.json"
     body.write_bytes(b"{}")

@@ -1,5 +1,5 @@
 // The entry module of both Workers (bundled by `make worker` into build/index.js and
-// build/analytics/index.js, around worker-build's output in <dir>/generated/, which esbuild's
+// build/state/index.js, around worker-build's output in <dir>/generated/, which esbuild's
 // alias `generated-worker` names).
 //
 // worker-build's own entry exports `new Proxy(Entrypoint, …)`: every request constructs an
@@ -25,7 +25,7 @@ export * from "generated-worker";
 
 // worker-build's handlers, e.g. `function fetch(req) { return exports.fetch.call(this, req,
 // this.env, this.ctx) }`: the Proxy traps only construction, so the prototype is the plain one.
-// The analytics Worker has no scheduled handler (the gateway's cron asks it over its binding).
+// The state Worker has no scheduled handler (the gateway's cron asks it over its binding).
 const { fetch: wasmFetch, scheduled: wasmScheduled } = Generated.prototype;
 if (typeof wasmFetch !== "function") {
   throw new Error("worker-build's entry no longer has a fetch handler: update js/entry.mjs");

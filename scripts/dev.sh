@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make dev`: the Worker in `wrangler dev` (with the analytics Worker it binds to), against the
+# `make dev`: the Worker in `wrangler dev` (with the state Worker it binds to), against the
 # bundled AI Gateway simulator when .dev.vars points at loopback (as .dev.vars.example does), or
 # against Cloudflare when it holds real values.
 # PORT (default 8787) is wrangler's port. Ctrl-C stops everything it started.
@@ -94,11 +94,11 @@ log "applying the ledger's migrations (migrations/) to the local D1 database"
 migrate_out=$(node_modules/.bin/wrangler d1 migrations apply LEDGER --local </dev/null 2>&1) \
   || die "wrangler d1 migrations apply failed: $migrate_out"
 
-# Both Workers in one wrangler dev: the gateway on the port, the analytics Worker behind its
-# ANALYTICS binding (each reads this directory's .dev.vars).
-log "starting wrangler dev on http://127.0.0.1:$PORT (the gateway, and the analytics Worker behind it)"
+# Both Workers in one wrangler dev: the gateway on the port, the state Worker behind its
+# STATE binding (each reads this directory's .dev.vars).
+log "starting wrangler dev on http://127.0.0.1:$PORT (the gateway, and the state Worker behind it)"
 set -m
-node_modules/.bin/wrangler dev -c wrangler.toml -c wrangler.analytics.toml \
+node_modules/.bin/wrangler dev -c wrangler.toml -c wrangler.state.toml \
   --ip 127.0.0.1 --port "$PORT" --show-interactive-dev-session=false </dev/null &
 wrangler_pid=$!
 set +m

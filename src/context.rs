@@ -53,6 +53,8 @@ impl Ctx {
         })
     }
 
+    /// Every secret's value, for redaction (the state Worker's views and management calls).
+    #[cfg(feature = "state")]
     pub fn secrets(&self) -> Vec<&str> {
         self.settings.secret_values()
     }

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use gateway_core::account::ledger::{self, Row, Value, INSERT};
-#[cfg(feature = "analytics")]
+#[cfg(feature = "state")]
 use gateway_core::account::ledger::{PRUNE, PRUNE_BATCH};
 use js_sys::{Array, Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -94,7 +94,7 @@ async fn insert(env: &Env, rows: &[Row]) -> Result<(), JsValue> {
 
 /// The cron's part: deletes the rows of days before the retention window, a bounded batch per
 /// statement, up to `max_batches` statements. Returns how many rows went.
-#[cfg(feature = "analytics")]
+#[cfg(feature = "state")]
 pub async fn prune(env: &Env, now_ms: i64, retention_days: u32, max_batches: u32) -> Result<u64, String> {
     let first_kept = ledger::first_kept_day(now_ms, retention_days);
     let mut deleted = 0;
@@ -109,7 +109,7 @@ pub async fn prune(env: &Env, now_ms: i64, retention_days: u32, max_batches: u32
 }
 
 /// Runs one statement; the rows it changed.
-#[cfg(feature = "analytics")]
+#[cfg(feature = "state")]
 async fn run(env: &Env, sql: &str, params: &[Value]) -> Result<u64, JsValue> {
     let db = database(env)?;
     let statement = method(&db, "prepare")?.call1(&db, &JsValue::from_str(sql))?;

@@ -5,16 +5,18 @@
 //! natively); the shell only translates between the Workers runtime and it.
 //!
 //! One crate, two Workers. The default build is the gateway (`build/index_bg.wasm`): every route
-//! on the request's path, the limiter and idempotency objects, and the hourly cron's trigger.
-//! `--features analytics` builds the analytics Worker (`build/analytics/index_bg.wasm`): the
-//! `/analytics` view, its rollup object, and the cron's work (rollups, ledger pruning). The
-//! gateway reaches it over the `ANALYTICS` Service Binding (`crate::analytics::binding`), so
-//! the code of the views (about a quarter of the wasm) is neither loaded nor compiled by the
-//! isolates that serve chat.
+//! on the request's path (leases, the upstream calls, the ledger's writes) and the hourly cron's
+//! trigger, with no state of its own. `--features state` builds the state Worker
+//! (`build/state/index_bg.wasm`): the Durable Objects (limiters, idempotency store, rollups),
+//! the back office (`/analytics`, `/admin/gateways`) and the cron's work (rollups, ledger
+//! pruning). The gateway binds its
+//! objects by script name and reaches the rest over the `STATE` Service Binding
+//! (`crate::state`), so the isolates that serve requests load, decode and compile neither the
+//! objects' code nor the views' (together about a third of the wasm).
 
-// The analytics Worker compiles the shared shell (context, ledger, respond...) but serves one
+// The state Worker compiles the shared shell (context, ledger, respond...) but serves one
 // route: what only the gateway reaches is dead code there, and not linked.
-#![cfg_attr(feature = "analytics", allow(dead_code, unused_imports))]
+#![cfg_attr(feature = "state", allow(dead_code, unused_imports))]
 
 mod aig;
 mod alerts;
@@ -27,13 +29,14 @@ mod log;
 mod relay;
 mod respond;
 mod routes;
+mod state;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use gateway_core::request::route;
 use worker::{event, web_sys, Context, Env, Response, Result};
-#[cfg(not(feature = "analytics"))]
+#[cfg(not(feature = "state"))]
 use worker::{ScheduleContext, ScheduledEvent};
 
 use crate::context::Ctx;
@@ -46,7 +49,7 @@ fn start() {
 }
 
 /// The runtime's own request, not workers-rs' `Request` (see `incoming`).
-#[cfg(not(feature = "analytics"))]
+#[cfg(not(feature = "state"))]
 #[event(fetch)]
 async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<Response> {
     let req = Incoming::new(raw);
@@ -86,8 +89,9 @@ async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<R
         route::Route::Health => return routes::health::handle(&ctx),
         route::Route::Limits => Box::pin(routes::limits::handle(&req, &env, &ctx)),
         route::Route::Native(provider) => Box::pin(routes::native::handle(req, &env, &worker_ctx, &ctx, provider)),
-        route::Route::Admin => Box::pin(routes::admin::handle(req, &ctx)),
-        route::Route::Analytics => Box::pin(analytics::binding::forward(req, &env)),
+        // The back office (gateway management, the views of the books): the state Worker's,
+        // over its binding.
+        route::Route::Admin | route::Route::Analytics => Box::pin(state::binding::forward(req, &env)),
     };
     served.await
 }
@@ -101,17 +105,17 @@ async fn test_panic() {
     panic!("GATEWAY_TEST_PANIC_PATH requested: a test of panic recovery");
 }
 
-/// Cron (`[triggers] crons`): asks the analytics Worker to bring the daily rollups up to date
-/// and to prune the ledger (`crate::analytics::entry::cron`).
-#[cfg(not(feature = "analytics"))]
+/// Cron (`[triggers] crons`): asks the state Worker to bring the daily rollups up to date
+/// and to prune the ledger (`crate::state::entry::cron`).
+#[cfg(not(feature = "state"))]
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    analytics::binding::cron(&env).await;
+    state::binding::cron(&env).await;
 }
 
-/// The analytics Worker: `/analytics`, and the cron's work when the gateway asks for it.
-#[cfg(feature = "analytics")]
+/// The state Worker: `/analytics`, and the cron's work when the gateway asks for it.
+#[cfg(feature = "state")]
 #[event(fetch)]
 async fn fetch(raw: web_sys::Request, env: Env, _worker_ctx: Context) -> Result<Response> {
-    analytics::entry::serve(Incoming::new(raw), &env).await
+    state::entry::serve(Incoming::new(raw), &env).await
 }

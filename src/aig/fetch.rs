@@ -73,7 +73,8 @@ pub enum Read {
     Stream,
     /// Whole (within the call's [`Bounds`]).
     Whole,
-    /// At most this many bytes.
+    /// At most this many bytes (the state Worker's Cloudflare API calls).
+    #[cfg_attr(not(feature = "state"), allow(dead_code))]
     UpTo(usize),
 }
 

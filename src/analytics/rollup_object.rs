@@ -62,7 +62,7 @@ impl DurableObject for AnalyticsRollup {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let op: RollupOp = crate::durable::limiter::request_json(&req).await?;
+        let op: RollupOp = crate::durable::state::request_json(&req).await?;
         let sql = self.state.storage().sql();
         sql.exec(
             "CREATE TABLE IF NOT EXISTS rollup_days (

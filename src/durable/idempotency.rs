@@ -1,17 +1,15 @@
 //! Idempotent requests: one Durable Object per key (`IDEMPOTENCY` binding) keeps the first
-//! answer (`gateway_core::idempotency::Record`); repeats get it instead of spending again.
+//! answer (`gateway_core::idempotency::Record`); repeats get it instead of spending again. This
+//! is the client; the object is the state Worker's (`idempotency_object`).
 
 use std::time::Duration;
 
 use gateway_core::error::{ErrorKind, GatewayError};
-use gateway_core::idempotency::{Begin, IdempotencyKey, Record, StoredAnswer, KEEP_MS};
+use gateway_core::idempotency::{Begin, IdempotencyKey, StoredAnswer};
 use serde::{Deserialize, Serialize};
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, ResponseBuilder, Result, State, Stub,
-};
+use worker::{Env, Method, Request, RequestInit, Response, ResponseBuilder, Stub};
 
 use crate::durable::limiter::read_json;
-use crate::durable::state::JsonState;
 
 pub const BINDING: &str = "IDEMPOTENCY";
 /// How often a repeat asks whether the first run has finished.
@@ -19,7 +17,7 @@ const POLL: Duration = Duration::from_millis(200);
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Op {
+pub(crate) enum Op {
     Begin { fingerprint: String, lease_ms: u64 },
     Complete { fingerprint: String, answer: StoredAnswer },
     Abort { fingerprint: String },
@@ -110,50 +108,4 @@ fn replay(answer: StoredAnswer) -> Response {
     let _ = headers.set("x-gateway-idempotent-replay", "true");
     let _ = headers.set("x-gateway-cost-usd", "0");
     ResponseBuilder::new().with_status(answer.status).with_headers(headers).fixed(answer.body.into_bytes())
-}
-
-/// `IdempotencyStore`: the Durable Object holding one key's [`Record`], deleted a day after first use.
-#[cfg(not(feature = "analytics"))]
-#[durable_object(alarm)]
-pub struct IdempotencyStore {
-    state: State,
-    record: JsonState<Record>,
-}
-
-#[cfg(not(feature = "analytics"))]
-impl DurableObject for IdempotencyStore {
-    fn new(state: State, _env: Env) -> Self {
-        IdempotencyStore { state, record: JsonState::new() }
-    }
-
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let op: Op = crate::durable::limiter::request_json(&req).await?;
-        let now = worker::Date::now().as_millis();
-        let answer = self
-            .record
-            .update(&self.state, |record| match op {
-                Op::Begin { fingerprint, lease_ms } => {
-                    serde_json::to_string(&record.begin(&fingerprint, now, lease_ms))
-                }
-                Op::Complete { fingerprint, answer } => {
-                    record.complete(&fingerprint, answer);
-                    Ok(String::from("{}"))
-                }
-                Op::Abort { fingerprint } => {
-                    record.abort(&fingerprint);
-                    Ok(String::from("{}"))
-                }
-            })
-            .await??;
-        if self.state.storage().get_alarm().await?.is_none() {
-            self.state.storage().set_alarm(Duration::from_millis(KEEP_MS)).await?;
-        }
-        Response::from_bytes(answer.into_bytes())
-    }
-
-    async fn alarm(&self) -> Result<Response> {
-        // A day after first use the key is forgotten.
-        self.record.clear(&self.state).await?;
-        Response::empty()
-    }
 }

@@ -446,8 +446,3 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(response: &mut worker::Re
     };
     Ok(serde_json::from_slice(&body)?)
 }
-
-/// A Durable Object's request body as JSON, in one read.
-pub async fn request_json<T: serde::de::DeserializeOwned>(req: &Request) -> worker::Result<T> {
-    Ok(serde_json::from_slice(&crate::aig::fetch::whole_body(req.inner().array_buffer()).await?)?)
-}

@@ -21,7 +21,7 @@ impl DurableObject for ProviderLimiter {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let op: Op = crate::durable::limiter::request_json(&req).await?;
+        let op: Op = crate::durable::state::request_json(&req).await?;
         let now = worker::Date::now().as_millis();
         let answer = self
             .limiter

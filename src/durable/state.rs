@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 
 use serde::{de::DeserializeOwned, Serialize};
-use worker::{Result, State};
+use worker::{Request, Result, State};
 
 const KEY: &str = "state";
 
@@ -44,4 +44,9 @@ impl<T: Default + Serialize + DeserializeOwned> JsonState<T> {
         *self.cell.borrow_mut() = None;
         Ok(())
     }
+}
+
+/// A Durable Object's request body as JSON, in one read.
+pub async fn request_json<T: serde::de::DeserializeOwned>(req: &Request) -> worker::Result<T> {
+    Ok(serde_json::from_slice(&crate::aig::fetch::whole_body(req.inner().array_buffer()).await?)?)
 }

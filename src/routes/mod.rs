@@ -1,7 +1,8 @@
 //! One handler per route.
 
+#[cfg(feature = "state")]
 pub mod admin;
-#[cfg(feature = "analytics")]
+#[cfg(feature = "state")]
 pub mod analytics;
 pub mod chat;
 pub mod health;

@@ -95,8 +95,8 @@ def workerd_cold_reads(sim: Sim, window: dict, reads: int = 3) -> tuple[list[flo
     sys.path.insert(0, str(ROOT / "bench"))
     import run as harness  # bench/run.py: capnp config and process handling for workerd serve
 
-    # The analytics Worker alone (the gateway only hands /analytics to it over a binding).
-    toml = harness.wrangler_toml("wrangler.analytics.toml")
+    # The state Worker alone (the gateway only hands /analytics to it over a binding).
+    toml = harness.wrangler_toml("wrangler.state.toml")
     built = ROOT / "build" / "analytics"
     spec = harness.WorkerSpec(
         "analytics",

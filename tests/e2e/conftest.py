@@ -50,10 +50,10 @@ def write_e2e_wrangler_toml(directory: Path, source: str = "wrangler.toml", main
     return path
 
 
-def write_e2e_analytics_toml(directory: Path) -> Path:
-    """The analytics Worker's config (wrangler.analytics.toml), as `write_e2e_wrangler_toml` makes
-    the gateway's: the gateway reaches it over its ANALYTICS binding, in the same wrangler dev."""
-    return write_e2e_wrangler_toml(directory, "wrangler.analytics.toml", "build/analytics/index.js")
+def write_e2e_state_toml(directory: Path) -> Path:
+    """The state Worker's config (wrangler.state.toml), as `write_e2e_wrangler_toml` makes
+    the gateway's: the gateway reaches it over its STATE binding, in the same wrangler dev."""
+    return write_e2e_wrangler_toml(directory, "wrangler.state.toml", "build/state/index.js")
 
 _LEDGER_TEMPLATE: Path | None = None
 
@@ -181,7 +181,7 @@ class Sim:
 
 
 class Worker:
-    """The built Worker in `wrangler dev` (and the analytics Worker it binds to), configured
+    """The built Worker in `wrangler dev` (and the state Worker it binds to), configured
     through the .dev.vars beside each one's config."""
 
     def __init__(self, name: str, values: dict[str, str], ledger_rows: list[dict] | None = None):
@@ -190,10 +190,10 @@ class Worker:
         self.log_path = ARTIFACTS / f"worker-{name}.log"
         self.home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
         self.config = write_e2e_wrangler_toml(self.home)
-        # The analytics Worker, behind the gateway's ANALYTICS binding in the same wrangler dev:
+        # The state Worker, behind the gateway's STATE binding in the same wrangler dev:
         # each Worker reads the .dev.vars beside its own config, and both get the test's values.
-        self.analytics_config = write_e2e_analytics_toml(self.home / "analytics")
-        for directory in (self.home, self.home / "analytics"):
+        self.state_config = write_e2e_state_toml(self.home / "state-worker")
+        for directory in (self.home, self.home / "state-worker"):
             (directory / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         shutil.copytree(migrated_state(), self.home / "state")
         if ledger_rows:
@@ -213,7 +213,7 @@ class Worker:
             WRANGLER_SEND_METRICS="false",
             CI="true",
             NO_COLOR="1",
-            # A registry of its own: ANALYTICS must resolve to the analytics Worker of this
+            # A registry of its own: ANALYTICS must resolve to the state Worker of this
             # process, never to one of the other `wrangler dev` running at once.
             WRANGLER_REGISTRY_PATH=str(self.home / "registry"),
         )
@@ -221,7 +221,7 @@ class Worker:
             [
                 str(WRANGLER), "dev",
                 "-c", str(self.config),
-                "-c", str(self.analytics_config),
+                "-c", str(self.state_config),
                 "--ip", "127.0.0.1",
                 "--port", str(self.port),
                 "--inspector-port", str(free_port()),

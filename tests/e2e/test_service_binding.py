@@ -19,7 +19,17 @@ import httpx
 import pytest
 
 import conftest
-from conftest import AGENT_TOKEN, ARTIFACTS, ROOT, WRANGLER, Worker, base_values, free_port, write_e2e_wrangler_toml
+from conftest import (
+    AGENT_TOKEN,
+    ARTIFACTS,
+    ROOT,
+    WRANGLER,
+    Worker,
+    base_values,
+    free_port,
+    write_e2e_state_toml,
+    write_e2e_wrangler_toml,
+)
 
 EXAMPLE = ROOT / "examples" / "agent-worker"
 WRONG_TOKEN = "agt-wrong-" + secrets.token_hex(16)
@@ -44,8 +54,9 @@ def write_agent_wrangler_toml(directory: Path) -> Path:
 
 
 class BoundPair(Worker):
-    """`wrangler dev -c agent -c gateway`: the first config is served on the port, the second only
-    through the first one's [[services]] binding. Each Worker reads the .dev.vars beside its own
+    """`wrangler dev -c agent -c gateway -c state`: the first config is served on the port, the
+    gateway only through the first one's [[services]] binding, the state Worker through the
+    gateway's. Each Worker reads the .dev.vars beside its own
     config, so the agent holds nothing but its AGENT_TOKEN."""
 
     def __init__(self, name: str, sim: conftest.Sim, agent_token: str):
@@ -57,6 +68,9 @@ class BoundPair(Worker):
         (self.home / "agent").mkdir()
         self.gateway_config = write_e2e_wrangler_toml(self.home / "gateway")
         write_dev_vars(self.home / "gateway" / ".dev.vars", base_values(sim))
+        # The gateway's Durable Objects are the state Worker's: it runs in the same wrangler dev.
+        self.state_config = write_e2e_state_toml(self.home / "state-worker")
+        write_dev_vars(self.home / "state-worker" / ".dev.vars", base_values(sim))
         self.config = write_agent_wrangler_toml(self.home / "agent")
         write_dev_vars(self.home / "agent" / ".dev.vars", {"AGENT_TOKEN": agent_token})
         self.starts = 0
@@ -80,6 +94,7 @@ class BoundPair(Worker):
                 str(WRANGLER), "dev",
                 "-c", str(self.config),
                 "-c", str(self.gateway_config),
+                "-c", str(self.state_config),
                 "--ip", "127.0.0.1",
                 "--port", str(self.port),
                 "--inspector-port", str(free_port()),

@@ -1,17 +1,18 @@
-//! The analytics Worker's entry (`--features analytics`): `/analytics` as the gateway forwards
-//! it, and the cron's work when the gateway's scheduled handler asks (`binding::CRON_PATH`).
-//! Anything else is the 404 or 405 the gateway would give.
+//! The state Worker's entry (`--features state`): `/analytics` and `/admin/gateways` as the
+//! gateway forwards them (each authenticates as it would in the gateway: AGENT_TOKEN or
+//! ANALYTICS_TOKEN; ADMIN_TOKEN), and the cron's work when the gateway's scheduled handler asks
+//! (`binding::CRON_PATH`). Anything else is the 404 or 405 the gateway would give.
 
 use gateway_core::analytics::access;
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::request::route::{self, Route};
 use worker::{Env, Response, Result};
 
-use crate::analytics::binding::CRON_PATH;
 use crate::analytics::now_ms;
 use crate::context::Ctx;
 use crate::incoming::Incoming;
 use crate::respond::error_response;
+use crate::state::binding::CRON_PATH;
 
 pub async fn serve(req: Incoming, env: &Env) -> Result<Response> {
     let ctx = Ctx::load(env);
@@ -27,8 +28,9 @@ pub async fn serve(req: Incoming, env: &Env) -> Result<Response> {
     }
     match route::resolve(&method, req.path()) {
         Ok(Route::Analytics) => crate::routes::analytics::handle(req, env, &ctx).await,
+        Ok(Route::Admin) => crate::routes::admin::handle(req, &ctx).await,
         Ok(_) => error_response(
-            &GatewayError::new(ErrorKind::NotFound, "The analytics Worker serves /analytics only."),
+            &GatewayError::new(ErrorKind::NotFound, "The state Worker serves /analytics and /admin/gateways only."),
             None,
         ),
         Err(err) => error_response(&err, route::allowed_methods(req.path())),

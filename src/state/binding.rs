@@ -1,0 +1,65 @@
+//! The gateway's side of the state Worker: `/analytics`, `/admin/gateways` and the hourly cron
+//! go over the `STATE` Service Binding (wrangler.toml `[[services]]`) to the state Worker, the
+//! same crate built with `--features state` (wrangler.state.toml), which has no public URL.
+//! (Its Durable Objects are bound by script name, and called as before: `crate::durable`.)
+//!
+//! The request is handed over as it came: the state Worker authenticates it itself
+//! (AGENT_TOKEN or ANALYTICS_TOKEN; ADMIN_TOKEN), so a binding never widens who may do what.
+
+use gateway_core::error::{ErrorKind, GatewayError};
+use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
+
+use crate::context::Ctx;
+use crate::incoming::Incoming;
+use crate::respond::error_response;
+
+pub const BINDING: &str = "STATE";
+/// The state Worker's path for the cron's work; only ever called over the binding, with a
+/// token it accepts for `/analytics` too.
+pub const CRON_PATH: &str = "/__cron";
+
+fn unbound() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Configuration,
+        "This route is served by the state Worker, and this gateway has no `STATE` Service Binding to it \
+         (deploy wrangler.state.toml, see the README).",
+    )
+}
+
+/// `/analytics` or `/admin/gateways`: the caller's request, answered by the state Worker.
+pub async fn forward(req: Incoming, env: &Env) -> Result<Response> {
+    let Ok(service) = env.service(BINDING) else { return error_response(&unbound(), None) };
+    match service.fetch_request(Request::from(req.into_raw())).await {
+        Ok(response) => Ok(response),
+        Err(_) => error_response(
+            &GatewayError::new(ErrorKind::UpstreamUnreachable, "The state Worker did not answer; try again."),
+            None,
+        ),
+    }
+}
+
+/// The cron: the state Worker rolls up and prunes (and logs what it did); a failure to reach
+/// it is logged here, as one line.
+pub async fn cron(env: &Env) {
+    let ctx = Ctx::load(env);
+    let s = &ctx.settings;
+    let failed = |error: String| {
+        let line = serde_json::json!({"event": "analytics_cron_failed", "error": error});
+        worker::console_error!("{line}");
+    };
+    let Ok(service) = env.service(BINDING) else { return failed(unbound().message) };
+    let Some(token) = s.agent_token.as_ref().or(s.analytics_token.as_ref()) else {
+        return failed("neither AGENT_TOKEN nor ANALYTICS_TOKEN is set: the state Worker would refuse".into());
+    };
+    let headers = Headers::new();
+    if headers.set("authorization", &format!("Bearer {}", token.expose())).is_err() {
+        return failed("AGENT_TOKEN is not a valid header value".into());
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers);
+    match service.fetch(format!("https://agent-gateway-state{CRON_PATH}"), Some(init)).await {
+        Ok(response) if response.status_code() == 200 => {}
+        Ok(response) => failed(format!("the state Worker answered {}", response.status_code())),
+        Err(_) => failed("the state Worker did not answer".into()),
+    }
+}

@@ -435,7 +435,13 @@ pub async fn snapshot(env: &Env, name: &str, policy: Policy, leases: bool) -> wo
 }
 
 /// JSON through serde_json, not the runtime's JS objects: amounts stay exact decimal digits.
+/// An object that did not answer 2xx (it failed, or is not there: a state Worker that is not
+/// deployed or not running) is named by its status, not by the parse of its error page.
 pub async fn read_json<T: serde::de::DeserializeOwned>(response: &mut worker::Response) -> worker::Result<T> {
+    let status = response.status_code();
+    if !(200..300).contains(&status) {
+        return Err(worker::Error::RustError(format!("its Durable Object answered {status}")));
+    }
     let body = match response.body() {
         worker::ResponseBody::Body(bytes) => bytes.clone(),
         worker::ResponseBody::Empty => Vec::new(),

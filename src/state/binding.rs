@@ -29,13 +29,31 @@ fn unbound() -> GatewayError {
 /// `/analytics` or `/admin/gateways`: the caller's request, answered by the state Worker.
 pub async fn forward(req: Incoming, env: &Env) -> Result<Response> {
     let Ok(service) = env.service(BINDING) else { return error_response(&unbound(), None) };
-    match service.fetch_request(Request::from(req.into_raw())).await {
-        Ok(response) => Ok(response),
-        Err(_) => error_response(
-            &GatewayError::new(ErrorKind::UpstreamUnreachable, "The state Worker did not answer; try again."),
+    let unreachable = |what: String| {
+        error_response(
+            &GatewayError::new(
+                ErrorKind::UpstreamUnreachable,
+                format!(
+                    "The state Worker (agent-gateway-state, the `STATE` binding) {what}; is it deployed? Try again."
+                ),
+            ),
             None,
-        ),
+        )
+    };
+    match service.fetch_request(Request::from(req.into_raw())).await {
+        // Its own failures are in the OpenAI shape (JSON); anything else at 5xx is the runtime's
+        // (the Worker missing or failing before it could answer), said as ours.
+        Ok(response) if response.status_code() >= 500 && !is_json(&response) => {
+            unreachable(format!("answered {}", response.status_code()))
+        }
+        Ok(response) => Ok(response),
+        Err(_) => unreachable("did not answer".into()),
     }
+}
+
+fn is_json(response: &Response) -> bool {
+    let content_type = response.headers().get("content-type").ok().flatten().unwrap_or_default();
+    content_type.split(';').next().is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The cron: the state Worker rolls up and prunes (and logs what it did); a failure to reach

@@ -184,9 +184,13 @@ class Worker:
     """The built Worker in `wrangler dev` (and the state Worker it binds to), configured
     through the .dev.vars beside each one's config."""
 
-    def __init__(self, name: str, values: dict[str, str], ledger_rows: list[dict] | None = None):
+    def __init__(
+        self, name: str, values: dict[str, str], ledger_rows: list[dict] | None = None, with_state: bool = True
+    ):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
+        # False: the gateway alone, as if deployed without its state Worker (test_state_worker.py).
+        self.with_state = with_state
         self.log_path = ARTIFACTS / f"worker-{name}.log"
         self.home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
         self.config = write_e2e_wrangler_toml(self.home)
@@ -221,7 +225,7 @@ class Worker:
             [
                 str(WRANGLER), "dev",
                 "-c", str(self.config),
-                "-c", str(self.state_config),
+                *(["-c", str(self.state_config)] if self.with_state else []),
                 "--ip", "127.0.0.1",
                 "--port", str(self.port),
                 "--inspector-port", str(free_port()),

@@ -1,0 +1,58 @@
+"""The gateway and its state Worker (wrangler.state.toml): what only the binding reaches, and a
+gateway deployed without the state Worker, which must fail closed with errors that say why.
+
+The state Worker has no port of its own in the tests (as it has no public URL when deployed):
+everything here goes through the gateway.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ADMIN_TOKEN, AGENT_TOKEN, base_values, running_worker
+from test_errors import assert_openai_error
+
+CHAT = {"model": "triage", "messages": [{"role": "user", "content": "Label this issue"}]}
+HEADERS = {"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/octo-repo"}
+
+
+def test_the_cron_path_is_not_reachable_through_the_gateway(client):
+    # The state Worker's cron path answers only over the binding (and only with a token): the
+    # gateway's router knows no such route.
+    for method in ("GET", "POST"):
+        r = client.request(method, "/__cron")
+        assert_openai_error(r, 404, "not_found", "/__cron")
+
+
+def test_back_office_routes_answer_through_the_binding(client):
+    r = client.get("/analytics", params={"format": "json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["object"] == "analytics"
+    # The state Worker authenticates what the gateway hands it, as the gateway would.
+    r = client.get("/analytics", headers={"authorization": "Bearer wrong"})
+    assert_openai_error(r, 401, "invalid_api_key")
+    r = client.get("/admin/gateways", headers={"authorization": f"Bearer {AGENT_TOKEN}"})
+    assert r.status_code in (401, 403), r.text
+
+
+@pytest.fixture(scope="module")
+def lone_gateway(sim):
+    with running_worker("no-state", base_values(sim), with_state=False) as w:
+        yield w
+
+
+def test_a_gateway_without_its_state_worker_fails_closed_and_says_why(lone_gateway, sim):
+    with lone_gateway.client() as c:
+        # Nothing is spent without a limiter to count it: the chat request is refused as every
+        # unavailable limiter refuses (429, each target named with why), before any call upstream.
+        r = c.post("/v1/chat/completions", json=CHAT, headers=HEADERS)
+        err = assert_openai_error(r, 429, "gateway_limits_exhausted", "the limiter for google-ai-studio is unavailable")
+        assert "answered" in err["message"], err
+        assert sim.requests() == []
+        # The back office: the binding's failure, said in the OpenAI shape, never the runtime's page.
+        r = c.get("/analytics", params={"format": "json"})
+        assert_openai_error(r, 502, "upstream_unreachable", "state Worker")
+        r = c.get("/admin/gateways", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert_openai_error(r, 502, "upstream_unreachable", "is it deployed")
+        # What the request path needs of nothing else still answers.
+        assert c.get("/v1/models").status_code == 200

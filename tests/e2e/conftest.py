@@ -205,6 +205,14 @@ class Worker:
         self.starts = 0
         self.start()
 
+    def configs(self) -> list[Path]:
+        """The configs of this `wrangler dev`, the one served on the port first."""
+        return [self.config, *([self.state_config] if self.with_state else [])]
+
+    def dev_flags(self) -> list[str]:
+        # `/__scheduled?cron=…` runs the cron handler (the analytics rollups).
+        return ["--test-scheduled"]
+
     def start(self) -> None:
         """Starts wrangler dev on fresh ports. A port picked here can be taken by another process
         (a dozen workerd start at once, each on ports of its own) before wrangler binds it: then
@@ -217,23 +225,22 @@ class Worker:
             WRANGLER_SEND_METRICS="false",
             CI="true",
             NO_COLOR="1",
-            # A registry of its own: ANALYTICS must resolve to the state Worker of this
-            # process, never to one of the other `wrangler dev` running at once.
+            # A registry of its own: a binding (STATE, the state Worker's objects, the gateway)
+            # must resolve to the Worker in this process, never to one of the same name in
+            # another `wrangler dev` running at once.
             WRANGLER_REGISTRY_PATH=str(self.home / "registry"),
         )
         self.proc = subprocess.Popen(
             [
                 str(WRANGLER), "dev",
-                "-c", str(self.config),
-                *(["-c", str(self.state_config)] if self.with_state else []),
+                *[arg for config in self.configs() for arg in ("-c", str(config))],
                 "--ip", "127.0.0.1",
                 "--port", str(self.port),
                 "--inspector-port", str(free_port()),
                 "--persist-to", str(self.home / "state"),
                 "--show-interactive-dev-session=false",
                 "--log-level", "log",
-                # `/__scheduled?cron=…` runs the cron handler (the analytics rollups).
-                "--test-scheduled",
+                *self.dev_flags(),
             ],
             cwd=self.home,
             env=env,

@@ -9,9 +9,7 @@ right AGENT_TOKEN, one whose agent holds a wrong one (the gateway still checks i
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -23,10 +21,8 @@ from conftest import (
     AGENT_TOKEN,
     ARTIFACTS,
     ROOT,
-    WRANGLER,
     Worker,
     base_values,
-    free_port,
     write_e2e_state_toml,
     write_e2e_wrangler_toml,
 )
@@ -76,39 +72,11 @@ class BoundPair(Worker):
         self.starts = 0
         self.start()
 
-    def start(self) -> None:
-        self.starts += 1
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(
-            os.environ,
-            WRANGLER_SEND_METRICS="false",
-            CI="true",
-            NO_COLOR="1",
-            # A registry of its own: `agent-gateway` must resolve to the Worker in this process,
-            # never to another `wrangler dev` of the same name running on the machine.
-            WRANGLER_REGISTRY_PATH=str(self.home / "registry"),
-        )
-        self.proc = subprocess.Popen(
-            [
-                str(WRANGLER), "dev",
-                "-c", str(self.config),
-                "-c", str(self.gateway_config),
-                "-c", str(self.state_config),
-                "--ip", "127.0.0.1",
-                "--port", str(self.port),
-                "--inspector-port", str(free_port()),
-                "--persist-to", str(self.home / "state"),
-                "--show-interactive-dev-session=false",
-                "--log-level", "log",
-            ],
-            cwd=self.home,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=open(self.log_path, "ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    def configs(self) -> list[Path]:
+        return [self.config, self.gateway_config, self.state_config]
+
+    def dev_flags(self) -> list[str]:
+        return []
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,9 @@ def test_worker_logs_never_contain_a_secret(workers):
     structured = 0
     for path in logs:
         for line in path.read_text(errors="replace").splitlines():
-            structured += line.startswith('{"event":"chat_completion"')
+            # With more than one Worker in a `wrangler dev`, each line is prefixed with the
+            # Worker's name (`[agent-gateway] {...}`).
+            structured += line.removeprefix("[agent-gateway] ").startswith('{"event":"chat_completion"')
             for secret in conftest.SECRETS:
                 assert secret not in line, f"{path.name}: a secret in a log line"
     # The Worker did log its decisions (one line per chat request), so the scan saw real lines.

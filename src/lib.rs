@@ -91,7 +91,10 @@ async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<R
         route::Route::Native(provider) => Box::pin(routes::native::handle(req, &env, &worker_ctx, &ctx, provider)),
         // The back office (gateway management, the views of the books): the state Worker's,
         // over its binding.
-        route::Route::Admin | route::Route::Analytics => Box::pin(state::binding::forward(req, &env)),
+        route::Route::Admin => Box::pin(state::binding::forward(req, &env, &ctx, state::binding::BackOffice::Admin)),
+        route::Route::Analytics => {
+            Box::pin(state::binding::forward(req, &env, &ctx, state::binding::BackOffice::Analytics))
+        }
     };
     served.await
 }

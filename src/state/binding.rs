@@ -3,9 +3,11 @@
 //! same crate built with `--features state` (wrangler.state.toml), which has no public URL.
 //! (Its Durable Objects are bound by script name, and called as before: `crate::durable`.)
 //!
-//! The request is handed over as it came: the state Worker authenticates it itself
-//! (AGENT_TOKEN or ANALYTICS_TOKEN; ADMIN_TOKEN), so a binding never widens who may do what.
+//! Both Workers authenticate the back office (AGENT_TOKEN or ANALYTICS_TOKEN; ADMIN_TOKEN): the
+//! gateway before it hands a request over as it came, the state Worker again when it serves it.
 
+use gateway_core::admin;
+use gateway_core::analytics::access;
 use gateway_core::error::{ErrorKind, GatewayError};
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
 
@@ -14,8 +16,8 @@ use crate::incoming::Incoming;
 use crate::respond::error_response;
 
 pub const BINDING: &str = "STATE";
-/// The state Worker's path for the cron's work; only ever called over the binding, with a
-/// token it accepts for `/analytics` too.
+/// The state Worker's path for the cron's work; only ever called over the binding, with
+/// AGENT_TOKEN (not ANALYTICS_TOKEN, which reads and nothing else).
 pub const CRON_PATH: &str = "/__cron";
 
 fn unbound() -> GatewayError {
@@ -26,8 +28,35 @@ fn unbound() -> GatewayError {
     )
 }
 
-/// `/analytics` or `/admin/gateways`: the caller's request, answered by the state Worker.
-pub async fn forward(req: Incoming, env: &Env) -> Result<Response> {
+/// The back office's routes, which the gateway authenticates before it hands them on.
+pub enum BackOffice {
+    Analytics,
+    Admin,
+}
+
+/// `/analytics` or `/admin/gateways`: authenticated here first, by the gateway's own secrets
+/// (the one place that knows every scoped token, so ADMIN_TOKEN's separation from them holds,
+/// and where a rotation takes effect), then answered by the state Worker, which checks again by
+/// its own: a token must pass both, so secrets that differ between the two fail closed.
+pub async fn forward(req: Incoming, env: &Env, ctx: &Ctx, route: BackOffice) -> Result<Response> {
+    let s = &ctx.settings;
+    let header = req.header("authorization");
+    let checked = match route {
+        BackOffice::Analytics => {
+            let accepted: Vec<&str> =
+                [&s.agent_token, &s.analytics_token].into_iter().flatten().map(|t| t.expose()).collect();
+            access::check(header.as_deref(), &accepted)
+        }
+        BackOffice::Admin => admin::authenticate(header.as_deref(), s),
+    };
+    if let Err(err) = checked {
+        let mut response = error_response(&err, None)?;
+        if matches!(route, BackOffice::Analytics) && err.status() == 401 {
+            // Browsers then ask for the token (as the password) and retry, as the view does.
+            response.headers_mut().set("www-authenticate", access::CHALLENGE)?;
+        }
+        return Ok(response);
+    }
     let Ok(service) = env.service(BINDING) else { return error_response(&unbound(), None) };
     let unreachable = |what: String| {
         error_response(
@@ -66,8 +95,8 @@ pub async fn cron(env: &Env) {
         worker::console_error!("{line}");
     };
     let Ok(service) = env.service(BINDING) else { return failed(unbound().message) };
-    let Some(token) = s.agent_token.as_ref().or(s.analytics_token.as_ref()) else {
-        return failed("neither AGENT_TOKEN nor ANALYTICS_TOKEN is set: the state Worker would refuse".into());
+    let Some(token) = s.agent_token.as_ref() else {
+        return failed("AGENT_TOKEN is not set: the state Worker takes the cron from no one else".into());
     };
     let headers = Headers::new();
     if headers.set("authorization", &format!("Bearer {}", token.expose())).is_err() {

@@ -185,7 +185,12 @@ class Worker:
     through the .dev.vars beside each one's config."""
 
     def __init__(
-        self, name: str, values: dict[str, str], ledger_rows: list[dict] | None = None, with_state: bool = True
+        self,
+        name: str,
+        values: dict[str, str],
+        ledger_rows: list[dict] | None = None,
+        with_state: bool = True,
+        state_values: dict[str, str | None] | None = None,
     ):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -197,8 +202,10 @@ class Worker:
         # The state Worker, behind the gateway's STATE binding in the same wrangler dev:
         # each Worker reads the .dev.vars beside its own config, and both get the test's values.
         self.state_config = write_e2e_state_toml(self.home / "state-worker")
-        for directory in (self.home, self.home / "state-worker"):
-            (directory / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        # (`state_values` overrides some for the state Worker alone; None: unset there.)
+        state = {k: v for k, v in {**values, **(state_values or {})}.items() if v is not None}
+        for directory, vals in ((self.home, values), (self.home / "state-worker", state)):
+            (directory / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in vals.items()))
         shutil.copytree(migrated_state(), self.home / "state")
         if ledger_rows:
             seed_ledger(self.ledger_file(), ledger_rows)

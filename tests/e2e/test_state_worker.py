@@ -7,9 +7,13 @@ everything here goes through the gateway.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
+
 import pytest
 
-from conftest import ADMIN_TOKEN, AGENT_TOKEN, base_values, running_worker
+from conftest import ADMIN_TOKEN, AGENT_TOKEN, SECRETS, base_values, running_worker
 from test_errors import assert_openai_error
 
 CHAT = {"model": "triage", "messages": [{"role": "user", "content": "Label this issue"}]}
@@ -56,3 +60,35 @@ def test_a_gateway_without_its_state_worker_fails_closed_and_says_why(lone_gatew
         assert_openai_error(r, 502, "upstream_unreachable", "is it deployed")
         # What the request path needs of nothing else still answers.
         assert c.get("/v1/models").status_code == 200
+
+
+ROTATED = "agt-rotated-" + secrets.token_hex(16)
+SCOPED = "agt-scoped-" + secrets.token_hex(16)
+SECRETS.extend([ROTATED, SCOPED])
+
+
+@pytest.fixture(scope="module")
+def split_secrets(sim):
+    """The gateway and its state Worker with secrets that differ, as after a rotation done on one
+    of them only: the gateway has AGENT_TOKEN, the state Worker ROTATED. And an ADMIN_TOKEN equal
+    to a scoped token, with AGENT_TOKENS set on the gateway alone."""
+    scoped = {hashlib.sha256(SCOPED.encode()).hexdigest(): {"agent": "TriagingAgent"}}
+    values = base_values(
+        sim, AGENT_TOKENS="'" + json.dumps(scoped, separators=(",", ":")) + "'", ADMIN_TOKEN=SCOPED
+    )
+    with running_worker("split-secrets", values, state_values={"AGENT_TOKEN": ROTATED, "AGENT_TOKENS": None}) as w:
+        yield w
+
+
+def test_secrets_that_differ_between_the_workers_fail_closed(split_secrets):
+    # Each side checks with its own secrets, and a token must pass both.
+    for token in (AGENT_TOKEN, ROTATED):
+        with split_secrets.client(token=token) as c:
+            r = c.get("/analytics", params={"format": "json"})
+        assert_openai_error(r, 401, "invalid_api_key")
+    # ADMIN_TOKEN equal to a scoped token turns /admin off where the scoped tokens are known
+    # (the gateway), though the state Worker, which has no AGENT_TOKENS, would take it.
+    with split_secrets.client(token=SCOPED) as c:
+        r = c.get("/admin/gateways")
+    assert r.status_code == 404, r.text
+    assert "ADMIN_TOKEN" in r.json()["error"]["message"]

@@ -97,7 +97,7 @@ def workerd_cold_reads(sim: Sim, window: dict, reads: int = 3) -> tuple[list[flo
 
     # The state Worker alone (the gateway only hands /analytics to it over a binding).
     toml = harness.wrangler_toml("wrangler.state.toml")
-    built = ROOT / "build" / "analytics"
+    built = ROOT / "build" / "state"
     spec = harness.WorkerSpec(
         "analytics",
         [("index.js", "esModule", built / "index.js"), ("index_bg.wasm", "wasm", built / "index_bg.wasm")],

@@ -194,7 +194,10 @@ class MakeDev:
         return [table[pid] for pid in mine if pid in table]
 
     def started(self, what: str) -> list[Proc]:
-        return [p for p in self.seen.values() if what in p.comm or what in p.cmdline]
+        """The processes that run `what`: by their own name (aig-sim, workerd), or node running
+        it (wrangler). Not one that only names it: the make that each Worker's [build] step runs
+        evaluates `find crates/aig-sim -name '*.rs'`, which is no simulator."""
+        return [p for p in self.seen.values() if p.comm == what or (p.comm == "node" and what in p.cmdline)]
 
     def ctrl_c(self, timeout: float = 30) -> None:
         """What Ctrl-C does: SIGINT to the foreground process group (typed, in a terminal)."""

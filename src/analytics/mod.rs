@@ -19,6 +19,16 @@ pub mod view;
 #[cfg(feature = "state")]
 pub use settings::{analytics_settings, wasm_memory_bytes};
 
+/// A refused `/analytics` request: the error in the OpenAI shape, and for a 401 the challenge
+/// that makes a browser ask for the token (as the password) and retry. Both Workers answer it.
+pub fn refused(err: &gateway_core::error::GatewayError) -> worker::Result<worker::Response> {
+    let mut response = crate::respond::error_response(err, None)?;
+    if err.status() == 401 {
+        response.headers_mut().set("www-authenticate", gateway_core::analytics::access::CHALLENGE)?;
+    }
+    Ok(response)
+}
+
 pub fn now_ms() -> i64 {
     worker::Date::now().as_millis() as i64
 }

@@ -20,22 +20,14 @@ use crate::respond::error_response;
 pub async fn handle(req: Incoming, env: &Env, ctx: &Ctx) -> Result<Response> {
     match serve(&req, env, ctx).await {
         Ok(response) => Ok(response),
-        Err(err) => {
-            let mut response = error_response(&err, None)?;
-            if err.status() == 401 {
-                // Browsers then ask for the token (as the password) and retry.
-                response.headers_mut().set("www-authenticate", access::CHALLENGE)?;
-            }
-            Ok(response)
-        }
+        Err(err) => crate::analytics::refused(&err),
     }
 }
 
 async fn serve(req: &Incoming, env: &Env, ctx: &Ctx) -> std::result::Result<Response, GatewayError> {
     let s = &ctx.settings;
     let header = req.header("authorization");
-    let accepted: Vec<&str> = [&s.agent_token, &s.analytics_token].into_iter().flatten().map(|t| t.expose()).collect();
-    access::check(header.as_deref(), &accepted)?;
+    access::check_reader(header.as_deref(), s)?;
 
     let now = now_ms();
     let accept = req.header("accept");

@@ -42,20 +42,11 @@ pub async fn forward(req: Incoming, env: &Env, ctx: &Ctx, route: BackOffice) -> 
     let s = &ctx.settings;
     let header = req.header("authorization");
     let checked = match route {
-        BackOffice::Analytics => {
-            let accepted: Vec<&str> =
-                [&s.agent_token, &s.analytics_token].into_iter().flatten().map(|t| t.expose()).collect();
-            access::check(header.as_deref(), &accepted)
-        }
-        BackOffice::Admin => admin::authenticate(header.as_deref(), s),
+        BackOffice::Analytics => access::check_reader(header.as_deref(), s).map_err(|e| crate::analytics::refused(&e)),
+        BackOffice::Admin => admin::authenticate(header.as_deref(), s).map_err(|e| error_response(&e, None)),
     };
-    if let Err(err) = checked {
-        let mut response = error_response(&err, None)?;
-        if matches!(route, BackOffice::Analytics) && err.status() == 401 {
-            // Browsers then ask for the token (as the password) and retry, as the view does.
-            response.headers_mut().set("www-authenticate", access::CHALLENGE)?;
-        }
-        return Ok(response);
+    if let Err(refusal) = checked {
+        return refusal;
     }
     let Ok(service) = env.service(BINDING) else { return error_response(&unbound(), None) };
     let unreachable = |what: String| {
@@ -105,7 +96,7 @@ pub async fn cron(env: &Env) {
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers);
     match service.fetch(format!("https://agent-gateway-state{CRON_PATH}"), Some(init)).await {
-        Ok(response) if response.status_code() == 200 => {}
+        Ok(response) if (200..300).contains(&response.status_code()) => {}
         Ok(response) => failed(format!("the state Worker answered {}", response.status_code())),
         Err(_) => failed("the state Worker did not answer".into()),
     }

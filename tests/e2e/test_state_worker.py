@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 
 import pytest
 
@@ -92,3 +93,20 @@ def test_secrets_that_differ_between_the_workers_fail_closed(split_secrets):
         r = c.get("/admin/gateways")
     assert r.status_code == 404, r.text
     assert "ADMIN_TOKEN" in r.json()["error"]["message"]
+
+
+def test_a_cron_the_state_worker_refuses_is_logged_by_the_gateway(split_secrets):
+    # The gateway's cron presents its AGENT_TOKEN, which the state Worker (ROTATED) refuses:
+    # nothing is rolled up or pruned, and the gateway says so in one line.
+    with split_secrets.client() as c:
+        assert c.get("/__scheduled", params={"cron": "17 * * * *"}).status_code == 200
+    deadline = time.monotonic() + 10
+    log = ""
+    while time.monotonic() < deadline:
+        log = split_secrets.log_path.read_text(errors="replace")
+        if '"event":"analytics_cron_failed"' in log:
+            break
+        time.sleep(0.2)
+    lines = [line for line in log.splitlines() if '"event":"analytics_cron_failed"' in line]
+    assert lines and "the state Worker answered 401" in lines[-1], log[-2000:]
+    assert '"event":"analytics_rollup"' not in log and '"event":"ledger_pruned"' not in log

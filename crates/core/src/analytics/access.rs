@@ -2,11 +2,20 @@
 //! (scripts) or as the password of HTTP Basic authentication (a browser asks for it when told
 //! `WWW-Authenticate: Basic`, so the dashboard opens without any script or stored token).
 
+use crate::config::Settings;
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::authenticate::{bearer_token, tokens_equal};
 
 /// The challenge a 401 from `/analytics` carries, so browsers prompt for the token.
 pub const CHALLENGE: &str = "Basic realm=\"agent-gateway analytics\", charset=\"UTF-8\"";
+
+/// Who may read `/analytics`: AGENT_TOKEN and ANALYTICS_TOKEN, as configured. The one check of
+/// both Workers (the gateway before it hands the request on, the state Worker serving it).
+pub fn check_reader(header: Option<&str>, settings: &Settings) -> Result<(), GatewayError> {
+    let accepted: Vec<&str> =
+        [&settings.agent_token, &settings.analytics_token].into_iter().flatten().map(|t| t.expose()).collect();
+    check(header, &accepted)
+}
 
 /// Checks an `Authorization` header against the accepted tokens (empty ones are ignored).
 pub fn check(header: Option<&str>, accepted: &[&str]) -> Result<(), GatewayError> {
@@ -78,6 +87,22 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_are_agent_token_and_analytics_token() {
+        let settings = Settings::read(|name| match name {
+            "AGENT_TOKEN" => Some("agent-secret".into()),
+            "ANALYTICS_TOKEN" => Some("reader-secret".into()),
+            _ => None,
+        });
+        for ok in ["Bearer agent-secret", "Bearer reader-secret"] {
+            assert!(check_reader(Some(ok), &settings).is_ok(), "{ok}");
+        }
+        let err = check_reader(Some("Bearer other"), &settings).unwrap_err();
+        assert_eq!(err.status(), 401);
+        let none = Settings::read(|_| None);
+        assert_eq!(check_reader(Some("Bearer agent-secret"), &none).unwrap_err().status(), 500);
+    }
 
     #[test]
     fn base64() {

@@ -45,8 +45,8 @@ worker:
 	else $(MAKE) -s $(WORKERS); fi
 
 # One crate, two Workers (src/lib.rs): the gateway (build/, wrangler.toml) and, built with
-# `--features state`, the state Worker it reaches over a Service Binding for /analytics
-# and the cron's work (build/state/, wrangler.state.toml).
+# `--features state`, the state Worker (build/state/, wrangler.state.toml): the Durable Objects
+# the gateway binds by script name, and /analytics, /admin and the cron's work behind its binding.
 WORKERS := build/index.js build/state/index.js
 WORKER_INPUTS := $(WORKER_SOURCES) js/entry.mjs js/relay.mjs js/upstream.mjs tools/wasm-size.mjs
 

@@ -355,6 +355,13 @@ FIRST_TOKEN = re.compile(rb'"content":"[^"]')
 
 def first_byte_times(address: str, path: str, body: bytes, headers: dict) -> tuple[float, float]:
     """Seconds from sending a streamed request to the first body byte and to the first token."""
+    t0, first_byte, first_token = stream_until_first_token(address, path, body, headers)
+    return first_byte - t0, first_token - t0
+
+
+def stream_until_first_token(address: str, path: str, body: bytes, headers: dict) -> tuple[float, float, float]:
+    """A streamed request on a new connection, read to its first token: when it was sent (once
+    connected), when its first body byte came, and when its first token (perf_counter)."""
     conn = http.client.HTTPConnection(address, timeout=10)
     try:
         conn.connect()
@@ -375,7 +382,7 @@ def first_byte_times(address: str, path: str, body: bytes, headers: dict) -> tup
         conn.close()
     if resp.status != 200 or first_byte is None or first_token is None:
         raise SystemExit(f"no streamed content from {address} ({resp.status}): {data[:500]!r}")
-    return first_byte - t0, first_token - t0
+    return t0, first_byte, first_token
 
 
 # ---------------------------------------------------------------------------------------------
@@ -646,6 +653,279 @@ def limiter_ceiling(args, ours_s: WorkerSpec, tmp: Path, running: list) -> None:
         print(f"| {what} | {best['rps']:.0f} | {best['p50_ms']:.2f} | {best['p99_ms']:.2f} | {best['cpu_us']:.0f} |")
 
 
+def observing_floor(args, sim: Sim, tmp: Path, running: list) -> None:
+    """The floor, the observing floor (bench/observing-floor-worker.js: reads every answer, as
+    a gateway must) and ours, under the same load in one run: how much of ours' cost over the
+    floor any gateway that sees its answers pays in this runtime, and how much is our code's."""
+    observing_spec = WorkerSpec(
+        "observing",
+        [("observing-floor-worker.js", "esModule", BENCH / "observing-floor-worker.js")],
+        {"UPSTREAM_URL": sim.chat_url, "CF_AIG_TOKEN": AIG_TOKEN},
+    )
+    targets = []
+    for spec, path, model in ((floor_spec(sim), "/", MODEL), (observing_spec, "/", MODEL),
+                              (ours_spec(sim), "/v1/chat/completions", ALIAS)):
+        w = Workerd(spec, tmp)
+        running.append(w)
+        w.wait_first_answer((path, chat_body(2048, False, model), HEADERS))
+        targets.append(Target(spec.name, w.address, path, model, w.proc.pid))
+    wanted = [x.strip() for x in (args.scenarios or "chat 2KB,stream 2KB").split(",") if x.strip()]
+    print(f"the floor, the observing floor and ours ({args.connections} connections, {args.duration:g} s, "
+          f"best of {args.rounds} interleaved rounds):")
+    print("| scenario | floor req/s | observing req/s | ours req/s | CPU µs/req: floor / observing / ours "
+          "| ours / observing (req/s) |")
+    print("|---|---|---|---|---|---|")
+    for sc in (s for s in SCENARIOS if s.name in wanted):
+        m = run_scenario(sc, targets, sim, args, tmp)
+        r = {t.name: m.load[t.name] for t in targets}
+        print(f"| {sc.name} | {r['floor']['rps']:.0f} | {r['observing']['rps']:.0f} | {r['ours']['rps']:.0f} "
+              f"| {r['floor']['cpu_us_per_req']:.0f} / {r['observing']['cpu_us_per_req']:.0f} / "
+              f"{r['ours']['cpu_us_per_req']:.0f} | {ratio(r['ours']['rps'], r['observing']['rps']):.2f} |")
+
+
+def memory_regions(pid: int) -> dict[str, int]:
+    """A process's resident memory by kind of mapping, in KiB, from /proc/PID/smaps: the workerd
+    binary's pages; the native heap (workerd's allocator reserves address space 1 GiB at a time:
+    an anonymous read-write mapping right after a large reserved one of under 1 GiB); V8's heap
+    (anonymous read-write mappings inside V8's 4 GiB pointer cage); compiled code (executable
+    anonymous mappings, JIT and wasm); and the rest."""
+    regions = {"workerd binary": 0, "native heap": 0, "V8 heap": 0, "compiled code": 0, "other": 0}
+    maps: list[dict] = []
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
+        if m:
+            maps.append({"kib": (int(m[2], 16) - int(m[1], 16)) // 1024, "perm": m[3], "name": m[4], "rss": 0})
+        elif line.startswith("Rss:") and maps:
+            maps[-1]["rss"] = int(line.split()[1])
+    def reserved(j: int) -> int:
+        """KiB of the anonymous reservation (no access) at index j, 0 if that is not one."""
+        return maps[j]["kib"] if 0 <= j < len(maps) and maps[j]["perm"] == "---p" and not maps[j]["name"] else 0
+
+    for i, m in enumerate(maps):
+        if m["name"].endswith("/workerd"):
+            kind = "workerd binary"
+        elif m["name"]:
+            kind = "other"
+        elif "x" in m["perm"]:
+            kind = "compiled code"
+        elif 256 * 1024 <= reserved(i - 1) + m["kib"] <= 1024 * 1024:
+            kind = "native heap"
+        elif max(reserved(i - 1), reserved(i + 1)) > 1024 * 1024:
+            kind = "V8 heap"
+        else:
+            kind = "other"
+        regions[kind] += m["rss"]
+    return regions
+
+
+def isolates_memory(inspector: str) -> list[dict]:
+    """Each isolate's JS heap and WebAssembly memories (bench/wasm-memory.mjs)."""
+    out = subprocess.run(["node", str(BENCH / "wasm-memory.mjs"), inspector], capture_output=True, text=True,
+                         timeout=60)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def memory_breakdown(args, sim: Sim, tmp: Path, running: list) -> None:
+    """Where each Worker process's resident memory is, after its first answer, right after a
+    load (chat and streams, 32 KB, 32 connections) and once it has been idle for 10 s: by kind
+    of mapping, and for ours each isolate's JS heap and wasm linear memory (inspector)."""
+    inspector = f"127.0.0.1:{free_port()}"
+    floor = Workerd(floor_spec(sim), tmp)
+    running.append(floor)
+    ours = Workerd(ours_spec(sim), tmp, inspector=inspector)
+    running.append(ours)
+    floor.wait_first_answer(("/", chat_body(2048, False, MODEL), HEADERS))
+    ours.wait_first_answer(("/v1/chat/completions", chat_body(2048, False, ALIAS), HEADERS))
+    targets = [Target("floor", floor.address, "/", MODEL, floor.proc.pid),
+               Target("ours", ours.address, "/v1/chat/completions", ALIAS, ours.proc.pid)]
+    rows: list[tuple[str, str, dict[str, int], list[dict]]] = []
+
+    def note(when: str) -> None:
+        for t in targets:
+            rows.append((when, t.name, memory_regions(t.pid), isolates_memory(inspector) if t.name == "ours" else []))
+
+    note("after the first answer")
+    for t in targets:
+        for stream in (False, True):
+            body = tmp / f"memory-{t.name}-{int(stream)}.json"
+            body.write_bytes(chat_body(32768, stream, t.model))
+            wrk(t, body, args.connections, args.duration)
+    note("right after the load")
+    time.sleep(10)
+    note("idle 10 s after the load")
+    kinds = list(rows[0][2])
+    print(f"resident memory by kind, MiB (chat and stream 32 KB, {args.connections} connections, "
+          f"{args.duration:g} s each):")
+    print("| when | target | RSS | " + " | ".join(kinds) + " | isolates: JS heap (total) / wasm memory |")
+    print("|---|---|---|" + "---|" * len(kinds) + "---|")
+    for when, name, regions, isolates in rows:
+        iso = "; ".join(
+            f"{i['worker'].split()[-1]} {i['js_heap_total'] / 2**20:.1f} / {sum(i['wasm_memories']) / 2**20:.1f}"
+            for i in isolates
+        )
+        print(f"| {when} | {name} | {sum(regions.values()) / 1024:.1f} | "
+              + " | ".join(f"{regions[k] / 1024:.1f}" for k in kinds) + f" | {iso} |")
+
+
+class Tap:
+    """A TCP relay between the Workers and the simulator that notes, on one clock with the
+    client, when a request's first bytes leave a Worker and when the first content event leaves
+    the simulator. `--split` uses it to say where a Worker's time to first token goes: before
+    its upstream call (reading, planning, the limiter) or after the first token left the
+    upstream (the relay's reads, the pump, the commit point). The relay's own latency is in both
+    Workers' figures alike and so cancels in the difference."""
+
+    def __init__(self, upstream: str):
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.lock = threading.Lock()
+        self.reset()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.request_at = None
+            self.token_at = None
+            # The connection the request went out on: only its answer's first token counts (an
+            # earlier stream, drained or cancelled, may still be sending on another).
+            self.current = None
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                down, _ = self.server.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.upstream)
+            for s in (down, up):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pipe, args=(down, up, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(up, down, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, to_upstream: bool) -> None:
+        # The pair's upstream socket names the connection in both directions.
+        conn = dst if to_upstream else src
+        try:
+            while data := src.recv(65536):
+                now = time.perf_counter()
+                with self.lock:
+                    if to_upstream and self.request_at is None:
+                        self.request_at, self.current, self.seen = now, conn, b""
+                    elif not to_upstream and self.current is conn and self.token_at is None:
+                        self.seen = (self.seen + data)[-65536:]
+                        if FIRST_TOKEN.search(self.seen):
+                            self.token_at = now
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def print_phase_profile(path: Path, windows: list[tuple[float, float, float, float]]) -> None:
+    """What ours' isolate ran in each phase of the sampled requests (from its CPU profile): per
+    request, the busy time in "in" (sent → upstream request) and "out" (first token sent by the
+    upstream → read by the client), and the functions that took it."""
+    profile = json.loads(path.read_text())
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    at = profile["startTime"] / 1e6
+    samples = []
+    for node, delta in zip(profile["samples"], profile["timeDeltas"]):
+        at += delta / 1e6
+        samples.append((at, nodes[node]["callFrame"]))
+    # A sample stands for the interval since the one before it.
+    for phase, (lo_i, hi_i) in (("in", (0, 1)), ("out", (2, 3))):
+        busy, by_fn = 0.0, {}
+        prev = samples[0][0] if samples else 0.0
+        for when, frame in samples:
+            width, start = when - prev, prev
+            prev = when
+            name = frame["functionName"] or "(anonymous)"
+            if name == "(idle)":
+                continue
+            for w in windows:
+                if w[lo_i] <= start and when <= w[hi_i] + 0.0002:
+                    busy += width
+                    key = f"{name} {frame['url'].split('/')[-1]}"[:100]
+                    by_fn[key] = by_fn.get(key, 0.0) + width
+                    break
+        n = max(len(windows), 1)
+        print(f"ours, phase {phase!r}: {busy / n * 1000:.3f} ms busy per request in the isolate (profiled); most:")
+        for key, secs in sorted(by_fn.items(), key=lambda kv: -kv[1])[:12]:
+            print(f"  {secs / n * 1e6:7.1f} us  {key}")
+
+
+def first_token_split(args, sim: Sim, tmp: Path, running: list) -> None:
+    """Where each Worker's time to the first streamed token goes, one request at a time: from
+    the client's send to the upstream request leaving the Worker ("in"), and from the first
+    content event leaving the simulator to the client reading it ("out"). Medians of
+    --samples requests per target, alternated."""
+    tap = Tap(sim.address)
+    # The Workers' view of the simulator: its address is the tap's.
+    through = Sim.__new__(Sim)
+    through.address, through.chat_url = tap.address, sim.chat_url.replace(sim.address, tap.address)
+    floor = Workerd(floor_spec(through), tmp)
+    running.append(floor)
+    inspector = f"127.0.0.1:{free_port()}"
+    named = TREE / "build" / "index_bg.unstripped.wasm"
+    spec = ours_spec(through)
+    if named.exists():  # profile the same code with its names
+        spec = replace(spec, modules=[(m, k, named if m == "index_bg.wasm" else p) for m, k, p in spec.modules])
+    ours = Workerd(spec, tmp, inspector=inspector)
+    running.append(ours)
+    targets = [Target("floor", floor.address, "/", MODEL), Target("ours", ours.address, "/v1/chat/completions", ALIAS)]
+    times: dict[str, list[tuple[float, float, float]]] = {t.name: [] for t in targets}
+    windows: list[tuple[float, float, float, float]] = []
+    for t in targets:
+        body = chat_body(2048, True, t.model)
+        (floor if t.name == "floor" else ours).wait_first_answer((t.path, body, HEADERS))
+        for _ in range(20):  # warm up: JIT, connection pools, leases
+            first_byte_times(t.address, t.path, body, HEADERS)
+    # A CPU profile of ours while the samples run: V8's profile clock and perf_counter are both
+    # CLOCK_MONOTONIC on Linux, so each request's phases can be read off it.
+    out = RESULTS / "profile-first-token.cpuprofile"
+    seconds = args.samples * 2 * 0.11 + 3
+    profiler = subprocess.Popen(["node", str(BENCH / "profile.mjs"), inspector, str(seconds), str(out)],
+                                stdout=subprocess.DEVNULL)
+    time.sleep(1)
+    for _ in range(args.samples):
+        for t in targets:
+            # Each sample reads to its first token only: let the stream before it end first.
+            time.sleep(0.08)
+            tap.reset()
+            t0, _, token = stream_until_first_token(t.address, t.path, chat_body(2048, True, t.model), HEADERS)
+            with tap.lock:
+                request_at, token_at = tap.request_at, tap.token_at
+            if request_at is None or token_at is None:
+                raise SystemExit(f"the tap saw no request or no token for {t.name}")
+            times[t.name].append((request_at - t0, token_at - request_at, token - token_at))
+            if t.name == "ours":
+                windows.append((t0, request_at, token_at, token))
+    tap.close()
+    profiler.wait()
+    print_phase_profile(out, windows)
+    print(f"time to first token, split at the upstream (median of {args.samples} requests, ms):")
+    print("| target | in: client send → upstream request | upstream: request → first token sent | "
+          "out: first token sent → client | first token |")
+    print("|---|---|---|---|---|")
+    for name, rows in times.items():
+        ins, ups, outs = (median_ms([r[i] for r in rows]) for i in range(3))
+        total = median_ms([sum(r) for r in rows])
+        print(f"| {name} | {ins:.2f} | {ups:.2f} | {outs:.2f} | {total:.2f} |")
+
+
 def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
@@ -665,6 +945,12 @@ def main() -> None:
                    "load in SCENARIO (e.g. 'chat 2KB') through the inspector, and print where the time goes")
     p.add_argument("--limiter", action="store_true", help="instead of the bench: how many reserve+settle "
                    "pairs and lease syncs per second one provider's limiter object sustains")
+    p.add_argument("--observing-floor", action="store_true", help="instead of the bench: the floor, a JS "
+                   "Worker that reads every answer as a gateway must (bench/observing-floor-worker.js) and ours")
+    p.add_argument("--memory", action="store_true", help="instead of the bench: where each process's "
+                   "resident memory is (binary, native heap, V8 heap, code; ours' isolates' JS heaps and wasm memory)")
+    p.add_argument("--split", action="store_true", help="instead of the bench: where the time to the first "
+                   "streamed token goes, before the upstream call and after the first token left it")
     p.add_argument("--no-save", action="store_true", help="print only; keep bench/results/latest.json as it is")
     p.add_argument("--tree", default=str(ROOT), help="measure the Worker built in another checkout")
     p.add_argument("--profile-target", choices=["ours", "floor"], default="ours")
@@ -693,6 +979,15 @@ def main() -> None:
 
         if args.limiter:
             limiter_ceiling(args, ours_s, tmp, running)
+            return
+        if args.observing_floor:
+            observing_floor(args, sim, tmp, running)
+            return
+        if args.memory:
+            memory_breakdown(args, sim, tmp, running)
+            return
+        if args.split:
+            first_token_split(args, sim, tmp, running)
             return
         if args.profile:
             profile(args, sim, ours_s if args.profile_target == "ours" else floor_s, tmp, running)

@@ -4,37 +4,16 @@
 // wasm-bindgen JS glue, runtime builtins, GC. The .cpuprofile opens in Chrome DevTools.
 // `python3 bench/run.py --profile "chat 2KB"` runs it while wrk loads the Worker.
 import { writeFileSync } from "node:fs";
-import WebSocket from "ws";
+import { connect, targets } from "./inspector.mjs";
 
 const [address, seconds, out] = process.argv.slice(2);
-const list = await (await fetch(`http://${address}/json/list`)).json();
-const ws = new WebSocket(list[0].webSocketDebuggerUrl);
-await new Promise((resolve, reject) => {
-  ws.once("open", resolve);
-  ws.once("error", reject);
-});
-let nextId = 1;
-const pending = new Map();
-ws.on("message", (data) => {
-  const msg = JSON.parse(data);
-  if (msg.id && pending.has(msg.id)) {
-    pending.get(msg.id)(msg);
-    pending.delete(msg.id);
-  }
-});
-const send = (method, params = {}) =>
-  new Promise((resolve) => {
-    const id = nextId++;
-    pending.set(id, resolve);
-    ws.send(JSON.stringify({ id, method, params }));
-  });
-
+const { send, close } = await connect((await targets(address))[0]);
 await send("Profiler.enable");
 await send("Profiler.setSamplingInterval", { interval: 100 });
 await send("Profiler.start");
 await new Promise((r) => setTimeout(r, Number(seconds) * 1000));
 const { result } = await send("Profiler.stop");
-ws.close();
+close();
 const profile = result.profile;
 writeFileSync(out, JSON.stringify(profile));
 

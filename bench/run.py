@@ -653,18 +653,21 @@ def limiter_ceiling(args, ours_s: WorkerSpec, tmp: Path, running: list) -> None:
         print(f"| {what} | {best['rps']:.0f} | {best['p50_ms']:.2f} | {best['p99_ms']:.2f} | {best['cpu_us']:.0f} |")
 
 
-def observing_floor(args, sim: Sim, tmp: Path, running: list) -> None:
-    """The floor, the observing floor (bench/observing-floor-worker.js: reads every answer, as
-    a gateway must) and ours, under the same load in one run: how much of ours' cost over the
-    floor any gateway that sees its answers pays in this runtime, and how much is our code's."""
-    observing_spec = WorkerSpec(
+def observing_spec(sim: Sim) -> WorkerSpec:
+    return WorkerSpec(
         "observing",
         [("observing-floor-worker.js", "esModule", BENCH / "observing-floor-worker.js")],
         {"UPSTREAM_URL": sim.chat_url, "CF_AIG_TOKEN": AIG_TOKEN},
     )
+
+
+def observing_floor(args, sim: Sim, tmp: Path, running: list, extra: dict[str, str]) -> None:
+    """The floor, the observing floor (bench/observing-floor-worker.js: reads every answer, as
+    a gateway must) and ours, under the same load in one run: how much of ours' cost over the
+    floor any gateway that sees its answers pays in this runtime, and how much is our code's."""
     targets = []
-    for spec, path, model in ((floor_spec(sim), "/", MODEL), (observing_spec, "/", MODEL),
-                              (ours_spec(sim), "/v1/chat/completions", ALIAS)):
+    for spec, path, model in ((floor_spec(sim), "/", MODEL), (observing_spec(sim), "/", MODEL),
+                              (ours_spec(sim, extra), "/v1/chat/completions", ALIAS)):
         w = Workerd(spec, tmp)
         running.append(w)
         w.wait_first_answer((path, chat_body(2048, False, model), HEADERS))
@@ -725,19 +728,19 @@ def isolates_memory(inspector: str) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
-def memory_breakdown(args, sim: Sim, tmp: Path, running: list) -> None:
-    """Where each Worker process's resident memory is, after its first answer, right after a
-    load (chat and streams, 32 KB, 32 connections) and once it has been idle for 10 s: by kind
-    of mapping, and for ours each isolate's JS heap and wasm linear memory (inspector)."""
+def memory_breakdown(args, sim: Sim, tmp: Path, running: list, extra: dict[str, str]) -> None:
+    """Where each Worker process's resident memory is (the floor, the observing floor and ours),
+    after its first answer, right after a load (chat and streams, 32 KB, 32 connections) and
+    once it has been idle for 10 s: by kind of mapping, and for ours each isolate's JS heap and
+    wasm linear memory (inspector)."""
     inspector = f"127.0.0.1:{free_port()}"
-    floor = Workerd(floor_spec(sim), tmp)
-    running.append(floor)
-    ours = Workerd(ours_spec(sim), tmp, inspector=inspector)
-    running.append(ours)
-    floor.wait_first_answer(("/", chat_body(2048, False, MODEL), HEADERS))
-    ours.wait_first_answer(("/v1/chat/completions", chat_body(2048, False, ALIAS), HEADERS))
-    targets = [Target("floor", floor.address, "/", MODEL, floor.proc.pid),
-               Target("ours", ours.address, "/v1/chat/completions", ALIAS, ours.proc.pid)]
+    targets = []
+    for spec, path, model in ((floor_spec(sim), "/", MODEL), (observing_spec(sim), "/", MODEL),
+                              (ours_spec(sim, extra), "/v1/chat/completions", ALIAS)):
+        w = Workerd(spec, tmp, inspector=inspector if spec.name == "ours" else None)
+        running.append(w)
+        w.wait_first_answer((path, chat_body(2048, False, model), HEADERS))
+        targets.append(Target(spec.name, w.address, path, model, w.proc.pid))
     rows: list[tuple[str, str, dict[str, int], list[dict]]] = []
 
     def note(when: str) -> None:
@@ -867,7 +870,7 @@ def print_phase_profile(path: Path, windows: list[tuple[float, float, float, flo
             print(f"  {secs / n * 1e6:7.1f} us  {key}")
 
 
-def first_token_split(args, sim: Sim, tmp: Path, running: list) -> None:
+def first_token_split(args, sim: Sim, tmp: Path, running: list, extra: dict[str, str]) -> None:
     """Where each Worker's time to the first streamed token goes, one request at a time: from
     the client's send to the upstream request leaving the Worker ("in"), and from the first
     content event leaving the simulator to the client reading it ("out"). Medians of
@@ -880,7 +883,7 @@ def first_token_split(args, sim: Sim, tmp: Path, running: list) -> None:
     running.append(floor)
     inspector = f"127.0.0.1:{free_port()}"
     named = TREE / "build" / "index_bg.unstripped.wasm"
-    spec = ours_spec(through)
+    spec = ours_spec(through, extra)
     if named.exists():  # profile the same code with its names
         spec = replace(spec, modules=[(m, k, named if m == "index_bg.wasm" else p) for m, k, p in spec.modules])
     ours = Workerd(spec, tmp, inspector=inspector)
@@ -981,13 +984,13 @@ def main() -> None:
             limiter_ceiling(args, ours_s, tmp, running)
             return
         if args.observing_floor:
-            observing_floor(args, sim, tmp, running)
+            observing_floor(args, sim, tmp, running, extra)
             return
         if args.memory:
-            memory_breakdown(args, sim, tmp, running)
+            memory_breakdown(args, sim, tmp, running, extra)
             return
         if args.split:
-            first_token_split(args, sim, tmp, running)
+            first_token_split(args, sim, tmp, running, extra)
             return
         if args.profile:
             profile(args, sim, ours_s if args.profile_target == "ours" else floor_s, tmp, running)

@@ -730,9 +730,9 @@ def isolates_memory(inspector: str) -> list[dict]:
 
 def memory_breakdown(args, sim: Sim, tmp: Path, running: list, extra: dict[str, str]) -> None:
     """Where each Worker process's resident memory is (the floor, the observing floor and ours),
-    after its first answer, right after a load (chat and streams, 32 KB, 32 connections) and
-    once it has been idle for 10 s: by kind of mapping, and for ours each isolate's JS heap and
-    wasm linear memory (inspector)."""
+    after its first answer, right after a load (chat and streams, 32 KB, 32 connections), once it
+    has been idle for 10 s, and after the full garbage collection that reading ours' isolates
+    (JS heap, wasm linear memory; inspector) forces: by kind of mapping."""
     inspector = f"127.0.0.1:{free_port()}"
     targets = []
     for spec, path, model in ((floor_spec(sim), "/", MODEL), (observing_spec(sim), "/", MODEL),
@@ -743,9 +743,12 @@ def memory_breakdown(args, sim: Sim, tmp: Path, running: list, extra: dict[str, 
         targets.append(Target(spec.name, w.address, path, model, w.proc.pid))
     rows: list[tuple[str, str, dict[str, int], list[dict]]] = []
 
-    def note(when: str) -> None:
+    def note(when: str, isolates: bool = False) -> None:
+        # Reading the isolates forces a full garbage collection in ours (Runtime.queryObjects
+        # walks the heap), so they are read only where a row says so, after its regions.
         for t in targets:
-            rows.append((when, t.name, memory_regions(t.pid), isolates_memory(inspector) if t.name == "ours" else []))
+            regions = memory_regions(t.pid)
+            rows.append((when, t.name, regions, isolates_memory(inspector) if isolates and t.name == "ours" else []))
 
     note("after the first answer")
     for t in targets:
@@ -756,6 +759,9 @@ def memory_breakdown(args, sim: Sim, tmp: Path, running: list, extra: dict[str, 
     note("right after the load")
     time.sleep(10)
     note("idle 10 s after the load")
+    note("idle, ours' isolates read (a full GC in ours)", isolates=True)
+    time.sleep(1)
+    note("just after that GC")
     kinds = list(rows[0][2])
     print(f"resident memory by kind, MiB (chat and stream 32 KB, {args.connections} connections, "
           f"{args.duration:g} s each):")

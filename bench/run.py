@@ -700,6 +700,7 @@ def memory_regions(pid: int) -> dict[str, int]:
             maps.append({"kib": (int(m[2], 16) - int(m[1], 16)) // 1024, "perm": m[3], "name": m[4], "rss": 0})
         elif line.startswith("Rss:") and maps:
             maps[-1]["rss"] = int(line.split()[1])
+
     def reserved(j: int) -> int:
         """KiB of the anonymous reservation (no access) at index j, 0 if that is not one."""
         return maps[j]["kib"] if 0 <= j < len(maps) and maps[j]["perm"] == "---p" and not maps[j]["name"] else 0

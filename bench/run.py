@@ -587,14 +587,21 @@ def print_table(results: dict, prev: dict | None) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def with_names(spec: WorkerSpec) -> WorkerSpec:
+    """Ours with `build/index_bg.unstripped.wasm`: the shipped wasm has no name section, so a
+    profile of it names no function; this is the same code with its names."""
+    named = TREE / "build" / "index_bg.unstripped.wasm"
+    if not named.exists():
+        return spec
+    return replace(spec, modules=[(m, k, named if m == "index_bg.wasm" else p) for m, k, p in spec.modules])
+
+
 def profile(args, sim: Sim, spec: WorkerSpec, tmp: Path, running: list) -> None:
     sc = next((s for s in SCENARIOS if s.name == args.profile), None)
     if sc is None:
         raise SystemExit(f"no scenario {args.profile!r}; one of: {', '.join(s.name for s in SCENARIOS)}")
-    named = TREE / "build" / "index_bg.unstripped.wasm"
-    if spec.name == "ours" and named.exists():
-        # The shipped wasm has no name section: profile the same code with its names.
-        spec = replace(spec, modules=[(m, k, named if m == "index_bg.wasm" else p) for m, k, p in spec.modules])
+    if spec.name == "ours":
+        spec = with_names(spec)
     inspector = f"127.0.0.1:{free_port()}"
     w = Workerd(spec, tmp, inspector=inspector)
     running.append(w)
@@ -661,17 +668,25 @@ def observing_spec(sim: Sim) -> WorkerSpec:
     )
 
 
+def start_floors_and_ours(sim: Sim, tmp: Path, running: list, extra: dict[str, str],
+                          inspector: str | None = None) -> list[Target]:
+    """The floor, the observing floor and ours, each in its own workerd (ours with `inspector`),
+    each answered once: their targets."""
+    targets = []
+    for spec, path, model in ((floor_spec(sim), "/", MODEL), (observing_spec(sim), "/", MODEL),
+                              (ours_spec(sim, extra), "/v1/chat/completions", ALIAS)):
+        w = Workerd(spec, tmp, inspector=inspector if spec.name == "ours" else None)
+        running.append(w)
+        w.wait_first_answer((path, chat_body(2048, False, model), HEADERS))
+        targets.append(Target(spec.name, w.address, path, model, w.proc.pid))
+    return targets
+
+
 def observing_floor(args, sim: Sim, tmp: Path, running: list, extra: dict[str, str]) -> None:
     """The floor, the observing floor (bench/observing-floor-worker.js: reads every answer, as
     a gateway must) and ours, under the same load in one run: how much of ours' cost over the
     floor any gateway that sees its answers pays in this runtime, and how much is our code's."""
-    targets = []
-    for spec, path, model in ((floor_spec(sim), "/", MODEL), (observing_spec(sim), "/", MODEL),
-                              (ours_spec(sim, extra), "/v1/chat/completions", ALIAS)):
-        w = Workerd(spec, tmp)
-        running.append(w)
-        w.wait_first_answer((path, chat_body(2048, False, model), HEADERS))
-        targets.append(Target(spec.name, w.address, path, model, w.proc.pid))
+    targets = start_floors_and_ours(sim, tmp, running, extra)
     wanted = [x.strip() for x in (args.scenarios or "chat 2KB,stream 2KB").split(",") if x.strip()]
     print(f"the floor, the observing floor and ours ({args.connections} connections, {args.duration:g} s, "
           f"best of {args.rounds} interleaved rounds):")
@@ -735,13 +750,7 @@ def memory_breakdown(args, sim: Sim, tmp: Path, running: list, extra: dict[str, 
     has been idle for 10 s, and after the full garbage collection that reading ours' isolates
     (JS heap, wasm linear memory; inspector) forces: by kind of mapping."""
     inspector = f"127.0.0.1:{free_port()}"
-    targets = []
-    for spec, path, model in ((floor_spec(sim), "/", MODEL), (observing_spec(sim), "/", MODEL),
-                              (ours_spec(sim, extra), "/v1/chat/completions", ALIAS)):
-        w = Workerd(spec, tmp, inspector=inspector if spec.name == "ours" else None)
-        running.append(w)
-        w.wait_first_answer((path, chat_body(2048, False, model), HEADERS))
-        targets.append(Target(spec.name, w.address, path, model, w.proc.pid))
+    targets = start_floors_and_ours(sim, tmp, running, extra, inspector)
     rows: list[tuple[str, str, dict[str, int], list[dict]]] = []
 
     def note(when: str, isolates: bool = False) -> None:
@@ -759,8 +768,7 @@ def memory_breakdown(args, sim: Sim, tmp: Path, running: list, extra: dict[str, 
             wrk(t, body, args.connections, args.duration)
     note("right after the load")
     time.sleep(10)
-    note("idle 10 s after the load")
-    note("idle, ours' isolates read (a full GC in ours)", isolates=True)
+    note("idle 10 s after the load (then ours' isolates read: a full GC)", isolates=True)
     time.sleep(1)
     note("just after that GC")
     kinds = list(rows[0][2])
@@ -855,7 +863,11 @@ def print_phase_profile(path: Path, windows: list[tuple[float, float, float, flo
     for node, delta in zip(profile["samples"], profile["timeDeltas"]):
         at += delta / 1e6
         samples.append((at, nodes[node]["callFrame"]))
-    # A sample stands for the interval since the one before it.
+    # Only the requests the profile covers count (it may stop before the last of them).
+    covered = [w for w in windows if samples and samples[0][0] <= w[0] and w[3] <= samples[-1][0]]
+    n = max(len(covered), 1)
+    # A sample stands for the interval since the one before it; one ending up to a sampling
+    # interval (100 µs, bench/profile.mjs) or two past a phase's end still belongs to it.
     for phase, (lo_i, hi_i) in (("in", (0, 1)), ("out", (2, 3))):
         busy, by_fn = 0.0, {}
         prev = samples[0][0] if samples else 0.0
@@ -865,14 +877,14 @@ def print_phase_profile(path: Path, windows: list[tuple[float, float, float, flo
             name = frame["functionName"] or "(anonymous)"
             if name == "(idle)":
                 continue
-            for w in windows:
+            for w in covered:
                 if w[lo_i] <= start and when <= w[hi_i] + 0.0002:
                     busy += width
                     key = f"{name} {frame['url'].split('/')[-1]}"[:100]
                     by_fn[key] = by_fn.get(key, 0.0) + width
                     break
-        n = max(len(windows), 1)
-        print(f"ours, phase {phase!r}: {busy / n * 1000:.3f} ms busy per request in the isolate (profiled); most:")
+        print(f"ours, phase {phase!r}: {busy / n * 1000:.3f} ms busy per request in the isolate "
+              f"(profiled, {len(covered)} requests); most:")
         for key, secs in sorted(by_fn.items(), key=lambda kv: -kv[1])[:12]:
             print(f"  {secs / n * 1e6:7.1f} us  {key}")
 
@@ -889,11 +901,7 @@ def first_token_split(args, sim: Sim, tmp: Path, running: list, extra: dict[str,
     floor = Workerd(floor_spec(through), tmp)
     running.append(floor)
     inspector = f"127.0.0.1:{free_port()}"
-    named = TREE / "build" / "index_bg.unstripped.wasm"
-    spec = ours_spec(through, extra)
-    if named.exists():  # profile the same code with its names
-        spec = replace(spec, modules=[(m, k, named if m == "index_bg.wasm" else p) for m, k, p in spec.modules])
-    ours = Workerd(spec, tmp, inspector=inspector)
+    ours = Workerd(with_names(ours_spec(through, extra)), tmp, inspector=inspector)
     running.append(ours)
     targets = [Target("floor", floor.address, "/", MODEL), Target("ours", ours.address, "/v1/chat/completions", ALIAS)]
     times: dict[str, list[tuple[float, float, float]]] = {t.name: [] for t in targets}

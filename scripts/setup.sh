@@ -14,16 +14,13 @@ locked_version() { sed -n "/^name = \"$1\"\$/{n;s/^version = \"\(.*\)\"\$/\1/p;q
 WASM_BINDGEN_VERSION=$(locked_version wasm-bindgen)
 WORKER_VERSION=$(locked_version worker)
 
-cargo_install() { # name version binary
-  local name=$1 version=$2 bin=$3
+cargo_install() { # name version binary [--locked]
+  local name=$1 version=$2 bin=$3 locked=${4:-}
   if command -v "$bin" >/dev/null && "$bin" --version 2>/dev/null | grep -qw -- "$version"; then
     return
   fi
   log "installing $name $version (a few minutes, once per machine)"
-  # --locked first; if the lock names a crate version the registry no longer serves, let cargo
-  # resolve afresh within the crate's own version ranges.
-  cargo install --quiet --locked "$name" --version "$version" \
-    || cargo install --quiet "$name" --version "$version"
+  cargo install --quiet ${locked:+"$locked"} "$name" --version "$version"
 }
 
 rust_build_tools() {
@@ -31,8 +28,11 @@ rust_build_tools() {
     log "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
-  # worker-build is versioned with the worker crate it builds.
-  cargo_install worker-build "$WORKER_VERSION" worker-build
+  # worker-build is versioned with the worker crate it builds; its lock resolves on crates.io.
+  cargo_install worker-build "$WORKER_VERSION" worker-build --locked
+  # Not --locked: wasm-bindgen-cli's published lock names crate versions that crates.io no longer
+  # serves (webpki-roots 1.0.11 among them), so a locked install fails; the CLI's own version is
+  # pinned exactly, and cargo resolves its dependencies within their declared ranges.
   cargo_install wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
 }
 

@@ -19,20 +19,24 @@ WORKER_SOURCES := $(shell find src crates/core/src -name '*.rs') \
 SIM := target/debug/aig-sim
 AGW := target/debug/agw
 
-.PHONY: help setup build worker sim agw dev test test-unit test-e2e lint lint-shell fmt size clean bench-analytics
+.PHONY: help setup build worker sim simulator agw dev test test-unit test-e2e lint lint-shell fmt size clean bench-analytics
 
 help:
 	@echo "make dev    run the Worker locally against the AI Gateway simulator (or Cloudflare)"
+	@echo "make simulator   the AI Gateway simulator alone, for a plain 'npx wrangler dev' beside it"
 	@echo "make test   run every test (installs what it needs first)"
 	@echo "make build  build the Worker (build/index.js, build/index_bg.wasm) and the simulator"
 	@echo "make lint   bash -n + shellcheck on every script, cargo fmt --check, clippy -D warnings"
-	@echo "make size   size of build/index_bg.wasm (gzipped) and its largest contributors"
+	@echo "make size   size of build/index_bg.wasm (gzipped) and its largest contributors (information)"
 	@echo "make deploy-check   wrangler deploy --dry-run of the Worker and the example, sizes vs upload limits"
 	@echo "make bench  the Worker vs a JS passthrough floor in workerd, under wrk (figures, not tests)"
 	@echo "make fuzz   property tests and the engine simulation with many more cases (minutes)"
 
+# The toolchain, and .dev.vars for `wrangler dev` (from .dev.vars.example: the simulator's
+# settings) when there is none: after it, `npx wrangler dev` runs as typed.
 setup:
 	@scripts/setup.sh all
+	@[ -f .dev.vars ] || { cp .dev.vars.example .dev.vars && echo "[setup] wrote .dev.vars from .dev.vars.example"; }
 
 build: setup worker sim
 
@@ -41,39 +45,26 @@ build: setup worker sim
 # the build up to date. (No flock, as on macOS: build unlocked.)
 worker:
 	@mkdir -p build
-	@if command -v flock >/dev/null; then flock build/.lock $(MAKE) -s $(WORKERS); \
-	else $(MAKE) -s $(WORKERS); fi
+	@if command -v flock >/dev/null; then flock build/.lock $(MAKE) -s build/index.js; \
+	else $(MAKE) -s build/index.js; fi
 
-# One crate, two Workers (src/lib.rs): the gateway (build/, wrangler.toml) and, built with
-# `--features state`, the state Worker (build/state/, wrangler.state.toml): the Durable Objects
-# the gateway binds by script name, and /analytics, /admin and the cron's work behind its binding.
-WORKERS := build/index.js build/state/index.js
 WORKER_INPUTS := $(WORKER_SOURCES) js/entry.mjs js/relay.mjs js/upstream.mjs tools/wasm-size.mjs
 
-# worker-build's output goes to <dir>/generated/; <dir>/index.js is js/entry.mjs bundled around
+# worker-build's output goes to build/generated/; build/index.js is js/entry.mjs bundled around
 # it (requests reach the generated handler through a plain object, not worker-build's
 # per-request Proxies: see js/entry.mjs). worker-build keeps the wasm name section (it runs
-# wasm-opt with --debuginfo): the shipped <dir>/index_bg.wasm is stripped of it, and
-# <dir>/index_bg.unstripped.wasm keeps it for reading traces (`node tools/wasm-size.mjs names
+# wasm-opt with --debuginfo): the shipped build/index_bg.wasm is stripped of it, and
+# build/index_bg.unstripped.wasm keeps it for reading traces (`node tools/wasm-size.mjs names
 # build/index_bg.unstripped.wasm N` names a `wasm-function[N]`) and for profiles (bench/run.py
-# --profile loads it). $(1): the directory; $(2): cargo's extra options.
-define worker_build
-	@command -v worker-build >/dev/null || { echo "worker-build is missing: run 'make setup'" >&2; exit 1; }
-	worker-build --release --out-dir $(1)/generated . $(2)
-	@mv $(1)/generated/index_bg.wasm $(1)/index_bg.unstripped.wasm
-	@node tools/wasm-size.mjs strip $(1)/index_bg.unstripped.wasm $(1)/index_bg.wasm
-	@esbuild js/entry.mjs --bundle --format=esm --minify --log-level=warning \
-		'--external:*.wasm' '--external:cloudflare:*' --alias:generated-worker=$(CURDIR)/$(1)/generated/index.js \
-		--outfile=$(1)/index.js
-endef
-
+# --profile loads it).
 build/index.js: $(WORKER_INPUTS)
-	$(call worker_build,build,)
-
-# Built after the gateway (never at once: both link target/wasm32-unknown-unknown/release/).
-build/state/index.js: $(WORKER_INPUTS) build/index.js
-	@mkdir -p build/state
-	$(call worker_build,build/state,--features state)
+	@command -v worker-build >/dev/null || { echo "worker-build is missing: run 'make setup'" >&2; exit 1; }
+	worker-build --release --out-dir build/generated .
+	@mv build/generated/index_bg.wasm build/index_bg.unstripped.wasm
+	@node tools/wasm-size.mjs strip build/index_bg.unstripped.wasm build/index_bg.wasm
+	@esbuild js/entry.mjs --bundle --format=esm --minify --log-level=warning \
+		'--external:*.wasm' '--external:cloudflare:*' --alias:generated-worker=$(CURDIR)/build/generated/index.js \
+		--outfile=build/index.js
 
 sim: $(SIM)
 $(SIM): $(shell find crates/aig-sim -name '*.rs') crates/aig-sim/Cargo.toml Cargo.lock
@@ -89,6 +80,10 @@ $(AGW): $(shell find crates/agw crates/core/src -name '*.rs') crates/agw/Cargo.t
 dev: build
 	@scripts/dev.sh
 
+# The simulator alone (on .dev.vars' AI_GATEWAY_URL), for a plain `npx wrangler dev` beside it.
+simulator: sim
+	@scripts/dev.sh simulator
+
 test: build deploy-check lint test-unit test-e2e
 
 # The engine's simulation runs on its own so that it can say how many schedules it ran
@@ -101,20 +96,20 @@ test-unit:
 test-e2e: build agw
 	.venv/bin/python -m pytest -q --durations=15 tests/e2e
 
-# `wrangler deploy` up to the upload, offline, for both Workers (wrangler.toml and
-# wrangler.state.toml): runs the [build] step, validates the config (bindings, Durable Object
-# migrations, crons) and bundles what it would upload; then that bundle's size beside Workers'
-# upload limits, which apply compressed (measured as wrangler measures it: the modules gzipped
-# together). The example agent Worker too, so that it cannot rot.
+# `wrangler deploy` up to the upload, offline: runs the [build] step, validates the config
+# (bindings, Durable Object migrations, crons) and bundles what it would upload; then that
+# bundle's size beside Workers' upload limits, which apply compressed (measured as wrangler
+# measures it: the modules gzipped together). The example agent Worker too, so that it cannot
+# rot. (The migrations of a deployment moving from two Workers to one, in docs/operations.md,
+# are dry-run by the docs' tests.)
 .PHONY: deploy-check
 deploy-check: export DEPLOY_SIZES = $(DEPLOY_SIZES_JS)
 deploy-check:
 	@scripts/setup.sh build
-	@rm -rf build/deploy build/deploy-state build/deploy-agent-worker
+	@rm -rf build/deploy build/deploy-agent-worker
 	npx wrangler deploy --dry-run --outdir build/deploy
-	npx wrangler deploy --dry-run --outdir build/deploy-state --config wrangler.state.toml
 	npx wrangler deploy --dry-run --outdir $(CURDIR)/build/deploy-agent-worker --config examples/agent-worker/wrangler.toml
-	@node -e "$$DEPLOY_SIZES" build/deploy build/deploy-state build/deploy-agent-worker
+	@node -e "$$DEPLOY_SIZES" build/deploy build/deploy-agent-worker
 
 define DEPLOY_SIZES_JS
 const fs = require("fs"), path = require("path"), zlib = require("zlib");
@@ -147,7 +142,6 @@ lint: lint-shell
 	cargo fmt --all -- --check
 	cargo clippy --quiet -p gateway-core -p aig-sim -p agw --all-targets -- -D warnings
 	cargo clippy --quiet -p agent-gateway --target wasm32-unknown-unknown -- -D warnings
-	cargo clippy --quiet -p agent-gateway --target wasm32-unknown-unknown --features state -- -D warnings
 
 lint-shell:
 	@command -v shellcheck >/dev/null || scripts/setup.sh lint
@@ -187,13 +181,10 @@ fuzz:
 	SIM_SCHEDULES=$${SIM_SCHEDULES:-200000} cargo test --quiet --release -p gateway-core --test simulation -- --nocapture
 
 # The shipped wasm's size (raw, gzipped) and its sections; by the names of the unstripped copy,
-# the crates and the functions its code comes from.
-# The gateway's wasm against the target (it is what every request's isolate loads); then the
-# state Worker's (its Durable Objects, /analytics and the cron).
+# the crates and the functions its code comes from. For information: cold start is measured by
+# `make bench`.
 size: worker
 	@node tools/wasm-size.mjs report build/index_bg.wasm build/index_bg.unstripped.wasm 15
-	@echo
-	@node tools/wasm-size.mjs report build/state/index_bg.wasm build/state/index_bg.unstripped.wasm 5 --no-target
 
 clean:
 	rm -rf build target .wrangler

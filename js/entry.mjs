@@ -1,6 +1,5 @@
-// The entry module of both Workers (bundled by `make worker` into build/index.js and
-// build/state/index.js, around worker-build's output in <dir>/generated/, which esbuild's
-// alias `generated-worker` names).
+// The Worker's entry module (bundled by `make worker` into build/index.js, around
+// worker-build's output in build/generated/, which esbuild's alias `generated-worker` names).
 //
 // worker-build's own entry exports `new Proxy(Entrypoint, …)`: every request constructs an
 // Entrypoint through a `construct` trap, wraps the instance in a second Proxy whose `get` trap
@@ -25,26 +24,22 @@ export * from "generated-worker";
 
 // worker-build's handlers, e.g. `function fetch(req) { return exports.fetch.call(this, req,
 // this.env, this.ctx) }`: the Proxy traps only construction, so the prototype is the plain one.
-// The state Worker has no scheduled handler (the gateway's cron asks it over its binding).
 const { fetch: wasmFetch, scheduled: wasmScheduled } = Generated.prototype;
-if (typeof wasmFetch !== "function") {
-  throw new Error("worker-build's entry no longer has a fetch handler: update js/entry.mjs");
+if (typeof wasmFetch !== "function" || typeof wasmScheduled !== "function") {
+  throw new Error("worker-build's entry no longer has its fetch and scheduled handlers: update js/entry.mjs");
 }
 
 // Set by the worker crate's start function (globalThis.__worker_init_state), shared with the
 // proxies of the Durable Object classes.
 const state = globalThis.__worker_init_state;
 
-const handlers = {
+export default {
   fetch(request, env, ctx) {
     if (state.criticalError) state.criticalError = false;
     return wasmFetch.call({ env, ctx }, request);
   },
-};
-if (typeof wasmScheduled === "function") {
-  handlers.scheduled = function scheduled(event, env, ctx) {
+  scheduled(event, env, ctx) {
     if (state.criticalError) state.criticalError = false;
     return wasmScheduled.call({ env, ctx }, event);
-  };
-}
-export default handlers;
+  },
+};

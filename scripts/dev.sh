@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# `make dev`: the Worker in `wrangler dev` (with the state Worker it binds to), against the
-# bundled AI Gateway simulator when .dev.vars points at loopback (as .dev.vars.example does), or
-# against Cloudflare when it holds real values.
-# PORT (default 8787) is wrangler's port. Ctrl-C stops everything it started.
+# `make dev`: the Worker in `wrangler dev`, against the bundled AI Gateway simulator when
+# .dev.vars points at loopback (as .dev.vars.example does), or against Cloudflare when it holds
+# real values. PORT (default 8787) is wrangler's port. Ctrl-C stops everything it started.
+# `scripts/dev.sh simulator` (`make simulator`): the simulator alone, in the foreground, for a
+# plain `npx wrangler dev` in another terminal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+mode=${1:-all}
+case "$mode" in
+  all | simulator) ;;
+  *) echo "usage: $0 [simulator]" >&2; exit 2 ;;
+esac
 PORT=${PORT:-8787}
 log() { printf '\033[1;34m[dev]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[dev]\033[0m %s\n' "$*" >&2; exit 1; }
@@ -56,7 +62,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-require_free "$PORT" "wrangler dev" "choose another with PORT=8790 make dev"
+[ "$mode" = simulator ] || require_free "$PORT" "wrangler dev" "choose another with PORT=8790 make dev"
 
 gateway_url=$(var AI_GATEWAY_URL)
 case "$gateway_url" in
@@ -84,9 +90,17 @@ case "$gateway_url" in
   *)
     # (A quote inside ${x:-...} within double quotes is quoting to bash 5.2: keep words plain.)
     where=${gateway_url:-the default https://gateway.ai.cloudflare.com/v1}
+    [ "$mode" = simulator ] && die "AI_GATEWAY_URL in .dev.vars is $where, not the simulator's loopback address"
     log "AI_GATEWAY_URL is $where: talking to Cloudflare, no simulator started"
     ;;
 esac
+
+if [ "$mode" = simulator ]; then
+  log "the simulator is answering on $sim_listen; in another terminal: npx wrangler dev (Ctrl-C stops it)"
+  status=0
+  wait "$sim_pid" || status=$?
+  exit "$status"
+fi
 
 # The ledger's schema, in the local D1 database wrangler dev uses (.wrangler/state): applied
 # migrations are recorded there, so this is quick after the first time.
@@ -94,12 +108,10 @@ log "applying the ledger's migrations (migrations/) to the local D1 database"
 migrate_out=$(node_modules/.bin/wrangler d1 migrations apply LEDGER --local </dev/null 2>&1) \
   || die "wrangler d1 migrations apply failed: $migrate_out"
 
-# Both Workers in one wrangler dev: the gateway on the port, the state Worker behind its
-# STATE binding (each reads this directory's .dev.vars).
-log "starting wrangler dev on http://127.0.0.1:$PORT (the gateway, and the state Worker behind it)"
+# The command a Cloudflare user types, with the port and no interactive key bindings.
+log "starting wrangler dev on http://127.0.0.1:$PORT"
 set -m
-node_modules/.bin/wrangler dev -c wrangler.toml -c wrangler.state.toml \
-  --ip 127.0.0.1 --port "$PORT" --show-interactive-dev-session=false </dev/null &
+node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$PORT" --show-interactive-dev-session=false </dev/null &
 wrangler_pid=$!
 set +m
 groups+=("$wrangler_pid")

@@ -53,8 +53,7 @@ impl Ctx {
         })
     }
 
-    /// Every secret's value, for redaction (the state Worker's views and management calls).
-    #[cfg(feature = "state")]
+    /// Every secret's value, for redaction (the views and management calls).
     pub fn secrets(&self) -> Vec<&str> {
         self.settings.secret_values()
     }

@@ -24,11 +24,6 @@ impl Incoming {
         Self { raw, url, headers }
     }
 
-    /// The request as the runtime gave it, to hand on (a Service Binding's fetch).
-    pub fn into_raw(self) -> web_sys::Request {
-        self.raw
-    }
-
     pub fn method(&self) -> String {
         self.raw.method()
     }

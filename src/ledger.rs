@@ -9,9 +9,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use gateway_core::account::ledger::{self, Row, Value, INSERT};
-#[cfg(feature = "state")]
-use gateway_core::account::ledger::{PRUNE, PRUNE_BATCH};
+use gateway_core::account::ledger::{self, Row, Value, INSERT, PRUNE, PRUNE_BATCH};
 use js_sys::{Array, Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -20,6 +18,54 @@ use worker::{Context, Delay, Env};
 thread_local! {
     /// Batches this isolate failed to write (after its retries), since it started.
     static FAILED_WRITES: Cell<u64> = const { Cell::new(0) };
+    /// The ledger's table was seen (it is never dropped by the Worker: once is enough), or when
+    /// it was last found missing (a check costs a D1 query: not more than one per interval).
+    static SCHEMA: Cell<Schema> = const { Cell::new(Schema::Unknown) };
+}
+
+/// The command that creates the ledger's table, for the operator's eyes.
+pub const MIGRATE: &str = "npx wrangler d1 migrations apply LEDGER --local (--remote for the deployed Worker)";
+
+/// How long a missing table is believed missing before D1 is asked again.
+const SCHEMA_RECHECK_MS: u64 = 10_000;
+
+#[derive(Clone, Copy)]
+enum Schema {
+    Unknown,
+    Present,
+    MissingAt(u64),
+}
+
+/// Why the ledger cannot be used, said for an operator: the binding, or the migrations.
+pub async fn unavailable_reason(env: &Env) -> Option<String> {
+    if !is_bound(env) {
+        return Some("no D1 binding `LEDGER` (see wrangler.toml)".to_owned());
+    }
+    let now = worker::Date::now().as_millis();
+    match SCHEMA.with(Cell::get) {
+        Schema::Present => return None,
+        Schema::MissingAt(at) if now.saturating_sub(at) < SCHEMA_RECHECK_MS => return Some(missing_table()),
+        _ => {}
+    }
+    match all_json(env, "SELECT 1 FROM attempts LIMIT 0", &[]).await {
+        Ok(_) => {
+            SCHEMA.with(|s| s.set(Schema::Present));
+            None
+        }
+        Err(e) if is_missing_table(&e) => {
+            SCHEMA.with(|s| s.set(Schema::MissingAt(now)));
+            Some(missing_table())
+        }
+        Err(e) => Some(format!("the ledger (D1 `LEDGER`) could not be read: {e}")),
+    }
+}
+
+fn missing_table() -> String {
+    format!("the ledger's table does not exist: run `{MIGRATE}`")
+}
+
+fn is_missing_table(error: &str) -> bool {
+    error.contains("no such table")
 }
 
 /// A new request id (`x-gateway-request-id`, the rows' `request_id`) for a request that
@@ -60,14 +106,34 @@ pub async fn write(env: &Env, rows: &[Row]) {
             Delay::from(Duration::from_millis(delay_ms)).await;
         }
         match insert(env, rows).await {
-            Ok(()) => return,
+            Ok(()) => {
+                SCHEMA.with(|s| s.set(Schema::Present));
+                return;
+            }
             Err(e) => last = describe(&e),
+        }
+        if is_missing_table(&last) {
+            break;
         }
     }
     let failed = FAILED_WRITES.with(|c| {
         c.set(c.get() + 1);
         c.get()
     });
+    if is_missing_table(&last) {
+        // Every write fails the same way until the migrations are applied: said once per
+        // isolate, with the command that fixes it.
+        SCHEMA.with(|s| s.set(Schema::MissingAt(worker::Date::now().as_millis())));
+        if failed == 1 {
+            let line = serde_json::json!({
+                "event": "ledger_schema_missing",
+                "error": "the ledger's table does not exist: attempts are not recorded",
+                "fix": MIGRATE,
+            });
+            worker::console_error!("{line}");
+        }
+        return;
+    }
     let line = serde_json::json!({
         "event": "ledger_write_failed",
         "rows": rows.len(),
@@ -94,7 +160,6 @@ async fn insert(env: &Env, rows: &[Row]) -> Result<(), JsValue> {
 
 /// The cron's part: deletes the rows of days before the retention window, a bounded batch per
 /// statement, up to `max_batches` statements. Returns how many rows went.
-#[cfg(feature = "state")]
 pub async fn prune(env: &Env, now_ms: i64, retention_days: u32, max_batches: u32) -> Result<u64, String> {
     let first_kept = ledger::first_kept_day(now_ms, retention_days);
     let mut deleted = 0;
@@ -109,7 +174,6 @@ pub async fn prune(env: &Env, now_ms: i64, retention_days: u32, max_batches: u32
 }
 
 /// Runs one statement; the rows it changed.
-#[cfg(feature = "state")]
 async fn run(env: &Env, sql: &str, params: &[Value]) -> Result<u64, JsValue> {
     let db = database(env)?;
     let statement = method(&db, "prepare")?.call1(&db, &JsValue::from_str(sql))?;

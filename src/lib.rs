@@ -1,27 +1,17 @@
 //! agent-gateway: the Worker shell.
 //!
 //! This file is the table of contents: it resolves the route, authenticates, and hands the
-//! request to one small handler. Every decision is made by `gateway_core` (plain Rust, tested
-//! natively); the shell only translates between the Workers runtime and it.
-//!
-//! One crate, two Workers. The default build is the gateway (`build/index_bg.wasm`): every route
-//! on the request's path (leases, the upstream calls, the ledger's writes) and the hourly cron's
-//! trigger, with no state of its own. `--features state` builds the state Worker
-//! (`build/state/index_bg.wasm`): the Durable Objects (limiters, idempotency store, rollups),
-//! the back office (`/analytics`, `/admin/gateways`) and the cron's work (rollups, ledger
-//! pruning). The gateway binds its
-//! objects by script name and reaches the rest over the `STATE` Service Binding
-//! (`crate::state`), so the isolates that serve requests load, decode and compile neither the
-//! objects' code nor the views' (together about a third of the wasm).
-
-// The state Worker compiles the shared shell (context, ledger, respond...) but serves one
-// route: what only the gateway reaches is dead code there, and not linked.
-#![cfg_attr(feature = "state", allow(dead_code, unused_imports))]
+//! request to one small handler; the hourly cron goes to `cron`. The decisions are
+//! `gateway_core`'s (plain Rust, tested natively); the shell translates between the Workers
+//! runtime and it. One Worker: its Durable Objects (limiters, idempotency store, analytics
+//! rollups), its D1 ledger, its cron and its back office (`/analytics`, `/admin/gateways`) are
+//! all in this one script.
 
 mod aig;
 mod alerts;
 mod analytics;
 mod context;
+mod cron;
 mod durable;
 mod incoming;
 mod ledger;
@@ -29,15 +19,12 @@ mod log;
 mod relay;
 mod respond;
 mod routes;
-mod state;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use gateway_core::request::route;
-use worker::{event, web_sys, Context, Env, Response, Result};
-#[cfg(not(feature = "state"))]
-use worker::{ScheduleContext, ScheduledEvent};
+use worker::{event, web_sys, Context, Env, Response, Result, ScheduleContext, ScheduledEvent};
 
 use crate::context::Ctx;
 use crate::incoming::Incoming;
@@ -49,7 +36,6 @@ fn start() {
 }
 
 /// The runtime's own request, not workers-rs' `Request` (see `incoming`).
-#[cfg(not(feature = "state"))]
 #[event(fetch)]
 async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<Response> {
     let req = Incoming::new(raw);
@@ -86,15 +72,11 @@ async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<R
     let served: Pin<Box<dyn Future<Output = Result<Response>> + '_>> = match route {
         route::Route::ChatCompletions => Box::pin(routes::chat::handle(req, &env, &worker_ctx, &ctx, identity)),
         route::Route::Models => return routes::models::handle(&ctx),
-        route::Route::Health => return routes::health::handle(&ctx),
+        route::Route::Health => Box::pin(routes::health::handle(&env, &ctx)),
         route::Route::Limits => Box::pin(routes::limits::handle(&req, &env, &ctx)),
         route::Route::Native(provider) => Box::pin(routes::native::handle(req, &env, &worker_ctx, &ctx, provider)),
-        // The back office (gateway management, the views of the books): the state Worker's,
-        // over its binding.
-        route::Route::Admin => Box::pin(state::binding::forward(req, &env, &ctx, state::binding::BackOffice::Admin)),
-        route::Route::Analytics => {
-            Box::pin(state::binding::forward(req, &env, &ctx, state::binding::BackOffice::Analytics))
-        }
+        route::Route::Admin => Box::pin(routes::admin::handle(req, &ctx)),
+        route::Route::Analytics => Box::pin(routes::analytics::handle(req, &env, &ctx)),
     };
     served.await
 }
@@ -108,17 +90,8 @@ async fn test_panic() {
     panic!("GATEWAY_TEST_PANIC_PATH requested: a test of panic recovery");
 }
 
-/// Cron (`[triggers] crons`): asks the state Worker to bring the daily rollups up to date
-/// and to prune the ledger (`crate::state::entry::cron`).
-#[cfg(not(feature = "state"))]
+/// Cron (`[triggers] crons`): the daily rollups and the ledger's pruning.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    state::binding::cron(&env).await;
-}
-
-/// The state Worker: `/analytics`, and the cron's work when the gateway asks for it.
-#[cfg(feature = "state")]
-#[event(fetch)]
-async fn fetch(raw: web_sys::Request, env: Env, _worker_ctx: Context) -> Result<Response> {
-    state::entry::serve(Incoming::new(raw), &env).await
+    cron::run(&env).await;
 }

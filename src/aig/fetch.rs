@@ -73,8 +73,7 @@ pub enum Read {
     Stream,
     /// Whole (within the call's [`Bounds`]).
     Whole,
-    /// At most this many bytes (the state Worker's Cloudflare API calls).
-    #[cfg_attr(not(feature = "state"), allow(dead_code))]
+    /// At most this many bytes (`/admin`'s Cloudflare API calls).
     UpTo(usize),
 }
 

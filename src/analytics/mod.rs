@@ -1,26 +1,18 @@
-//! The shell of `/analytics` (the state Worker, `--features state`; `binding` is the
-//! gateway's way to it): reading the ledger (D1, through `crate::ledger`), AI Gateway's logs over `Fetch`, the
+//! The shell of `/analytics`: reading the ledger (D1, through `crate::ledger`), AI Gateway's logs over `Fetch`, the
 //! rollup Durable Object and its scheduled job, and the result cache. Every decision (pages, retries, what counts,
 //! which days come from rollups, rendering) is `gateway_core::analytics`.
 
-#[cfg(feature = "state")]
 pub mod logs_client;
-#[cfg(feature = "state")]
 pub mod result_cache;
-#[cfg(feature = "state")]
 pub mod rollup_object;
-#[cfg(feature = "state")]
 pub mod rollups;
-#[cfg(feature = "state")]
 mod settings;
-#[cfg(feature = "state")]
 pub mod view;
 
-#[cfg(feature = "state")]
 pub use settings::{analytics_settings, wasm_memory_bytes};
 
 /// A refused `/analytics` request: the error in the OpenAI shape, and for a 401 the challenge
-/// that makes a browser ask for the token (as the password) and retry. Both Workers answer it.
+/// that makes a browser ask for the token (as the password) and retry.
 pub fn refused(err: &gateway_core::error::GatewayError) -> worker::Result<worker::Response> {
     let mut response = crate::respond::error_response(err, None)?;
     if err.status() == 401 {

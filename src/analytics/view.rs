@@ -37,10 +37,10 @@ pub async fn compute_ledger(
     logs: Option<&Source<'_>>,
     now_ms: i64,
 ) -> Result<Report, GatewayError> {
-    if !d1::is_bound(env) {
+    if let Some(reason) = d1::unavailable_reason(env).await {
         return Err(GatewayError::new(
-            ErrorKind::Configuration,
-            "/analytics reads the ledger: the `LEDGER` D1 binding is missing (wrangler.toml [[d1_databases]]).",
+            ErrorKind::LedgerUnavailable,
+            format!("/analytics reads the ledger, but {reason}."),
         ));
     }
     let unreadable = |e: String| GatewayError::new(ErrorKind::Internal, format!("The ledger could not be read: {e}"));

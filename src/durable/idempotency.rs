@@ -1,6 +1,6 @@
 //! Idempotent requests: one Durable Object per key (`IDEMPOTENCY` binding) keeps the first
 //! answer (`gateway_core::idempotency::Record`); repeats get it instead of spending again. This
-//! is the client; the object is the state Worker's (`idempotency_object`).
+//! is the client; the object is `idempotency_object`.
 
 use std::time::Duration;
 
@@ -58,10 +58,16 @@ pub async fn claim(
             format!("The idempotency store is unavailable ({e}); retry the request."),
         )
     };
-    let stub = env
-        .durable_object(BINDING)
-        .and_then(|ns| ns.id_from_name(&key.object_name)?.get_stub())
-        .map_err(unavailable)?;
+    let namespace = env.durable_object(BINDING).map_err(|_| {
+        GatewayError::new(
+            ErrorKind::Configuration,
+            format!(
+                "Idempotent requests need the Durable Object binding `{BINDING}` (class IdempotencyStore), \
+                 which this Worker does not have (see wrangler.toml)."
+            ),
+        )
+    })?;
+    let stub = namespace.id_from_name(&key.object_name).and_then(|id| id.get_stub()).map_err(unavailable)?;
     loop {
         let op = Op::Begin { fingerprint: key.fingerprint.clone(), lease_ms };
         let begin: Begin = read_json(&mut call(&stub, &op).await.map_err(unavailable)?).await.map_err(unavailable)?;

@@ -1,4 +1,4 @@
-//! `IdempotencyStore`, the state Worker's Durable Object behind `crate::durable::idempotency`.
+//! `IdempotencyStore`, the Durable Object behind `crate::durable::idempotency`.
 
 use std::time::Duration;
 

@@ -135,6 +135,14 @@ pub struct Reserved {
     pub used_share: Option<f64>,
 }
 
+/// What a limiter refusal says when this Worker has no `LIMITER` binding at all.
+fn missing_binding(name: &str) -> String {
+    format!(
+        "the limiter for {name} cannot be reached: this Worker has no Durable Object binding `{BINDING}` \
+         (class ProviderLimiter; see wrangler.toml)"
+    )
+}
+
 fn stub(env: &Env, provider: &str) -> worker::Result<Stub> {
     env.durable_object(BINDING)?.id_from_name(provider)?.get_stub()
 }
@@ -246,15 +254,12 @@ async fn reserve_one(
             return Ok(OneLimiter { result, alerts: Vec::new(), remaining, used_share });
         }
     }
-    let unavailable = |e: worker::Error| Refusal {
-        rate_limited: false,
-        over_budget: false,
-        circuit_open: false,
-        ends_request: None,
-        retry_after_secs: 1,
-        message: format!("the limiter for {name} is unavailable ({e})"),
+    let unavailable = |e: worker::Error| {
+        Refusal::limiter_unavailable(format!(
+            "the limiter for {name} (Durable Object binding `{BINDING}`) did not answer: {e}"
+        ))
     };
-    let stub = stub(env, &name).map_err(unavailable)?;
+    let stub = stub(env, &name).map_err(|_| Refusal::limiter_unavailable(missing_binding(&name)))?;
     // The request is asked anyway: it carries this isolate's report, and a request for a lease.
     let report = leases.then(|| leases::with_request(&name, amount, now));
     let lease = report.as_ref().and_then(|r| r.sync().cloned());
@@ -435,8 +440,8 @@ pub async fn snapshot(env: &Env, name: &str, policy: Policy, leases: bool) -> wo
 }
 
 /// JSON through serde_json, not the runtime's JS objects: amounts stay exact decimal digits.
-/// An object that did not answer 2xx (it failed, or is not there: a state Worker that is not
-/// deployed or not running) is named by its status, not by the parse of its error page.
+/// An object that did not answer 2xx (it failed, or its class is not deployed) is named by its
+/// status, not by the parse of its error page.
 pub async fn read_json<T: serde::de::DeserializeOwned>(response: &mut worker::Response) -> worker::Result<T> {
     let status = response.status_code();
     if !(200..300).contains(&status) {

@@ -15,7 +15,6 @@ use crate::analytics::view::{self, Source};
 use crate::analytics::{analytics_settings, now_ms, result_cache, wasm_memory_bytes};
 use crate::context::Ctx;
 use crate::incoming::Incoming;
-use crate::respond::error_response;
 
 pub async fn handle(req: Incoming, env: &Env, ctx: &Ctx) -> Result<Response> {
     match serve(&req, env, ctx).await {

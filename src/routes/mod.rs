@@ -1,8 +1,6 @@
 //! One handler per route.
 
-#[cfg(feature = "state")]
 pub mod admin;
-#[cfg(feature = "state")]
 pub mod analytics;
 pub mod chat;
 pub mod health;

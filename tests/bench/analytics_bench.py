@@ -95,9 +95,8 @@ def workerd_cold_reads(sim: Sim, window: dict, reads: int = 3) -> tuple[list[flo
     sys.path.insert(0, str(ROOT / "bench"))
     import run as harness  # bench/run.py: capnp config and process handling for workerd serve
 
-    # The state Worker alone (the gateway only hands /analytics to it over a binding).
-    toml = harness.wrangler_toml("wrangler.state.toml")
-    built = ROOT / "build" / "state"
+    toml = harness.wrangler_toml()
+    built = ROOT / "build"
     spec = harness.WorkerSpec(
         "analytics",
         [("index.js", "esModule", built / "index.js"), ("index_bg.wasm", "wasm", built / "index_bg.wasm")],

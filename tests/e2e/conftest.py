@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -29,31 +30,39 @@ SIM_BIN = ROOT / "target" / "debug" / "aig-sim"
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
 
 
-def write_e2e_wrangler_toml(directory: Path, source: str = "wrangler.toml", main: str = "build/index.js") -> Path:
+def write_e2e_wrangler_toml(
+    directory: Path, source: str = "wrangler.toml", main: str = "build/index.js", without_bindings: tuple[str, ...] = ()
+) -> Path:
     """The tests run the Worker `make build` built, as it is: wrangler.toml without its [build]
     step (wrangler neither rebuilds at start nor restarts when a source file changes mid-run),
     `main` made absolute, written into a directory of the Worker's own, so that each `wrangler
-    dev` keeps its own `.wrangler/tmp` (instances sharing one clobber each other's bundles)."""
-    kept, skipping = [], False
+    dev` keeps its own `.wrangler/tmp` (instances sharing one clobber each other's bundles).
+    `without_bindings`: binding names whose table (`[[durable_objects.bindings]]`,
+    `[[d1_databases]]`) is left out, as a deployment that lost them would be."""
+    # The file as blocks, each a table header and the lines up to the next one.
+    blocks: list[list[str]] = [[]]
     for line in (ROOT / source).read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("["):
-            skipping = stripped == "[build]"
-        if skipping:
+        if line.strip().startswith("["):
+            blocks.append([])
+        blocks[-1].append(line)
+
+    def dropped(block: list[str]) -> bool:
+        header = block[0].strip() if block else ""
+        if header == "[build]":
+            return True
+        names = {m.group(1) for line in block if (m := re.match(r'^\s*(?:name|binding)\s*=\s*"([^"]+)"', line))}
+        return header in ("[[durable_objects.bindings]]", "[[d1_databases]]") and bool(names & set(without_bindings))
+
+    kept = []
+    for block in blocks:
+        if dropped(block):
             continue
-        if stripped.startswith("main ="):
-            line = f'main = "{ROOT / main}"'
-        kept.append(line)
+        kept += [f'main = "{ROOT / main}"' if line.strip().startswith("main =") else line for line in block]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "wrangler.toml"
     path.write_text("\n".join(kept) + "\n")
     return path
 
-
-def write_e2e_state_toml(directory: Path) -> Path:
-    """The state Worker's config (wrangler.state.toml), as `write_e2e_wrangler_toml` makes
-    the gateway's: the gateway reaches it over its STATE binding, in the same wrangler dev."""
-    return write_e2e_wrangler_toml(directory, "wrangler.state.toml", "build/state/index.js")
 
 _LEDGER_TEMPLATE: Path | None = None
 
@@ -181,32 +190,27 @@ class Sim:
 
 
 class Worker:
-    """The built Worker in `wrangler dev` (and the state Worker it binds to), configured
-    through the .dev.vars beside each one's config."""
+    """The built Worker in `wrangler dev`, configured through the .dev.vars beside its config.
+    `migrated=False` starts it on a local D1 without the ledger's table (the migrations never
+    applied); `without_bindings` drops those bindings from its wrangler.toml."""
 
     def __init__(
         self,
         name: str,
         values: dict[str, str],
         ledger_rows: list[dict] | None = None,
-        with_state: bool = True,
-        state_values: dict[str, str | None] | None = None,
+        migrated: bool = True,
+        without_bindings: tuple[str, ...] = (),
     ):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
-        # False: the gateway alone, as if deployed without its state Worker (test_state_worker.py).
-        self.with_state = with_state
         self.log_path = ARTIFACTS / f"worker-{name}.log"
+        self.log_path.write_bytes(b"")  # this session's log only (a restart appends to it)
         self.home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
-        self.config = write_e2e_wrangler_toml(self.home)
-        # The state Worker, behind the gateway's STATE binding in the same wrangler dev:
-        # each Worker reads the .dev.vars beside its own config, and both get the test's values.
-        self.state_config = write_e2e_state_toml(self.home / "state-worker")
-        # (`state_values` overrides some for the state Worker alone; None: unset there.)
-        state = {k: v for k, v in {**values, **(state_values or {})}.items() if v is not None}
-        for directory, vals in ((self.home, values), (self.home / "state-worker", state)):
-            (directory / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in vals.items()))
-        shutil.copytree(migrated_state(), self.home / "state")
+        self.config = write_e2e_wrangler_toml(self.home, without_bindings=without_bindings)
+        (self.home / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        if migrated:
+            shutil.copytree(migrated_state(), self.home / "state")
         if ledger_rows:
             seed_ledger(self.ledger_file(), ledger_rows)
         self.starts = 0
@@ -214,7 +218,7 @@ class Worker:
 
     def configs(self) -> list[Path]:
         """The configs of this `wrangler dev`, the one served on the port first."""
-        return [self.config, *([self.state_config] if self.with_state else [])]
+        return [self.config]
 
     def dev_flags(self) -> list[str]:
         # `/__scheduled?cron=…` runs the cron handler (the analytics rollups).
@@ -232,7 +236,7 @@ class Worker:
             WRANGLER_SEND_METRICS="false",
             CI="true",
             NO_COLOR="1",
-            # A registry of its own: a binding (STATE, the state Worker's objects, the gateway)
+            # A registry of its own: a binding (a Service Binding to the gateway)
             # must resolve to the Worker in this process, never to one of the same name in
             # another `wrangler dev` running at once.
             WRANGLER_REGISTRY_PATH=str(self.home / "registry"),

@@ -126,9 +126,9 @@ class MakeDev:
     `terminal=True` in a pseudo-terminal of its own (its controlling terminal), so that Ctrl-C can
     be typed: the terminal then sends SIGINT to its foreground process group."""
 
-    def __init__(self, tree: Path, *args: str, terminal: bool = False, **env: str):
+    def __init__(self, tree: Path, *args: str, terminal: bool = False, command: tuple[str, ...] = ("make", "dev"), **env: str):
         self.tree = tree
-        self.log = tree / "make-dev.log"
+        self.log = tree / f"{'-'.join(command[:2]).replace('/', '_')}.log"
         environment = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
         environment.update(env)
         self.pty = None
@@ -138,7 +138,7 @@ class MakeDev:
                       preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
         else:
             io = dict(stdin=subprocess.DEVNULL, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
-        self.proc = subprocess.Popen(["make", "dev", *args], cwd=tree, env=environment, start_new_session=True, **io)
+        self.proc = subprocess.Popen([*command, *args], cwd=tree, env=environment, start_new_session=True, **io)
         if terminal:
             os.close(child_side)
             threading.Thread(target=self._copy_terminal, daemon=True).start()
@@ -243,8 +243,8 @@ class MakeDev:
 def make_dev():
     started: list[MakeDev] = []
 
-    def start(tree: Path, *args: str, terminal: bool = False, **env: str) -> MakeDev:
-        started.append(MakeDev(tree, *args, terminal=terminal, **env))
+    def start(tree: Path, *args: str, terminal: bool = False, command: tuple[str, ...] = ("make", "dev"), **env: str) -> MakeDev:
+        started.append(MakeDev(tree, *args, terminal=terminal, command=command, **env))
         return started[-1]
 
     yield start
@@ -416,3 +416,53 @@ def test_make_dev_stops_everything_it_started(tree, make_dev, how):
         assert dev.started(what), f"no {what} among make dev's processes"
     assert httpx.get(f"http://127.0.0.1:{DEV_PORT}/healthz", timeout=10).status_code == 200
     assert_stopped_cleanly(dev, [DEV_PORT, SIM_PORT], None if how.startswith("ctrl-c") else lambda: terminate_dev_sh(dev))
+
+
+def test_the_cloudflare_users_own_commands(tree, make_dev):
+    """What a Worker's README tells its user, as typed: `make setup` (the toolchain, and
+    .dev.vars from the example), the simulator beside it (`make simulator`), `npx wrangler dev`.
+    Without the ledger's migrations chat answers and /healthz and /analytics say what to run;
+    after `npx wrangler d1 migrations apply LEDGER --local` everything is ok."""
+    setup = subprocess.run(["make", "setup"], cwd=tree, capture_output=True, text=True, timeout=600,
+                           env={k: v for k, v in os.environ.items() if k not in NOT_INHERITED})
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert "wrote .dev.vars from .dev.vars.example" in setup.stdout + setup.stderr
+    simulator = make_dev(tree, command=("make", "simulator"))
+    simulator.wait_for(r"in another terminal: npx wrangler dev")
+    url = f"http://127.0.0.1:{DEV_PORT}"
+    token = re.search(r"(?m)^AGENT_TOKEN=(.*)$", (tree / ".dev.vars").read_text()).group(1)
+    auth = {"authorization": f"Bearer {token}"}
+    chat = {"model": "triage", "messages": [{"role": "user", "content": "Label this issue: the build fails"}]}
+
+    def wrangler_dev() -> tuple[MakeDev, httpx.Response]:
+        dev = make_dev(tree, command=("npx", "wrangler", "dev"))
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                return dev, httpx.get(f"{url}/healthz", timeout=2)
+            except httpx.HTTPError:
+                if dev.proc.poll() is not None:
+                    pytest.fail(f"npx wrangler dev exited:\n{dev.output()[-3000:]}")
+                time.sleep(0.3)
+        pytest.fail(f"npx wrangler dev did not answer:\n{dev.output()[-3000:]}")
+
+    dev, health = wrangler_dev()
+    SEEN.append(("wrangler dev healthz", "", health.content))
+    assert health.status_code == 503 and "npx wrangler d1 migrations apply LEDGER --local" in health.json()["ledger"]
+    r = httpx.post(f"{url}/v1/chat/completions", json=chat, headers=auth, timeout=30)
+    SEEN.append(("wrangler dev chat", "", r.content))
+    assert r.status_code == 200, r.text
+    assert "Simulated answer from google-ai-studio/" in r.json()["choices"][0]["message"]["content"]
+    r = httpx.get(f"{url}/analytics", headers=auth, timeout=30)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "ledger_unavailable", r.text
+    assert_stopped_cleanly(dev, [DEV_PORT])
+
+    migrate = subprocess.run(["npx", "wrangler", "d1", "migrations", "apply", "LEDGER", "--local"], cwd=tree,
+                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    dev, health = wrangler_dev()
+    assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+    r = httpx.get(f"{url}/analytics", headers=auth, params={"format": "json"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert_stopped_cleanly(dev, [DEV_PORT])
+    assert_stopped_cleanly(simulator, [SIM_PORT])

@@ -23,7 +23,6 @@ from conftest import (
     ROOT,
     Worker,
     base_values,
-    write_e2e_state_toml,
     write_e2e_wrangler_toml,
 )
 
@@ -50,10 +49,9 @@ def write_agent_wrangler_toml(directory: Path) -> Path:
 
 
 class BoundPair(Worker):
-    """`wrangler dev -c agent -c gateway -c state`: the first config is served on the port, the
-    gateway only through the first one's [[services]] binding, the state Worker through the
-    gateway's. Each Worker reads the .dev.vars beside its own
-    config, so the agent holds nothing but its AGENT_TOKEN."""
+    """`wrangler dev -c agent -c gateway`: the first config is served on the port, the gateway
+    only through the first one's [[services]] binding. Each Worker reads the .dev.vars beside its
+    own config, so the agent holds nothing but its AGENT_TOKEN."""
 
     def __init__(self, name: str, sim: conftest.Sim, agent_token: str):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -64,16 +62,13 @@ class BoundPair(Worker):
         (self.home / "agent").mkdir()
         self.gateway_config = write_e2e_wrangler_toml(self.home / "gateway")
         write_dev_vars(self.home / "gateway" / ".dev.vars", base_values(sim))
-        # The gateway's Durable Objects are the state Worker's: it runs in the same wrangler dev.
-        self.state_config = write_e2e_state_toml(self.home / "state-worker")
-        write_dev_vars(self.home / "state-worker" / ".dev.vars", base_values(sim))
         self.config = write_agent_wrangler_toml(self.home / "agent")
         write_dev_vars(self.home / "agent" / ".dev.vars", {"AGENT_TOKEN": agent_token})
         self.starts = 0
         self.start()
 
     def configs(self) -> list[Path]:
-        return [self.config, self.gateway_config, self.state_config]
+        return [self.config, self.gateway_config]
 
     def dev_flags(self) -> list[str]:
         return []

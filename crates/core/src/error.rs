@@ -39,6 +39,11 @@ pub enum ErrorKind {
     Internal,
     /// Every target was skipped by the gateway's own rate limits or daily budgets.
     LimitsExhausted,
+    /// A limiter (a Durable Object) could not be asked: its binding is missing or the object
+    /// failed. A fault of the deployment, not a budget: never spent without a check.
+    LimiterUnavailable,
+    /// The ledger (D1) cannot be read: its binding is missing or its schema was never applied.
+    LedgerUnavailable,
     /// An idempotency key in use by a different or still-running request.
     Conflict,
     /// AI Gateway's spend limit (code 2041) refused every target tried.
@@ -85,7 +90,7 @@ impl ErrorKind {
             ErrorKind::AigPolicyDenied | ErrorKind::TokenScopeMismatch => 403,
             ErrorKind::ContentBlocked => 400,
             ErrorKind::AigResponseBlocked => 424,
-            ErrorKind::AigGuardrailUnavailable => 503,
+            ErrorKind::AigGuardrailUnavailable | ErrorKind::LimiterUnavailable | ErrorKind::LedgerUnavailable => 503,
         }
     }
 
@@ -93,7 +98,10 @@ impl ErrorKind {
     pub fn openai_type(self) -> &'static str {
         match self {
             ErrorKind::Unauthorized => "authentication_error",
-            ErrorKind::Configuration | ErrorKind::Internal => "server_error",
+            ErrorKind::Configuration
+            | ErrorKind::Internal
+            | ErrorKind::LimiterUnavailable
+            | ErrorKind::LedgerUnavailable => "server_error",
             ErrorKind::Upstream(429)
             | ErrorKind::LimitsExhausted
             | ErrorKind::RepositoryBudgetExhausted
@@ -134,6 +142,8 @@ impl ErrorKind {
             ErrorKind::UpstreamUnreachable => "upstream_unreachable",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::LimitsExhausted => "gateway_limits_exhausted",
+            ErrorKind::LimiterUnavailable => "limiter_unavailable",
+            ErrorKind::LedgerUnavailable => "ledger_unavailable",
             ErrorKind::Conflict => "idempotency_conflict",
             ErrorKind::AigSpendLimit => "aig_spend_limit",
             ErrorKind::AigRateLimited => "aig_rate_limited",

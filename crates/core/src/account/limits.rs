@@ -68,6 +68,27 @@ pub struct Refusal {
     pub message: String,
 }
 
+impl Refusal {
+    /// The refusal that stands for a limiter that could not be asked (its binding missing, its
+    /// object failing): the request is not sent unchecked, and the caller is told it is the
+    /// deployment's fault, not a budget (`ErrorKind::LimiterUnavailable`).
+    pub fn limiter_unavailable(message: String) -> Refusal {
+        Refusal {
+            rate_limited: false,
+            over_budget: false,
+            circuit_open: false,
+            ends_request: None,
+            retry_after_secs: 1,
+            message,
+        }
+    }
+
+    /// No limit refused: the limiter itself could not be asked.
+    pub fn is_limiter_unavailable(&self) -> bool {
+        !self.rate_limited && !self.over_budget && !self.circuit_open && self.ends_request.is_none()
+    }
+}
+
 /// The whole state, serialised as one small JSON document in the Durable Object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimiterState {

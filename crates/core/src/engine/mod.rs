@@ -259,6 +259,9 @@ async fn attempts<R: Runtime>(
     if let Some(err) = scope_refusal {
         return Err(err.into());
     }
+    if run.attempts == 0 && refusals.iter().any(|(_, r)| r.is_limiter_unavailable()) {
+        return Err(limiter_unavailable(rules.subject, &refusals).into());
+    }
     if run.attempts == 0 && !refusals.is_empty() {
         return Err(limits_exhausted(rules.subject, &refusals).into());
     }
@@ -281,6 +284,20 @@ pub fn limits_exhausted(subject: &str, refusals: &[(&str, Refusal)]) -> GatewayE
         format!("Every target of {subject} is over this gateway's limits — {}.", reasons.join("; ")),
     );
     err.retry_after = refusals.iter().map(|(_, r)| r.retry_after_secs).min().map(|s| s.to_string());
+    err
+}
+
+/// The 503 when no attempt could be made and a limiter could not be asked: the deployment is at
+/// fault (a missing binding, a failing object), and a 429 would tell the caller to slow down for
+/// a budget that was never checked. Every refusal is named, the unavailable ones first.
+pub fn limiter_unavailable(subject: &str, refusals: &[(&str, Refusal)]) -> GatewayError {
+    let (down, limited): (Vec<_>, Vec<_>) = refusals.iter().partition(|(_, r)| r.is_limiter_unavailable());
+    let reasons: Vec<String> = down.iter().chain(&limited).map(|(p, r)| format!("{p}: {}", r.message)).collect();
+    let mut err = GatewayError::new(
+        ErrorKind::LimiterUnavailable,
+        format!("No target of {subject} could be checked against this gateway's limits — {}.", reasons.join("; ")),
+    );
+    err.retry_after = Some("1".into());
     err
 }
 
@@ -316,5 +333,32 @@ pub fn outcome_label(outcome: AttemptOutcome) -> String {
         AttemptOutcome::MalformedAnswer => "malformed".into(),
         AttemptOutcome::ContentFiltered => "content_filter".into(),
         AttemptOutcome::StreamCutBeforeContent => "stream_failed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limited(message: &str) -> Refusal {
+        Refusal { rate_limited: true, ..Refusal::limiter_unavailable(message.into()) }
+    }
+
+    /// A limiter that could not be asked is the deployment's fault: a 503 of its own, which names
+    /// it before the limits that did refuse, never the 429 that tells a caller to slow down.
+    #[test]
+    fn an_unreachable_limiter_is_a_503_never_a_429() {
+        let down = Refusal::limiter_unavailable("binding `LIMITER` missing".into());
+        assert!(down.is_limiter_unavailable() && !limited("x").is_limiter_unavailable());
+        assert_eq!(refusal_label(&down), "limiter_unavailable");
+        let err = limiter_unavailable("route `triage`", &[("p1", limited("rate limit reached")), ("p2", down)]);
+        assert_eq!(
+            (err.status(), err.kind.code(), err.kind.openai_type()),
+            (503, "limiter_unavailable", "server_error")
+        );
+        let (first, second) = (err.message.find("p2: binding").unwrap(), err.message.find("p1: rate").unwrap());
+        assert!(first < second, "{}", err.message);
+        let all_limited = limits_exhausted("route `triage`", &[("p1", limited("rate limit reached"))]);
+        assert_eq!(all_limited.status(), 429);
     }
 }

@@ -25,6 +25,7 @@ pub mod admin;
 pub mod aig;
 pub mod analytics;
 pub mod config;
+mod digest;
 pub mod engine;
 pub mod error;
 pub mod idempotency;

@@ -7,8 +7,8 @@
 //! say, for each tool call:
 //!
 //! - a distinct `index` per call of a message, dense from 0 in the order calls start: by the
-//!   upstream `index` when there is one, else by id, else by order (a delta without id and name
-//!   continues the call in progress);
+//!   upstream `index` when there is one; else a delta with a name starts a call, one with only
+//!   an id continues the call that has it, and one with neither continues the call in progress;
 //! - a non-empty id unique in its message: the upstream's when it has one, else one derived
 //!   deterministically from the answer's id, the choice, the call's position and the upstream id
 //!   (`call_` and 24 hex digits), so the streamed and the whole form of an answer agree;
@@ -55,7 +55,6 @@ pub struct IssuedSignature {
 struct Call {
     upstream_index: Option<u64>,
     upstream_id: Option<[u8; 32]>,
-    name: Option<[u8; 32]>,
     client_id: String,
 }
 
@@ -80,13 +79,12 @@ impl Choice {
     }
 
     /// Starts a call; returns its position (its client `index`).
-    fn start(&mut self, answer_id: &str, upstream_index: Option<u64>, upstream_id: &str, name: Option<&str>) -> usize {
+    fn start(&mut self, answer_id: &str, upstream_index: Option<u64>, upstream_id: &str) -> usize {
         let usable = !upstream_id.is_empty() && upstream_id.len() <= MAX_UPSTREAM_ID_BYTES && !self.taken(upstream_id);
         let client_id = if usable { upstream_id.to_owned() } else { self.derived_id(answer_id, upstream_id) };
         self.calls.push(Call {
             upstream_index,
             upstream_id: (!upstream_id.is_empty()).then(|| digest(upstream_id)),
-            name: name.map(digest),
             client_id,
         });
         self.calls.len() - 1
@@ -126,18 +124,16 @@ impl Choice {
             let same = id.is_none() || self.calls[at].upstream_id.is_none() || self.calls[at].upstream_id == id;
             return same.then_some(at);
         }
-        if let Some(id) = id {
-            // Index-less: an id continues the call in progress when it is that call's (some
-            // layers repeat id and name on every fragment); any other id starts a call.
-            let at = self.current?;
-            let call = &self.calls[at];
-            let name_agrees = v.name.as_deref().is_none_or(|n| call.name.is_none_or(|known| known == digest(n)));
-            return (call.upstream_id == Some(id) && name_agrees).then_some(at);
-        }
         if v.name.is_some() {
+            // A name starts a call (OpenAI sends it on a call's first delta only; Gemini sends
+            // each call whole), even under an id seen before: that is a repeated id.
             return None;
         }
-        self.current
+        match id {
+            // Index-less and nameless: an id continues the latest call that has it.
+            Some(id) => self.calls.iter().rposition(|c| c.upstream_id == Some(id)),
+            None => self.current,
+        }
     }
 }
 
@@ -349,7 +345,7 @@ fn delta(
     let (at, new) = match choice.owner(v) {
         Some(at) => (at, false),
         None => {
-            let at = choice.start(answer_id, v.index, v.id.as_deref().unwrap_or(""), v.name.as_deref());
+            let at = choice.start(answer_id, v.index, v.id.as_deref().unwrap_or(""));
             (at, true)
         }
     };
@@ -415,7 +411,7 @@ pub fn normalise_completion(body: &[u8]) -> NormalisedCompletion<'_> {
                     array.remove(k);
                     continue;
                 }
-                let at = choice.start(&answer_id, None, v.id.as_deref().unwrap_or(""), v.name.as_deref());
+                let at = choice.start(&answer_id, None, v.id.as_deref().unwrap_or(""));
                 let client_id = choice.calls[at].client_id.clone();
                 let e = &mut call_edits[k];
                 if v.id.as_deref() != Some(client_id.as_str()) {

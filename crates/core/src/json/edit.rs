@@ -4,6 +4,7 @@
 //! re-serialised.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 
@@ -53,8 +54,17 @@ impl<'de> Visitor<'de> for MembersVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+        // Small objects are searched; a large one gets a set, so a body of a hundred thousand
+        // keys costs linear time, not quadratic.
+        let mut seen: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(key) = map.next_key::<CowStr<'de>>()? {
-            if entries.iter().any(|(k, _)| *k == key.0) {
+            let repeated = if entries.len() < 16 {
+                entries.iter().any(|(k, _)| *k == key.0)
+            } else {
+                let seen = seen.get_or_insert_with(|| entries.iter().map(|(k, _)| k.clone()).collect());
+                !seen.insert(key.0.clone())
+            };
+            if repeated {
                 return Err(de::Error::custom(format_args!(
                     "duplicate key `{}`",
                     key.0.chars().take(64).collect::<String>()
@@ -294,6 +304,10 @@ mod tests {
         assert_eq!(m[1].1.get(), "[2]");
         assert!(members(r#"{"a":1,"a":2}"#).unwrap_err().to_string().starts_with("duplicate key `a`"));
         assert!(members("[1]").is_err());
+        let wide: String = format!("{{{}}}", (0..100_000).map(|i| format!("\"k{i}\":0")).collect::<Vec<_>>().join(","));
+        assert_eq!(members(&wide).unwrap().len(), 100_000);
+        let repeated = wide.replacen("}", ",\"k99\":1}", 1);
+        assert!(members(&repeated).unwrap_err().to_string().starts_with("duplicate key `k99`"));
         assert!(members("{} x").is_err());
     }
 

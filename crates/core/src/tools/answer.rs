@@ -197,13 +197,23 @@ fn keep_signature(signatures: &mut Vec<IssuedSignature>, call_id: &str, extra: &
     }
 }
 
-/// The parts of one choice an event or body has, read before anything is decided.
+/// The parts of one choice an event or body has, read before anything is decided (so a
+/// malformed event changes nothing, not even the normaliser's state).
 struct ChoiceView<'a> {
     index: u64,
-    /// The object holding `tool_calls` (the delta, or the message), and where `tool_calls` is in it.
-    holder: Option<(ContainerEdit, usize)>,
-    calls: Option<(ContainerEdit, Vec<CallView<'a>>, Vec<ContainerEdit>)>,
+    tool_calls: Option<ToolCallsView<'a>>,
     finish_reason: Option<(&'a RawValue, std::ops::Range<usize>)>,
+}
+
+/// A choice's `tool_calls`, and the edits that can be made to it.
+struct ToolCallsView<'a> {
+    /// The object holding `tool_calls` (the delta, or the message), and where it is in it.
+    holder: ContainerEdit,
+    at: usize,
+    array: ContainerEdit,
+    calls: Vec<CallView<'a>>,
+    /// One per call.
+    edits: Vec<ContainerEdit>,
 }
 
 /// Reads the choices of a chunk (`holder` = `delta`) or a completion (`message`).
@@ -222,7 +232,7 @@ fn read_choices<'a>(whole: &'a [u8], holder: &str) -> Option<(Cow<'a, str>, Vec<
             Some((_, v)) => Some((v, span_in(whole, v.get())?)),
             None => None,
         };
-        let mut view = ChoiceView { index: index.unwrap_or(pos as u64), holder: None, calls: None, finish_reason };
+        let mut view = ChoiceView { index: index.unwrap_or(pos as u64), tool_calls: None, finish_reason };
         if let Some((_, held)) = member(&fields, holder).filter(|(_, v)| v.get().starts_with('{')) {
             let held_members = members(held.get()).ok()?;
             if let Some((at, list)) = member(&held_members, "tool_calls").filter(|(_, v)| v.get() != "null") {
@@ -233,8 +243,13 @@ fn read_choices<'a>(whole: &'a [u8], holder: &str) -> Option<(Cow<'a, str>, Vec<
                     .zip(&calls)
                     .map(|(raw, c)| ContainerEdit::object(whole, raw, &c.members))
                     .collect::<Option<_>>()?;
-                view.calls = Some((ContainerEdit::array(whole, list, &entries)?, calls, edits));
-                view.holder = Some((ContainerEdit::object(whole, held, &held_members)?, at));
+                view.tool_calls = Some(ToolCallsView {
+                    holder: ContainerEdit::object(whole, held, &held_members)?,
+                    at,
+                    array: ContainerEdit::array(whole, list, &entries)?,
+                    calls,
+                    edits,
+                });
             }
         }
         views.push(view);
@@ -278,13 +293,13 @@ impl StreamCalls {
     /// `None` to forward it as it came.
     pub fn event(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
         let (answer_id, views) = read_choices(payload, "delta")?;
-        let entries: usize = views.iter().filter_map(|v| v.calls.as_ref()).map(|(_, c, _)| c.len()).sum();
+        let entries: usize = views.iter().filter_map(|v| v.tool_calls.as_ref()).map(|t| t.calls.len()).sum();
         let new_choices = views.iter().filter(|v| !self.choices.iter().any(|c| c.index == v.index)).count();
         if self.calls + entries > MAX_CALLS || self.choices.len() + new_choices > MAX_CHOICES {
             return None;
         }
         let mut edits = Edits::new();
-        for view in views {
+        for mut view in views {
             let at = match self.choices.iter().position(|c| c.index == view.index) {
                 Some(at) => at,
                 None => {
@@ -294,22 +309,21 @@ impl StreamCalls {
             };
             let choice = &mut self.choices[at];
             let before = choice.calls.len();
-            if let (Some((array, calls, call_edits)), Some((holder, at))) = (view.calls.as_ref(), view.holder.as_ref())
-            {
-                let (mut array, mut call_edits, mut holder) = (array.clone(), call_edits.clone(), holder.clone());
+            if let Some(mut t) = view.tool_calls.take() {
                 let mut dropped = 0;
-                for (k, v) in calls.iter().enumerate() {
-                    if !delta(choice, &answer_id, v, &mut call_edits[k], &mut self.signatures) {
-                        array.remove(k);
+                for (k, v) in t.calls.iter().enumerate() {
+                    if !delta(choice, &answer_id, v, &mut t.edits[k], &mut self.signatures) {
+                        t.array.remove(k);
                         dropped += 1;
                     }
                 }
-                if dropped == calls.len() && dropped > 0 {
-                    holder.remove(*at);
-                    holder.emit(payload, &mut edits);
+                if dropped > 0 && dropped == t.calls.len() {
+                    // Nothing is left of the list: the delta loses its `tool_calls`.
+                    t.holder.remove(t.at);
+                    t.holder.emit(payload, &mut edits);
                 } else {
-                    array.emit(payload, &mut edits);
-                    call_edits.iter().for_each(|e| e.emit(payload, &mut edits));
+                    t.array.emit(payload, &mut edits);
+                    t.edits.iter().for_each(|e| e.emit(payload, &mut edits));
                 }
             }
             self.calls += choice.calls.len() - before;
@@ -365,7 +379,7 @@ fn delta(
             if let Ok(raw) = serde_json::from_str::<&RawValue>(&stashed) {
                 keep_signature(signatures, &client_id, raw);
             }
-            e.push_back(format!("\"extra_content\":{stashed}"));
+            e.set_back(v.pos("extra_content"), "extra_content", stashed);
         }
     } else if let (Some(pos), Some(id)) = (v.pos("id"), v.id.as_deref()) {
         // A repeated id the client would take over the one it has.
@@ -398,13 +412,13 @@ pub fn normalise_completion(body: &[u8]) -> NormalisedCompletion<'_> {
     let Some((answer_id, views)) = read_choices(body, "message") else { return unchanged(Vec::new()) };
     let mut edits = Edits::new();
     let mut signatures = Vec::new();
-    for view in &views {
+    for mut view in views {
         let mut choice = Choice::new(view.index);
-        if let Some((array, calls, call_edits)) = &view.calls {
-            let (mut array, mut call_edits) = (array.clone(), call_edits.clone());
+        if let Some(ToolCallsView { mut array, calls, edits: mut call_edits, .. }) = view.tool_calls.take() {
             // `extra_content`-only entries (before the first call, and after it) go onto the
             // first call, as in the stream: a later one replaces an earlier one.
             let (mut first, mut leading, mut trailing) = (None, None, None);
+            let mut others = Vec::new();
             for (k, v) in calls.iter().enumerate() {
                 if v.extra_only() {
                     *(if first.is_none() { &mut leading } else { &mut trailing }) = v.extra;
@@ -420,28 +434,28 @@ pub fn normalise_completion(body: &[u8]) -> NormalisedCompletion<'_> {
                 if !v.typed {
                     e.set_front(v.pos("type"), "type", "\"function\"");
                 }
-                let mut extra = v.extra;
                 if first.is_none() {
                     first = Some(k);
-                    if let (None, Some(l)) = (extra, leading) {
-                        e.push_back(format!("\"extra_content\":{}", l.get()));
-                        extra = Some(l);
+                } else if let Some(extra) = v.extra {
+                    keep_signature(&mut others, &client_id, extra);
+                }
+            }
+            if let (Some(k), Some(call)) = (first, choice.calls.first()) {
+                // In the stream's order: a leading entry, then the call's own, then a trailing
+                // one; the last there is wins.
+                let own = calls[k].extra;
+                if let Some(chosen) = trailing.or(own).or(leading) {
+                    if own.is_none_or(|own| !std::ptr::eq(own, chosen)) {
+                        call_edits[k].set_back(calls[k].pos("extra_content"), "extra_content", chosen.get());
                     }
-                }
-                if let Some(extra) = extra {
-                    keep_signature(&mut signatures, &client_id, extra);
+                    keep_signature(&mut signatures, &call.client_id, chosen);
                 }
             }
-            if let (Some(k), Some(t)) = (first, trailing) {
-                call_edits[k].set_back(calls[k].pos("extra_content"), "extra_content", t.get());
-                if let Some(call) = choice.calls.first() {
-                    keep_signature(&mut signatures, &call.client_id, t);
-                }
-            }
+            signatures.extend(others);
             array.emit(body, &mut edits);
             call_edits.iter().for_each(|e| e.emit(body, &mut edits));
         }
-        finish_edit(view, !choice.calls.is_empty(), &mut edits);
+        finish_edit(&view, !choice.calls.is_empty(), &mut edits);
     }
     if edits.is_empty() {
         return unchanged(signatures);

@@ -223,3 +223,26 @@ fn a_whole_gemini_answer_is_fixed_like_its_stream() {
     assert_eq!(deltas(&out)[0].1, calls[0]["id"]);
     assert_eq!(n.signatures, calls_seen.signatures());
 }
+
+#[test]
+fn a_null_extra_content_is_replaced_not_repeated() {
+    let sig = json!({"google":{"thought_signature":"U0lH"}});
+    let mut calls = StreamCalls::new();
+    calls.event(chunk(json!([{"extra_content":sig}]), None).as_bytes());
+    let second = chunk(
+        json!([{"id":"c1","type":"function","function":{"name":"a","arguments":"{}"},"extra_content":null}]),
+        None,
+    );
+    let text = String::from_utf8(calls.event(second.as_bytes()).unwrap()).unwrap();
+    assert_eq!(text.matches("extra_content").count(), 1, "{text}");
+    assert!(text.contains("\"extra_content\":{\"google\""), "{text}");
+    assert_eq!(calls.signatures().len(), 1);
+    let body = completion(
+        json!([{"extra_content":sig},{"id":"c1","type":"function","function":{"name":"a","arguments":"{}"},"extra_content":null}]),
+        "tool_calls",
+    );
+    let n = normalise_completion(body.as_bytes());
+    let text = String::from_utf8(n.body.to_vec()).unwrap();
+    assert_eq!(text.matches("extra_content").count(), 1, "{text}");
+    assert_eq!(n.signatures, calls.signatures());
+}

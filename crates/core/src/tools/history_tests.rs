@@ -213,3 +213,27 @@ fn replacement_ids_avoid_every_id_of_the_request() {
     let wide = replacement_id(&"é".repeat(5000), 3, |_| false);
     assert!(wide.len() <= 37 && wide.bytes().all(anthropic_id_byte), "{wide}");
 }
+
+#[test]
+fn thousands_of_messages_and_a_10_kb_id_are_read_and_rewritten_in_one_pass() {
+    let long = "i".repeat(10 * 1024);
+    let mut messages = vec![json!({"role": "user", "content": "go"})];
+    for k in 0..3000 {
+        let id = if k == 1500 { long.clone() } else { format!("call_{k}") };
+        messages.push(step(vec![call(&id, "f")]));
+        messages.push(result(&id));
+    }
+    let text = body(messages);
+    let chat = ChatRequest::parse(text.as_bytes()).unwrap();
+    assert_eq!(chat.tool_history().unwrap().unsigned_first_calls().count(), 3000);
+    let v = sent(&text, ToolFamily::OpenAi, &no_memory);
+    let (calls, results) = ids(&v);
+    assert_eq!(calls, results);
+    assert!(calls[1500].len() <= OPENAI_MAX_ID_CHARS);
+    assert_eq!(calls[1499], "call_1499");
+    let v = sent(&text, ToolFamily::Gemini3, &no_memory);
+    assert_eq!(
+        v["messages"][2999 * 2 + 1]["tool_calls"][0]["extra_content"]["google"]["thought_signature"],
+        SIGNATURE_PLACEHOLDER
+    );
+}

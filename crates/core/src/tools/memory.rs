@@ -11,7 +11,10 @@
 //!
 //! - Only what Gemini issued is remembered ([`remembers`]: a Gemini family target), and only
 //!   re-attached for Gemini 3 targets, the ones that require it (a Gemini 2.x target accepts a
-//!   replay without one, and another model's signature could be refused as corrupted).
+//!   replay without one), and only to the model that issued it ([`lookup_for`]): Gemini refuses
+//!   a signature it never issued ("Corrupted thought signature"), while the placeholder the
+//!   history rewrite falls back to is always accepted, so after a failover from one Gemini 3
+//!   model to another the placeholder is the safe choice.
 //! - An entry is bound to its caller: the key is a hash of the caller's identity (a scoped
 //!   token's agent, or a hash of the token: the shell decides and passes it as a string) and
 //!   the call id, so one caller's history can never pick up another's signature, and neither
@@ -39,8 +42,24 @@ pub struct SignatureRecord {
     /// [`memory_key`] of the caller and the call id (64 hex digits).
     pub key: String,
     pub signature: String,
+    /// The model that issued it (its name, without a path: the same on AI Studio and Vertex).
+    pub model: String,
     /// When it stops being valid (ms since the epoch).
     pub expires_at_ms: u64,
+}
+
+/// A signature found in the memory for one of a request's calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered {
+    pub call_id: String,
+    pub signature: String,
+    /// [`SignatureRecord::model`].
+    pub model: String,
+}
+
+/// A model's name as the memory keeps it: the last path segment, lower case.
+fn model_name(model: &str) -> String {
+    model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase()
 }
 
 /// The key of `call_id`'s signature for `caller` (the caller's identity string).
@@ -73,9 +92,24 @@ pub fn to_remember(
         .map(|s| SignatureRecord {
             key: memory_key(caller, &s.call_id),
             signature: s.signature.clone(),
+            model: model_name(model),
             expires_at_ms: now_ms.saturating_add(SIGNATURE_TTL_MS),
         })
         .collect()
+}
+
+/// The history rewrite's lookup for an attempt on `provider`/`model`: the remembered signature
+/// of a call, when the target is Gemini 3 and the model is the one that issued it.
+pub fn lookup_for<'r>(
+    remembered: &'r [Remembered],
+    provider: &str,
+    model: &str,
+) -> impl Fn(&str) -> Option<String> + 'r {
+    let target = (ToolFamily::of(provider, model) == ToolFamily::Gemini3).then(|| model_name(model));
+    move |call_id: &str| {
+        let target = target.as_deref()?;
+        remembered.iter().find(|r| r.call_id == call_id && r.model == target).map(|r| r.signature.clone())
+    }
 }
 
 /// Whether a record that expires at `expires_at_ms` may still be used at `now_ms`.
@@ -125,6 +159,7 @@ mod tests {
             vec![SignatureRecord {
                 key: memory_key("me", "c1"),
                 signature: "U0lH".into(),
+                model: "gemini-3-pro-preview".into(),
                 expires_at_ms: 1_000 + SIGNATURE_TTL_MS
             }]
         );
@@ -142,5 +177,20 @@ mod tests {
         assert!(lookup_keys("me", &[ToolFamily::OpenAi, ToolFamily::Gemini], ids.into_iter()).is_empty());
         let keys = lookup_keys("me", &[ToolFamily::Gemini3, ToolFamily::OpenAi], ids.into_iter());
         assert_eq!(keys, vec![("c1", memory_key("me", "c1")), ("c3", memory_key("me", "c3"))]);
+    }
+
+    #[test]
+    fn a_signature_goes_back_only_to_the_gemini_3_model_that_issued_it() {
+        let kept =
+            to_remember("me", "google-vertex-ai", "publishers/google/models/Gemini-3-Pro", &[issued("c1", "U0lH")], 0);
+        let remembered: Vec<Remembered> = kept
+            .into_iter()
+            .map(|r| Remembered { call_id: "c1".into(), signature: r.signature, model: r.model })
+            .collect();
+        assert_eq!(lookup_for(&remembered, "google-ai-studio", "gemini-3-pro")("c1").as_deref(), Some("U0lH"));
+        assert_eq!(lookup_for(&remembered, "google-ai-studio", "gemini-3-pro")("c2"), None);
+        assert_eq!(lookup_for(&remembered, "google-ai-studio", "gemini-3-flash")("c1"), None, "another model");
+        assert_eq!(lookup_for(&remembered, "google-ai-studio", "gemini-2.5-pro")("c1"), None, "not required");
+        assert_eq!(lookup_for(&remembered, "openai", "gemini-3-pro")("c1"), None);
     }
 }

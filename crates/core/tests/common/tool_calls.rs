@@ -3,6 +3,7 @@
 //! Node SDK's `ChatCompletionStream` does: shared by the property tests and the simulation.
 #![allow(dead_code)]
 
+use gateway_core::json::edit::{elements, members};
 use gateway_core::relay::sse::{parse_event, SseFramer};
 use serde_json::{json, Value};
 
@@ -241,6 +242,7 @@ pub fn accumulate_stream(bytes: &[u8]) -> Result<ClientMessage, String> {
         if payload == b"[DONE]" {
             continue;
         }
+        strict_json(&String::from_utf8_lossy(&payload))?;
         let chunk: Value = serde_json::from_slice(&payload).map_err(|e| format!("not JSON: {e}"))?;
         if chunk.get("error").is_some() {
             return Err(format!("error event: {chunk}"));
@@ -297,6 +299,7 @@ pub fn accumulate_stream(bytes: &[u8]) -> Result<ClientMessage, String> {
 
 /// The calls of a non-streamed completion, with the same checks.
 pub fn completion_calls(body: &[u8]) -> Result<ClientMessage, String> {
+    strict_json(&String::from_utf8_lossy(body))?;
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let choice = &v["choices"][0];
     let mut calls = Vec::new();
@@ -317,4 +320,20 @@ pub fn completion_calls(body: &[u8]) -> Result<ClientMessage, String> {
     }
     let finish_reason = choice["finish_reason"].as_str().ok_or("missing finish_reason")?.to_owned();
     Ok(ClientMessage { calls, finish_reason })
+}
+
+/// JSON without a repeated key in any object (which `serde_json::Value` would read silently,
+/// keeping the last, while other parsers keep the first).
+pub fn strict_json(text: &str) -> Result<(), String> {
+    let text = text.trim();
+    if text.starts_with('{') {
+        for (_, v) in members(text).map_err(|e| format!("{e}: {text}"))? {
+            strict_json(v.get())?;
+        }
+    } else if text.starts_with('[') {
+        for v in elements(text).map_err(|e| format!("{e}: {text}"))? {
+            strict_json(v.get())?;
+        }
+    }
+    Ok(())
 }

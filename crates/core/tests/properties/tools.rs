@@ -7,12 +7,12 @@ use std::collections::{HashMap, HashSet};
 use gateway_core::error::ErrorKind;
 use gateway_core::relay::SseRelay;
 use gateway_core::request::ChatRequest;
-use gateway_core::tools::memory::{memory_key, to_remember};
+use gateway_core::tools::memory::{lookup_for, lookup_keys, to_remember, Remembered, SignatureRecord};
 use gateway_core::tools::{normalise_completion, IssuedSignature, StreamCalls, ToolFamily, SIGNATURE_PLACEHOLDER};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::tool_calls::{accumulate_stream, completion_calls, AnswerCall, Dialect, IdForm, ToolAnswer};
+use crate::tool_calls::{accumulate_stream, completion_calls, strict_json, AnswerCall, Dialect, IdForm, ToolAnswer};
 use crate::{cases, hostile_bytes, split_at_points};
 
 const USAGE: &str =
@@ -134,9 +134,18 @@ proptest! {
         let chat = ChatRequest::parse(body.as_bytes()).map_err(|e| TestCaseError::fail(e.message))?;
         let history = chat.tool_history().expect("a tool history");
         prop_assert_eq!(history.unsigned_first_calls().collect::<Vec<_>>(), vec![streamed.calls[0].id.as_str()]);
-        let stored: HashMap<String, String> = to_remember("agent:me", "google-ai-studio", "gemini-3-flash", relay.signatures(), 0)
-            .into_iter().map(|r| (r.key, r.signature)).collect();
-        let memory = |id: &str| stored.get(&memory_key("agent:me", id)).cloned();
+        // The shell: the records written after the answer (D1, by key), read back for the calls
+        // the next request needs, then the lookup for each attempt.
+        let stored: HashMap<String, SignatureRecord> = to_remember("agent:me", "google-ai-studio", "gemini-3-flash", relay.signatures(), 0)
+            .into_iter().map(|r| (r.key.clone(), r)).collect();
+        let read_back = |caller: &str| -> Vec<Remembered> {
+            lookup_keys(caller, &[ToolFamily::Gemini3], history.unsigned_first_calls())
+                .into_iter()
+                .filter_map(|(id, key)| stored.get(&key).map(|r| Remembered { call_id: id.to_owned(), signature: r.signature.clone(), model: r.model.clone() }))
+                .collect()
+        };
+        let mine = read_back("agent:me");
+        let memory = lookup_for(&mine, "google-ai-studio", "gemini-3-flash");
         let sent: Value = serde_json::from_slice(&chat.rewrite_for("g/m", None, ToolFamily::Gemini3, &memory)).unwrap();
         let first = &sent["messages"][1]["tool_calls"][0];
         let want = a.signature.as_deref().unwrap_or(SIGNATURE_PLACEHOLDER);
@@ -144,10 +153,14 @@ proptest! {
         for family in [ToolFamily::OpenAi, ToolFamily::Anthropic] {
             prop_assert_eq!(chat.rewrite_for("x/y", None, family, &memory), chat.rewrite_bounded("x/y", None));
         }
-        // Another caller's memory has nothing for these ids.
-        let theirs = |id: &str| stored.get(&memory_key("agent:other", id)).cloned();
-        let sent: Value = serde_json::from_slice(&chat.rewrite_for("g/m", None, ToolFamily::Gemini3, &theirs)).unwrap();
-        prop_assert_eq!(sent["messages"][1]["tool_calls"][0]["extra_content"]["google"]["thought_signature"].as_str(), Some(SIGNATURE_PLACEHOLDER));
+        // Another caller's memory has nothing for these ids, and another model gets none.
+        let theirs = read_back("agent:other");
+        prop_assert!(theirs.is_empty());
+        let other_model = lookup_for(&mine, "google-ai-studio", "gemini-3-pro");
+        for lookup in [&lookup_for(&theirs, "google-ai-studio", "gemini-3-flash") as &dyn Fn(&str) -> Option<String>, &other_model] {
+            let sent: Value = serde_json::from_slice(&chat.rewrite_for("g/m", None, ToolFamily::Gemini3, lookup)).unwrap();
+            prop_assert_eq!(sent["messages"][1]["tool_calls"][0]["extra_content"]["google"]["thought_signature"].as_str(), Some(SIGNATURE_PLACEHOLDER));
+        }
     }
 
     /// Arbitrary bytes: the normalisers never panic, and what they return is JSON when the input was.
@@ -354,6 +367,7 @@ proptest! {
         let memory = |id: &str| remembered.then(|| format!("MEM{}", id.len()));
         for family in FAMILIES {
             let out = chat.rewrite_for("p/m", None, family, &memory);
+            strict_json(&String::from_utf8_lossy(&out)).map_err(TestCaseError::fail)?;
             let sent: Value = serde_json::from_slice(&out).map_err(|e| TestCaseError::fail(format!("{family:?}: {e}")))?;
             prop_assert_eq!(accepted_by(family, &sent), Ok(()), "{:?}: {}", family, sent);
             prop_assert_eq!(pairs(&sent), Ok(before.clone()), "{:?}", family);
@@ -431,7 +445,7 @@ proptest! {
             Ok(chat) => {
                 for family in FAMILIES {
                     let out = chat.rewrite_for("p/m", None, family, &|_| Some("s".into()));
-                    prop_assert!(serde_json::from_slice::<Value>(&out).is_ok(), "{}", String::from_utf8_lossy(&out));
+                    prop_assert_eq!(strict_json(&String::from_utf8_lossy(&out)), Ok(()));
                 }
             }
             Err(e) => prop_assert_eq!(e.status(), 400),
@@ -445,10 +459,10 @@ proptest! {
         let mut normaliser = StreamCalls::new();
         for _ in 0..2 {
             if let Some(out) = normaliser.event(chunk.as_bytes()) {
-                prop_assert!(serde_json::from_slice::<Value>(&out).is_ok());
+                prop_assert_eq!(strict_json(&String::from_utf8_lossy(&out)), Ok(()));
             }
         }
         let body = json!({"id": "c", "choices": [{"index": 0, "message": {"tool_calls": calls}, "finish_reason": finish}]}).to_string();
-        prop_assert!(serde_json::from_slice::<Value>(&normalise_completion(body.as_bytes()).body).is_ok());
+        prop_assert_eq!(strict_json(&String::from_utf8_lossy(&normalise_completion(body.as_bytes()).body)), Ok(()));
     }
 }

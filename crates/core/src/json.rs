@@ -3,6 +3,10 @@
 //! serde_json's `from_str` and `from_slice` are two readers, and every `Deserialize` type that is
 //! read through both is compiled twice into the wasm. Every parse goes through `from_slice`
 //! (a `&str` is valid UTF-8 already), so each type's deserializer is compiled once.
+//!
+//! [`edit`] reads JSON text as unparsed slices and rewrites only the spans that change.
+
+pub mod edit;
 
 use serde::Deserialize;
 

@@ -14,6 +14,7 @@
 //! | the attempt loop                    | [`engine`] (`retry`: backoff, `Retry-After`)        |
 //! | call AI Gateway, read its answers   | [`aig`] (`call`, `cache`, `answer`: classification) |
 //! | relay / stream                      | [`relay`] (`sse`, `openai` observer, `pump`)        |
+//! | tool calls across providers         | [`tools`] (`answer`, `history`, `memory`)           |
 //! | account                             | [`account`] (`pricing`, `limits`, `books`)          |
 //! | respond                             | [`error`] (OpenAI error shape)                      |
 //!
@@ -25,6 +26,7 @@ pub mod admin;
 pub mod aig;
 pub mod analytics;
 pub mod config;
+mod digest;
 pub mod engine;
 pub mod error;
 pub mod idempotency;
@@ -33,3 +35,4 @@ pub mod native;
 pub mod plan;
 pub mod relay;
 pub mod request;
+pub mod tools;

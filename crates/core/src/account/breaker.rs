@@ -299,7 +299,10 @@ mod tests {
         assert_eq!(health_of(AttemptOutcome::ConnectionError), Health::Failed);
         assert_eq!(health_of(AttemptOutcome::Refused(AigRefusal::SpendLimit)), Health::Neutral);
         assert_eq!(health_of_stream(AttemptEnd::StreamComplete { cost: None }), Health::Healthy);
+        // A truncated stream (no `[DONE]`) fails its provider before the commit point and after.
+        assert_eq!(health_of(AttemptOutcome::StreamCutBeforeContent), Health::Failed);
         assert_eq!(health_of_stream(AttemptEnd::StreamCutAfterCommit { final_cost: None }), Health::Failed);
+        assert_eq!(health_of_stream(AttemptEnd::StreamCutAfterCommit { final_cost: Some(None) }), Health::Failed);
         assert_eq!(health_of_stream(AttemptEnd::ClientGone { final_cost: None }), Health::Neutral);
     }
 }

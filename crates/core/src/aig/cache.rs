@@ -7,9 +7,8 @@
 //! `owner/repo@<head sha>`): the scope goes into the cache key, so a new commit never meets an
 //! old entry. Streams are not cached (AI Gateway does not cache them by default).
 
-use sha2::{Digest, Sha256};
-
 use crate::config::{CachePolicy, Target};
+use crate::digest::{hex, sha256_of};
 use crate::error::{ErrorKind, GatewayError};
 
 /// What the caller said about caching.
@@ -60,24 +59,10 @@ pub fn headers(
     if let Some(scope) = caller.scope {
         // A custom key replaces AI Gateway's own key entirely, so it must cover everything the
         // answer depends on: the scope, the target, and the exact body sent.
-        let mut h = Sha256::new();
-        for part in [scope.as_bytes(), target.id.as_bytes(), upstream_body] {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part);
-        }
-        out.push(("cf-aig-cache-key", hex(&h.finalize())));
+        let key = sha256_of(&[scope.as_bytes(), target.id.as_bytes(), upstream_body]);
+        out.push(("cf-aig-cache-key", hex(&key)));
     }
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
 }
 
 #[cfg(test)]

@@ -5,6 +5,11 @@
 //! whether it carried content, usage, `[DONE]`, an error, or something that is not JSON at all.
 //! That is what lets the gateway end a broken stream with an explicit error event instead of a
 //! clean-looking end (the bug peers ship: Portkey #1797, LiteLLM #40404), and know the final usage.
+//!
+//! Two kinds of event are rewritten, and only those: the final usage event gets `usage.cost`,
+//! and an event with tool calls (or the finish of an answer that made some) is made right for
+//! OpenAI clients whichever provider wrote it ([`crate::tools::answer`]). Every other event
+//! costs the one probe it always did.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -14,7 +19,8 @@ use crate::account::pricing::{Tokens, Usd};
 use crate::account::stamp::stamp_usage_cost;
 use crate::aig::answer::{upstream_message, ChoiceProbe, Usage};
 use crate::error::GatewayError;
-use crate::relay::sse::{next_line, parse_event, single_data_span};
+use crate::relay::sse::{lines, next_line, parse_event, single_data_span};
+use crate::tools::{IssuedSignature, StreamCalls};
 
 /// What the request will have been charged if the stream ends with this usage: written into
 /// the usage event as `usage.cost` (`account::stamp`).
@@ -43,6 +49,8 @@ pub struct SseRelay {
     summary: StreamSummary,
     /// When set, usage events get `usage.cost`: what this prices the usage at.
     charge: Option<ChargeOf>,
+    /// The answer's tool calls as the client sees them.
+    tools: StreamCalls,
 }
 
 impl std::fmt::Debug for SseRelay {
@@ -139,7 +147,7 @@ impl SseRelay {
     }
 
     /// Looks at one complete event; returns the bytes to forward instead of it, if any (a usage
-    /// event with its cost written in); otherwise it is forwarded as it came.
+    /// event with its cost written in, tool calls made right); otherwise it is forwarded as it came.
     fn inspect(&mut self, start: usize, end: usize) -> Result<Option<Vec<u8>>, StreamFault> {
         let event = parse_event(&self.buf[start..end]);
         let Some(payload) = event.data else {
@@ -162,35 +170,71 @@ impl SseRelay {
         if let Some(usage) = usage {
             self.summary.usage = Some(usage);
         }
+        let mut tool_event = false;
         for choice in probe.choices.iter().flatten() {
             if let Some(delta) = &choice.delta {
                 let has_text = delta.content.as_deref().is_some_and(|c| !c.is_empty());
                 let has_refusal = delta.refusal.as_deref().is_some_and(|c| !c.is_empty());
+                tool_event |= delta.tool_calls.is_some();
                 if has_text || has_refusal || delta.tool_calls.is_some() {
                     self.summary.saw_content = true;
                 }
             }
             if let Some(reason) = &choice.finish_reason {
+                tool_event |= reason == "stop" && self.tools.made_calls();
                 self.summary.finish_reason = Some(reason.to_string());
             }
         }
+        let mut data = if tool_event { self.tools.event(&payload) } else { None };
         // The cost is written into the usage that comes with or after the finish reason: the
         // final usage, which is then what the books settle at whatever happens next.
         let charge = self.charge.as_ref().zip(usage).filter(|_| self.summary.finish_reason.is_some());
-        Ok(charge.and_then(|(charge, usage)| self.stamped(start, end, charge(&usage))))
+        if let Some((charge, usage)) = charge {
+            // Only an event whose payload is one `data:` line is stamped (one contiguous value).
+            if single_data_span(&self.buf[start..end]).is_some() {
+                if let Some(stamped) = stamp_usage_cost(data.as_deref().unwrap_or(&payload), charge(&usage)) {
+                    data = Some(stamped);
+                }
+            }
+        }
+        Ok(data.map(|data| self.framed(start, end, &data)))
     }
 
-    /// The event `[start, end)` with `cost` in its usage, its framing kept; `None` when its
-    /// payload is not one `data:` line (left as it came).
-    fn stamped(&self, start: usize, end: usize, cost: Usd) -> Option<Vec<u8>> {
+    /// The event `[start, end)` carrying `data` instead of its payload, its framing kept. An
+    /// event whose payload spans several `data:` lines is framed anew: its other fields as they
+    /// were, then `data` split into lines where it has line breaks, each ended with `\n`.
+    fn framed(&self, start: usize, end: usize, data: &[u8]) -> Vec<u8> {
         let raw = &self.buf[start..end];
-        let span = single_data_span(raw)?;
-        let payload = stamp_usage_cost(&raw[span.clone()], cost)?;
-        let mut out = Vec::with_capacity(raw.len() + 24);
-        out.extend_from_slice(&raw[..span.start]);
-        out.extend_from_slice(&payload);
-        out.extend_from_slice(&raw[span.end..]);
-        Some(out)
+        let mut out = Vec::with_capacity(raw.len() + data.len());
+        if let Some(span) = single_data_span(raw) {
+            out.extend_from_slice(&raw[..span.start]);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&raw[span.end..]);
+            return out;
+        }
+        let mut written = false;
+        for line in lines(raw) {
+            let is_data = line == b"data" || line.starts_with(b"data:");
+            if !is_data {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            } else if !written {
+                written = true;
+                for part in data.split(|&b| b == b'\n') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(part);
+                    out.push(b'\n');
+                }
+            }
+        }
+        out.push(b'\n');
+        out
+    }
+
+    /// The thought signatures the stream carried, by the call id the client saw (for the
+    /// signature memory, [`crate::tools::memory`]).
+    pub fn signatures(&self) -> &[IssuedSignature] {
+        self.tools.signatures()
     }
 
     /// The usage the stream reported, as tokens.
@@ -344,6 +388,46 @@ mod tests {
         let ev = "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"label\"}}]}}]}\n\n";
         let (_, _, s) = relay_in_pieces(ev.as_bytes(), 100);
         assert!(s.saw_content);
+    }
+
+    /// Gemini's tool-call dialect reaches the client made right, in the same events: an index
+    /// per call, the finish said as `tool_calls`, the cost stamped into the same final event, the
+    /// signature reported under the id the client saw; nothing else moves.
+    #[test]
+    fn gemini_tool_calls_are_made_right_in_place_and_the_cost_still_stamped() {
+        let stream = concat!(
+            "data: {\"id\":\"g\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"a\",\"arguments\":\"{}\"},\"extra_content\":{\"google\":{\"thought_signature\":\"U0lH\"}}}]}}]}\n\n",
+            "data: {\"id\":\"g\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"b\",\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: {\"id\":\"g\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let expected = stream
+            .replace("[{\"id\":\"c1\"", "[{\"index\":0,\"id\":\"c1\"")
+            .replace("[{\"id\":\"c2\"", "[{\"index\":1,\"id\":\"c2\"")
+            .replace("\"stop\"", "\"tool_calls\"")
+            .replace("\"total_tokens\":7}", "\"total_tokens\":7,\"cost\":0.000000012}");
+        for piece in [1, 5, 64, stream.len()] {
+            let mut relay = SseRelay::with_cost(Box::new(|u: &Usage| Usd(u.total_tokens * 12_000 / 7)));
+            let mut out = Vec::new();
+            for chunk in stream.as_bytes().chunks(piece) {
+                relay.push(chunk, &mut out).unwrap();
+            }
+            relay.finish(&mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{piece}");
+            assert_eq!(relay.signatures(), [IssuedSignature { call_id: "c1".into(), signature: "U0lH".into() }]);
+            assert!(relay.summary().saw_content && relay.complete());
+        }
+    }
+
+    /// A tool-call event whose JSON spans several `data:` lines is framed anew around its fix.
+    #[test]
+    fn a_multi_line_tool_event_is_framed_anew() {
+        let ev = "id: 7\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":\ndata: [{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"a\",\"arguments\":\"{}\"}}]}}]}\r\n\r\n";
+        let (out, _, _) = relay_in_pieces(ev.as_bytes(), 3);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "id: 7\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":\ndata: [{\"index\":0,\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"a\",\"arguments\":\"{}\"}}]}}]}\n\n"
+        );
     }
 
     #[test]

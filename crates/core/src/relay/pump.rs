@@ -359,6 +359,35 @@ mod tests {
         assert_eq!(p.on_client_gone(), Some(AttemptEnd::ClientGone { final_cost: None }));
     }
 
+    /// A stream whose body ends without its end (no `[DONE]`, no finish reason) is a truncation:
+    /// before the commit point the attempt fails quietly (the next target is tried, and the
+    /// provider's breaker counts a failure); after it the client gets the error event, and the
+    /// breaker counts a failure too. One that had its finish reason and final usage but no
+    /// `[DONE]` ends the same way, settled at that usage.
+    #[test]
+    fn a_stream_that_ends_without_its_end_is_a_truncation_and_a_failure() {
+        use crate::account::breaker::{health_of, health_of_stream, Health};
+        use crate::aig::answer::{classify, Disposition};
+        let mut p = pump();
+        assert_eq!(p.on_chunk(ROLE), Step::Wait);
+        let Step::Failed(f) = p.on_end() else { panic!("a cut before content fails the attempt") };
+        assert_eq!(classify(f.outcome), Disposition::NextTarget);
+        assert_eq!(health_of(f.outcome), Health::Failed);
+        let mut p = pump();
+        sent(p.on_chunk(HELLO));
+        let end = ending(p.on_end());
+        assert!(String::from_utf8(end.out).unwrap().starts_with("data: {\"error\""));
+        assert_eq!(end.end, AttemptEnd::StreamCutAfterCommit { final_cost: None });
+        assert_eq!(health_of_stream(end.end), Health::Failed);
+        const FINISH: &[u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        let mut p = pump();
+        sent(p.on_chunk(HELLO));
+        sent(p.on_chunk(&[FINISH, USAGE].concat()));
+        let end = ending(p.on_end());
+        assert!(end.fault.is_some(), "no [DONE]: not taken for complete");
+        assert_eq!(end.end, AttemptEnd::StreamCutAfterCommit { final_cost: Some(Some(Usd(7))) });
+    }
+
     #[test]
     fn the_client_leaving_is_settled_never_forgotten() {
         let mut p = pump();

@@ -7,14 +7,14 @@
 //! copied into a tree.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::json::edit::{members, Edits};
+use crate::tools::{contains_token, ToolFamily, ToolHistory};
 
 /// The fields of a chat completion request the gateway acts on, with where they sit in the body.
 #[derive(Debug)]
@@ -37,6 +37,8 @@ pub struct ChatRequest<'a> {
     null_limit_spans: Vec<(&'static str, Range<usize>)>,
     /// Offset of the top-level object's closing `}`.
     close_brace: usize,
+    /// The tool calls and results of `messages`, when it has any (read once, here).
+    tool_history: Option<ToolHistory<'a>>,
 }
 
 impl<'a> ChatRequest<'a> {
@@ -54,6 +56,7 @@ impl<'a> ChatRequest<'a> {
         let mut tools_bytes = 0;
         let mut stream_options_span = None;
         let mut null_limit_spans = Vec::new();
+        let mut tool_history = None;
 
         for (key, raw) in &fields.entries {
             let value = raw.get();
@@ -89,6 +92,12 @@ impl<'a> ChatRequest<'a> {
                         return Err(invalid_request("`messages` must be a non-empty array."));
                     }
                     messages_bytes = Some(value.len());
+                    // Only a history that mentions tools is read further: a plain chat pays
+                    // one scan of its bytes for this, and no parse.
+                    let bytes = value.as_bytes();
+                    if contains_token(bytes, b"\"tool") || contains_token(bytes, b"\"extra_content\"") {
+                        tool_history = ToolHistory::read(body, raw)?;
+                    }
                 }
                 _ => {}
             }
@@ -113,7 +122,14 @@ impl<'a> ChatRequest<'a> {
             stream_options_span,
             null_limit_spans,
             close_brace: fields.close_brace,
+            tool_history,
         })
+    }
+
+    /// The request's tool history, when its messages have tool calls or results: the shell asks
+    /// it which calls' signatures to look up ([`ToolHistory::unsigned_first_calls`]).
+    pub fn tool_history(&self) -> Option<&ToolHistory<'a>> {
+        self.tool_history.as_ref()
     }
 
     /// Whether the request offers tools (for routing rules).
@@ -137,41 +153,48 @@ impl<'a> ChatRequest<'a> {
     /// [`rewrite`](Self::rewrite), and when the caller set no output limit, `limit` set (so the
     /// worst case reserved for the attempt is a real bound). A caller's own limit, larger or
     /// smaller, is never touched. A `null` limit is replaced in place (keeping the caller's key);
-    /// otherwise the field the target accepts is added.
+    /// otherwise the field the target accepts is added. The tool history is sent as it came.
     pub fn rewrite_bounded(&self, upstream_model: &str, limit: Option<OutputLimit>) -> Vec<u8> {
-        let model_json = serde_json::to_string(upstream_model).unwrap_or_default();
-        let mut edits: Vec<(Range<usize>, String)> = vec![(self.model_span.clone(), model_json)];
+        self.edits(upstream_model, limit).apply(self.body)
+    }
+
+    /// The body for one attempt on a target of `family`: [`rewrite_bounded`](Self::rewrite_bounded)
+    /// and, in the same one pass, the tool history made acceptable to that target
+    /// ([`ToolHistory::edits`]; `signature_of` is the caller's signature memory). Called before
+    /// each attempt, so a failover re-derives it for the next target. A request without tool
+    /// history costs nothing more than `rewrite_bounded`.
+    pub fn rewrite_for(
+        &self,
+        upstream_model: &str,
+        limit: Option<OutputLimit>,
+        family: ToolFamily,
+        signature_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<u8> {
+        let mut edits = self.edits(upstream_model, limit);
+        if let Some(history) = &self.tool_history {
+            history.edits(self.body, family, signature_of, &mut edits);
+        }
+        edits.apply(self.body)
+    }
+
+    fn edits(&self, upstream_model: &str, limit: Option<OutputLimit>) -> Edits {
+        let mut edits = Edits::new();
+        edits.replace(self.model_span.clone(), serde_json::to_string(upstream_model).unwrap_or_default());
         if let (Some(limit), None) = (limit, self.max_output_tokens) {
             let in_place =
                 self.null_limit_spans.iter().find(|(k, _)| *k == limit.field).or_else(|| self.null_limit_spans.first());
             match in_place {
-                Some((_, span)) => edits.push((span.clone(), limit.tokens.to_string())),
-                None => {
-                    edits.push((self.close_brace..self.close_brace, format!(",\"{}\":{}", limit.field, limit.tokens)))
-                }
+                Some((_, span)) => edits.replace(span.clone(), limit.tokens.to_string()),
+                None => edits.insert(self.close_brace, format!(",\"{}\":{}", limit.field, limit.tokens)),
             }
         }
         if self.stream && !self.include_usage {
             match &self.stream_options_span {
-                Some(span) => edits.push((span.clone(), self.stream_options_with_usage(span.clone()))),
-                None => edits.push((
-                    self.close_brace..self.close_brace,
-                    String::from(",\"stream_options\":{\"include_usage\":true}"),
-                )),
+                Some(span) => edits.replace(span.clone(), self.stream_options_with_usage(span.clone())),
+                None => edits.insert(self.close_brace, ",\"stream_options\":{\"include_usage\":true}"),
             }
         }
-        edits.sort_by_key(|(span, _)| span.start);
-
-        let extra: usize = edits.iter().map(|(_, s)| s.len()).sum();
-        let mut out = Vec::with_capacity(self.body.len() + extra);
-        let mut at = 0;
-        for (span, replacement) in edits {
-            out.extend_from_slice(&self.body[at..span.start]);
-            out.extend_from_slice(replacement.as_bytes());
-            at = span.end;
-        }
-        out.extend_from_slice(&self.body[at..]);
-        out
+        edits
     }
 
     /// `stream_options` as given, with `include_usage` forced to `true` and other keys kept.
@@ -260,55 +283,19 @@ struct TopLevel<'a> {
 
 impl<'a> TopLevel<'a> {
     fn parse(text: &'a str) -> Result<Self, GatewayError> {
-        let mut de = serde_json::Deserializer::from_slice(text.as_bytes());
-        let entries = (&mut de).deserialize_map(EntriesVisitor).map_err(|e| {
+        // Duplicate keys are ambiguous: parsers disagree on which one wins, so the gateway could
+        // route on one `model` while AI Gateway bills another. `members` refuses them.
+        let entries = members(text).map_err(|e| {
             if e.is_data() && e.to_string().starts_with("duplicate key") {
-                invalid_request(&e.to_string())
+                invalid_request(&format!("The request body has a {e}."))
             } else if e.is_data() {
                 invalid_json("The request body must be a JSON object.")
             } else {
                 invalid_json(&format!("The request body is not valid JSON: {e}."))
             }
         })?;
-        de.end().map_err(|e| invalid_json(&format!("The request body is not valid JSON: {e}.")))?;
         let close_brace = text.trim_end().len() - 1;
         Ok(TopLevel { entries, close_brace })
-    }
-}
-
-struct EntriesVisitor;
-
-impl<'de> Visitor<'de> for EntriesVisitor {
-    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
-        while let Some(key) = map.next_key::<CowStr<'de>>()? {
-            // Duplicate keys are ambiguous: parsers disagree on which one wins, so the gateway
-            // could route on one `model` while AI Gateway bills another. Refuse them.
-            if entries.iter().any(|(k, _)| *k == key.0) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate key `{}` in the request body",
-                    key.0.chars().take(64).collect::<String>()
-                )));
-            }
-            let value: &'de RawValue = map.next_value()?;
-            entries.push((key.0, value));
-        }
-        Ok(entries)
-    }
-}
-
-/// A key that borrows from the input unless it contains escapes.
-struct CowStr<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for CowStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Cow::<'de, str>::deserialize(d).map(CowStr)
     }
 }
 

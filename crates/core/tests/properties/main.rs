@@ -17,7 +17,11 @@ mod pricing;
 mod relay;
 mod request;
 mod route;
+mod tools;
 mod upstream;
+
+#[path = "../common/tool_calls.rs"]
+mod tool_calls;
 
 use proptest::prelude::*;
 

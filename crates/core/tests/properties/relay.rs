@@ -32,14 +32,23 @@ fn event() -> impl Strategy<Value = Event> {
     ]
 }
 
-/// The event's text with `eol` as its line terminator.
-fn render(e: &Event, eol: &str) -> String {
+/// The event's text with `eol` as its line terminator. Tool calls are OpenAI's own (one call at
+/// index 0, its id and type on its first delta, `tool_calls` as the finish after it): a stream
+/// already right for OpenAI clients, which the relay forwards untouched. `called` says whether a
+/// tool call came before.
+fn render(e: &Event, eol: &str, called: &mut bool) -> String {
     let data = |v: serde_json::Value| format!("data: {v}{eol}{eol}");
     match e {
         Event::Role => data(json!({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})),
         Event::Content(t) => data(json!({"choices":[{"index":0,"delta":{"content":t},"finish_reason":null}]})),
+        Event::ToolCall(n) if !std::mem::replace(called, true) => data(
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_0","type":"function","function":{"name":n,"arguments":""}}]}}]}),
+        ),
         Event::ToolCall(n) => {
-            data(json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":n}}]}}]}))
+            data(json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":n}}]}}]}))
+        }
+        Event::Finish("stop") if *called => {
+            data(json!({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}))
         }
         Event::Comment(c) => format!(":{c}{eol}{eol}"),
         Event::Usage(p, c) => data(
@@ -55,8 +64,9 @@ fn valid_stream() -> impl Strategy<Value = (Vec<Event>, Vec<u8>)> {
     prop::collection::vec((event(), prop::sample::select(vec!["\n", "\r\n", "\r"])), 0..12).prop_flat_map(|events| {
         prop::sample::select(vec!["\n", "\r\n", "\r"]).prop_map(move |done_eol| {
             let mut text = String::new();
+            let mut called = false;
             for (e, eol) in &events {
-                text.push_str(&render(e, eol));
+                text.push_str(&render(e, eol, &mut called));
             }
             text.push_str(&format!("data: [DONE]{done_eol}{done_eol}"));
             (events.iter().map(|(e, _)| e.clone()).collect(), text.into_bytes())

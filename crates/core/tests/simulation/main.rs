@@ -14,12 +14,17 @@
 //! client; the trace names every attempt; no reservation is left open; what the requests were
 //! charged equals what the limiters recorded, to the picodollar; no budget was overspent — the
 //! providers' nor, when the requests share a repository scope reserved all or nothing beside
-//! them, the scope's; circuit breakers and provider outages come and go on the way.
+//! them, the scope's; circuit breakers and provider outages come and go on the way; and an
+//! answer of tool calls, in OpenAI's dialect or Gemini's (index-less, parallel, split, signed
+//! on a trailing delta, "stop"), reaches its client through the real relay as the calls it made,
+//! well-formed for the OpenAI SDK's accumulator, streamed or whole.
 //!
 //! `SIM_SCHEDULES` sets how many schedules run (`make fuzz` runs many more); `SIM_SEED` replays
 //! one: a failure prints `SIM_SEED=… cargo test -p gateway-core --test simulation`.
 
 mod executor;
+#[path = "../common/tool_calls.rs"]
+mod tool_calls;
 mod world;
 
 use gateway_core::aig::answer::AigRefusal;

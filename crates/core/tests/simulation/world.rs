@@ -1,7 +1,7 @@
 //! The simulated world: providers with the real limiter state, a scripted or random upstream,
 //! requests running the real engine, and the checks after each schedule.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
@@ -16,8 +16,10 @@ use gateway_core::engine::{self, books, AttemptEnd, Books, Exchange, Fallback, R
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::relay::pump::{Pump, Step};
 use gateway_core::relay::SseRelay;
+use gateway_core::tools::normalise_completion;
 
 use crate::executor::{Clock, Task};
+use crate::tool_calls::{accumulate_stream, completion_calls, AnswerCall, Dialect, IdForm, ToolAnswer};
 
 /// A secret the upstream echoes back in its errors: it must never reach a client.
 pub const SECRET: &str = "aig-sim-SECRET-7f3a";
@@ -104,6 +106,8 @@ struct RequestSpec {
     plans: VecDeque<StreamPlan>,
     /// Draws faults at random once the scripts run out (`None`: answer cleanly).
     random: Option<Rng>,
+    /// The answer is these tool calls, in a provider's dialect (else text).
+    tools: Option<ToolAnswer>,
 }
 
 /// One schedule: providers, policy, and requests that run at once.
@@ -181,6 +185,8 @@ impl Stats {
             "ClientGone",
             "refused",
             "scope_refused",
+            "ToolStreamChecked",
+            "ToolWholeChecked",
         ] {
             assert!(self.ends.get(kind).copied().unwrap_or(0) > 0, "no schedule reached {kind}: {self}");
         }
@@ -286,6 +292,11 @@ struct Sim {
     shared: Rc<Shared>,
     targets: Vec<(usize, Usd)>,
     stream: bool,
+    /// A tool-call answer (every attempt answers the same): its streamed events after the role
+    /// chunk, and its whole body made right by the real normaliser, each rendered when first asked.
+    tools: Option<ToolAnswer>,
+    tool_stream: OnceCell<Vec<Vec<u8>>>,
+    tool_whole: OnceCell<Vec<u8>>,
     idle_ms: u64,
     deadline: u64,
     upstream: RefCell<RequestUpstream>,
@@ -534,8 +545,16 @@ impl Sim {
             );
         }
         clock.sleep(body_time).await;
+        // A tool-call answer is made right the way the shell does it, whatever its dialect.
+        let body = match &self.tools {
+            Some(t) => self
+                .tool_whole
+                .get_or_init(|| normalise_completion(t.completion_body().as_bytes()).body.into_owned())
+                .clone(),
+            None => b"{}".to_vec(),
+        };
         let answer = |end| Exchange::Answer {
-            answer: Answer::Whole(b"{}".to_vec()),
+            answer: Answer::Whole(body.clone()),
             status: 200,
             end: Some(end),
             content_filtered: false,
@@ -564,7 +583,16 @@ impl Sim {
         let mut events: Vec<Vec<u8>> = vec![ROLE.to_vec()];
         let mut tail = Chunk::End;
         let contents = rng.range(1, 3);
-        let content = |events: &mut Vec<Vec<u8>>| (0..contents).for_each(|_| events.push(HELLO.to_vec()));
+        let content = |events: &mut Vec<Vec<u8>>| match &self.tools {
+            // The answer's tool calls, up to its finish (the role chunk is the answer's own).
+            Some(t) => events.extend(
+                self.tool_stream
+                    .get_or_init(|| t.stream_events().into_iter().skip(1).map(String::into_bytes).collect())
+                    .iter()
+                    .cloned(),
+            ),
+            None => (0..contents).for_each(|_| events.push(HELLO.to_vec())),
+        };
         match plan {
             StreamPlan::Clean | StreamPlan::ClientLeaves(_) => {
                 content(&mut events);
@@ -640,7 +668,9 @@ impl Sim {
             match step {
                 Step::Wait => continue,
                 Step::Send(held) => {
-                    assert!(held.windows(7).any(|w| w == b"\"Hello\""), "sent before the commit point");
+                    let content =
+                        held.windows(7).any(|w| w == b"\"Hello\"") || held.windows(12).any(|w| w == b"\"tool_calls\"");
+                    assert!(content, "sent before the commit point");
                     let leaves_after = match plan {
                         StreamPlan::ClientLeaves(n) => Some(n),
                         _ => None,
@@ -757,6 +787,7 @@ impl Schedule {
                     faults: VecDeque::new(),
                     plans: VecDeque::new(),
                     random: Some(Rng(rng.next())),
+                    tools: rng.chance(15).then(|| tool_answer(&mut rng)),
                 }
             })
             .collect();
@@ -802,6 +833,7 @@ impl Schedule {
                 faults: faults.into(),
                 plans: plans.into(),
                 random: None,
+                tools: None,
             }],
             outages: Vec::new(),
             scope: None,
@@ -832,6 +864,7 @@ impl Schedule {
                 faults: VecDeque::new(),
                 plans: VecDeque::new(),
                 random: None,
+                tools: None,
                 targets: template.targets.clone(),
                 ..template
             })
@@ -904,10 +937,14 @@ impl Schedule {
             tasks.push(Box::pin(async move {
                 clock.sleep(spec.start_ms).await;
                 let deadline = clock.now() + spec.deadline_ms;
+                let tools = spec.tools.clone();
                 let sim = Sim {
                     shared: shared.clone(),
                     targets: spec.targets.clone(),
                     stream: spec.stream,
+                    tools: spec.tools,
+                    tool_stream: OnceCell::new(),
+                    tool_whole: OnceCell::new(),
                     idle_ms,
                     deadline,
                     upstream: RefCell::new(RequestUpstream {
@@ -967,6 +1004,9 @@ impl Schedule {
                     }
                     Err(err) => Some(err),
                 };
+                if let (Some(tools), None) = (&tools, &error) {
+                    check_tool_calls(&shared, tools, spec.stream, &client);
+                }
                 let log = sim.log.borrow().clone();
                 outcomes.borrow_mut()[i] = Some(RequestOutcome {
                     error,
@@ -1007,6 +1047,54 @@ struct RequestOutcome {
     charged: Usd,
     worst: Usd,
     targets: Vec<&'static str>,
+}
+
+/// A tool-call answer in one of the dialects the providers answer in through AI Gateway.
+fn tool_answer(rng: &mut Rng) -> ToolAnswer {
+    let dialect = match rng.below(4) {
+        0 => Dialect::OpenAi,
+        _ => Dialect::Gemini { split: rng.chance(50), repeat_id: rng.chance(50), trailing_signature: rng.chance(50) },
+    };
+    let calls = (0..rng.range(1, 3))
+        .map(|k| AnswerCall {
+            id: match (dialect, rng.below(6)) {
+                (Dialect::OpenAi, _) | (_, 0..=2) => IdForm::Given(format!("call_{}{k}", rng.below(1_000_000))),
+                (_, 3) => IdForm::Empty,
+                (_, 4) => IdForm::Missing,
+                _ => IdForm::SameAsPrevious,
+            },
+            name: ["read_file", "search", "label"][rng.below(3) as usize].to_owned(),
+            arguments: format!("{{\"q\":\"{}\",\"n\":{}}}", "ab\\\"c".repeat(rng.below(3) as usize), rng.below(100)),
+            splits: (0..rng.below(3)).map(|_| rng.below(40) as usize).collect(),
+        })
+        .collect();
+    let signature = (dialect != Dialect::OpenAi && rng.chance(70)).then(|| format!("c2ln{}==", rng.below(1 << 20)));
+    ToolAnswer { id: format!("chatcmpl-{}", rng.below(1 << 30)), calls, signature, dialect }
+}
+
+/// The client of a tool-call answer got the calls the answer made, well-formed, whatever the
+/// dialect: from a stream that reached its end (read as the OpenAI SDK reads it), or whole.
+fn check_tool_calls(shared: &Shared, answer: &ToolAnswer, stream: bool, client: &[u8]) {
+    let text = || String::from_utf8_lossy(client).into_owned();
+    let got = if stream {
+        // A broken stream ends with its error event (checked with every stream); a client
+        // that left has no answer to check.
+        if !client.ends_with(DONE) {
+            return;
+        }
+        shared.count("ToolStreamChecked");
+        accumulate_stream(client)
+    } else {
+        if client == b"{}" {
+            return; // a content-filtered answer of the fake upstream
+        }
+        shared.count("ToolWholeChecked");
+        completion_calls(client)
+    };
+    let got = got.unwrap_or_else(|e| panic!("the client could not read the tool calls ({e}): {}", text()));
+    if let Err(e) = answer.check(&got) {
+        panic!("the client's tool calls are not the answer's ({e}): {answer:?}\n{}", text());
+    }
 }
 
 fn retry_gaps(log: &[AttemptLog]) -> Vec<u64> {

@@ -29,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod idempotency;
 pub mod json;
+pub mod names;
 pub mod native;
 pub mod plan;
 pub mod relay;

@@ -312,7 +312,7 @@ impl Prices {
 
 /// `name` without a trailing `-YYYYMMDD` or `-YYYY-MM-DD`.
 fn strip_date_suffix(name: &str) -> Option<&str> {
-    let undated = crate::analytics::names::without_date(name);
+    let undated = crate::names::without_date(name);
     (undated.len() != name.len()).then_some(undated)
 }
 

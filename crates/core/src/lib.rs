@@ -14,6 +14,7 @@
 //! | the attempt loop                    | [`engine`] (`retry`: backoff, `Retry-After`)        |
 //! | call AI Gateway, read its answers   | [`aig`] (`call`, `cache`, `answer`: classification) |
 //! | relay / stream                      | [`relay`] (`sse`, `openai` observer, `pump`)        |
+//! | is the answer what was asked        | [`output`] (`response_format`, JSON Schema)         |
 //! | account                             | [`account`] (`pricing`, `limits`, `books`)          |
 //! | respond                             | [`error`] (OpenAI error shape)                      |
 //!
@@ -31,6 +32,7 @@ pub mod idempotency;
 pub mod json;
 pub mod names;
 pub mod native;
+pub mod output;
 pub mod plan;
 pub mod relay;
 pub mod request;

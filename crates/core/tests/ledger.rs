@@ -43,7 +43,7 @@ fn row(request: &str, attempt: u32, ts_ms: u64, charged: Usd) -> Row {
         outcome: "200".into(),
         status: Some(200),
         success: true,
-        tokens: Some(Tokens { input: 900, cached_input: 100, output: 50 }),
+        tokens: Some(Tokens { input: 900, cached_input: 100, output: 50, reasoning: 0 }),
         cost: Some(charged),
         charged,
         open: false,

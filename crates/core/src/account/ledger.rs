@@ -257,7 +257,7 @@ mod tests {
         );
         assert_eq!((rows[0].latency_ms, rows[0].success, rows[0].open), (40, false, false));
         assert_eq!((rows[1].attempt, rows[1].model.as_str(), rows[1].open), (2, "gpt-4o-mini", true));
-        let tokens = Tokens { input: 10, cached_input: 2, output: 5 };
+        let tokens = Tokens { input: 10, cached_input: 2, output: 5, reasoning: 0 };
         rows[1].finish(Usd(777), Some(tokens), Some(Usd(777)), 1_900);
         assert_eq!((rows[1].charged, rows[1].open, rows[1].latency_ms), (Usd(777), false, 850));
         let p = rows[1].params();

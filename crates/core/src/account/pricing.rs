@@ -115,21 +115,26 @@ fn parse_decimal(text: &str, scale: u32) -> Option<u64> {
 }
 
 /// Tokens of one request, normalised: OpenAI counts cached prompt tokens inside `prompt_tokens`;
-/// here `input` excludes them.
+/// here `input` excludes them. Read from an answer's counts by [`crate::account::usage`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
     /// Uncached prompt tokens.
     pub input: u64,
     /// Prompt tokens read from the provider's prompt cache.
     pub cached_input: u64,
+    /// Output tokens as billed: thinking included, however the provider counted it.
     pub output: u64,
+    /// Of `output`, the thinking: as reported, or what the total says was billed beyond the
+    /// completion count; 0 where a format reports none (Anthropic's output includes it unsaid).
+    pub reasoning: u64,
 }
 
 impl Tokens {
-    /// From OpenAI-style counts, where `prompt` includes `cached`.
-    pub fn from_openai(prompt: u64, cached: u64, completion: u64) -> Tokens {
+    /// From OpenAI-style counts, where `prompt` includes `cached` (at most all of it), and
+    /// `output` is the billed output ([`crate::account::usage::Counts::tokens`]).
+    pub fn from_openai(prompt: u64, cached: u64, output: u64) -> Tokens {
         let cached = cached.min(prompt);
-        Tokens { input: prompt - cached, cached_input: cached, output: completion }
+        Tokens { input: prompt - cached, cached_input: cached, output, reasoning: 0 }
     }
 
     pub fn prompt(&self) -> u64 {
@@ -360,15 +365,19 @@ mod tests {
         let c = p.cost(
             "google-ai-studio",
             "gemini-2.5-flash",
-            Tokens { input: 1_000_000, cached_input: 0, output: 1_000_000 },
+            Tokens { input: 1_000_000, cached_input: 0, output: 1_000_000, reasoning: 0 },
         );
         assert_eq!(c.usd, Some(Usd::parse_dollars("2.80").unwrap()));
         // The reference's example log row: 412 in, 188 out → 0.0005936 USD.
-        let c = p.cost("google-ai-studio", "gemini-2.5-flash", Tokens { input: 412, cached_input: 0, output: 188 });
+        let c = p.cost(
+            "google-ai-studio",
+            "gemini-2.5-flash",
+            Tokens { input: 412, cached_input: 0, output: 188, reasoning: 0 },
+        );
         assert_eq!(c.usd.unwrap().to_string(), "0.0005936");
         // gpt-4o-mini with cached tokens: OpenAI counts them inside prompt_tokens.
         let t = Tokens::from_openai(1000, 400, 100);
-        assert_eq!(t, Tokens { input: 600, cached_input: 400, output: 100 });
+        assert_eq!(t, Tokens { input: 600, cached_input: 400, output: 100, reasoning: 0 });
         let c = p.cost("openai", "gpt-4o-mini", t);
         // 600×0.15 + 400×0.075 + 100×0.60 per million = 0.00018 USD
         assert_eq!(c.usd.unwrap().to_string(), "0.00018");
@@ -377,10 +386,10 @@ mod tests {
     #[test]
     fn unknown_is_null_with_a_warning_never_a_guess() {
         let p = Prices::shipped();
-        let c = p.cost("openai", "gpt-9", Tokens { input: 10, cached_input: 0, output: 10 });
+        let c = p.cost("openai", "gpt-9", Tokens { input: 10, cached_input: 0, output: 10, reasoning: 0 });
         assert_eq!(c.usd, None);
         assert!(c.warning.unwrap().contains("openai/gpt-9"));
-        let c = p.cost("anthropic", "claude-haiku-4-5", Tokens { input: 10, cached_input: 5, output: 1 });
+        let c = p.cost("anthropic", "claude-haiku-4-5", Tokens { input: 10, cached_input: 5, output: 1, reasoning: 0 });
         assert_eq!(c.usd, None, "cached tokens without a cached price");
         assert!(c.warning.is_some());
     }
@@ -395,13 +404,13 @@ mod tests {
         // Multi-byte characters near the end are not a date, and must not split a character.
         assert!(p.lookup("openai", "gpt-4o-mini\u{6ce11}-01-01").is_none());
         let sonnet = p.lookup("anthropic", "claude-sonnet-4-5").unwrap();
-        let small = sonnet.cost(Tokens { input: 200_000, cached_input: 0, output: 0 }).usd.unwrap();
-        let large = sonnet.cost(Tokens { input: 200_001, cached_input: 0, output: 0 }).usd.unwrap();
+        let small = sonnet.cost(Tokens { input: 200_000, cached_input: 0, output: 0, reasoning: 0 }).usd.unwrap();
+        let large = sonnet.cost(Tokens { input: 200_001, cached_input: 0, output: 0, reasoning: 0 }).usd.unwrap();
         assert_eq!(small.to_string(), "0.6");
         assert_eq!(large.to_string(), "1.200006");
         assert!(
             sonnet.worst_case(1000, 1000)
-                >= sonnet.cost(Tokens { input: 1000, cached_input: 0, output: 1000 }).usd.unwrap()
+                >= sonnet.cost(Tokens { input: 1000, cached_input: 0, output: 1000, reasoning: 0 }).usd.unwrap()
         );
     }
 

@@ -10,33 +10,44 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::account::usage::{Count, Counts, Details, Thinking, UsageFault};
 use crate::error::{redact, ErrorKind, GatewayError};
 
-/// Token usage as OpenAI reports it (the compat endpoint's shape for every provider).
+/// Token usage as OpenAI reports it (the compat endpoint's shape for every provider). Each count
+/// is read leniently ([`Count`]): one of the wrong kind makes the usage unpriceable, not the
+/// answer unreadable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
     #[serde(default)]
-    pub prompt_tokens: u64,
+    pub prompt_tokens: Count,
     #[serde(default)]
-    pub completion_tokens: u64,
+    pub completion_tokens: Count,
     #[serde(default)]
-    pub total_tokens: u64,
-    /// Prompt tokens served from the provider's prompt cache (counted inside `prompt_tokens`).
+    pub total_tokens: Count,
+    /// `cached_tokens`: prompt tokens served from the provider's prompt cache (counted inside
+    /// `prompt_tokens`).
     #[serde(default)]
-    pub prompt_tokens_details: Option<PromptTokensDetails>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub struct PromptTokensDetails {
+    pub prompt_tokens_details: Option<Details>,
+    /// `reasoning_tokens`: thinking, inside `completion_tokens` (OpenAI) or not (Gemini).
     #[serde(default)]
-    pub cached_tokens: u64,
+    pub completion_tokens_details: Option<Details>,
 }
 
 impl Usage {
-    /// The normalised token counts the price table takes.
-    pub fn tokens(&self) -> crate::account::pricing::Tokens {
-        let cached = self.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
-        crate::account::pricing::Tokens::from_openai(self.prompt_tokens, cached, self.completion_tokens)
+    /// The counts, as [`crate::account::usage`] reads them.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            prompt: self.prompt_tokens,
+            cached: self.prompt_tokens_details.map_or(Count::Absent, |d| d.cached_tokens),
+            completion: self.completion_tokens,
+            total: self.total_tokens,
+            reasoning: self.completion_tokens_details.map_or(Count::Absent, |d| d.reasoning_tokens),
+        }
+    }
+
+    /// The billed token counts the price table takes, or why there are none.
+    pub fn tokens(&self) -> Result<crate::account::pricing::Tokens, UsageFault> {
+        self.counts().tokens(Thinking::Unsaid)
     }
 }
 
@@ -400,7 +411,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.usage,
-            Some(Usage { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21, prompt_tokens_details: None })
+            Some(Usage {
+                prompt_tokens: 12.into(),
+                completion_tokens: 9.into(),
+                total_tokens: 21.into(),
+                ..Usage::default()
+            })
         );
         assert_eq!(c.finish_reason.as_deref(), Some("stop"));
     }
@@ -411,7 +427,10 @@ mod tests {
             r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":60}}"#,
         )
         .unwrap();
-        assert_eq!(u.tokens(), crate::account::pricing::Tokens { input: 40, cached_input: 60, output: 5 });
+        assert_eq!(
+            u.tokens(),
+            Ok(crate::account::pricing::Tokens { input: 40, cached_input: 60, output: 5, reasoning: 0 })
+        );
     }
 
     #[test]

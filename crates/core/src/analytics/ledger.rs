@@ -172,7 +172,11 @@ pub fn metrics_of(row: &GroupRow, prices: &Prices) -> Result<Metrics, String> {
     // Priced as the logs path prices a hit: its prompt as uncached input.
     let saved = match (hit, row.hit_in, row.hit_out) {
         (true, Some(input), Some(output)) => prices
-            .cost(&names::provider(&row.provider), &names::model(&row.model), Tokens { input, cached_input: 0, output })
+            .cost(
+                &names::provider(&row.provider),
+                &names::model(&row.model),
+                Tokens { input, cached_input: 0, output, reasoning: 0 },
+            )
             .usd
             .map(|one| Usd(one.0.saturating_mul(attempts))),
         _ => None,
@@ -312,6 +316,7 @@ pub(crate) mod tests {
                 input: i as u64,
                 cached_input: 0,
                 output: a.tokens_out.unwrap_or(0) as u64,
+                reasoning: 0,
             }),
             cost: a.cost_pico.map(|c| Usd(c as u64)),
             charged: Usd(a.charged_pico as u64),

@@ -195,7 +195,7 @@ impl SseRelay {
 
     /// The usage the stream reported, as tokens.
     pub fn tokens(&self) -> Option<Tokens> {
-        self.summary.usage.as_ref().map(Usage::tokens)
+        self.summary.usage.as_ref().and_then(|u| u.tokens().ok())
     }
 }
 
@@ -251,7 +251,8 @@ mod tests {
     fn the_usage_event_carries_the_cost_and_nothing_else_changes() {
         let stamped = STREAM.replace("\"total_tokens\":7}", "\"total_tokens\":7,\"cost\":0.000000012}");
         for piece in [1, 3, 7, 64, STREAM.len()] {
-            let mut relay = SseRelay::with_cost(Box::new(|u: &Usage| Usd(u.total_tokens * 12_000 / 7)));
+            let mut relay =
+                SseRelay::with_cost(Box::new(|u: &Usage| Usd(u.total_tokens.known().unwrap_or(0) * 12_000 / 7)));
             let mut out = Vec::new();
             for chunk in STREAM.as_bytes().chunks(piece) {
                 relay.push(chunk, &mut out).unwrap();
@@ -259,7 +260,7 @@ mod tests {
             relay.finish(&mut out).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), stamped, "{piece}");
             assert!(relay.billed_in_full());
-            assert_eq!(relay.tokens(), Some(Tokens { input: 5, cached_input: 0, output: 2 }));
+            assert_eq!(relay.tokens(), Some(Tokens { input: 5, cached_input: 0, output: 2, reasoning: 0 }));
         }
     }
 
@@ -312,7 +313,12 @@ mod tests {
             assert_eq!(s.finish_reason.as_deref(), Some("stop"));
             assert_eq!(
                 s.usage,
-                Some(Usage { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: None })
+                Some(Usage {
+                    prompt_tokens: 5.into(),
+                    completion_tokens: 2.into(),
+                    total_tokens: 7.into(),
+                    ..Usage::default()
+                })
             );
             assert_eq!(s.events, 5);
         }

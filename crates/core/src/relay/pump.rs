@@ -256,7 +256,7 @@ mod tests {
     const SECRET: &str = "aig-SECRET-TOKEN";
 
     fn pump() -> Pump<SseRelay, impl Fn(&SseRelay) -> Option<Usd>> {
-        let cost = |r: &SseRelay| r.summary().usage.map(|u| Usd(u.total_tokens));
+        let cost = |r: &SseRelay| r.summary().usage.and_then(|u| u.total_tokens.known()).map(Usd);
         Pump::new(SseRelay::new(), cost, 30_000, vec![SECRET.to_owned()])
     }
 

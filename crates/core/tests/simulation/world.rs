@@ -228,7 +228,7 @@ fn usage_event(cost: Usd) -> Vec<u8> {
 
 /// The simulated price: the usage's `total_tokens`, in picodollars.
 fn usage_cost(relay: &SseRelay) -> Option<Usd> {
-    relay.summary().usage.map(|u| Usd(u.total_tokens))
+    relay.summary().usage.and_then(|u| u.total_tokens.known()).map(Usd)
 }
 
 type SimPump = Pump<SseRelay, fn(&SseRelay) -> Option<Usd>>;

@@ -85,6 +85,16 @@ pub fn same_model(asked: &str, answered: &str) -> bool {
     asked == answered || without_version(&asked) == without_version(&answered)
 }
 
+/// The model that answered, when an answer's `model` field (`answered`) names another model
+/// than the one `asked` for: its canonical name, cut to what a header value and a ledger
+/// column safely hold. `None`: the model asked for answered (or the answer named none).
+pub fn answered_by(asked: &str, answered: Option<&str>) -> Option<String> {
+    let answered = answered.filter(|a| !a.trim().is_empty() && !same_model(asked, a))?;
+    let name: String =
+        model(answered).chars().filter(|c| c.is_ascii_alphanumeric() || "-._:@/".contains(*c)).take(128).collect();
+    (!name.is_empty()).then_some(name)
+}
+
 /// `name` without a trailing `-NNN` or `-MMDD` (a pinned version of the model before it).
 fn without_version(name: &str) -> &str {
     match name.rsplit_once('-') {

@@ -38,6 +38,7 @@ fn row(request: &str, attempt: u32, ts_ms: u64, charged: Usd) -> Row {
         alias: Some("review".into()),
         provider: "gemini".into(),
         model: "gemini-2.5-pro".into(),
+        answered_model: None,
         agent: Some("reviewer".into()),
         repository: Some("acme/app".into()),
         outcome: "200".into(),

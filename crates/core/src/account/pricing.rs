@@ -169,6 +169,16 @@ pub struct Cost {
     pub warning: Option<String>,
 }
 
+/// The cost of an answer, priced as the model that answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerCost {
+    pub cost: Cost,
+    /// The model that answered, when the answer named another than the one asked for (its
+    /// canonical name, [`crate::names::model`]): the ledger's `answered_model`, the response's
+    /// `x-gateway-model`. `None`: the model asked for answered.
+    pub answered_by: Option<String>,
+}
+
 impl Price {
     /// The cost of `tokens` at this price.
     pub fn cost(&self, tokens: Tokens) -> Cost {
@@ -313,6 +323,36 @@ impl Prices {
             None => Cost { usd: None, warning: Some(format!("no price for {provider}/{model}: cost unknown")) },
         }
     }
+
+    /// The cost of an answer to a request for `provider`/`asked` whose `model` field named
+    /// `answered`. A provider may answer with another model than the one asked for (a retired
+    /// model's requests routed to its successor, billed at the successor's rate: reference §2):
+    /// the answer is then priced as the model that answered when the table has it, else as the
+    /// model asked for, with a warning. A dated snapshot or another spelling of the model asked
+    /// for is that model ([`crate::names::same_model`]).
+    ///
+    /// The worst case reserved before the attempt was the asked model's: an answer from a
+    /// dearer model can cost more than it, and is charged what it cost all the same.
+    pub fn cost_answered(&self, provider: &str, asked: &str, answered: Option<&str>, tokens: Tokens) -> AnswerCost {
+        let Some(name) = crate::names::answered_by(asked, answered) else {
+            let price = self.lookup(provider, asked).or_else(|| answered.and_then(|a| self.lookup(provider, a)));
+            let cost = price.map_or_else(|| self.cost(provider, asked, tokens), |p| p.cost(tokens));
+            return AnswerCost { cost, answered_by: None };
+        };
+        let cost = match self.lookup(provider, &name) {
+            Some(price) => price.cost(tokens),
+            None => {
+                let mut cost = self.cost(provider, asked, tokens);
+                let note = format!("{provider}/{asked} was answered by {name}, which has no price: priced as {asked}");
+                cost.warning = Some(match cost.warning {
+                    Some(w) => format!("{note}; {w}"),
+                    None => note,
+                });
+                cost
+            }
+        };
+        AnswerCost { cost, answered_by: Some(name) }
+    }
 }
 
 /// `name` without a trailing `-YYYYMMDD` or `-YYYY-MM-DD`.
@@ -356,6 +396,13 @@ mod tests {
         let flash = p.lookup("google-ai-studio", "gemini-2.5-flash").unwrap();
         assert_eq!(flash.input, PerToken(300_000));
         assert_eq!(flash.output, PerToken(2_500_000));
+        // The shipped routes' first target, read from Google's pages on its as_of date.
+        let lite = p.lookup("google-ai-studio", "gemini-3.5-flash-lite").unwrap();
+        assert_eq!(
+            (lite.input, lite.output, lite.cached_input),
+            (PerToken(300_000), PerToken(2_500_000), Some(PerToken(30_000)))
+        );
+        assert!(p.rows().iter().all(|r| r.provider != "google-ai-studio" || r.source.contains("ai.google.dev")));
     }
 
     #[test]
@@ -412,6 +459,30 @@ mod tests {
             sonnet.worst_case(1000, 1000)
                 >= sonnet.cost(Tokens { input: 1000, cached_input: 0, output: 1000, reasoning: 0 }).usd.unwrap()
         );
+    }
+
+    /// An answer from another model than asked is priced as the model that answered when the
+    /// table has it, else as the one asked, with a warning; a dated snapshot or another
+    /// spelling of the asked model is the asked model.
+    #[test]
+    fn an_answer_from_another_model_is_priced_as_that_model() {
+        let p = Prices::shipped();
+        let t = Tokens { input: 1_000_000, cached_input: 0, output: 1_000_000, reasoning: 0 };
+        let asked = p.cost("openai", "gpt-4o", t).usd;
+        let same = p.cost_answered("openai", "gpt-4o", Some("gpt-4o-2024-08-06"), t);
+        assert_eq!((same.cost.usd, same.answered_by), (asked, None));
+        assert_eq!(p.cost_answered("openai", "gpt-4o", None, t).cost.usd, asked);
+        let other = p.cost_answered("openai", "gpt-4o", Some("gpt-4o-mini-2024-07-18"), t);
+        assert_eq!(other.cost.usd, p.cost("openai", "gpt-4o-mini", t).usd);
+        assert_eq!(other.answered_by.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(other.cost.warning, None);
+        let unpriced = p.cost_answered("openai", "gpt-4o", Some("gpt-9-turbo"), t);
+        assert_eq!(unpriced.cost.usd, asked);
+        assert_eq!(unpriced.answered_by.as_deref(), Some("gpt-9-turbo"));
+        assert!(unpriced.cost.warning.unwrap().contains("answered by gpt-9-turbo, which has no price"));
+        // What an answer names is cut to a safe header value.
+        let odd = p.cost_answered("openai", "gpt-4o", Some("evil\r\nx-header: 1"), t);
+        assert_eq!(odd.answered_by.as_deref(), Some("evilx-header:1"));
     }
 
     #[test]

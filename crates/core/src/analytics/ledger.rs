@@ -307,6 +307,7 @@ pub(crate) mod tests {
             alias: Some("triage".into()),
             provider: a.provider.into(),
             model: a.model.into(),
+            answered_model: None,
             agent: a.agent.map(Into::into),
             repository: a.repository.map(Into::into),
             outcome: a.status.map_or("unreachable".to_owned(), |s| s.to_string()),

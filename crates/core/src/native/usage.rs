@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 
-use crate::account::pricing::{Cost, Prices, Tokens};
+use crate::account::pricing::{AnswerCost, Cost, Prices, Tokens};
 use crate::account::usage::{Count, Counts, Details, Thinking};
 use crate::error::{ErrorKind, GatewayError};
 use crate::native::provider::{Provider, Wire};
@@ -262,35 +262,44 @@ pub fn read_answer(wire: Wire, body: &[u8]) -> Result<NativeAnswer, GatewayError
     }
 }
 
-/// The cost of a native answer at `provider`'s prices: the request's model first, else the model
-/// the answer names (a dated snapshot, or what an Azure deployment runs). Unknown with a warning
-/// when neither is priced, when there is no usage, or when prompt-cache writes were billed.
+/// The cost of a native answer at `provider`'s prices, priced as the model that answered
+/// ([`Prices::cost_answered`]: the request's model, or the model the answer names when it is
+/// another one the table prices; the answer's model alone when the request names none).
+/// Unknown with a warning when no model is priced, when there is no usage it could read, or
+/// when prompt-cache writes were billed.
 pub fn cost(
     prices: &Prices,
     provider: Provider,
     request_model: Option<&str>,
     answer_model: Option<&str>,
     usage: Option<NativeUsage>,
-) -> Cost {
-    let unknown = |w: String| Cost { usd: None, warning: Some(w) };
+) -> AnswerCost {
+    let unknown = |w: String| AnswerCost { cost: Cost { usd: None, warning: Some(w) }, answered_by: None };
     let Some(usage) = usage else {
-        return unknown(format!("{} answered without usage: cost unknown", provider.slug()));
+        return unknown(format!("{} answered without a usage the gateway could read: cost unknown", provider.slug()));
     };
-    let candidates = [request_model, answer_model];
-    let Some((model, price)) =
-        candidates.into_iter().flatten().find_map(|m| prices.lookup(provider.slug(), m).map(|p| (m, p)))
-    else {
-        let named = request_model.or(answer_model).unwrap_or("an unnamed model");
-        return unknown(format!("no price for {}/{named}: cost unknown", provider.slug()));
+    let priced = match (request_model, answer_model) {
+        (Some(asked), answered) => prices.cost_answered(provider.slug(), asked, answered, usage.tokens),
+        (None, Some(answered)) => {
+            AnswerCost { cost: prices.cost(provider.slug(), answered, usage.tokens), answered_by: None }
+        }
+        (None, None) => return unknown(format!("no price for {}/an unnamed model: cost unknown", provider.slug())),
     };
-    if usage.cache_write > 0 {
-        return unknown(format!(
-            "no prompt-cache write price for {}/{model}: cost unknown for a request that wrote {} cache tokens",
-            provider.slug(),
-            usage.cache_write
-        ));
+    if usage.cache_write > 0 && priced.cost.usd.is_some() {
+        let model = priced.answered_by.as_deref().or(request_model).or(answer_model).unwrap_or("the model");
+        return AnswerCost {
+            cost: Cost {
+                usd: None,
+                warning: Some(format!(
+                    "no prompt-cache write price for {}/{model}: cost unknown for a request that wrote {} cache tokens",
+                    provider.slug(),
+                    usage.cache_write
+                )),
+            },
+            answered_by: priced.answered_by,
+        };
     }
-    price.cost(usage.tokens)
+    priced
 }
 
 #[cfg(test)]
@@ -410,7 +419,7 @@ mod tests {
         ] {
             let a = read_answer(wire, body).unwrap();
             assert_eq!(a.usage, None, "{}", String::from_utf8_lossy(body));
-            let c = cost(&Prices::shipped(), Provider::OpenAi, Some("gpt-4o-mini"), None, a.usage);
+            let c = cost(&Prices::shipped(), Provider::OpenAi, Some("gpt-4o-mini"), None, a.usage).cost;
             assert!(c.usd.is_none() && c.warning.is_some());
         }
     }
@@ -425,7 +434,7 @@ mod tests {
     #[test]
     fn cost_is_exact_or_unknown_with_a_reason() {
         let prices = Prices::shipped();
-        let c = cost(&prices, Provider::GoogleAiStudio, Some("gemini-2.5-flash"), None, usage(412, 0, 188));
+        let c = cost(&prices, Provider::GoogleAiStudio, Some("gemini-2.5-flash"), None, usage(412, 0, 188)).cost;
         assert_eq!(c.usd.unwrap().to_string(), "0.0005936");
         // The answer's dated model is used when the request named none that is priced.
         let c = cost(
@@ -435,7 +444,19 @@ mod tests {
             Some("claude-haiku-4-5-20251001"),
             usage(1000, 0, 100),
         );
-        assert_eq!(c.usd, Some(Usd(1000 * 1_000_000 + 100 * 5_000_000)));
+        assert_eq!(c.cost.usd, Some(Usd(1000 * 1_000_000 + 100 * 5_000_000)));
+        assert_eq!(c.answered_by.as_deref(), Some("claude-haiku-4-5"));
+        // An answer from another priced model than asked (Gemini's `modelVersion`) is priced as it.
+        let c = cost(
+            &prices,
+            Provider::GoogleAiStudio,
+            Some("gemini-2.5-flash"),
+            Some("gemini-3.5-flash-lite"),
+            usage(1000, 0, 100),
+        );
+        assert_eq!(c.answered_by.as_deref(), Some("gemini-3.5-flash-lite"));
+        let lite = prices.lookup("google-ai-studio", "gemini-3.5-flash-lite").unwrap();
+        assert_eq!(c.cost.usd, lite.cost(Tokens { input: 1000, cached_input: 0, output: 100, reasoning: 0 }).usd);
         for (provider, model, u) in [
             (Provider::OpenAi, Some("gpt-9"), usage(1, 0, 1)),
             (Provider::AzureOpenAi, Some("gpt-4o-mini"), usage(1, 0, 1)),
@@ -449,7 +470,7 @@ mod tests {
                 }),
             ),
         ] {
-            let c = cost(&prices, provider, model, None, u);
+            let c = cost(&prices, provider, model, None, u).cost;
             assert_eq!(c.usd, None, "{provider:?} {model:?}");
             assert!(c.warning.is_some());
         }

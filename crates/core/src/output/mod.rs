@@ -182,6 +182,12 @@ impl OutputContract {
     pub fn check_completion(&self, body: &[u8]) -> Verdict {
         self.check(&AnswerContent::of_completion(body))
     }
+
+    /// Checks a stream held to its end, whose relay gathered its content
+    /// ([`crate::relay::StreamAnswer::gather_content`], asked before the stream was fed).
+    pub fn check_stream(&self, relay: &crate::relay::SseRelay) -> Verdict {
+        self.check(&relay.answer().content())
+    }
 }
 
 /// What an answer said, as far as its format goes: its first choice's content, and whether it

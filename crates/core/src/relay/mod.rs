@@ -6,10 +6,12 @@
 //! are in [`crate::native::stream`]. The pump ([`pump`]) is the same for all of them: hold until
 //! the commit point, relay, end a broken stream with the format's own error event.
 
+pub mod answer;
 pub mod openai;
 pub mod pump;
 pub mod sse;
 
+pub use answer::StreamAnswer;
 pub use openai::{SseRelay, StreamSummary};
 
 use crate::account::pricing::Tokens;
@@ -30,6 +32,8 @@ pub enum StreamFault {
     UpstreamError(String),
     /// The upstream ended (or was cut) before `[DONE]`.
     Truncated,
+    /// A stream held to its end (JSON mode) grew past what the gateway holds.
+    TooLongToHold,
 }
 
 impl StreamFault {
@@ -45,6 +49,10 @@ impl StreamFault {
             StreamFault::Truncated => {
                 "The upstream stream ended before it was complete (no [DONE]); the answer is incomplete.".into()
             }
+            StreamFault::TooLongToHold => format!(
+                "The upstream stream grew past the {} bytes the gateway holds to check an answer its response_format asked for.",
+                pump::MAX_HELD_BYTES
+            ),
         }
     }
 }

@@ -14,11 +14,13 @@ use crate::account::pricing::{Tokens, Usd};
 use crate::account::stamp::stamp_usage_cost;
 use crate::aig::answer::{upstream_message, ChoiceProbe, Usage};
 use crate::error::GatewayError;
+use crate::relay::answer::StreamAnswer;
 use crate::relay::sse::{next_line, parse_event, single_data_span};
 
-/// What the request will have been charged if the stream ends with this usage: written into
-/// the usage event as `usage.cost` (`account::stamp`).
-pub type ChargeOf = Box<dyn Fn(&Usage) -> Usd>;
+/// What the request will have been charged if the stream ends with this usage, from the model
+/// the stream's chunks name (if any): written into the usage event as `usage.cost`
+/// (`account::stamp`).
+pub type ChargeOf = Box<dyn Fn(&Usage, Option<&str>) -> Usd>;
 
 /// What the relay learned from the events so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub struct SseRelay {
     summary: StreamSummary,
     /// When set, usage events get `usage.cost`: what this prices the usage at.
     charge: Option<ChargeOf>,
+    /// The answer's model, and (JSON mode) its content: `answer.rs`.
+    answer: StreamAnswer,
 }
 
 impl std::fmt::Debug for SseRelay {
@@ -158,6 +162,7 @@ impl SseRelay {
         if probe.error.is_some() {
             return Err(StreamFault::UpstreamError(upstream_message(&payload)));
         }
+        self.answer.event(&payload);
         let usage = probe.usage;
         if let Some(usage) = usage {
             self.summary.usage = Some(usage);
@@ -177,7 +182,7 @@ impl SseRelay {
         // The cost is written into the usage that comes with or after the finish reason: the
         // final usage, which is then what the books settle at whatever happens next.
         let charge = self.charge.as_ref().zip(usage).filter(|_| self.summary.finish_reason.is_some());
-        Ok(charge.and_then(|(charge, usage)| self.stamped(start, end, charge(&usage))))
+        Ok(charge.and_then(|(charge, usage)| self.stamped(start, end, charge(&usage, self.answer.model()))))
     }
 
     /// The event `[start, end)` with `cost` in its usage, its framing kept; `None` when its
@@ -191,6 +196,15 @@ impl SseRelay {
         out.extend_from_slice(&payload);
         out.extend_from_slice(&raw[span.end..]);
         Some(out)
+    }
+
+    /// The answer's model and (once [`StreamAnswer::gather_content`] was asked) content.
+    pub fn answer(&self) -> &StreamAnswer {
+        &self.answer
+    }
+
+    pub fn answer_mut(&mut self) -> &mut StreamAnswer {
+        &mut self.answer
     }
 
     /// The usage the stream reported, as tokens.
@@ -251,8 +265,9 @@ mod tests {
     fn the_usage_event_carries_the_cost_and_nothing_else_changes() {
         let stamped = STREAM.replace("\"total_tokens\":7}", "\"total_tokens\":7,\"cost\":0.000000012}");
         for piece in [1, 3, 7, 64, STREAM.len()] {
-            let mut relay =
-                SseRelay::with_cost(Box::new(|u: &Usage| Usd(u.total_tokens.known().unwrap_or(0) * 12_000 / 7)));
+            let mut relay = SseRelay::with_cost(Box::new(|u: &Usage, _: Option<&str>| {
+                Usd(u.total_tokens.known().unwrap_or(0) * 12_000 / 7)
+            }));
             let mut out = Vec::new();
             for chunk in STREAM.as_bytes().chunks(piece) {
                 relay.push(chunk, &mut out).unwrap();
@@ -269,7 +284,7 @@ mod tests {
     #[test]
     fn usage_before_the_finish_reason_is_passed_on_unstamped() {
         let early = "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":0,\"total_tokens\":5}}\n\n";
-        let mut relay = SseRelay::with_cost(Box::new(|_: &Usage| Usd(1)));
+        let mut relay = SseRelay::with_cost(Box::new(|_: &Usage, _: Option<&str>| Usd(1)));
         let mut out = Vec::new();
         relay.push(early.as_bytes(), &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), early);

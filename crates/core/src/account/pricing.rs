@@ -204,6 +204,15 @@ impl Price {
 
     /// The most a request can cost: every prompt token uncached (a cached token never costs
     /// more than an uncached one), `max_output` tokens out.
+    ///
+    /// `max_output` is the output cap the Worker sends (the request's own, else the route's),
+    /// and it is what the provider counts thinking against: OpenAI's reasoning models bound
+    /// their reasoning by `max_completion_tokens`, Anthropic's `max_tokens` includes the
+    /// thinking budget, and Gemini's `maxOutputTokens` (what AI Gateway's compat endpoint maps
+    /// `max_tokens` to) bounds thoughts with the answer. Where a provider's thinking exceeds the
+    /// cap (not documented of Gemini's OpenAI-compatible layer: unverified), or an answer comes
+    /// from a dearer model than the one asked ([`Prices::cost_answered`]), the cost exceeds
+    /// this bound: the books then settle at the cost, past the reservation by that excess.
     pub fn worst_case(&self, prompt: u64, max_output: u64) -> Usd {
         let (input, output) = self.rates_for(prompt);
         input.times(prompt).saturating_add(output.times(max_output))

@@ -13,9 +13,12 @@
 //! ```
 //!
 //! where thinking counted apart is the reported reasoning when the format counts it apart
-//! ([`Thinking::Apart`]: Gemini's own), or when the format does not say and there is no total
-//! to tell ([`Thinking::Unsaid`]: the OpenAI shape, where it may be either; without a total the
-//! higher reading is taken, the budget's safe side), and nothing otherwise (the total says).
+//! ([`Thinking::Apart`]: Gemini's own), or, where the format does not say ([`Thinking::Unsaid`]:
+//! the OpenAI shape, where it may be either), when it cannot be inside the completion count
+//! (it is larger) or there is no total to tell (the higher reading: the budget's safe side);
+//! otherwise nothing (the total says). The reasoning figure kept beside the output is the
+//! reported reasoning, or what the total says was billed beyond the completion count, whichever
+//! is larger: never more than the output.
 //!
 //! Counts that do not add up never make a charge negative: `total − prompt` stops at zero (a
 //! total below the prompt is ignored), sums saturate, and cached tokens count at most the whole
@@ -172,7 +175,7 @@ impl Counts {
         let (prompt, completion, reasoning) = (prompt.unwrap_or(0), completion.unwrap_or(0), reasoning.unwrap_or(0));
         let apart = match thinking {
             Thinking::Apart => reasoning,
-            Thinking::Unsaid if total.is_none() => reasoning,
+            Thinking::Unsaid if total.is_none() || reasoning > completion => reasoning,
             Thinking::Unsaid => 0,
         };
         let by_total = total.map_or(0, |total| total.saturating_sub(prompt));
@@ -216,6 +219,8 @@ mod tests {
             (counts(Known(20), Known(5), Absent, Known(7)), Thinking::Apart, (20, 12, 7)),
             // A Gemini total that leaves the thoughts out does not lower the bill.
             (counts(Known(20), Known(5), Known(25), Known(7)), Thinking::Apart, (20, 12, 7)),
+            // Reported reasoning larger than the completion count cannot be inside it.
+            (counts(Known(10), Known(5), Known(20), Known(60)), Thinking::Unsaid, (10, 65, 60)),
             // Anthropic: output includes thinking, no total, no reasoning count.
             (counts(Known(8), Known(40), Absent, Absent), Thinking::Unsaid, (8, 40, 0)),
         ];

@@ -2,9 +2,11 @@
 //!
 //! An observer ([`Observer`]) reads one wire format: it forwards only *complete* events, byte for
 //! byte, and knows for each whether it carried content (the commit point), the stream's proper
-//! end, usage, or an error. [`openai`] is the unified route's format; the provider-native formats
-//! are in [`crate::native::stream`]. The pump ([`pump`]) is the same for all of them: hold until
-//! the commit point, relay, end a broken stream with the format's own error event.
+//! end, usage, or an error. [`openai`] is the unified route's format (what it keeps of the
+//! answer's model and, for a JSON-mode request, its content: [`answer`]); the provider-native
+//! formats are in [`crate::native::stream`]. The pump ([`pump`]) is the same for all of them:
+//! hold until the commit point (or, JSON mode, the end), relay, end a broken stream with the
+//! format's own error event.
 
 pub mod answer;
 pub mod openai;

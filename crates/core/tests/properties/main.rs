@@ -13,11 +13,13 @@ mod config;
 mod headers;
 mod leases;
 mod native_path;
+mod output;
 mod pricing;
 mod relay;
 mod request;
 mod route;
 mod upstream;
+mod usage;
 
 use proptest::prelude::*;
 

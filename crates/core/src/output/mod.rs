@@ -63,16 +63,6 @@ pub enum Verdict {
     Unchecked(String),
 }
 
-impl Verdict {
-    /// What the response's warning header says of the check, if anything.
-    pub fn warning(&self) -> Option<&str> {
-        match self {
-            Verdict::Unchecked(why) => Some(why),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct FormatProbe<'a> {
     #[serde(rename = "type", borrow)]

@@ -98,10 +98,6 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
         self.hold = true;
     }
 
-    pub fn observer_mut(&mut self) -> &mut O {
-        &mut self.observer
-    }
-
     pub fn observer(&self) -> &O {
         &self.observer
     }

@@ -68,6 +68,10 @@ pub enum ErrorKind {
     /// A scoped token (`AGENT_TOKENS`) was sent with an `x-agent-name` other than its agent, or a
     /// repository outside its patterns (or none when it is bound to some).
     TokenScopeMismatch,
+    /// No target answered in the format `response_format` asked for (each one's reason named).
+    InvalidOutput,
+    /// Every target is a model its provider answered it no longer serves (marked for a while).
+    ModelUnavailable,
 }
 
 impl ErrorKind {
@@ -81,7 +85,11 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::Configuration | ErrorKind::Internal => 500,
             ErrorKind::Upstream(status) => status,
-            ErrorKind::UpstreamAuth | ErrorKind::UpstreamMalformed | ErrorKind::UpstreamUnreachable => 502,
+            ErrorKind::UpstreamAuth
+            | ErrorKind::UpstreamMalformed
+            | ErrorKind::UpstreamUnreachable
+            | ErrorKind::InvalidOutput
+            | ErrorKind::ModelUnavailable => 502,
             ErrorKind::UpstreamTimeout => 504,
             ErrorKind::LimitsExhausted | ErrorKind::RepositoryBudgetExhausted | ErrorKind::AgentBudgetExhausted => 429,
             ErrorKind::Conflict => 409,
@@ -117,7 +125,9 @@ impl ErrorKind {
             | ErrorKind::UpstreamAuth
             | ErrorKind::UpstreamMalformed
             | ErrorKind::UpstreamUnreachable
-            | ErrorKind::UpstreamTimeout => "upstream_error",
+            | ErrorKind::UpstreamTimeout
+            | ErrorKind::InvalidOutput
+            | ErrorKind::ModelUnavailable => "upstream_error",
             _ => "invalid_request_error",
         }
     }
@@ -155,6 +165,8 @@ impl ErrorKind {
             ErrorKind::RepositoryBudgetExhausted => "repository_budget_exhausted",
             ErrorKind::AgentBudgetExhausted => "agent_budget_exhausted",
             ErrorKind::TokenScopeMismatch => "token_scope_mismatch",
+            ErrorKind::InvalidOutput => "invalid_output",
+            ErrorKind::ModelUnavailable => "model_unavailable",
         }
     }
 }
@@ -265,6 +277,11 @@ mod tests {
         );
         assert_eq!(ErrorKind::TokenScopeMismatch.code(), "token_scope_mismatch");
         assert_eq!(ErrorKind::AigGuardrailUnavailable.status(), 503);
+        for (kind, code) in
+            [(ErrorKind::InvalidOutput, "invalid_output"), (ErrorKind::ModelUnavailable, "model_unavailable")]
+        {
+            assert_eq!((kind.status(), kind.openai_type(), kind.code()), (502, "upstream_error", code));
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | call AI Gateway, read its answers   | [`aig`] (`call`, `cache`, `answer`: classification) |
 //! | relay / stream                      | [`relay`] (`sse`, `openai` observer, `pump`)        |
 //! | tool calls across providers         | [`tools`] (`answer`, `history`, `memory`)           |
+//! | is the answer what was asked        | [`output`] (`response_format`, JSON Schema)         |
 //! | account                             | [`account`] (`pricing`, `limits`, `books`)          |
 //! | respond                             | [`error`] (OpenAI error shape)                      |
 //!
@@ -31,7 +32,9 @@ pub mod engine;
 pub mod error;
 pub mod idempotency;
 pub mod json;
+pub mod names;
 pub mod native;
+pub mod output;
 pub mod plan;
 pub mod relay;
 pub mod request;

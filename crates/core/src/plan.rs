@@ -78,7 +78,7 @@ mod tests {
         let p = plan_of(&c, "review").unwrap();
         assert_eq!(p.alias, Some("review"));
         let ids: Vec<&str> = p.targets.iter().map(|t| t.id.as_str()).collect();
-        assert_eq!(ids, ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o", "anthropic/claude-sonnet-4-5"]);
+        assert_eq!(ids, ["google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o", "anthropic/claude-sonnet-4-5"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::limits::UnavailableModel;
 use crate::account::pricing::Usd;
 
 /// One threshold crossed.
@@ -20,6 +21,10 @@ pub struct Alert {
     pub daily_budget_usd: Usd,
     /// The UTC day, `YYYY-MM-DD`.
     pub day: String,
+    /// Set when the alert is of a model the provider answered is not available (then
+    /// `threshold_percent` is 0, and the spend figures are the day's as they stand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_unavailable: Option<UnavailableModel>,
 }
 
 impl Alert {
@@ -29,6 +34,14 @@ impl Alert {
             Some((kind, name)) => format!("{kind} `{name}`"),
             None => format!("provider `{}`", self.limiter),
         };
+        if let Some(mark) = &self.model_unavailable {
+            return format!(
+                "agent-gateway: the {what} answered that model `{}` is not available ({}): requests skip it until {} and go to their next target.",
+                mark.model,
+                mark.reason,
+                crate::analytics::time::format_ms(mark.until_ms as i64)
+            );
+        }
         if self.threshold_percent >= 100 {
             format!(
                 "agent-gateway: the {what} has used its daily budget of ${} ({}): requests over it are refused until 00:00 UTC (spent ${}).",
@@ -68,6 +81,7 @@ mod tests {
             spent_usd: Usd::parse_dollars("1.6").unwrap(),
             daily_budget_usd: Usd::from_dollars(2),
             day: "2026-12-02".into(),
+            model_unavailable: None,
         };
         let body: serde_json::Value = crate::json::from_str(&alert.webhook_body()).unwrap();
         let text = body["text"].as_str().unwrap();
@@ -77,5 +91,21 @@ mod tests {
         assert_eq!(body["spent_usd"].to_string(), "1.6", "exact decimal, not a float's digits");
         let full = Alert { limiter: "openai".into(), threshold_percent: 100, ..alert };
         assert!(full.message().contains("provider `openai` has used its daily budget"));
+        let gone = Alert {
+            model_unavailable: Some(UnavailableModel {
+                model: "gpt-4-32k".into(),
+                reason: "does not exist".into(),
+                until_ms: 3_600_000,
+            }),
+            threshold_percent: 0,
+            ..full
+        };
+        let body: serde_json::Value = crate::json::from_str(&gone.webhook_body()).unwrap();
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.contains("model `gpt-4-32k` is not available (does not exist)") && text.contains("1970-01-01T01:00"),
+            "{text}"
+        );
+        assert_eq!(body["model_unavailable"]["model"], "gpt-4-32k");
     }
 }

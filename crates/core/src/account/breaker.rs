@@ -58,7 +58,10 @@ pub fn health_of(outcome: AttemptOutcome) -> Health {
         // AI Gateway's own refusals (spend limit, policy, guardrails, its guardrail service)
         // are not the provider's doing.
         AttemptOutcome::Refused(_) => Health::Neutral,
-        AttemptOutcome::ContentFiltered => Health::Healthy,
+        // It answered, in another format than asked: the provider is up.
+        AttemptOutcome::ContentFiltered | AttemptOutcome::InvalidOutput => Health::Healthy,
+        // The model is gone, the provider is not: its other models answer.
+        AttemptOutcome::ModelUnavailable => Health::Neutral,
     }
 }
 

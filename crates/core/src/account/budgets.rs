@@ -116,6 +116,7 @@ mod tests {
             leases: 0,
             admitted_under_leases: 0,
             circuit: None,
+            unavailable_models: Vec::new(),
         };
         let row = ScopeToday {
             scope: "repository",

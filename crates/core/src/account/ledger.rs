@@ -27,6 +27,9 @@ pub struct Meter {
     pub cost: Option<Usd>,
     pub log_id: Option<String>,
     pub cache: Option<String>,
+    /// The model that answered, when the answer named another than the target's
+    /// ([`crate::account::pricing::AnswerCost::answered_by`]).
+    pub answered_model: Option<String>,
 }
 
 /// Which route made the attempts.
@@ -67,12 +70,18 @@ pub struct Row {
     pub route: Route,
     pub alias: Option<String>,
     pub provider: String,
+    /// The model asked for, as the configuration names it.
     pub model: String,
+    /// The model that answered, when the answer named another than `model`: its cost is that
+    /// model's. Column `answered_model TEXT` (NULL: `model` answered).
+    pub answered_model: Option<String>,
     pub agent: Option<String>,
     pub repository: Option<String>,
     pub outcome: String,
     pub status: Option<u16>,
     pub success: bool,
+    /// Its usage; `tokens.reasoning` (of the output, the thinking) goes in column
+    /// `tokens_reasoning INTEGER` (NULL when the usage is unknown).
     pub tokens: Option<Tokens>,
     pub cost: Option<Usd>,
     pub charged: Usd,
@@ -101,7 +110,7 @@ pub fn rows(req: &RequestFacts<'_>, targets: &[Target<'_>], record: &Record, met
 }
 
 fn row(req: &RequestFacts<'_>, target: &Target<'_>, attempt: u32, line: &Line, meter: &Meter) -> Row {
-    let model = target.id.strip_prefix(target.provider).and_then(|m| m.strip_prefix('/')).unwrap_or(target.id);
+    let model = target.model();
     Row {
         request_id: req.request_id.to_owned(),
         attempt,
@@ -110,6 +119,7 @@ fn row(req: &RequestFacts<'_>, target: &Target<'_>, attempt: u32, line: &Line, m
         alias: req.alias.map(str::to_owned),
         provider: target.provider.to_owned(),
         model: model.to_owned(),
+        answered_model: meter.answered_model.clone(),
         agent: req.agent.map(str::to_owned),
         repository: req.repository.map(str::to_owned),
         outcome: line.outcome.clone(),
@@ -128,7 +138,8 @@ fn row(req: &RequestFacts<'_>, target: &Target<'_>, attempt: u32, line: &Line, m
 
 impl Row {
     /// Completes a committed stream's row at the stream's end: what its reservation was charged,
-    /// the usage it reported (if any), and its latency to the last byte.
+    /// the usage it reported (if any), and its latency to the last byte. (The model that
+    /// answered is known at the commit point, from the stream's first chunks: in the meter.)
     pub fn finish(&mut self, charged: Usd, tokens: Option<Tokens>, cost: Option<Usd>, ended_ms: u64) {
         self.charged = charged;
         self.open = false;
@@ -246,6 +257,7 @@ mod tests {
                 status: Some(200),
                 log_id: Some("log-2".into()),
                 cache: Some("MISS".into()),
+                answered_model: Some("gpt-4o-mini-2025".into()),
                 ..Meter::default()
             },
         ];
@@ -257,7 +269,8 @@ mod tests {
         );
         assert_eq!((rows[0].latency_ms, rows[0].success, rows[0].open), (40, false, false));
         assert_eq!((rows[1].attempt, rows[1].model.as_str(), rows[1].open), (2, "gpt-4o-mini", true));
-        let tokens = Tokens { input: 10, cached_input: 2, output: 5 };
+        assert_eq!(rows[1].answered_model.as_deref(), Some("gpt-4o-mini-2025"));
+        let tokens = Tokens { input: 10, cached_input: 2, output: 5, reasoning: 3 };
         rows[1].finish(Usd(777), Some(tokens), Some(Usd(777)), 1_900);
         assert_eq!((rows[1].charged, rows[1].open, rows[1].latency_ms), (Usd(777), false, 850));
         let p = rows[1].params();

@@ -12,6 +12,7 @@
 //! Reservations that are never settled (a Worker killed mid-request) expire and are released.
 
 pub mod lease;
+pub mod unavailable;
 
 use std::collections::VecDeque;
 
@@ -20,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::account::alerts::Alert;
 use crate::account::breaker::{Admission, Breaker, BreakerPolicy, BreakerSnapshot, Health};
 use crate::account::pricing::Usd;
+
+pub use unavailable::{UnavailableModel, MODEL_UNAVAILABLE_MS};
 
 pub const DAY_MS: u64 = 86_400_000;
 pub const WINDOW_MS: u64 = 60_000;
@@ -59,6 +62,9 @@ pub struct Refusal {
     /// The provider's circuit breaker is open: it failed too often lately.
     #[serde(default)]
     pub circuit_open: bool,
+    /// The provider answered that the target's model is not available (`unavailable.rs`).
+    #[serde(default)]
+    pub model_unavailable: bool,
     /// Set when no other target can help (a repository's or an agent's own limit): the
     /// request ends with this error. Never sent by a limiter; the shell sets it.
     #[serde(skip)]
@@ -77,6 +83,7 @@ impl Refusal {
             rate_limited: false,
             over_budget: false,
             circuit_open: false,
+            model_unavailable: false,
             ends_request: None,
             retry_after_secs: 1,
             message,
@@ -85,7 +92,11 @@ impl Refusal {
 
     /// No limit refused: the limiter itself could not be asked.
     pub fn is_limiter_unavailable(&self) -> bool {
-        !self.rate_limited && !self.over_budget && !self.circuit_open && self.ends_request.is_none()
+        !self.rate_limited
+            && !self.over_budget
+            && !self.circuit_open
+            && !self.model_unavailable
+            && self.ends_request.is_none()
     }
 }
 
@@ -124,6 +135,12 @@ pub struct LimiterState {
     /// waited for this object).
     #[serde(default)]
     admitted_under_leases: u64,
+    /// Models the provider answered are gone, each until its mark ends (`unavailable.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unavailable: Vec<UnavailableModel>,
+    /// Marks made by the operation under way, for its alerts.
+    #[serde(skip)]
+    newly_unavailable: Vec<UnavailableModel>,
 }
 
 /// Shares of the daily budget (percent) whose crossing is announced once per day: 50 and 80 by
@@ -153,6 +170,10 @@ pub struct Snapshot {
     /// The circuit breaker, when the provider has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit: Option<BreakerSnapshot>,
+    /// Models the provider answered are not available, while their marks last (a `/healthz`
+    /// warning each: [`UnavailableModel::warning`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable_models: Vec<UnavailableModel>,
 }
 
 impl LimiterState {
@@ -178,6 +199,7 @@ impl LimiterState {
             alive
         });
         self.expire_leases(now);
+        self.unavailable.retain(|m| m.until_ms > now);
         // A second's bucket leaves the window once all of that second is a minute old: requests
         // are counted up to a second too long, never too short (the limit errs on the safe side).
         while self.window.front().is_some_and(|&(second, _)| (second + 1) * 1000 + WINDOW_MS <= now + 1) {
@@ -229,6 +251,7 @@ impl LimiterState {
                 rate_limited,
                 over_budget,
                 circuit_open: false,
+                model_unavailable: false,
                 ends_request: None,
                 retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
                 message: reasons.join("; "),
@@ -244,6 +267,7 @@ impl LimiterState {
                         rate_limited: false,
                         over_budget: false,
                         circuit_open: true,
+                        model_unavailable: false,
                         ends_request: None,
                         retry_after_secs: open_ms.div_ceil(1000).max(1),
                         message: format!(
@@ -305,10 +329,12 @@ impl LimiterState {
         std::mem::take(&mut self.crossed)
     }
 
-    /// The alerts of the last operation, for the limiter named `limiter`.
+    /// The alerts of the last operation, for the limiter named `limiter`: thresholds crossed,
+    /// and models newly marked unavailable.
     pub fn take_alerts(&mut self, limiter: &str) -> Vec<Alert> {
         let (spent, budget, day) = (self.spent, self.budget, civil_date(self.day));
-        self.take_crossed()
+        let mut alerts: Vec<Alert> = self
+            .take_crossed()
             .into_iter()
             .map(|threshold_percent| Alert {
                 limiter: limiter.to_owned(),
@@ -316,8 +342,11 @@ impl LimiterState {
                 spent_usd: spent,
                 daily_budget_usd: budget,
                 day: day.clone(),
+                model_unavailable: None,
             })
-            .collect()
+            .collect();
+        alerts.extend(self.take_unavailable_alerts(limiter));
+        alerts
     }
 
     /// What is left of today's budget: not spent, not reserved, not on lease.
@@ -392,6 +421,7 @@ impl LimiterState {
             leases: self.leases.len(),
             admitted_under_leases: self.admitted_under_leases,
             circuit: self.breaker_policy.map(|p| self.breaker.snapshot(&p, now)),
+            unavailable_models: self.unavailable.clone(),
         }
     }
 }

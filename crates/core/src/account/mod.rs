@@ -1,4 +1,4 @@
-//! The money: exact prices (`pricing`, integer picodollars), each provider's rate window and
+//! The money: what an answer billed (`usage`), exact prices (`pricing`, integer picodollars), each provider's rate window and
 //! daily budget (`limits`, the state one Durable Object keeps), and how each way an attempt can
 //! end closes its reservation (`books`), and the ledger of record (`ledger`: one row per attempt).
 
@@ -11,3 +11,4 @@ pub mod limits;
 pub mod pricing;
 pub mod scopes;
 pub mod stamp;
+pub mod usage;

@@ -115,21 +115,26 @@ fn parse_decimal(text: &str, scale: u32) -> Option<u64> {
 }
 
 /// Tokens of one request, normalised: OpenAI counts cached prompt tokens inside `prompt_tokens`;
-/// here `input` excludes them.
+/// here `input` excludes them. Read from an answer's counts by [`crate::account::usage`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
     /// Uncached prompt tokens.
     pub input: u64,
     /// Prompt tokens read from the provider's prompt cache.
     pub cached_input: u64,
+    /// Output tokens as billed: thinking included, however the provider counted it.
     pub output: u64,
+    /// Of `output`, the thinking: as reported, or what the total says was billed beyond the
+    /// completion count; 0 where a format reports none (Anthropic's output includes it unsaid).
+    pub reasoning: u64,
 }
 
 impl Tokens {
-    /// From OpenAI-style counts, where `prompt` includes `cached`.
-    pub fn from_openai(prompt: u64, cached: u64, completion: u64) -> Tokens {
+    /// From OpenAI-style counts, where `prompt` includes `cached` (at most all of it), and
+    /// `output` is the billed output ([`crate::account::usage::Counts::tokens`]).
+    pub fn from_openai(prompt: u64, cached: u64, output: u64) -> Tokens {
         let cached = cached.min(prompt);
-        Tokens { input: prompt - cached, cached_input: cached, output: completion }
+        Tokens { input: prompt - cached, cached_input: cached, output, reasoning: 0 }
     }
 
     pub fn prompt(&self) -> u64 {
@@ -164,6 +169,16 @@ pub struct Cost {
     pub warning: Option<String>,
 }
 
+/// The cost of an answer, priced as the model that answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerCost {
+    pub cost: Cost,
+    /// The model that answered, when the answer named another than the one asked for (its
+    /// canonical name, [`crate::names::model`]): the ledger's `answered_model`, the response's
+    /// `x-gateway-model`. `None`: the model asked for answered.
+    pub answered_by: Option<String>,
+}
+
 impl Price {
     /// The cost of `tokens` at this price.
     pub fn cost(&self, tokens: Tokens) -> Cost {
@@ -189,6 +204,15 @@ impl Price {
 
     /// The most a request can cost: every prompt token uncached (a cached token never costs
     /// more than an uncached one), `max_output` tokens out.
+    ///
+    /// `max_output` is the output cap the Worker sends (the request's own, else the route's),
+    /// and it is what the provider counts thinking against: OpenAI's reasoning models bound
+    /// their reasoning by `max_completion_tokens`, Anthropic's `max_tokens` includes the
+    /// thinking budget, and Gemini's `maxOutputTokens` (what AI Gateway's compat endpoint maps
+    /// `max_tokens` to) bounds thoughts with the answer. Where a provider's thinking exceeds the
+    /// cap (not documented of Gemini's OpenAI-compatible layer: unverified), or an answer comes
+    /// from a dearer model than the one asked ([`Prices::cost_answered`]), the cost exceeds
+    /// this bound: the books then settle at the cost, past the reservation by that excess.
     pub fn worst_case(&self, prompt: u64, max_output: u64) -> Usd {
         let (input, output) = self.rates_for(prompt);
         input.times(prompt).saturating_add(output.times(max_output))
@@ -308,11 +332,41 @@ impl Prices {
             None => Cost { usd: None, warning: Some(format!("no price for {provider}/{model}: cost unknown")) },
         }
     }
+
+    /// The cost of an answer to a request for `provider`/`asked` whose `model` field named
+    /// `answered`. A provider may answer with another model than the one asked for (a retired
+    /// model's requests routed to its successor, billed at the successor's rate: reference §2):
+    /// the answer is then priced as the model that answered when the table has it, else as the
+    /// model asked for, with a warning. A dated snapshot or another spelling of the model asked
+    /// for is that model ([`crate::names::same_model`]).
+    ///
+    /// The worst case reserved before the attempt was the asked model's: an answer from a
+    /// dearer model can cost more than it, and is charged what it cost all the same.
+    pub fn cost_answered(&self, provider: &str, asked: &str, answered: Option<&str>, tokens: Tokens) -> AnswerCost {
+        let Some(name) = crate::names::answered_by(asked, answered) else {
+            let price = self.lookup(provider, asked).or_else(|| answered.and_then(|a| self.lookup(provider, a)));
+            let cost = price.map_or_else(|| self.cost(provider, asked, tokens), |p| p.cost(tokens));
+            return AnswerCost { cost, answered_by: None };
+        };
+        let cost = match self.lookup(provider, &name) {
+            Some(price) => price.cost(tokens),
+            None => {
+                let mut cost = self.cost(provider, asked, tokens);
+                let note = format!("{provider}/{asked} was answered by {name}, which has no price: priced as {asked}");
+                cost.warning = Some(match cost.warning {
+                    Some(w) => format!("{note}; {w}"),
+                    None => note,
+                });
+                cost
+            }
+        };
+        AnswerCost { cost, answered_by: Some(name) }
+    }
 }
 
 /// `name` without a trailing `-YYYYMMDD` or `-YYYY-MM-DD`.
 fn strip_date_suffix(name: &str) -> Option<&str> {
-    let undated = crate::analytics::names::without_date(name);
+    let undated = crate::names::without_date(name);
     (undated.len() != name.len()).then_some(undated)
 }
 
@@ -351,6 +405,13 @@ mod tests {
         let flash = p.lookup("google-ai-studio", "gemini-2.5-flash").unwrap();
         assert_eq!(flash.input, PerToken(300_000));
         assert_eq!(flash.output, PerToken(2_500_000));
+        // The shipped routes' first target, read from Google's pages on its as_of date.
+        let lite = p.lookup("google-ai-studio", "gemini-3.5-flash-lite").unwrap();
+        assert_eq!(
+            (lite.input, lite.output, lite.cached_input),
+            (PerToken(300_000), PerToken(2_500_000), Some(PerToken(30_000)))
+        );
+        assert!(p.rows().iter().all(|r| r.provider != "google-ai-studio" || r.source.contains("ai.google.dev")));
     }
 
     #[test]
@@ -360,15 +421,19 @@ mod tests {
         let c = p.cost(
             "google-ai-studio",
             "gemini-2.5-flash",
-            Tokens { input: 1_000_000, cached_input: 0, output: 1_000_000 },
+            Tokens { input: 1_000_000, cached_input: 0, output: 1_000_000, reasoning: 0 },
         );
         assert_eq!(c.usd, Some(Usd::parse_dollars("2.80").unwrap()));
         // The reference's example log row: 412 in, 188 out → 0.0005936 USD.
-        let c = p.cost("google-ai-studio", "gemini-2.5-flash", Tokens { input: 412, cached_input: 0, output: 188 });
+        let c = p.cost(
+            "google-ai-studio",
+            "gemini-2.5-flash",
+            Tokens { input: 412, cached_input: 0, output: 188, reasoning: 0 },
+        );
         assert_eq!(c.usd.unwrap().to_string(), "0.0005936");
         // gpt-4o-mini with cached tokens: OpenAI counts them inside prompt_tokens.
         let t = Tokens::from_openai(1000, 400, 100);
-        assert_eq!(t, Tokens { input: 600, cached_input: 400, output: 100 });
+        assert_eq!(t, Tokens { input: 600, cached_input: 400, output: 100, reasoning: 0 });
         let c = p.cost("openai", "gpt-4o-mini", t);
         // 600×0.15 + 400×0.075 + 100×0.60 per million = 0.00018 USD
         assert_eq!(c.usd.unwrap().to_string(), "0.00018");
@@ -377,10 +442,10 @@ mod tests {
     #[test]
     fn unknown_is_null_with_a_warning_never_a_guess() {
         let p = Prices::shipped();
-        let c = p.cost("openai", "gpt-9", Tokens { input: 10, cached_input: 0, output: 10 });
+        let c = p.cost("openai", "gpt-9", Tokens { input: 10, cached_input: 0, output: 10, reasoning: 0 });
         assert_eq!(c.usd, None);
         assert!(c.warning.unwrap().contains("openai/gpt-9"));
-        let c = p.cost("anthropic", "claude-haiku-4-5", Tokens { input: 10, cached_input: 5, output: 1 });
+        let c = p.cost("anthropic", "claude-haiku-4-5", Tokens { input: 10, cached_input: 5, output: 1, reasoning: 0 });
         assert_eq!(c.usd, None, "cached tokens without a cached price");
         assert!(c.warning.is_some());
     }
@@ -395,14 +460,38 @@ mod tests {
         // Multi-byte characters near the end are not a date, and must not split a character.
         assert!(p.lookup("openai", "gpt-4o-mini\u{6ce11}-01-01").is_none());
         let sonnet = p.lookup("anthropic", "claude-sonnet-4-5").unwrap();
-        let small = sonnet.cost(Tokens { input: 200_000, cached_input: 0, output: 0 }).usd.unwrap();
-        let large = sonnet.cost(Tokens { input: 200_001, cached_input: 0, output: 0 }).usd.unwrap();
+        let small = sonnet.cost(Tokens { input: 200_000, cached_input: 0, output: 0, reasoning: 0 }).usd.unwrap();
+        let large = sonnet.cost(Tokens { input: 200_001, cached_input: 0, output: 0, reasoning: 0 }).usd.unwrap();
         assert_eq!(small.to_string(), "0.6");
         assert_eq!(large.to_string(), "1.200006");
         assert!(
             sonnet.worst_case(1000, 1000)
-                >= sonnet.cost(Tokens { input: 1000, cached_input: 0, output: 1000 }).usd.unwrap()
+                >= sonnet.cost(Tokens { input: 1000, cached_input: 0, output: 1000, reasoning: 0 }).usd.unwrap()
         );
+    }
+
+    /// An answer from another model than asked is priced as the model that answered when the
+    /// table has it, else as the one asked, with a warning; a dated snapshot or another
+    /// spelling of the asked model is the asked model.
+    #[test]
+    fn an_answer_from_another_model_is_priced_as_that_model() {
+        let p = Prices::shipped();
+        let t = Tokens { input: 1_000_000, cached_input: 0, output: 1_000_000, reasoning: 0 };
+        let asked = p.cost("openai", "gpt-4o", t).usd;
+        let same = p.cost_answered("openai", "gpt-4o", Some("gpt-4o-2024-08-06"), t);
+        assert_eq!((same.cost.usd, same.answered_by), (asked, None));
+        assert_eq!(p.cost_answered("openai", "gpt-4o", None, t).cost.usd, asked);
+        let other = p.cost_answered("openai", "gpt-4o", Some("gpt-4o-mini-2024-07-18"), t);
+        assert_eq!(other.cost.usd, p.cost("openai", "gpt-4o-mini", t).usd);
+        assert_eq!(other.answered_by.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(other.cost.warning, None);
+        let unpriced = p.cost_answered("openai", "gpt-4o", Some("gpt-9-turbo"), t);
+        assert_eq!(unpriced.cost.usd, asked);
+        assert_eq!(unpriced.answered_by.as_deref(), Some("gpt-9-turbo"));
+        assert!(unpriced.cost.warning.unwrap().contains("answered by gpt-9-turbo, which has no price"));
+        // What an answer names is cut to a safe header value.
+        let odd = p.cost_answered("openai", "gpt-4o", Some("evil\r\nx-header: 1"), t);
+        assert_eq!(odd.answered_by.as_deref(), Some("evilx-header:1"));
     }
 
     #[test]

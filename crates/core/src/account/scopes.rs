@@ -323,6 +323,7 @@ mod tests {
             rate_limited: false,
             over_budget: true,
             circuit_open: false,
+            model_unavailable: false,
             ends_request: None,
             retry_after_secs: 3600,
             message: "daily budget of $10 would be exceeded".into(),

@@ -10,33 +10,44 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::account::usage::{Count, Counts, Details, Thinking, UsageFault};
 use crate::error::{redact, ErrorKind, GatewayError};
 
-/// Token usage as OpenAI reports it (the compat endpoint's shape for every provider).
+/// Token usage as OpenAI reports it (the compat endpoint's shape for every provider). Each count
+/// is read leniently ([`Count`]): one of the wrong kind makes the usage unpriceable, not the
+/// answer unreadable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
     #[serde(default)]
-    pub prompt_tokens: u64,
+    pub prompt_tokens: Count,
     #[serde(default)]
-    pub completion_tokens: u64,
+    pub completion_tokens: Count,
     #[serde(default)]
-    pub total_tokens: u64,
-    /// Prompt tokens served from the provider's prompt cache (counted inside `prompt_tokens`).
+    pub total_tokens: Count,
+    /// `cached_tokens`: prompt tokens served from the provider's prompt cache (counted inside
+    /// `prompt_tokens`).
     #[serde(default)]
-    pub prompt_tokens_details: Option<PromptTokensDetails>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub struct PromptTokensDetails {
+    pub prompt_tokens_details: Option<Details>,
+    /// `reasoning_tokens`: thinking, inside `completion_tokens` (OpenAI) or not (Gemini).
     #[serde(default)]
-    pub cached_tokens: u64,
+    pub completion_tokens_details: Option<Details>,
 }
 
 impl Usage {
-    /// The normalised token counts the price table takes.
-    pub fn tokens(&self) -> crate::account::pricing::Tokens {
-        let cached = self.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
-        crate::account::pricing::Tokens::from_openai(self.prompt_tokens, cached, self.completion_tokens)
+    /// The counts, as [`crate::account::usage`] reads them.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            prompt: self.prompt_tokens,
+            cached: self.prompt_tokens_details.map_or(Count::Absent, |d| d.cached_tokens),
+            completion: self.completion_tokens,
+            total: self.total_tokens,
+            reasoning: self.completion_tokens_details.map_or(Count::Absent, |d| d.reasoning_tokens),
+        }
+    }
+
+    /// The billed token counts the price table takes, or why there are none.
+    pub fn tokens(&self) -> Result<crate::account::pricing::Tokens, UsageFault> {
+        self.counts().tokens(Thinking::Unsaid)
     }
 }
 
@@ -45,12 +56,16 @@ impl Usage {
 pub struct Completion {
     pub usage: Option<Usage>,
     pub finish_reason: Option<String>,
+    /// The model the answer names (its `model` field).
+    pub model: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct CompletionProbe<'a> {
     #[serde(default)]
     usage: Option<Usage>,
+    #[serde(default, borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, borrow)]
     choices: Option<Vec<ChoiceProbe<'a>>>,
     #[serde(default, borrow)]
@@ -90,6 +105,7 @@ pub fn read_completion(body: &[u8]) -> Result<Completion, GatewayError> {
     Ok(Completion {
         usage: probe.usage,
         finish_reason: choices.into_iter().next().and_then(|c| c.finish_reason).map(|r| r.into_owned()),
+        model: probe.model.map(|m| m.chars().take(128).collect()),
     })
 }
 
@@ -337,9 +353,42 @@ fn capitalised(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
-/// How an error answer ends an attempt, for the classification table.
-pub fn outcome_of(status: u16, refusal: Option<AigRefusal>) -> AttemptOutcome {
-    refusal.map_or(AttemptOutcome::Status(status), AttemptOutcome::Refused)
+/// How an error answer ends an attempt, for the classification table: one of AI Gateway's
+/// refusals, a model its provider no longer serves ([`model_unavailable`]), or its status.
+pub fn outcome_of(status: u16, refusal: Option<AigRefusal>, body: &[u8]) -> AttemptOutcome {
+    match refusal {
+        Some(r) => AttemptOutcome::Refused(r),
+        None if model_unavailable(status, body) => AttemptOutcome::ModelUnavailable,
+        None => AttemptOutcome::Status(status),
+    }
+}
+
+/// Whether an error answer says the model does not exist or is no longer served — a provider
+/// that retired it (Gemini: "models/gemini-2.5-flash is not found for API version v1beta", "is no
+/// longer available to new users"; OpenAI: code `model_not_found`, "The model `x` does not exist
+/// or you do not have access to it"; Anthropic: `not_found_error` with "model: …"; Groq's
+/// `model_decommissioned`). Only a 400, 404 or 410 can say so; any other client error of the
+/// request keeps failing fast.
+pub fn model_unavailable(status: u16, body: &[u8]) -> bool {
+    if !matches!(status, 400 | 404 | 410) {
+        return false;
+    }
+    let head = &body[..body.len().min(16 * 1024)];
+    let raw = String::from_utf8_lossy(head).to_ascii_lowercase();
+    if raw.contains("model_not_found") || raw.contains("model_decommissioned") {
+        return true;
+    }
+    let message = upstream_message(head).to_ascii_lowercase();
+    const GONE: [&str; 6] = [
+        "does not exist",
+        "not found",
+        "no longer available",
+        "no longer supported",
+        "decommissioned",
+        "has been deprecated",
+    ];
+    (message.contains("model") && GONE.iter().any(|g| message.contains(g)))
+        || (raw.contains("not_found_error") && message.starts_with("model:"))
 }
 
 /// What to do after an attempt failed: written as data, one row per class of outcome.
@@ -362,6 +411,10 @@ pub enum AttemptOutcome {
     MalformedAnswer,
     ContentFiltered,
     StreamCutBeforeContent,
+    /// The answer is not what the request's `response_format` asked for ([`crate::output`]).
+    InvalidOutput,
+    /// The provider answered that the model does not exist or is no longer served.
+    ModelUnavailable,
 }
 
 /// The classification table. Keys are independent per provider, so an auth failure on one
@@ -385,6 +438,8 @@ pub fn classify(outcome: AttemptOutcome) -> Disposition {
         Timeout | ConnectionError | MalformedAnswer | ContentFiltered | StreamCutBeforeContent => {
             Disposition::NextTarget
         }
+        // Another model may answer as asked; a model that is gone is gone on this target only.
+        InvalidOutput | ModelUnavailable => Disposition::NextTarget,
     }
 }
 
@@ -400,9 +455,19 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.usage,
-            Some(Usage { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21, prompt_tokens_details: None })
+            Some(Usage {
+                prompt_tokens: 12.into(),
+                completion_tokens: 9.into(),
+                total_tokens: 21.into(),
+                ..Usage::default()
+            })
         );
         assert_eq!(c.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(c.model, None);
+        let c =
+            read_completion(br#"{"model":"gemini-3.5-flash-lite","choices":[],"usage":{"prompt_tokens":-1}}"#).unwrap();
+        assert_eq!(c.model.as_deref(), Some("gemini-3.5-flash-lite"));
+        assert!(c.usage.unwrap().tokens().is_err(), "a count that is not one: the usage is unknown, the answer read");
     }
 
     #[test]
@@ -411,7 +476,10 @@ mod tests {
             r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":60}}"#,
         )
         .unwrap();
-        assert_eq!(u.tokens(), crate::account::pricing::Tokens { input: 40, cached_input: 60, output: 5 });
+        assert_eq!(
+            u.tokens(),
+            Ok(crate::account::pricing::Tokens { input: 40, cached_input: 60, output: 5, reasoning: 0 })
+        );
     }
 
     #[test]
@@ -483,9 +551,51 @@ mod tests {
         for s in [400, 404, 413, 422] {
             assert_eq!(classify(Status(s)), Disposition::FailFast, "{s}");
         }
-        for o in [Timeout, ConnectionError, MalformedAnswer, ContentFiltered, StreamCutBeforeContent] {
+        for o in [
+            Timeout,
+            ConnectionError,
+            MalformedAnswer,
+            ContentFiltered,
+            StreamCutBeforeContent,
+            InvalidOutput,
+            ModelUnavailable,
+        ] {
             assert_eq!(classify(o), Disposition::NextTarget, "{o:?}");
         }
+    }
+
+    /// Each provider's way of saying a model is gone, as the reference quotes them; and the
+    /// client errors that only look alike, which keep failing fast.
+    #[test]
+    fn a_model_that_is_gone_is_told_from_other_client_errors() {
+        let gone: &[(u16, &[u8])] = &[
+            (404, br#"{"error":{"code":404,"message":"models/gemini-2.5-flash is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.","status":"NOT_FOUND"}}"#),
+            (404, br#"[{"error":{"code":404,"message":"This model models/gemini-2.5-flash is no longer available to new users. Please update your code to use a newer model for the latest features and improvements.","status":"NOT_FOUND"}}]"#),
+            (404, br#"{"error":{"message":"The model `gpt-4-32k` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#),
+            (404, br#"{"type":"error","error":{"type":"not_found_error","message":"model: claude-3-sonnet-20240229"}}"#),
+            (400, br#"{"error":{"message":"The model `llama3-70b-8192` has been decommissioned and is no longer supported.","type":"invalid_request_error","code":"model_decommissioned"}}"#),
+            (410, br#"{"error":{"message":"This model is no longer available."}}"#),
+        ];
+        for (status, body) in gone {
+            assert!(model_unavailable(*status, body), "{}", String::from_utf8_lossy(body));
+            assert_eq!(outcome_of(*status, None, body), AttemptOutcome::ModelUnavailable);
+        }
+        let not_gone: &[(u16, &[u8])] = &[
+            (400, br#"{"error":{"message":"Invalid value for 'temperature': must be at most 2."}}"#),
+            (404, br#"{"error":{"message":"Requested entity was not found."}}"#),
+            (400, br#"{"error":{"message":"Function call is missing a thought_signature in functionCall parts."}}"#),
+            (503, br#"{"error":{"message":"The model is overloaded.","code":"model_not_found"}}"#),
+            (429, br#"{"error":{"message":"The model `gpt-4o` does not exist"}}"#),
+            (404, b"<html>not found</html>"),
+        ];
+        for (status, body) in not_gone {
+            assert!(!model_unavailable(*status, body), "{}", String::from_utf8_lossy(body));
+        }
+        // AI Gateway's own refusal wins: it is not the provider's word on the model.
+        assert_eq!(
+            outcome_of(404, Some(AigRefusal::PolicyDenied), gone[0].1),
+            AttemptOutcome::Refused(AigRefusal::PolicyDenied)
+        );
     }
 
     fn aig(status: u16, code: u32, message: &str) -> Vec<u8> {
@@ -539,7 +649,7 @@ mod tests {
         ];
         for (status, body) in provider {
             assert_eq!(aig_refusal(*status, body, false), None, "{}", String::from_utf8_lossy(body));
-            assert_eq!(outcome_of(*status, None), AttemptOutcome::Status(*status));
+            assert_eq!(outcome_of(*status, None, body), AttemptOutcome::Status(*status));
         }
     }
 

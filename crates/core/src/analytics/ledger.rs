@@ -21,9 +21,9 @@ use crate::account::pricing::{Prices, Tokens, Usd};
 use crate::analytics::cells::{CellKey, Cells};
 use crate::analytics::logs::{clean_label, Window};
 use crate::analytics::metrics::Metrics;
-use crate::analytics::names;
 use crate::analytics::percentile::Histogram;
 use crate::analytics::time;
+use crate::names;
 
 /// Most group rows one view reads. A range with more distinct combinations is answered from the
 /// first ones with a warning (`complete: false`): narrow the range or the grouping.
@@ -172,7 +172,11 @@ pub fn metrics_of(row: &GroupRow, prices: &Prices) -> Result<Metrics, String> {
     // Priced as the logs path prices a hit: its prompt as uncached input.
     let saved = match (hit, row.hit_in, row.hit_out) {
         (true, Some(input), Some(output)) => prices
-            .cost(&names::provider(&row.provider), &names::model(&row.model), Tokens { input, cached_input: 0, output })
+            .cost(
+                &names::provider(&row.provider),
+                &names::model(&row.model),
+                Tokens { input, cached_input: 0, output, reasoning: 0 },
+            )
             .usd
             .map(|one| Usd(one.0.saturating_mul(attempts))),
         _ => None,
@@ -303,6 +307,7 @@ pub(crate) mod tests {
             alias: Some("triage".into()),
             provider: a.provider.into(),
             model: a.model.into(),
+            answered_model: None,
             agent: a.agent.map(Into::into),
             repository: a.repository.map(Into::into),
             outcome: a.status.map_or("unreachable".to_owned(), |s| s.to_string()),
@@ -312,6 +317,7 @@ pub(crate) mod tests {
                 input: i as u64,
                 cached_input: 0,
                 output: a.tokens_out.unwrap_or(0) as u64,
+                reasoning: 0,
             }),
             cost: a.cost_pico.map(|c| Usd(c as u64)),
             charged: Usd(a.charged_pico as u64),

@@ -72,7 +72,7 @@ impl Metrics {
                     .cost(
                         &e.provider,
                         &e.model,
-                        Tokens { input: i.unwrap_or(0), cached_input: 0, output: o.unwrap_or(0) },
+                        Tokens { input: i.unwrap_or(0), cached_input: 0, output: o.unwrap_or(0), reasoning: 0 },
                     )
                     .usd
             }

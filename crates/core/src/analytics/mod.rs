@@ -10,7 +10,7 @@
 //! | the ledger's SQL and rows     | [`ledger`]      |
 //! | one page of the Logs API      | [`logs`]        |
 //! | paging, stopping, retrying    | [`pager`]       |
-//! | one spelling per model        | [`names`]       |
+//! | one spelling per model        | [`crate::names`] |
 //! | counting                      | [`metrics`], [`cells`], [`percentile`] |
 //! | the ledger vs AI Gateway      | [`reconcile`]   |
 //! | the view                      | [`report`], [`render`] |
@@ -22,7 +22,6 @@ pub mod cells;
 pub mod ledger;
 pub mod logs;
 pub mod metrics;
-pub mod names;
 pub mod pager;
 pub mod percentile;
 pub mod plan;

@@ -574,7 +574,7 @@ mod tests {
         for alias in REQUIRED_ALIASES {
             let a = c.alias(alias).unwrap();
             let chain = a.chain(&RequestFacts::default(), 0.5);
-            assert_eq!(chain[0].id, "google-ai-studio/gemini-2.5-flash", "{alias}");
+            assert_eq!(chain[0].id, "google-ai-studio/gemini-3.5-flash-lite", "{alias}");
             assert_eq!(chain[1].provider(), "openai", "{alias}");
             assert_eq!(chain[2].provider(), "anthropic", "{alias}");
         }
@@ -765,7 +765,7 @@ mod tests {
     fn models_are_distinct_in_order() {
         let c = GatewayConfig::from_json(SHIPPED).unwrap();
         let ids: Vec<&str> = c.models().iter().map(|t| t.id.as_str()).collect();
-        assert_eq!(ids[0], "google-ai-studio/gemini-2.5-flash");
+        assert_eq!(ids[0], "google-ai-studio/gemini-3.5-flash-lite");
         let mut dedup = ids.clone();
         dedup.sort();
         dedup.dedup();

@@ -15,7 +15,12 @@
 //! - a `Retry-After` is waited for (or, when longer than the policy allows, the target is left);
 //! - every reservation is closed exactly once, by [`books`] (`account/books.rs`), except a committed stream's,
 //!   which is handed back with the answer for the stream pump to close at its end;
-//! - every attempt and every skipped target is named in the trace, in order.
+//! - every attempt and every skipped target is named in the trace, in order;
+//! - an answer that is not what `response_format` asked for ([`Exchange::Invalid`]) is charged,
+//!   never given to the caller, and the next target is tried; when none answers as asked, the
+//!   request fails with `invalid_output`, naming each target and why;
+//! - a model its provider answered is gone is left for the next target and marked
+//!   ([`Runtime::mark_unavailable`]): later reserves for it are refused at once.
 
 pub mod retry;
 
@@ -39,6 +44,13 @@ pub struct Target<'a> {
     pub limits: Policy,
     /// What one attempt may cost at most: reserved before it, charged when its cost is unknown.
     pub worst_case: Usd,
+}
+
+impl<'a> Target<'a> {
+    /// The model part of `id` (what a reserve asks its provider's limiter about).
+    pub fn model(&self) -> &'a str {
+        self.id.strip_prefix(self.provider).and_then(|m| m.strip_prefix('/')).unwrap_or(self.id)
+    }
 }
 
 /// Where a request goes when a target fails in a way another target might not.
@@ -79,6 +91,10 @@ pub enum Exchange<A, F> {
     },
     /// No answer; `failure` is what the client gets if nothing better follows.
     Failed { outcome: AttemptOutcome, end: AttemptEnd, failure: F, retry_after: Option<String> },
+    /// An answer that is not what the request's `response_format` asked for
+    /// ([`crate::output::Verdict::Invalid`]): closed as `end` says (an answered attempt's
+    /// books), never given to the caller; `reason` says why.
+    Invalid { end: AttemptEnd, reason: String },
 }
 
 /// What the engine needs from its surroundings. One thread (a Worker isolate, or the
@@ -105,6 +121,10 @@ pub trait Runtime {
         first_byte_ms: u64,
         charged_before: Usd,
     ) -> Exchange<Self::Answer, Self::Failure>;
+    /// The target's provider answered that its model does not exist or is no longer served:
+    /// mark it so in the provider's limiter (`LimiterState::mark_unavailable`, with the
+    /// provider's message as the reason), so later reserves for it are refused at once.
+    fn mark_unavailable(&self, target: &Target<'_>);
     async fn sleep(&self, ms: u64);
     /// Milliseconds, in the clock `Rules::deadline_ms` is in.
     fn now(&self) -> u64;
@@ -167,6 +187,8 @@ async fn attempts<R: Runtime>(
     let mut last: Option<R::Failure> = None;
     let mut refusals: Vec<(&str, Refusal)> = Vec::new();
     let mut scope_refusal: Option<GatewayError> = None;
+    // Each answer that was not what was asked: `provider/model: why`.
+    let mut invalid: Vec<String> = Vec::new();
     'targets: for (index, target) in targets.iter().enumerate() {
         let mut tries_here = 0;
         loop {
@@ -233,8 +255,20 @@ async fn attempts<R: Runtime>(
                     close(run, closing, status.to_string(), Health::Healthy, true);
                     return Ok(Win { answer, target: index, open });
                 }
+                Exchange::Invalid { end, reason } => {
+                    let label = outcome_label(AttemptOutcome::InvalidOutput);
+                    close(run, Some((reservation, end)), label, health_of(AttemptOutcome::InvalidOutput), false);
+                    invalid.push(format!("{}: {reason}", target.id));
+                    match rules.fallback {
+                        Fallback::NextTarget => continue 'targets,
+                        Fallback::SameTargetOnly => break 'targets,
+                    }
+                }
                 Exchange::Failed { outcome, end, failure, retry_after } => {
                     close(run, Some((reservation, end)), outcome_label(outcome), health_of(outcome), false);
+                    if outcome == AttemptOutcome::ModelUnavailable {
+                        rt.mark_unavailable(target);
+                    }
                     let wait = retry::retry_after_ms(retry_after.as_deref());
                     let remaining = rules.deadline_ms.saturating_sub(rt.now());
                     match retry::after_failure(outcome, tries_here, wait, remaining, rules.retry, rt.random()) {
@@ -255,9 +289,13 @@ async fn attempts<R: Runtime>(
             }
         }
     }
-    // Nothing answered: the caller's own limit, when one refused, is what to say.
+    // Nothing answered: the caller's own limit, when one refused, is what to say; else, when
+    // answers came in another format than asked, that they did.
     if let Some(err) = scope_refusal {
         return Err(err.into());
+    }
+    if !invalid.is_empty() {
+        return Err(invalid_output(&invalid).into());
     }
     if run.attempts == 0 && refusals.iter().any(|(_, r)| r.is_limiter_unavailable()) {
         return Err(limiter_unavailable(rules.subject, &refusals).into());
@@ -276,13 +314,24 @@ async fn attempts<R: Runtime>(
 }
 
 /// The 429 when no attempt could be made: every limit that refused, by provider, and the
-/// earliest time one of them may lift.
+/// earliest time one of them may lift. When every target's model is marked unavailable, the
+/// 502 `model_unavailable`: no limit will lift it, the configuration must change.
 pub fn limits_exhausted(subject: &str, refusals: &[(&str, Refusal)]) -> GatewayError {
     let reasons: Vec<String> = refusals.iter().map(|(p, r)| format!("{p}: {}", r.message)).collect();
-    let mut err = GatewayError::new(
-        ErrorKind::LimitsExhausted,
-        format!("Every target of {subject} is over this gateway's limits — {}.", reasons.join("; ")),
-    );
+    let mut err = if refusals.iter().all(|(_, r)| r.model_unavailable) {
+        GatewayError::new(
+            ErrorKind::ModelUnavailable,
+            format!(
+                "Every target of {subject} is a model its provider answered is not available — {}.",
+                reasons.join("; ")
+            ),
+        )
+    } else {
+        GatewayError::new(
+            ErrorKind::LimitsExhausted,
+            format!("Every target of {subject} is over this gateway's limits — {}.", reasons.join("; ")),
+        )
+    };
     err.retry_after = refusals.iter().map(|(_, r)| r.retry_after_secs).min().map(|s| s.to_string());
     err
 }
@@ -301,6 +350,14 @@ pub fn limiter_unavailable(subject: &str, refusals: &[(&str, Refusal)]) -> Gatew
     err
 }
 
+/// The 502 when no target answered as `response_format` asked: each target and why.
+pub fn invalid_output(reasons: &[String]) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidOutput,
+        format!("No target answered in the format the request's response_format asked for — {}.", reasons.join("; ")),
+    )
+}
+
 fn content_filtered_error(target: &str) -> GatewayError {
     GatewayError::new(ErrorKind::Upstream(200), format!("{target} blocked the answer with its content filter."))
 }
@@ -312,6 +369,9 @@ pub fn refusal_label(r: &Refusal) -> &'static str {
     }
     if r.circuit_open {
         return "circuit_open";
+    }
+    if r.model_unavailable {
+        return "model_unavailable";
     }
     match (r.rate_limited, r.over_budget) {
         (true, true) => "rate_limited+over_budget",
@@ -333,6 +393,8 @@ pub fn outcome_label(outcome: AttemptOutcome) -> String {
         AttemptOutcome::MalformedAnswer => "malformed".into(),
         AttemptOutcome::ContentFiltered => "content_filter".into(),
         AttemptOutcome::StreamCutBeforeContent => "stream_failed".into(),
+        AttemptOutcome::InvalidOutput => "invalid_output".into(),
+        AttemptOutcome::ModelUnavailable => "model_unavailable".into(),
     }
 }
 

@@ -18,7 +18,8 @@ pub enum Next {
 }
 
 /// Outcomes worth trying the *same* target again for: transient by nature. An auth failure, a
-/// content-filter block or a malformed answer would most likely repeat, so those move on. Of AI
+/// content-filter block, a malformed answer, an answer in another format than asked or a model
+/// that is gone would most likely repeat, so those move on. Of AI
 /// Gateway's own refusals only the guardrail service being down is transient: a spend limit
 /// holds for the day, and its rate limit is waited out on another target, not this one.
 fn transient(outcome: AttemptOutcome) -> bool {
@@ -107,7 +108,7 @@ mod tests {
 
     #[test]
     fn non_transient_failures_move_on_and_client_errors_stop() {
-        for o in [Status(401), Status(403), ContentFiltered, MalformedAnswer] {
+        for o in [Status(401), Status(403), ContentFiltered, MalformedAnswer, InvalidOutput, ModelUnavailable] {
             assert_eq!(after_failure(o, 1, None, 60_000, &P, 0.5), Next::NextTarget, "{o:?}");
         }
         for s in [400, 404, 413, 422] {

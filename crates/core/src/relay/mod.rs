@@ -2,14 +2,18 @@
 //!
 //! An observer ([`Observer`]) reads one wire format: it forwards only *complete* events, byte for
 //! byte, and knows for each whether it carried content (the commit point), the stream's proper
-//! end, usage, or an error. [`openai`] is the unified route's format; the provider-native formats
-//! are in [`crate::native::stream`]. The pump ([`pump`]) is the same for all of them: hold until
-//! the commit point, relay, end a broken stream with the format's own error event.
+//! end, usage, or an error. [`openai`] is the unified route's format (what it keeps of the
+//! answer's model and, for a JSON-mode request, its content: [`answer`]); the provider-native
+//! formats are in [`crate::native::stream`]. The pump ([`pump`]) is the same for all of them:
+//! hold until the commit point (or, JSON mode, the end), relay, end a broken stream with the
+//! format's own error event.
 
+pub mod answer;
 pub mod openai;
 pub mod pump;
 pub mod sse;
 
+pub use answer::StreamAnswer;
 pub use openai::{SseRelay, StreamSummary};
 
 use crate::account::pricing::Tokens;
@@ -30,6 +34,8 @@ pub enum StreamFault {
     UpstreamError(String),
     /// The upstream ended (or was cut) before `[DONE]`.
     Truncated,
+    /// A stream held to its end (JSON mode) grew past what the gateway holds.
+    TooLongToHold,
 }
 
 impl StreamFault {
@@ -45,6 +51,10 @@ impl StreamFault {
             StreamFault::Truncated => {
                 "The upstream stream ended before it was complete (no [DONE]); the answer is incomplete.".into()
             }
+            StreamFault::TooLongToHold => format!(
+                "The upstream stream grew past the {} bytes the gateway holds to check an answer its response_format asked for.",
+                pump::MAX_HELD_BYTES
+            ),
         }
     }
 }

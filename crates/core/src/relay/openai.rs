@@ -19,12 +19,14 @@ use crate::account::pricing::{Tokens, Usd};
 use crate::account::stamp::stamp_usage_cost;
 use crate::aig::answer::{upstream_message, ChoiceProbe, Usage};
 use crate::error::GatewayError;
+use crate::relay::answer::StreamAnswer;
 use crate::relay::sse::{lines, next_line, parse_event, single_data_span};
 use crate::tools::{IssuedSignature, StreamCalls};
 
-/// What the request will have been charged if the stream ends with this usage: written into
-/// the usage event as `usage.cost` (`account::stamp`).
-pub type ChargeOf = Box<dyn Fn(&Usage) -> Usd>;
+/// What the request will have been charged if the stream ends with this usage, from the model
+/// the stream's chunks name (if any): written into the usage event as `usage.cost`
+/// (`account::stamp`).
+pub type ChargeOf = Box<dyn Fn(&Usage, Option<&str>) -> Usd>;
 
 /// What the relay learned from the events so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub struct SseRelay {
     charge: Option<ChargeOf>,
     /// The answer's tool calls as the client sees them.
     tools: StreamCalls,
+    /// The answer's model, and (JSON mode) its content: `answer.rs`.
+    answer: StreamAnswer,
 }
 
 impl std::fmt::Debug for SseRelay {
@@ -166,6 +170,7 @@ impl SseRelay {
         if probe.error.is_some() {
             return Err(StreamFault::UpstreamError(upstream_message(&payload)));
         }
+        self.answer.event(&payload);
         let usage = probe.usage;
         if let Some(usage) = usage {
             self.summary.usage = Some(usage);
@@ -192,7 +197,8 @@ impl SseRelay {
         if let Some((charge, usage)) = charge {
             // Only an event whose payload is one `data:` line is stamped (one contiguous value).
             if single_data_span(&self.buf[start..end]).is_some() {
-                if let Some(stamped) = stamp_usage_cost(data.as_deref().unwrap_or(&payload), charge(&usage)) {
+                let cost = charge(&usage, self.answer.model());
+                if let Some(stamped) = stamp_usage_cost(data.as_deref().unwrap_or(&payload), cost) {
                     data = Some(stamped);
                 }
             }
@@ -237,9 +243,18 @@ impl SseRelay {
         self.tools.signatures()
     }
 
+    /// The answer's model and (once [`StreamAnswer::gather_content`] was asked) content.
+    pub fn answer(&self) -> &StreamAnswer {
+        &self.answer
+    }
+
+    pub fn answer_mut(&mut self) -> &mut StreamAnswer {
+        &mut self.answer
+    }
+
     /// The usage the stream reported, as tokens.
     pub fn tokens(&self) -> Option<Tokens> {
-        self.summary.usage.as_ref().map(Usage::tokens)
+        self.summary.usage.as_ref().and_then(|u| u.tokens().ok())
     }
 }
 
@@ -295,7 +310,9 @@ mod tests {
     fn the_usage_event_carries_the_cost_and_nothing_else_changes() {
         let stamped = STREAM.replace("\"total_tokens\":7}", "\"total_tokens\":7,\"cost\":0.000000012}");
         for piece in [1, 3, 7, 64, STREAM.len()] {
-            let mut relay = SseRelay::with_cost(Box::new(|u: &Usage| Usd(u.total_tokens * 12_000 / 7)));
+            let mut relay = SseRelay::with_cost(Box::new(|u: &Usage, _: Option<&str>| {
+                Usd(u.total_tokens.known().unwrap_or(0) * 12_000 / 7)
+            }));
             let mut out = Vec::new();
             for chunk in STREAM.as_bytes().chunks(piece) {
                 relay.push(chunk, &mut out).unwrap();
@@ -303,7 +320,7 @@ mod tests {
             relay.finish(&mut out).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), stamped, "{piece}");
             assert!(relay.billed_in_full());
-            assert_eq!(relay.tokens(), Some(Tokens { input: 5, cached_input: 0, output: 2 }));
+            assert_eq!(relay.tokens(), Some(Tokens { input: 5, cached_input: 0, output: 2, reasoning: 0 }));
         }
     }
 
@@ -312,7 +329,7 @@ mod tests {
     #[test]
     fn usage_before_the_finish_reason_is_passed_on_unstamped() {
         let early = "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":0,\"total_tokens\":5}}\n\n";
-        let mut relay = SseRelay::with_cost(Box::new(|_: &Usage| Usd(1)));
+        let mut relay = SseRelay::with_cost(Box::new(|_: &Usage, _: Option<&str>| Usd(1)));
         let mut out = Vec::new();
         relay.push(early.as_bytes(), &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), early);
@@ -356,7 +373,12 @@ mod tests {
             assert_eq!(s.finish_reason.as_deref(), Some("stop"));
             assert_eq!(
                 s.usage,
-                Some(Usage { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: None })
+                Some(Usage {
+                    prompt_tokens: 5.into(),
+                    completion_tokens: 2.into(),
+                    total_tokens: 7.into(),
+                    ..Usage::default()
+                })
             );
             assert_eq!(s.events, 5);
         }
@@ -407,7 +429,9 @@ mod tests {
             .replace("\"stop\"", "\"tool_calls\"")
             .replace("\"total_tokens\":7}", "\"total_tokens\":7,\"cost\":0.000000012}");
         for piece in [1, 5, 64, stream.len()] {
-            let mut relay = SseRelay::with_cost(Box::new(|u: &Usage| Usd(u.total_tokens * 12_000 / 7)));
+            let mut relay = SseRelay::with_cost(Box::new(|u: &Usage, _: Option<&str>| {
+                Usd(u.total_tokens.known().unwrap_or(0) * 12_000 / 7)
+            }));
             let mut out = Vec::new();
             for chunk in stream.as_bytes().chunks(piece) {
                 relay.push(chunk, &mut out).unwrap();

@@ -10,8 +10,17 @@
 //!
 //! Every way a stream ends maps to an [`AttemptEnd`], which the books close the reservation by;
 //! the caller going away mid-stream is one of them ([`Pump::on_client_gone`]).
+//!
+//! A stream whose answer must be checked before the caller sees it (`response_format` asks for
+//! JSON) is held to its end ([`Pump::hold_until_complete`]): its commit point is the end of the
+//! answer, so it ends as a whole answer (`Step::Done` before any `Send`) or fails its attempt,
+//! and the engine's failover holds for it as for a whole answer. A held stream that fails after
+//! content arrived is settled as one that failed after its commit point: it was billed.
 
 use super::{Observer, StreamFault};
+
+/// The most bytes a stream held to its end keeps: far past any model's output limit in SSE.
+pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
 use crate::account::pricing::Usd;
 use crate::aig::answer::AttemptOutcome;
 use crate::engine::AttemptEnd;
@@ -73,12 +82,20 @@ pub struct Pump<O, C> {
     phase: Phase,
     held: Vec<u8>,
     capture: Option<(Vec<u8>, usize)>,
+    /// Hold everything until the stream's end (JSON mode).
+    hold: bool,
 }
 
 impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
     /// `idle_ms` is only named in the stall's message; the shell keeps the timer.
     pub fn new(observer: O, cost: C, idle_ms: u64, secrets: Vec<String>) -> Self {
-        Pump { observer, cost, idle_ms, secrets, phase: Phase::Opening, held: Vec::new(), capture: None }
+        Pump { observer, cost, idle_ms, secrets, phase: Phase::Opening, held: Vec::new(), capture: None, hold: false }
+    }
+
+    /// Holds the stream until its end: nothing is sent before it (the shell waits for the
+    /// stream's end, not its first content, within the request's deadline).
+    pub fn hold_until_complete(&mut self) {
+        self.hold = true;
     }
 
     pub fn observer(&self) -> &O {
@@ -116,7 +133,8 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
             return self.done(out, AttemptEnd::StreamComplete { cost: (self.cost)(&self.observer) }, None, true);
         }
         match self.phase {
-            Phase::Opening if !self.observer.committed() => {
+            Phase::Opening if self.hold && out.len() > MAX_HELD_BYTES => self.fault(StreamFault::TooLongToHold, out),
+            Phase::Opening if self.hold || !self.observer.committed() => {
                 self.held = out;
                 Step::Wait
             }
@@ -207,8 +225,10 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
     ) -> Step {
         if self.phase == Phase::Opening {
             // Nothing was sent: what the observer completed before the fault is dropped with it.
+            // Held to its end, it may have had content: then it was billed.
             self.phase = Phase::Ended;
-            return Step::Failed(OpenFailure { outcome, end: before, error: err });
+            let end = if self.hold && self.observer.committed() { after } else { before };
+            return Step::Failed(OpenFailure { outcome, end, error: err });
         }
         let mut out = out;
         let event = self.observer.error_event(&err);
@@ -256,7 +276,7 @@ mod tests {
     const SECRET: &str = "aig-SECRET-TOKEN";
 
     fn pump() -> Pump<SseRelay, impl Fn(&SseRelay) -> Option<Usd>> {
-        let cost = |r: &SseRelay| r.summary().usage.map(|u| Usd(u.total_tokens));
+        let cost = |r: &SseRelay| r.summary().usage.and_then(|u| u.total_tokens.known()).map(Usd);
         Pump::new(SseRelay::new(), cost, 30_000, vec![SECRET.to_owned()])
     }
 
@@ -406,6 +426,47 @@ mod tests {
         let end = ending(p.on_chunk(&all));
         assert_eq!(end.out, all);
         assert_eq!(end.end, AttemptEnd::StreamComplete { cost: Some(Usd(7)) });
+    }
+
+    /// Held to its end, a stream sends nothing before it and ends as a whole answer; a failure
+    /// after content fails the attempt, settled as billed; a stream past the hold's bound fails.
+    #[test]
+    fn a_held_stream_is_a_whole_answer_or_a_failed_attempt() {
+        let mut p = pump();
+        p.hold_until_complete();
+        assert_eq!(p.on_chunk(ROLE), Step::Wait);
+        assert_eq!(p.on_chunk(HELLO), Step::Wait, "content does not commit a held stream");
+        assert_eq!(p.on_chunk(USAGE), Step::Wait);
+        let end = ending(p.on_chunk(DONE));
+        assert_eq!(end.out, [ROLE, HELLO, USAGE, DONE].concat());
+        assert_eq!(end.end, AttemptEnd::StreamComplete { cost: Some(Usd(7)) });
+        let mut p = pump();
+        p.hold_until_complete();
+        assert_eq!(p.on_chunk(HELLO), Step::Wait);
+        let Step::Failed(f) = p.on_broken() else { panic!() };
+        assert_eq!(
+            (f.outcome, f.end),
+            (AttemptOutcome::StreamCutBeforeContent, AttemptEnd::StreamCutAfterCommit { final_cost: None })
+        );
+        let mut p = pump();
+        p.hold_until_complete();
+        let Step::Failed(f) = p.on_stall() else { panic!() };
+        assert_eq!(f.end, AttemptEnd::StreamStalledBeforeCommit, "nothing came: nothing was billed");
+        let mut p = pump();
+        p.hold_until_complete();
+        let mut step = Step::Wait;
+        let big =
+            [b"data: {\"choices\":[{\"delta\":{\"content\":\"".as_slice(), &vec![b'a'; 512 * 1024], b"\"}}]}\n\n"]
+                .concat();
+        for _ in 0..(MAX_HELD_BYTES / big.len() + 2) {
+            step = p.on_chunk(&big);
+            if step != Step::Wait {
+                break;
+            }
+        }
+        let Step::Failed(f) = step else { panic!("{step:?}") };
+        assert!(f.error.message.contains("holds to check"), "{}", f.error.message);
+        assert_eq!(f.end, AttemptEnd::StreamCutAfterCommit { final_cost: None });
     }
 
     #[test]

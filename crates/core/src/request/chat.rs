@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::json::edit::{members, Edits};
+use crate::output::OutputContract;
 use crate::tools::{contains_token, ToolFamily, ToolHistory};
 
 /// The fields of a chat completion request the gateway acts on, with where they sit in the body.
@@ -30,6 +31,9 @@ pub struct ChatRequest<'a> {
     pub messages_bytes: usize,
     /// Byte length of `tools` and `functions` (they count as prompt tokens too).
     pub tools_bytes: usize,
+    /// What `response_format` asks the answer to be, when it asks for JSON (read only when the
+    /// field is there: [`crate::output`]).
+    pub response_format: Option<OutputContract>,
     model_span: Range<usize>,
     stream_options_span: Option<Range<usize>>,
     /// Where a `max_tokens: null` / `max_completion_tokens: null` sits: a limit the gateway sets
@@ -57,6 +61,7 @@ impl<'a> ChatRequest<'a> {
         let mut stream_options_span = None;
         let mut null_limit_spans = Vec::new();
         let mut tool_history = None;
+        let mut response_format = None;
 
         for (key, raw) in &fields.entries {
             let value = raw.get();
@@ -86,6 +91,7 @@ impl<'a> ChatRequest<'a> {
                     }
                 }
                 "tools" | "functions" if value != "null" && value != "[]" => tools_bytes += value.len(),
+                "response_format" => response_format = OutputContract::from_response_format(value)?,
                 "messages" => {
                     let trimmed = value.trim_start();
                     if !trimmed.starts_with('[') || trimmed[1..].trim_start().starts_with(']') {
@@ -118,6 +124,7 @@ impl<'a> ChatRequest<'a> {
             max_output_tokens: max_completion_tokens.or(max_tokens),
             messages_bytes,
             tools_bytes,
+            response_format,
             model_span,
             stream_options_span,
             null_limit_spans,
@@ -345,6 +352,19 @@ mod tests {
         assert_eq!(r.estimated_prompt_tokens(3), (bytes as u64).div_ceil(3));
         let r = parse(r#"{"model":"m","messages":[1],"tools":[],"functions":null}"#).unwrap();
         assert!(!r.has_tools());
+    }
+
+    #[test]
+    fn response_format_is_read_only_when_it_asks_for_json() {
+        assert_eq!(parse(r#"{"model":"m","messages":[1]}"#).unwrap().response_format, None);
+        assert_eq!(
+            parse(r#"{"model":"m","messages":[1],"response_format":{"type":"text"}}"#).unwrap().response_format,
+            None
+        );
+        let r = parse(r#"{"model":"m","messages":[1],"response_format":{"type":"json_object"}}"#).unwrap();
+        assert_eq!(r.response_format, Some(OutputContract::JsonObject));
+        let err = parse(r#"{"model":"m","messages":[1],"response_format":"json"}"#).unwrap_err();
+        assert!(err.message.contains("`response_format`"), "{}", err.message);
     }
 
     #[test]

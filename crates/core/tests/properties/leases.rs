@@ -253,7 +253,7 @@ impl World {
                 }
                 let worst = Usd(worst);
                 let day = self.today();
-                let held = if let Some(ticket) = self.isolates[i].local.admit(worst, now) {
+                let held = if let Some(ticket) = self.isolates[i].local.admit(None, worst, now) {
                     Some(InFlight::Leased(ticket))
                 } else {
                     self.next_id += 1;
@@ -264,7 +264,7 @@ impl World {
                     let iso = &mut self.isolates[i];
                     let sync = iso.local.report_with_request(&iso.id, worst, now);
                     let (reserved, grant) =
-                        self.limiter.reserve_with_report(&id, worst, self.policy, sync.as_ref(), limiter_now);
+                        self.limiter.reserve_with_report(&id, None, worst, self.policy, sync.as_ref(), limiter_now);
                     if let Some(sync) = sync {
                         iso.pending = Some(Pending { sync, answer: grant });
                     }
@@ -485,7 +485,7 @@ proptest! {
         for n in 0..total {
             let local = &mut locals[n % isolates];
             let worst = Usd(1_000_000);
-            match local.admit(worst, now) {
+            match local.admit(None, worst, now) {
                 Some(ticket) => {
                     local_admissions += 1;
                     local.settle(ticket, Some(Usd(10)), Health::Healthy)
@@ -493,7 +493,7 @@ proptest! {
                 None => {
                     asked += 1;
                     let sync = local.report_with_request(&format!("iso{}", n % isolates), worst, now);
-                    let (reserved, grant) = limiter.reserve_with_report(&format!("r{n}"), worst, policy, sync.as_ref(), now);
+                    let (reserved, grant) = limiter.reserve_with_report(&format!("r{n}"), None, worst, policy, sync.as_ref(), now);
                     reserved.unwrap();
                     limiter.settle(&format!("r{n}"), Some(Usd(10)), Health::Healthy, now);
                     if let (Some(sync), Some(grant)) = (sync, grant) {

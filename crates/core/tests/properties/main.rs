@@ -13,12 +13,14 @@ mod config;
 mod headers;
 mod leases;
 mod native_path;
+mod output;
 mod pricing;
 mod relay;
 mod request;
 mod route;
 mod tools;
 mod upstream;
+mod usage;
 
 #[path = "../common/tool_calls.rs"]
 mod tool_calls;

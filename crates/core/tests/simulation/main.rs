@@ -22,13 +22,18 @@
 //! `SIM_SCHEDULES` sets how many schedules run (`make fuzz` runs many more); `SIM_SEED` replays
 //! one: a failure prints `SIM_SEED=… cargo test -p gateway-core --test simulation`.
 
+mod checks;
 mod executor;
+mod sim;
 #[path = "../common/tool_calls.rs"]
 mod tool_calls;
+mod upstream;
 mod world;
 
+use gateway_core::account::pricing::Usd;
 use gateway_core::aig::answer::AigRefusal;
-use world::{Schedule, SECRET};
+use upstream::{Content, Named, Shape, UsageShape, DEAR, LABELS, SECRET, UNPRICED};
+use world::Schedule;
 
 fn schedules() -> u64 {
     std::env::var("SIM_SCHEDULES").ok().and_then(|v| v.parse().ok()).unwrap_or(5000)
@@ -53,7 +58,7 @@ fn random_fault_schedules_keep_every_invariant() {
         return;
     }
     let n = schedules();
-    let mut stats = world::Stats::default();
+    let mut stats = checks::Stats::default();
     for seed in 0..n {
         check(seed);
         stats.add(&Schedule::generate(seed).run_and_check());
@@ -161,4 +166,85 @@ fn aig_refusals_skip_move_on_stop_or_retry_as_the_table_says() {
     // The guardrail service being down is transient: the same target again.
     let report = trace(AigRefusal::GuardrailUnavailable, None);
     assert_eq!(report.traces[0], vec!["p1/m=aig_guardrail_unavailable", "p1/m=200"]);
+}
+
+const PROSE: Shape = Shape { content: Content::Prose, usage: UsageShape::Plain, named: Named::Asked };
+const WRONG: Shape = Shape { content: Content::WrongJson, usage: UsageShape::Plain, named: Named::Asked };
+const VALID: Shape = Shape { content: Content::Valid, usage: UsageShape::Plain, named: Named::Asked };
+
+/// A JSON-mode request whose first target answers prose is answered by the second, whole or
+/// streamed (held to its end); both attempts are charged what they cost (500 pUSD each: the
+/// sim's tokens for a worst case of 1000).
+#[test]
+fn an_answer_that_is_not_what_was_asked_fails_over_and_is_charged() {
+    for stream in [false, true] {
+        let report = Schedule::scripted_json(LABELS, stream, vec![PROSE, VALID]).run_and_check();
+        assert_eq!(report.answered, 1, "stream {stream}");
+        assert_eq!(report.traces[0], vec!["p1/m=invalid_output", "p2/m=200"], "stream {stream}");
+        assert_eq!(report.lines[0], vec![Some(Usd(500)), Some(Usd(500))], "stream {stream}");
+        assert_eq!(report.charged[0], Usd(1000));
+        assert!(stream || String::from_utf8_lossy(&report.client_bytes[0]).contains("needs-triage"));
+    }
+}
+
+/// When no target answers as asked, the request fails with `invalid_output`, naming each target
+/// and why; the attempts are charged all the same.
+#[test]
+fn when_no_target_answers_as_asked_the_error_names_each_and_why() {
+    for stream in [false, true] {
+        let report = Schedule::scripted_json(LABELS, stream, vec![PROSE, WRONG]).run_and_check();
+        let err = report.errors[0].as_ref().expect("an error");
+        assert_eq!((err.status(), err.kind.code()), (502, "invalid_output"));
+        assert!(err.message.contains("p1/m: the answer is not JSON"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("p2/m: the answer does not match its schema: `$` misses the required property `labels`"),
+            "{}",
+            err.message
+        );
+        assert_eq!(report.traces[0], vec!["p1/m=invalid_output", "p2/m=invalid_output"]);
+        assert_eq!(report.charged[0], Usd(1000));
+    }
+    // `json_object` asks for an object, not a schema: JSON of another shape is what was asked.
+    let report = Schedule::scripted_json(upstream::JSON_OBJECT, false, vec![WRONG]).run_and_check();
+    assert_eq!(report.traces[0], vec!["p1/m=200"]);
+}
+
+/// Thinking is billed as output in every shape a usage reports it, at the rate of the model
+/// that answered (the check inside the simulation compares each charge with the upstream's own
+/// arithmetic; here, the figures).
+#[test]
+fn reasoning_and_another_model_are_billed_as_the_provider_bills_them() {
+    for usage in
+        [UsageShape::GeminiThinking, UsageShape::GeminiTotalOnly, UsageShape::OpenAiThinking, UsageShape::NoTotal]
+    {
+        for stream in [false, true] {
+            let shape = Shape { usage, ..VALID };
+            assert_eq!(Schedule::scripted_shape(stream, shape).run_and_check().charged[0], Usd(500), "{usage:?}");
+        }
+    }
+    let priced = |named| Schedule::scripted_shape(false, Shape { named, ..VALID }).run_and_check().charged[0];
+    assert_eq!(priced(Named::Dated), Usd(500), "a dated snapshot is the model asked");
+    assert_eq!(priced(Named::Other(DEAR)), Usd(1000), "another model, at its own rate");
+    assert_eq!(priced(Named::Other(UNPRICED)), Usd(500), "another model without a price: the asked one's");
+}
+
+/// A model its provider retired is left for the next target and marked: the next requests skip
+/// it at once, without an attempt. On a native route (no other target) the provider's own 404
+/// is the answer, then the gateway's `model_unavailable`.
+#[test]
+fn a_retired_model_is_left_then_skipped_while_marked() {
+    let report = Schedule::scripted_retired(3, false).run_and_check();
+    assert_eq!(report.answered, 3);
+    assert_eq!(report.traces[0], vec!["p1/old=model_unavailable", "p2/m=200"]);
+    for trace in &report.traces[1..] {
+        assert_eq!(trace, &vec!["p1/old=skipped:model_unavailable", "p2/m=200"]);
+    }
+    let report = Schedule::scripted_retired(2, true).run_and_check();
+    let first = report.errors[0].as_ref().expect("an error");
+    assert_eq!(first.status(), 404, "{}", first.message);
+    let second = report.errors[1].as_ref().expect("an error");
+    assert_eq!((second.status(), second.kind.code()), (502, "model_unavailable"));
+    assert!(second.message.contains("no longer available"), "{}", second.message);
+    assert_eq!(report.traces[1], vec!["p1/old=skipped:model_unavailable"]);
 }

@@ -139,6 +139,10 @@ pub struct LeaseGrant {
     pub ttl_ms: u64,
     /// The UTC day of the lease (the isolate forgets what it held of an earlier day).
     pub day: u64,
+    /// Models marked unavailable, each with the ms its mark has left: the isolate does not
+    /// admit them under its lease (it asks the limiter, which refuses them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<(String, u64)>,
 }
 
 impl LimiterState {
@@ -201,10 +205,13 @@ impl LimiterState {
 
     /// A reservation that carries the isolate's report: the report applied first (the
     /// isolate's old lease no longer counts against the request), then the reservation, then
-    /// the next lease, sized by what is left once the request is counted.
+    /// the next lease, sized by what is left once the request is counted. `model` is the
+    /// target's model: a provider's limiter refuses one marked unavailable at once
+    /// (`unavailable.rs`); a scope's limiter is asked with `None`.
     pub fn reserve_with_report(
         &mut self,
         id: &str,
+        model: Option<&str>,
         amount: Usd,
         policy: Policy,
         sync: Option<&LeaseSync>,
@@ -213,7 +220,10 @@ impl LimiterState {
         self.roll(now);
         self.take_policy(policy);
         let applied = sync.map(|sync| (sync, self.apply_report(sync, now)));
-        let result = self.reserve(id, amount, policy, now);
+        let result = match model.and_then(|m| self.refuse_unavailable(m, now)) {
+            Some(refusal) => Err(refusal),
+            None => self.reserve(id, amount, policy, now),
+        };
         let grant = applied.map(|(sync, carried)| match carried {
             Some(carried) => self.grant_lease(sync, carried, policy, now),
             None => self.stale_answer(),
@@ -230,7 +240,7 @@ impl LimiterState {
 
     /// The answer to a stale report: nothing (its isolate gave it up, and ignores this).
     fn stale_answer(&self) -> LeaseGrant {
-        LeaseGrant { requests: 0, budget: Usd::ZERO, ttl_ms: 0, day: self.day }
+        LeaseGrant { requests: 0, budget: Usd::ZERO, ttl_ms: 0, day: self.day, unavailable: Vec::new() }
     }
 
     /// Applies what an isolate reports of its lease (the lease itself ends: the next is
@@ -299,7 +309,7 @@ impl LimiterState {
         } else {
             self.remember(Expired { id, charged: Usd::ZERO, day, epoch });
         }
-        LeaseGrant { requests, budget, ttl_ms: expires_at - now, day }
+        LeaseGrant { requests, budget, ttl_ms: expires_at - now, day, unavailable: self.unavailable_for(now) }
     }
 
     /// How many admissions the next lease holds: at most a quarter of what is free of the
@@ -392,20 +402,37 @@ pub struct Local {
     seen_ms: [u64; 2],
     /// The end of the lease a give-back is planned for (at most one per lease).
     return_planned: Option<u64>,
+    /// Models marked unavailable, until when (the isolate's clock): never admitted locally.
+    unavailable: Vec<(String, u64)>,
 }
 
 impl Local {
-    /// Admits one request costing at most `amount` under the lease, or `None` (the request
-    /// asks the limiter itself).
-    pub fn admit(&mut self, amount: Usd, now: u64) -> Option<Ticket> {
+    /// Admits one request for `model` (`None`: a scope's limiter) costing at most `amount`
+    /// under the lease, or `None` (the request asks the limiter itself: always, for a model
+    /// marked unavailable, which the limiter refuses).
+    pub fn admit(&mut self, model: Option<&str>, amount: Usd, now: u64) -> Option<Ticket> {
         self.seen_ms = [self.seen_ms[1], now];
         let live = !self.syncing(now) && now < self.until_ms && now / DAY_MS == self.day;
-        if !live || self.admitted >= self.requests || amount > self.room() {
+        if !live || self.admitted >= self.requests || amount > self.room() || self.marked(model, now) {
             return None;
         }
         self.admitted += 1;
         self.held = self.held.saturating_add(amount);
         Some(Ticket { day: self.day, amount, epoch: self.epoch })
+    }
+
+    /// Notes that `model` was answered unavailable here (the limiter is told apart): not
+    /// admitted under the lease for [`super::MODEL_UNAVAILABLE_MS`], or until a grant says.
+    pub fn note_unavailable(&mut self, model: &str, now: u64) {
+        let model = crate::names::model(model);
+        self.unavailable.retain(|(m, _)| *m != model);
+        self.unavailable.push((model, now.saturating_add(super::MODEL_UNAVAILABLE_MS)));
+    }
+
+    fn marked(&self, model: Option<&str>, now: u64) -> bool {
+        let Some(model) = model.filter(|_| !self.unavailable.is_empty()) else { return false };
+        let model = crate::names::model(model);
+        self.unavailable.iter().any(|(m, until)| *m == model && now < *until)
     }
 
     /// Ends a ticket: `actual` spent (`None`: its worst case), `health` for the breaker. A
@@ -592,6 +619,8 @@ impl Local {
         self.requests = grant.requests;
         self.budget = grant.budget;
         self.granted_ms = sent.at_ms;
+        self.unavailable =
+            grant.unavailable.into_iter().map(|(m, left)| (m, sent.at_ms.saturating_add(left))).collect();
         self.until_ms = (sent.at_ms + grant.ttl_ms).saturating_sub(LEASE_MARGIN_MS);
     }
 
@@ -604,6 +633,7 @@ impl Local {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::limits::MODEL_UNAVAILABLE_MS;
 
     const T0: u64 = 20_000 * DAY_MS + 3_600_000;
     const POLICY: Policy = Policy { requests_per_minute: 1_000, daily_budget: Usd(1_000_000), breaker: None };
@@ -611,9 +641,9 @@ mod tests {
     /// A busy isolate's lease: two requests 10 ms apart, then a sync granting it.
     fn leased(limiter: &mut LimiterState) -> Local {
         let mut local = Local::default();
-        assert!(local.admit(Usd(1_000), T0).is_none());
+        assert!(local.admit(None, Usd(1_000), T0).is_none());
         assert_eq!(local.want(T0), 0, "one request is not busy");
-        assert!(local.admit(Usd(1_000), T0 + 10).is_none());
+        assert!(local.admit(None, Usd(1_000), T0 + 10).is_none());
         let sync = local.begin_sync("iso", local.want(T0 + 10), Usd(1_000), T0 + 10).unwrap();
         let grant = limiter.sync_lease(&sync, POLICY, T0 + 10);
         assert!(grant.requests >= 4, "{grant:?}");
@@ -636,13 +666,22 @@ mod tests {
     fn a_late_report_corrects_the_full_charge() {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
-        let ticket = local.admit(Usd(1_000), T0 + 20).unwrap();
+        let ticket = local.admit(None, Usd(1_000), T0 + 20).unwrap();
         local.settle(ticket, Some(Usd(300)), Health::Healthy);
         let late = T0 + 10 + LEASE_TTL_MS + 5_000;
         let sync = local.begin_sync("iso", 0, Usd(1_000), late).unwrap();
         let grant = limiter.sync_lease(&sync, POLICY, late);
         local.end_sync(sync.epoch, Some(grant.clone()));
-        assert_eq!(grant, LeaseGrant { requests: 0, budget: Usd::ZERO, ttl_ms: LEASE_TTL_MS, day: T0 / DAY_MS });
+        assert_eq!(
+            grant,
+            LeaseGrant {
+                requests: 0,
+                budget: Usd::ZERO,
+                ttl_ms: LEASE_TTL_MS,
+                day: T0 / DAY_MS,
+                unavailable: Vec::new()
+            }
+        );
         let s = limiter.snapshot(late);
         assert_eq!((s.spent_usd, s.leased_usd, s.leases), (Usd(300), Usd::ZERO, 0));
         assert!(!local.holds_anything());
@@ -653,14 +692,14 @@ mod tests {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
         let later = T0 + 10 + LEASE_TTL_MS / 2 + 1;
-        let ticket = local.admit(Usd(1_000), T0 + 3_000).unwrap();
+        let ticket = local.admit(None, Usd(1_000), T0 + 3_000).unwrap();
         local.settle(ticket, None, Health::Healthy);
         assert_eq!(
             local.clone().renewal("iso", Usd(1_000), later).map(|s| s.want),
             Some(0),
             "requests seconds apart: the lease goes back"
         );
-        let ticket = local.admit(Usd(1_000), T0 + 3_100).unwrap();
+        let ticket = local.admit(None, Usd(1_000), T0 + 3_100).unwrap();
         local.settle(ticket, None, Health::Healthy);
         assert!(
             local.clone().renewal("iso", Usd(1_000), later).unwrap().want > 0,
@@ -675,8 +714,8 @@ mod tests {
         let policy = Policy { requests_per_minute: 1_000, daily_budget: Usd(32_000), breaker: None };
         let mut limiter = LimiterState::default();
         let mut local = Local::default();
-        local.admit(Usd(1_000), T0);
-        local.admit(Usd(1_000), T0 + 10);
+        local.admit(None, Usd(1_000), T0);
+        local.admit(None, Usd(1_000), T0 + 10);
         let sync = local.report_with_request("iso", Usd(1_000), T0 + 10).unwrap();
         local.end_sync(sync.epoch, Some(limiter.sync_lease(&sync, policy, T0 + 10)));
         assert_eq!(limiter.lease_charge("iso"), Usd(4_000));
@@ -686,37 +725,69 @@ mod tests {
         }
         // A request too large for the lease asks the limiter with its report: the unused lease
         // goes back first, so the request fits.
-        assert!(local.admit(Usd(5_000), T0 + 30).is_none());
+        assert!(local.admit(None, Usd(5_000), T0 + 30).is_none());
         let sync = local.report_with_request("iso", Usd(5_000), T0 + 30).unwrap();
-        let (reserved, grant) = limiter.reserve_with_report("r", Usd(5_000), policy, Some(&sync), T0 + 30);
+        let (reserved, grant) = limiter.reserve_with_report("r", None, Usd(5_000), policy, Some(&sync), T0 + 30);
         assert_eq!(reserved, Ok(()));
         assert_eq!(grant.map(|g| g.requests), Some(0), "nothing left to lease");
+    }
+
+    /// A model marked at the limiter reaches isolates with their next grant: under the lease
+    /// it is not admitted (the limiter, asked instead, refuses it); other models are.
+    #[test]
+    fn a_model_marked_unavailable_is_not_admitted_under_a_lease() {
+        let mut limiter = LimiterState::default();
+        let mut local = leased(&mut limiter);
+        assert!(local.admit(Some("gemini-2.5-flash"), Usd(1_000), T0 + 20).is_some());
+        limiter.mark_unavailable("gemini-2.5-flash", "is no longer available to new users", T0 + 30);
+        let sync = local.begin_sync("iso", 4, Usd(1_000), T0 + 40).unwrap();
+        let grant = limiter.sync_lease(&sync, POLICY, T0 + 40);
+        assert_eq!(grant.unavailable, vec![("gemini-2.5-flash".to_owned(), MODEL_UNAVAILABLE_MS - 10)]);
+        local.end_sync(sync.epoch, Some(grant));
+        assert!(local.admit(Some("models/gemini-2.5-flash"), Usd(1_000), T0 + 50).is_none());
+        assert!(local.admit(Some("gemini-3.5-flash-lite"), Usd(1_000), T0 + 50).is_some());
+        assert!(local.admit(None, Usd(1_000), T0 + 50).is_some());
+        let (refused, _) =
+            limiter.reserve_with_report("r", Some("gemini-2.5-flash"), Usd(1_000), POLICY, None, T0 + 50);
+        assert!(refused.unwrap_err().model_unavailable);
+        // An isolate that saw the answer itself stops admitting the model at once.
+        local.note_unavailable("gemini-3.5-flash-lite", T0 + 60);
+        assert!(local.admit(Some("gemini-3.5-flash-lite"), Usd(1_000), T0 + 70).is_none());
     }
 
     #[test]
     fn a_report_given_up_and_delivered_late_changes_nothing() {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
-        let ticket = local.admit(Usd(1_000), T0 + 20).unwrap();
+        let ticket = local.admit(None, Usd(1_000), T0 + 20).unwrap();
         local.settle(ticket, Some(Usd(400)), Health::Healthy);
         let old = local.begin_sync("iso", 4, Usd(1_000), T0 + 30).unwrap();
         // Its call never answers: given up once a lease's life has passed.
         let later = T0 + 30 + SYNC_LOST_MS;
-        assert!(local.admit(Usd(1_000), later).is_none(), "not admitted while the lease is unknown");
+        assert!(local.admit(None, Usd(1_000), later).is_none(), "not admitted while the lease is unknown");
         let new = local.begin_sync("iso", 4, Usd(1_000), later).unwrap();
         assert_eq!((new.admitted, new.spent), (1, Usd(400)), "the lost report's figures go again");
         local.end_sync(new.epoch, Some(limiter.sync_lease(&new, POLICY, later)));
         let before = limiter.clone();
         assert_eq!(
             limiter.sync_lease(&old, POLICY, later + 5),
-            LeaseGrant { requests: 0, budget: Usd::ZERO, ttl_ms: 0, day: T0 / DAY_MS }
+            LeaseGrant { requests: 0, budget: Usd::ZERO, ttl_ms: 0, day: T0 / DAY_MS, unavailable: Vec::new() }
         );
         assert_eq!(limiter, before, "the stale report changed the limiter");
         local.end_sync(
             old.epoch,
-            Some(LeaseGrant { requests: 64, budget: Usd(64_000), ttl_ms: 10_000, day: T0 / DAY_MS }),
+            Some(LeaseGrant {
+                requests: 64,
+                budget: Usd(64_000),
+                ttl_ms: 10_000,
+                day: T0 / DAY_MS,
+                unavailable: Vec::new(),
+            }),
         );
-        assert!(local.admit(Usd(1_000), later + 10).is_some(), "the stale answer is ignored, the new lease stands");
+        assert!(
+            local.admit(None, Usd(1_000), later + 10).is_some(),
+            "the stale answer is ignored, the new lease stands"
+        );
         assert_eq!(limiter.snapshot(later + 10).spent_usd, Usd(400));
     }
 }

@@ -189,6 +189,7 @@ mod tests {
             leases: 0,
             admitted_under_leases: 0,
             circuit: None,
+            unavailable_models: Vec::new(),
         }
     }
 

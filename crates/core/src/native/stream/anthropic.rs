@@ -49,9 +49,12 @@ pub(super) fn inspect(tally: &mut StreamTally, name: &[u8], data: &[u8]) -> Resu
                 tally.usage = m.usage.as_ref().and_then(UsageProbe::anthropic).or(tally.usage);
             }
         }
-        "message_delta" => {
+        "message_delta" if !tally.usage_unreadable => {
             if let Some(u) = &p.usage {
-                u.merge_anthropic_into(tally.usage.get_or_insert_with(NativeUsage::default));
+                if u.merge_anthropic_into(tally.usage.get_or_insert_with(NativeUsage::default)).is_none() {
+                    // A count that is not one: the stream's usage is unknown from here on.
+                    (tally.usage, tally.usage_unreadable) = (None, true);
+                }
             }
         }
         "content_block_delta" => tally.saw_content = true,

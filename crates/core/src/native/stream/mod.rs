@@ -37,6 +37,8 @@ pub struct StreamTally {
     /// The stream's proper end arrived.
     pub complete: bool,
     pub usage: Option<NativeUsage>,
+    /// A usage event carried a count that is not one: `usage` stays unknown.
+    pub usage_unreadable: bool,
     /// The model the stream names.
     pub model: Option<String>,
     pub events: u32,
@@ -280,7 +282,7 @@ mod tests {
     }
 
     fn usage(input: u64, cached: u64, output: u64) -> Option<NativeUsage> {
-        Some(NativeUsage { tokens: Tokens { input, cached_input: cached, output }, cache_write: 0 })
+        Some(NativeUsage { tokens: Tokens { input, cached_input: cached, output, reasoning: 0 }, cache_write: 0 })
     }
 
     const ANTHROPIC: &str = concat!(
@@ -303,6 +305,11 @@ mod tests {
             assert_eq!(t.usage, usage(25, 5, 15));
             assert_eq!(t.model.as_deref(), Some("claude-haiku-4-5"));
         }
+        // A delta whose count is not a count: the stream is relayed, its usage unknown.
+        let odd = ANTHROPIC.replace("{\"output_tokens\":15}", "{\"output_tokens\":-15}");
+        let (out, r, t) = run(Wire::Anthropic, Framing::Sse, &odd, 9);
+        assert_eq!((r, out.as_str()), (Ok(()), odd.as_str()));
+        assert_eq!((t.usage, t.usage_unreadable), (None, true));
         // Only the role/block start: no content yet (the commit point is not reached).
         let head = &ANTHROPIC[..ANTHROPIC.find("event: ping").unwrap()];
         let (_, r, t) = run(Wire::Anthropic, Framing::Sse, head, 100);

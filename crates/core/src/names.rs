@@ -1,15 +1,17 @@
-//! One spelling per provider and model, before anything is grouped or joined on them.
+//! One spelling per provider and model, before anything is grouped, joined or compared on them.
 //!
-//! The same model reaches `/analytics` under several names: the ledger writes the model as our
+//! The same model reaches the gateway under several names: the ledger writes the model as our
 //! configuration names it (`claude-haiku-4-5`), AI Gateway's logs wrote the provider's own id
 //! until 2026-09-01 and its standardised `provider/model` form since (`anthropic/claude-haiku-4.5`,
 //! reference §4b), and providers answer with dated snapshots (`claude-3-5-haiku-20241022`,
 //! `gpt-4o-2024-08-06`, Vertex's `claude-3-5-haiku@20241022`). Grouped as they come, one model
-//! would be three rows, and a join by model would miss.
+//! would be three rows, and a join by model would miss; compared as they come, an answer's
+//! `model` would look like another model than the one asked for ([`same_model`]).
 //!
 //! The canonical model name is the provider's own API id without its date:
 //! - a leading provider or author prefix is dropped (`anthropic/`, `google/`,
-//!   `google-vertex-ai/google/`); Workers AI's `@cf/...` ids are ids, not prefixes, and stay;
+//!   `google-vertex-ai/google/`), and so is Gemini's resource prefix `models/`; Workers AI's
+//!   `@cf/...` ids are ids, not prefixes, and stay;
 //! - lower case;
 //! - a trailing date is dropped (`-YYYYMMDD`, `-YYYY-MM-DD`, `@YYYYMMDD`);
 //! - Claude versions are spelled with dashes (`claude-haiku-4.5` → `claude-haiku-4-5`), as
@@ -41,6 +43,7 @@ const PREFIXES: &[&str] = &[
     "perplexity-ai",
     "cerebras",
     "openrouter",
+    "models",
 ];
 
 /// A provider's canonical name: AI Gateway's slug, lower case.
@@ -70,6 +73,37 @@ pub fn model(name: &str) -> String {
         dashed_versions(undated)
     } else {
         undated.to_owned()
+    }
+}
+
+/// Whether an answer that names `answered` came from the model `asked` for: the same canonical
+/// name, or the same with a pinned version suffix (Gemini's `gemini-2.0-flash-001` is
+/// `gemini-2.0-flash`, OpenAI's `gpt-4-0613` is `gpt-4`). Anything else is another model (a provider that routed the request to
+/// a successor answers with the successor's name).
+pub fn same_model(asked: &str, answered: &str) -> bool {
+    let (asked, answered) = (model(asked), model(answered));
+    asked == answered || without_version(&asked) == without_version(&answered)
+}
+
+/// The model that answered, when an answer's `model` field (`answered`) names another model
+/// than the one `asked` for: its canonical name, cut to what a header value and a ledger
+/// column safely hold. `None`: the model asked for answered (or the answer named none).
+pub fn answered_by(asked: &str, answered: Option<&str>) -> Option<String> {
+    let answered = answered.filter(|a| !a.trim().is_empty() && !same_model(asked, a))?;
+    let name: String =
+        model(answered).chars().filter(|c| c.is_ascii_alphanumeric() || "-._:@/".contains(*c)).take(128).collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// `name` without a trailing `-NNN` or `-MMDD` (a pinned version of the model before it).
+fn without_version(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((head, tail))
+            if !head.is_empty() && matches!(tail.len(), 3 | 4) && tail.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            head
+        }
+        _ => name,
     }
 }
 
@@ -171,6 +205,33 @@ mod tests {
         assert_eq!(model("ü-2024-08-06"), "ü");
         // Not a version: only dots between digits change.
         assert_eq!(model("claude.x-4.5"), "claude.x-4-5");
+    }
+
+    #[test]
+    fn an_answer_from_the_model_asked_is_told_from_one_from_another() {
+        for (asked, answered) in [
+            ("gemini-2.5-flash", "gemini-2.5-flash"),
+            ("gemini-2.5-flash", "models/gemini-2.5-flash"),
+            ("gemini-2.0-flash", "gemini-2.0-flash-001"),
+            ("claude-haiku-4-5", "claude-haiku-4-5-20251001"),
+            ("gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
+            ("google-ai-studio/gemini-3.5-flash-lite", "gemini-3.5-flash-lite"),
+            ("GPT-4o", "gpt-4o"),
+            ("gpt-4", "gpt-4-0613"),
+        ] {
+            assert!(same_model(asked, answered), "{asked} / {answered}");
+        }
+        for (asked, answered) in [
+            ("gemini-2.5-flash", "gemini-3.5-flash-lite"),
+            ("gemini-2.5-flash", "gemini-2.5-flash-lite"),
+            ("gpt-4o", "gpt-4o-mini"),
+            ("claude-sonnet-4-5", "claude-haiku-4-5"),
+            ("gpt-4", "gpt-4-0613x"),
+            ("gpt-4", "gpt-4-32k"),
+            ("", "x"),
+        ] {
+            assert!(!same_model(asked, answered), "{asked} / {answered}");
+        }
     }
 
     #[test]

@@ -1,0 +1,269 @@
+//! What must hold after every schedule, and what the schedules came to.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use gateway_core::account::pricing::Usd;
+use gateway_core::aig::answer::read_completion;
+use gateway_core::engine;
+use gateway_core::error::GatewayError;
+use gateway_core::output::{AnswerContent, OutputContract, Verdict};
+use gateway_core::relay::SseRelay;
+
+use crate::sim::{AttemptLog, Shared, DONE};
+use crate::tool_calls::{accumulate_stream, completion_calls, ToolAnswer};
+use crate::upstream::{NAMES, SECRET};
+
+/// What one request came to.
+pub struct RequestOutcome {
+    pub error: Option<GatewayError>,
+    pub record: engine::Record,
+    pub log: Vec<AttemptLog>,
+    pub client: Vec<u8>,
+    pub charged: Usd,
+    pub worst: Usd,
+    pub targets: Vec<&'static str>,
+    pub stream: bool,
+    pub json: Option<OutputContract>,
+}
+
+/// What a schedule's requests came to.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub answered: usize,
+    pub errors: Vec<Option<GatewayError>>,
+    pub traces: Vec<Vec<String>>,
+    /// Per request: the waits between a failure with `Retry-After` and the next try of that target.
+    pub gaps: Vec<Vec<u64>>,
+    pub client_bytes: Vec<Vec<u8>>,
+    pub charged: Vec<Usd>,
+    pub worst_cases: Vec<Usd>,
+    /// Per request, per attempt: what its line was charged.
+    pub lines: Vec<Vec<Option<Usd>>>,
+    pub ends: BTreeMap<&'static str, usize>,
+    pub attempts: usize,
+}
+
+/// Totals over many schedules.
+#[derive(Debug, Default)]
+pub struct Stats {
+    schedules: usize,
+    requests: usize,
+    attempts: usize,
+    answered: usize,
+    ends: BTreeMap<&'static str, usize>,
+}
+
+impl Stats {
+    pub fn add(&mut self, r: &Report) {
+        self.schedules += 1;
+        self.requests += r.errors.len();
+        self.attempts += r.attempts;
+        self.answered += r.answered;
+        for (k, v) in &r.ends {
+            *self.ends.entry(k).or_default() += v;
+        }
+    }
+
+    pub fn assert_coverage(&self) {
+        for kind in [
+            "NoResponse",
+            "ErrorStatus",
+            "AnswerRead",
+            "AnswerUnreadable",
+            "CacheHit",
+            "ContentFiltered",
+            "StreamCutBeforeCommit",
+            "StreamStalledBeforeCommit",
+            "StreamComplete",
+            "StreamCutAfterCommit",
+            "StreamStalledAfterCommit",
+            "ClientGone",
+            "refused",
+            "scope_refused",
+            "InvalidOutput",
+            "ModelUnavailable",
+            "model_marked",
+            "skipped_model_unavailable",
+            "answered_by_other",
+            "json_answer",
+            "ToolStreamChecked",
+            "ToolWholeChecked",
+        ] {
+            assert!(self.ends.get(kind).copied().unwrap_or(0) > 0, "no schedule reached {kind}: {self}");
+        }
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} requests, {} attempts, {} answered; endings {:?}",
+            self.requests, self.attempts, self.answered, self.ends
+        )
+    }
+}
+
+pub fn retry_gaps(log: &[AttemptLog]) -> Vec<u64> {
+    log.windows(2)
+        .filter(|w| w[0].target == w[1].target && w[0].retry_after_ms.is_some())
+        .map(|w| w[1].start - w[0].end)
+        .collect()
+}
+
+pub fn check_request(o: &RequestOutcome) {
+    // A well-formed error with a status the SDKs map, and no secret in it.
+    if let Some(err) = &o.error {
+        let status = err.status();
+        assert!((400..=599).contains(&status) || status == 200, "status {status}");
+        let text = err.to_json();
+        let json: serde_json::Value = serde_json::from_str(&text).expect("the error is JSON");
+        for field in ["message", "type", "code"] {
+            assert!(json["error"].get(field).is_some(), "error without {field}: {json}");
+        }
+        assert!(!text.contains(SECRET), "a secret in an error: {text}");
+    }
+    assert!(!String::from_utf8_lossy(&o.client).contains(SECRET), "a secret reached the client");
+    // The trace names every attempt, in order, and every skip. (A spend limit is a skip learned
+    // from an attempt: AI Gateway refused it, so it is both.)
+    let attempted: Vec<&str> = o
+        .record
+        .trace
+        .iter()
+        .filter(|t| !t.contains("=skipped:") || t.ends_with("=skipped:aig_spend_limit"))
+        .map(|t| t.split('=').next().unwrap())
+        .collect();
+    let logged: Vec<&str> = o.log.iter().map(|a| o.targets[a.target]).collect();
+    assert_eq!(attempted, logged, "the trace must name every attempt: {:?}", o.record.trace);
+    assert_eq!(o.record.attempts as usize, o.log.len());
+    // Every Retry-After was waited for before the same target was tried again.
+    for w in o.log.windows(2) {
+        if let (Some(ra), true) = (w[0].retry_after_ms, w[0].target == w[1].target) {
+            assert!(w[1].start - w[0].end >= ra, "Retry-After {ra} ms not honoured: {:?}", o.log);
+        }
+    }
+    // Attempts never overlap: nothing is retried while an answer is in flight.
+    for w in o.log.windows(2) {
+        assert!(w[1].start >= w[0].end, "attempts overlap: {:?}", o.log);
+    }
+    // An answer whose usage was read is charged what the upstream billed, at the rate of the
+    // model that answered, to the picodollar: the billing rule and the pricing, end to end.
+    for (line, log) in o.record.lines.iter().zip(&o.log) {
+        if let Some(expected) = log.expected {
+            assert_eq!(line.charged, Some(expected), "charged as billed: {:?} {:?}", o.record.trace, log);
+        }
+    }
+    check_json_answer(o);
+}
+
+/// A request that asked for JSON never gets a 200 whose content is not what it asked for.
+fn check_json_answer(o: &RequestOutcome) {
+    let (Some(contract), None) = (&o.json, &o.error) else {
+        if o.json.is_some() {
+            // Failing, it names what each answer was not (or why no answer came).
+            let err = o.error.as_ref().expect("an error");
+            if err.kind.code() == "invalid_output" {
+                assert!(o.record.trace.iter().any(|t| t.ends_with("=invalid_output")), "{:?}", o.record.trace);
+            }
+        }
+        return;
+    };
+    let verdict = if o.stream {
+        let mut relay = SseRelay::new();
+        relay.answer_mut().gather_content();
+        let mut out = Vec::new();
+        relay.push(&o.client, &mut out).expect("the client's stream reads back");
+        relay.finish(&mut out).expect("a stream given whole is complete");
+        let s = relay.summary();
+        if !s.saw_content && s.finish_reason.as_deref() == Some("content_filter") {
+            return;
+        }
+        contract.check_stream(&relay)
+    } else {
+        let completion = read_completion(&o.client).expect("a 200 is a completion");
+        if completion.finish_reason.as_deref() == Some("content_filter") {
+            return;
+        }
+        contract.check(&AnswerContent::of_completion(&o.client))
+    };
+    assert!(
+        !matches!(verdict, Verdict::Invalid(_)),
+        "a JSON-mode request got a 200 that is not what it asked: {verdict:?}"
+    );
+}
+
+pub fn check_books(shared: &Shared, outcomes: &[RequestOutcome]) {
+    let now = shared.clock.now();
+    let charged = outcomes.iter().fold(Usd::ZERO, |a, o| a.saturating_add(o.charged));
+    let mut spent = Usd::ZERO;
+    for (i, limiter) in shared.limiters.borrow_mut().iter_mut().enumerate() {
+        let snapshot = limiter.snapshot(now);
+        assert_eq!(
+            snapshot.outstanding_reservations, 0,
+            "{} reservations left open on {}",
+            snapshot.outstanding_reservations, NAMES[i]
+        );
+        assert_eq!(snapshot.reserved_usd, Usd::ZERO);
+        assert!(
+            snapshot.spent_usd <= shared.policies[i].daily_budget,
+            "{} overspent: {} > {}",
+            NAMES[i],
+            snapshot.spent_usd,
+            shared.policies[i].daily_budget
+        );
+        spent = spent.saturating_add(snapshot.spent_usd);
+    }
+    assert_eq!(charged, spent, "what the requests were charged must equal what the limiters recorded");
+    // The scope holds the same books: all or nothing, nothing left reserved, never overspent.
+    if let Some((scope, limiter)) = &shared.scope {
+        let snapshot = limiter.borrow_mut().snapshot(now);
+        assert_eq!(snapshot.outstanding_reservations, 0, "reservations left open in the scope");
+        assert_eq!(snapshot.spent_usd, charged, "the scope was charged what the requests were");
+        assert!(snapshot.spent_usd <= scope.policy.daily_budget, "the scope overspent");
+    }
+}
+
+/// A model marked unavailable is not admitted again while marked: no reservation for it
+/// after its mark and before its mark's end.
+pub fn check_marks(shared: &Shared) {
+    let marks = shared.marks.borrow();
+    for granted in shared.granted.borrow().iter() {
+        for mark in marks.iter().filter(|m| m.provider == granted.provider && m.model == granted.model) {
+            assert!(
+                !(mark.seq < granted.seq && granted.at < mark.until),
+                "{}/{} was admitted at {} while marked unavailable until {}",
+                NAMES[granted.provider],
+                granted.model,
+                granted.at,
+                mark.until
+            );
+        }
+    }
+}
+
+/// The client of a tool-call answer got the calls the answer made, well-formed, whatever the
+/// dialect: from a stream that reached its end (read as the OpenAI SDK reads it), or whole.
+pub fn check_tool_calls(shared: &Shared, answer: &ToolAnswer, stream: bool, client: &[u8]) {
+    let text = || String::from_utf8_lossy(client).into_owned();
+    let got = if stream {
+        // A broken stream ends with its error event (checked with every stream); a client
+        // that left has no answer to check.
+        if !client.ends_with(DONE) {
+            return;
+        }
+        shared.count("ToolStreamChecked");
+        accumulate_stream(client)
+    } else {
+        // A content-filtered answer of the fake upstream carries no calls.
+        if client.windows(16).any(|w| w == b"\"content_filter\"") {
+            return;
+        }
+        shared.count("ToolWholeChecked");
+        completion_calls(client)
+    };
+    let got = got.unwrap_or_else(|e| panic!("the client could not read the tool calls ({e}): {}", text()));
+    if let Err(e) = answer.check(&got) {
+        panic!("the client's tool calls are not the answer's ({e}): {answer:?}\n{}", text());
+    }
+}

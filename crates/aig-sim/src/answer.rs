@@ -6,16 +6,18 @@
 //! * Completion tokens C = number of whitespace-separated words in CONTENT.
 //! * A `max_tokens`-style limit smaller than C keeps the first `limit` words and reports the
 //!   finish reason "length" (`max_tokens` for Anthropic, `MAX_TOKENS` for Gemini).
+//! * Reasoning tokens R: 0 here; models that think get theirs from [`crate::dialect`].
 //!
 //! Content is kept as "pieces", one per word with the whitespace that preceded it, so a stream
 //! that sends one piece per event concatenates back to CONTENT byte for byte.
 //!
-//! Two requests get another kind of [`Reply`] (read by the OpenAI format only):
-//! * with `tools`, the model calls one function; its arguments are [`sample`]d from the
-//!   function's `parameters` schema and stand where CONTENT would (pieces, C, the stream);
-//! * with a `json_schema` response format, CONTENT is a JSON value sampled from that schema.
+//! Some requests get another kind of [`Reply`] (read by the OpenAI format only):
+//! * with `tools`, the model calls one or more functions; their arguments are [`sample`]d from
+//!   each function's `parameters` schema and stand where CONTENT would (pieces, C, the stream);
+//! * with a `json_schema` response format, CONTENT is a JSON value sampled from that schema;
+//!   with `json_object`, it is `{"answer": CONTENT}`.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 /// The text of a conversation, reduced to what the simulated model looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,16 +36,51 @@ pub enum Reply {
     Text,
     /// A JSON text (structured output) instead of CONTENT.
     Json(String),
-    /// A call of the function `name` with these arguments (a JSON object as text).
-    Call { name: String, arguments: String },
+    /// `{"answer": CONTENT}` as JSON text (the `json_object` response format).
+    JsonObject,
+    /// Calls of these functions, in this order (several: parallel calls in one step).
+    Calls(Vec<PlannedCall>),
 }
 
-/// The function call an answer makes; its arguments are the answer's pieces.
+impl Reply {
+    /// The reply with `JsonObject` turned into its JSON text, for `provider`/`model`.
+    pub fn resolve(self, provider: &str, model: &str, conv: &Conversation) -> Reply {
+        match self {
+            Reply::JsonObject => Reply::Json(json!({"answer": content(provider, model, conv)}).to_string()),
+            other => other,
+        }
+    }
+
+    /// Whether the reply is structured output (what a `structured_output` fault spoils).
+    pub fn is_json(&self) -> bool {
+        matches!(self, Reply::Json(_) | Reply::JsonObject)
+    }
+}
+
+/// A function the model decided to call, before the upstream gives it an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCall {
+    pub name: String,
+    /// A JSON object as compact text.
+    pub arguments: String,
+}
+
+/// One function call of an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolCall {
-    /// `call_…`, unique per answer.
+    /// Set by the upstream's dialect (`call_sim…`, `function-call-…`, or empty).
     pub id: String,
     pub name: String,
+    /// The arguments text split like CONTENT (one piece per word).
+    pub pieces: Vec<String>,
+    /// A Gemini 3 thought signature, carried by the first call of a step only.
+    pub signature: Option<String>,
+}
+
+impl ToolCall {
+    pub fn arguments(&self) -> String {
+        self.pieces.concat()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +101,19 @@ pub struct Answer {
     pub created: u64,
     /// Model as echoed in the response (without any provider prefix).
     pub model: String,
-    /// CONTENT split into word pieces (see the module comment).
+    /// CONTENT split into word pieces (see the module comment); empty for function calls.
     pub pieces: Vec<String>,
     pub finish: Finish,
     pub prompt_tokens: u64,
-    /// Set when the answer is a function call: the pieces are then its arguments.
-    pub tool_call: Option<ToolCall>,
+    /// Thinking tokens, reported apart from C (see [`crate::dialect`]).
+    pub reasoning_tokens: u64,
+    /// The function calls, when the answer is a (parallel) call.
+    pub tool_calls: Vec<ToolCall>,
+}
+
+/// CONTENT for `provider`/`model`.
+fn content(provider: &str, model: &str, conv: &Conversation) -> String {
+    format!("Simulated answer from {provider}/{model}: {}", conv.last_user)
 }
 
 impl Answer {
@@ -82,13 +126,12 @@ impl Answer {
         conv: &Conversation,
         max_tokens: Option<u64>,
     ) -> Self {
-        let content = format!("Simulated answer from {provider}/{model}: {}", conv.last_user);
-        Self::with_content(id, created, model, &content, conv, max_tokens)
+        Self::with_content(id, created, model, &content(provider, model, conv), conv, max_tokens)
     }
 
-    /// The answer of the simulated `provider`/`model` as `reply` asks. A function call is never
-    /// cut by `max_tokens` (its arguments stay valid JSON); its id is `call_id`.
-    #[allow(clippy::too_many_arguments)]
+    /// The answer of the simulated `provider`/`model` as `reply` asks. Function calls are never
+    /// cut by `max_tokens` (their arguments stay valid JSON); their ids are left empty for the
+    /// upstream's dialect to set.
     pub fn reply(
         id: String,
         created: u64,
@@ -97,16 +140,23 @@ impl Answer {
         conv: &Conversation,
         max_tokens: Option<u64>,
         reply: &Reply,
-        call_id: String,
     ) -> Self {
-        match reply {
-            Reply::Text => Self::new(id, created, provider, model, conv, max_tokens),
-            Reply::Json(text) => Self::with_content(id, created, model, text, conv, max_tokens),
-            Reply::Call { name, arguments } => {
-                let mut answer = Self::with_content(id, created, model, arguments, conv, None);
-                answer.tool_call = Some(ToolCall { id: call_id, name: name.clone() });
+        match reply.clone().resolve(provider, model, conv) {
+            Reply::Json(text) => Self::with_content(id, created, model, &text, conv, max_tokens),
+            Reply::Calls(calls) => {
+                let mut answer = Self::with_content(id, created, model, "", conv, None);
+                answer.tool_calls = calls
+                    .into_iter()
+                    .map(|call| ToolCall {
+                        id: String::new(),
+                        name: call.name,
+                        pieces: split_pieces(&call.arguments),
+                        signature: None,
+                    })
+                    .collect();
                 answer
             }
+            Reply::Text | Reply::JsonObject => Self::new(id, created, provider, model, conv, max_tokens),
         }
     }
 
@@ -139,14 +189,15 @@ impl Answer {
             pieces,
             finish,
             prompt_tokens: prompt_tokens(&conv.texts),
-            tool_call: None,
+            reasoning_tokens: 0,
+            tool_calls: Vec::new(),
         }
     }
 
     /// The same answer, blocked by the content filter.
     pub fn blocked(mut self) -> Self {
         self.pieces.clear();
-        self.tool_call = None;
+        self.tool_calls.clear();
         self.finish = Finish::ContentFilter;
         self
     }
@@ -155,9 +206,14 @@ impl Answer {
         self.pieces.concat()
     }
 
-    /// C: the number of words in the content.
+    /// C: the number of words in the content, or in the arguments of every call.
     pub fn completion_tokens(&self) -> u64 {
-        self.pieces.len() as u64
+        (self.pieces.len() + self.tool_calls.iter().map(|c| c.pieces.len()).sum::<usize>()) as u64
+    }
+
+    /// What the upstream bills as output: C plus the thinking tokens.
+    pub fn output_tokens(&self) -> u64 {
+        self.completion_tokens() + self.reasoning_tokens
     }
 }
 
@@ -284,20 +340,28 @@ mod tests {
     }
 
     #[test]
-    fn replies_with_json_or_a_function_call() {
+    fn replies_with_json_or_function_calls() {
         let c = conv(&["Label it"], "Label it");
         let args = r#"{"label":"Label it"}"#.to_string();
-        let call = Reply::Call { name: "add_label".into(), arguments: args.clone() };
-        let a = Answer::reply("id".into(), 1, "openai", "gpt-4o", &c, Some(1), &call, "call_1".into());
-        assert_eq!(a.content(), args, "a call is never cut");
-        assert_eq!(a.pieces, [r#"{"label":"Label"#, r#" it"}"#]);
-        assert_eq!(a.tool_call, Some(ToolCall { id: "call_1".into(), name: "add_label".into() }));
+        let calls = Reply::Calls(vec![
+            PlannedCall { name: "add_label".into(), arguments: args.clone() },
+            PlannedCall { name: "close".into(), arguments: "{}".into() },
+        ]);
+        let a = Answer::reply("id".into(), 1, "openai", "gpt-4o", &c, Some(1), &calls);
+        assert_eq!(a.content(), "");
+        assert_eq!(a.tool_calls[0].arguments(), args, "a call is never cut");
+        assert_eq!(a.tool_calls[0].pieces, [r#"{"label":"Label"#, r#" it"}"#]);
+        assert_eq!((a.tool_calls[1].name.as_str(), a.tool_calls[1].id.as_str()), ("close", ""));
+        assert_eq!(a.completion_tokens(), 3);
         assert_eq!(a.finish, Finish::Stop);
-        assert_eq!(a.clone().blocked().tool_call, None);
+        assert!(a.clone().blocked().tool_calls.is_empty());
 
         let json = Reply::Json(r#"{"a": 1}"#.into());
-        let a = Answer::reply("id".into(), 1, "openai", "gpt-4o", &c, None, &json, "call_1".into());
-        assert_eq!((a.content().as_str(), a.tool_call), (r#"{"a": 1}"#, None));
+        let a = Answer::reply("id".into(), 1, "openai", "gpt-4o", &c, None, &json);
+        assert_eq!((a.content().as_str(), a.tool_calls.len()), (r#"{"a": 1}"#, 0));
+        let a = Answer::reply("id".into(), 1, "openai", "gpt-4o", &c, None, &Reply::JsonObject);
+        assert_eq!(a.content(), r#"{"answer":"Simulated answer from openai/gpt-4o: Label it"}"#);
+        assert!(Reply::JsonObject.is_json() && !Reply::Text.is_json());
     }
 
     #[test]

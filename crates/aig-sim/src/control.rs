@@ -12,6 +12,10 @@
 //! | GET    | `/__sim/logs/faults`| pending Logs API faults (DELETE: drop them)              |
 //! | GET    | `/__sim/logs/requests` | every Logs API list request: `{"query","status"}`     |
 //! | GET    | `/__sim/health`     | `{"ok":true,"in_flight":n}`                              |
+//! | POST   | `/__sim/dialects`   | switch provider dialects: `{"all"?,"<switch>"?: bool}`   |
+//! | GET    | `/__sim/dialects`   | the switches                                             |
+//! | POST   | `/__sim/models`     | `{"retired"?: [model], "redirects"?: {from: to}}`        |
+//! | GET    | `/__sim/models`     | the model rules                                          |
 //!
 //! Errors are `{"error": "<message>"}` with 400/404/405.
 
@@ -24,6 +28,7 @@ use crate::faults::Fault;
 use crate::http::{json_response, Resp};
 use crate::log_faults::LogFault;
 use crate::logs::{synthesize, SeedSpec};
+use crate::models::ModelRules;
 use crate::state::State;
 
 fn error(status: u16, message: &str) -> Resp {
@@ -54,9 +59,15 @@ pub fn handle(state: &State, method: &Method, path: &[&str], body: &[u8]) -> Res
             json_response(200, &Value::Array(state.lock().log_faults.requests.clone()))
         }
         (&Method::GET, ["health"]) => json_response(200, &json!({"ok": true, "in_flight": state.in_flight_count()})),
-        (_, ["faults" | "requests" | "calls" | "reset" | "health"] | ["logs", "seed" | "faults" | "requests"]) => {
-            error(405, "method not allowed")
-        }
+        (&Method::GET, ["dialects"]) => json_response(200, &state.lock().dialects.to_json()),
+        (&Method::POST, ["dialects"]) => set_dialects(state, body),
+        (&Method::GET, ["models"]) => json_response(200, &state.lock().models.to_json()),
+        (&Method::POST, ["models"]) => set_models(state, body),
+        (
+            _,
+            ["faults" | "requests" | "calls" | "reset" | "health" | "dialects" | "models"]
+            | ["logs", "seed" | "faults" | "requests"],
+        ) => error(405, "method not allowed"),
         _ => error(404, "no such control endpoint"),
     }
 }
@@ -88,6 +99,33 @@ fn add_fault(state: &State, body: &[u8]) -> Resp {
     };
     let queued = state.lock().faults.push(provider, times, fault);
     json_response(200, &json!({"provider": provider, "queued": queued}))
+}
+
+/// `{"all"?: bool, "<switch>"?: bool}` → the switches now.
+fn set_dialects(state: &State, body: &[u8]) -> Resp {
+    let Some(body) = parse_object(body) else {
+        return error(400, "the body must be a JSON object");
+    };
+    let mut inner = state.lock();
+    match inner.dialects.update(&body) {
+        Ok(()) => json_response(200, &inner.dialects.to_json()),
+        Err(message) => error(400, &message),
+    }
+}
+
+/// `{"retired"?: [...], "redirects"?: {...}}` replaces the model rules → the rules now.
+fn set_models(state: &State, body: &[u8]) -> Resp {
+    let Some(body) = parse_object(body) else {
+        return error(400, "the body must be a JSON object");
+    };
+    match ModelRules::parse(&body) {
+        Ok(rules) => {
+            let json = rules.to_json();
+            state.lock().models = rules;
+            json_response(200, &json)
+        }
+        Err(message) => error(400, &message),
+    }
 }
 
 fn calls(state: &State) -> Resp {

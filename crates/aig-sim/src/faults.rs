@@ -9,6 +9,8 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::{json, Value};
 
+use crate::answer::Reply;
+
 /// Provider name that matches every provider.
 pub const ANY_PROVIDER: &str = "*";
 
@@ -37,6 +39,52 @@ pub enum Fault {
     EventAfterFirstChunk { data: String },
     /// One of AI Gateway's own refusals (reference §4a), in its own error shape.
     AigRefusal { refusal: AigRefusal, retry_after: Option<String> },
+    /// Send the events before the first content event, then end the body cleanly: no content,
+    /// no finish, no `[DONE]`.
+    EndBeforeFirstChunk,
+    /// Send the events up to the first content event, then end the body cleanly: no finish, no
+    /// `[DONE]` (a truncation that looks like a clean close).
+    EndAfterFirstChunk,
+    /// An OpenAI-format answer whose `usage` has no `total_tokens` (thinking reported apart).
+    UsageWithoutTotal,
+    /// A structured-output request (`json_schema` or `json_object`) answered badly.
+    StructuredOutput { answer: BadStructuredOutput },
+}
+
+/// How a `structured_output` fault spoils the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadStructuredOutput {
+    /// CONTENT, as a provider that ignores `response_format` answers.
+    Prose,
+    /// The JSON text without its last character.
+    Malformed,
+    /// Valid JSON of the wrong type: the sampled value inside `[…]`.
+    ViolatesSchema,
+}
+
+impl BadStructuredOutput {
+    const ALL: [(&'static str, BadStructuredOutput); 3] = [
+        ("prose", BadStructuredOutput::Prose),
+        ("malformed", BadStructuredOutput::Malformed),
+        ("violates_schema", BadStructuredOutput::ViolatesSchema),
+    ];
+
+    fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, b)| *b == self).map_or("prose", |(n, _)| n)
+    }
+
+    /// The spoiled reply (`Json` in, as resolved; anything else is left alone).
+    pub fn spoil(self, reply: Reply) -> Reply {
+        match (self, reply) {
+            (BadStructuredOutput::Prose, Reply::Json(_) | Reply::JsonObject) => Reply::Text,
+            (BadStructuredOutput::Malformed, Reply::Json(mut text)) => {
+                text.pop();
+                Reply::Json(text)
+            }
+            (BadStructuredOutput::ViolatesSchema, Reply::Json(text)) => Reply::Json(format!("[{text}]")),
+            (_, other) => other,
+        }
+    }
 }
 
 /// AI Gateway's own refusals: the gateway, not the provider, says no.
@@ -136,6 +184,17 @@ impl Fault {
                     .ok_or_else(|| format!("unknown fault.refusal `{name}`"))?;
                 Fault::AigRefusal { refusal, retry_after: retry_after(v)? }
             }
+            "end_before_first_chunk" => Fault::EndBeforeFirstChunk,
+            "end_after_first_chunk" => Fault::EndAfterFirstChunk,
+            "usage_without_total" => Fault::UsageWithoutTotal,
+            "structured_output" => {
+                let name = v.get("answer").and_then(Value::as_str).unwrap_or("prose");
+                let answer =
+                    BadStructuredOutput::ALL.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).ok_or_else(|| {
+                        format!("fault.answer must be prose, malformed or violates_schema, not `{name}`")
+                    })?;
+                Fault::StructuredOutput { answer }
+            }
             other => return Err(format!("unknown fault kind `{other}`")),
         })
     }
@@ -152,6 +211,10 @@ impl Fault {
             Fault::ContentFilter => "content_filter",
             Fault::EventAfterFirstChunk { .. } => "event_after_first_chunk",
             Fault::AigRefusal { .. } => "aig_refusal",
+            Fault::EndBeforeFirstChunk => "end_before_first_chunk",
+            Fault::EndAfterFirstChunk => "end_after_first_chunk",
+            Fault::UsageWithoutTotal => "usage_without_total",
+            Fault::StructuredOutput { .. } => "structured_output",
         }
     }
 
@@ -166,6 +229,7 @@ impl Fault {
             Fault::AigRefusal { refusal, retry_after } => {
                 json!({"kind": "aig_refusal", "refusal": refusal.name(), "retry_after": retry_after})
             }
+            Fault::StructuredOutput { answer } => json!({"kind": "structured_output", "answer": answer.name()}),
             other => json!({"kind": other.kind()}),
         }
     }
@@ -270,9 +334,18 @@ mod tests {
             "cut_after_first_chunk",
             "malformed",
             "content_filter",
+            "end_before_first_chunk",
+            "end_after_first_chunk",
+            "usage_without_total",
+            "structured_output",
         ] {
             assert_eq!(Fault::parse(&json!({"kind": kind})).unwrap().kind(), kind);
         }
+        for name in ["prose", "malformed", "violates_schema"] {
+            let f = Fault::parse(&json!({"kind": "structured_output", "answer": name})).unwrap();
+            assert_eq!(Fault::parse(&f.to_json()).unwrap(), f);
+        }
+        assert!(Fault::parse(&json!({"kind": "structured_output", "answer": "nope"})).is_err());
         assert_eq!(
             Fault::parse(&json!({"kind":"status","status":429,"retry_after":2})).unwrap(),
             Fault::Status { status: 429, retry_after: Some("2".into()), body: None, stall: false }
@@ -313,6 +386,16 @@ mod tests {
         assert_eq!(q.take("anthropic"), Some(Fault::Stall));
         assert_eq!(q.take("openai"), Some(Fault::Malformed));
         assert_eq!(q.take("openai"), None);
+    }
+
+    #[test]
+    fn spoils_structured_output() {
+        let json = || Reply::Json(r#"{"a":1}"#.into());
+        assert_eq!(BadStructuredOutput::Prose.spoil(json()), Reply::Text);
+        assert_eq!(BadStructuredOutput::Prose.spoil(Reply::JsonObject), Reply::Text);
+        assert_eq!(BadStructuredOutput::Malformed.spoil(json()), Reply::Json(r#"{"a":1"#.into()));
+        assert_eq!(BadStructuredOutput::ViolatesSchema.spoil(json()), Reply::Json(r#"[{"a":1}]"#.into()));
+        assert_eq!(BadStructuredOutput::Malformed.spoil(Reply::Text), Reply::Text);
     }
 
     #[test]

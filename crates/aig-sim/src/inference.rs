@@ -5,9 +5,12 @@
 //!    is authenticated, body and `cf-aig-*` headers are valid;
 //! 3. the configured fixed latency;
 //! 4. cache lookup (hits never reach the simulated upstream, so consume no fault);
-//! 5. the next scripted fault for the provider, if any;
-//! 6. the simulated model's answer, whole or streamed, possibly broken by the fault;
-//! 7. a log row (unless logging is off), the `cf-aig-*` response headers, the record's outcome.
+//! 5. the upstream's own refusals: a retired model, a history its rules reject (they use no
+//!    fault); a redirected model answers as the model it is redirected to;
+//! 6. the next scripted fault for the provider, if any;
+//! 7. the simulated model's answer in the upstream's dialect, whole or streamed, possibly broken
+//!    by the fault;
+//! 8. a log row (unless logging is off), the `cf-aig-*` response headers, the record's outcome.
 //!
 //! Refusals before authentication succeeds (unknown account or gateway, bad credentials) get no
 //! log row, like on the real gateway; every later error does (unknown routes included).
@@ -20,12 +23,14 @@ use hyper::header::{HeaderMap, CONTENT_TYPE};
 use hyper::Method;
 use serde_json::Value;
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Reply};
 use crate::clock;
+use crate::dialect::{self, Refusal};
 use crate::faults::{default_status_body, AigRefusal, Fault};
-use crate::formats::{ChatRequest, Format, MALFORMED_BODY};
+use crate::formats::{openai, ChatRequest, Format, MALFORMED_BODY};
 use crate::http::{gateway_error, has_bearer, header, json_response, response, set_header, ProviderTag, Resp, SimBody};
 use crate::logs::{self, LogRow};
+use crate::models::{self, Resolution};
 use crate::state::{CacheEntry, RecordHandle, RequestRecord, State};
 use crate::stream::{self, Mode, StreamPlan, STALL};
 
@@ -213,16 +218,26 @@ struct Outcome {
     fault: Option<&'static str>,
     /// `cf-aig-cache-status`, on answers from the (simulated) upstream or the cache.
     cache_status: Option<&'static str>,
+    /// The model that answered, when not the one asked for (a redirect): the log row names it.
+    answered_model: Option<String>,
 }
 
 impl Outcome {
     fn refused(status: u16) -> Self {
-        Self { status, cached: false, tokens_in: None, tokens_out: None, fault: None, cache_status: None }
+        Self {
+            status,
+            cached: false,
+            tokens_in: None,
+            tokens_out: None,
+            fault: None,
+            cache_status: None,
+            answered_model: None,
+        }
     }
 
-    /// A faulted error status from the (simulated) upstream: nothing generated, nothing cached.
+    /// An error status from the (simulated) upstream: nothing generated, nothing cached.
     fn upstream_error(status: u16, fault: Option<&'static str>) -> Self {
-        Self { status, cached: false, tokens_in: None, tokens_out: None, fault, cache_status: Some("MISS") }
+        Self { cache_status: Some("MISS"), fault, ..Self::refused(status) }
     }
 }
 
@@ -321,7 +336,7 @@ fn cache_get(state: &State, key: &[u8]) -> Option<CacheEntry> {
     }
 }
 
-/// Answers an admitted request (steps 4–7 of the module comment).
+/// Answers an admitted request (steps 4–8 of the module comment).
 async fn answer(state: &State, req: &InferenceRequest, call: Call, record: RecordHandle) -> Resp {
     let cache = cache_plan(req, &call);
     let Call { target, format, chat } = call;
@@ -334,17 +349,40 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
             tokens_out: Some(hit.tokens_out),
             fault: None,
             cache_status: Some("HIT"),
+            answered_model: None,
         };
         return finish(state, req, &target, record, resp, outcome);
     }
 
     let provider = target.provider.clone().unwrap_or_default();
-    let model = target.model.clone().unwrap_or_default();
+    let asked = target.model.clone().unwrap_or_default();
+    let (switches, resolution) = {
+        let inner = state.lock();
+        (inner.dialects, inner.models.resolve(&asked))
+    };
+    let model = match resolution {
+        Resolution::Answer(model) => model,
+        Resolution::Retired => {
+            return refuse(state, req, &target, record, models::retired(&provider, format, &asked));
+        }
+    };
+    let profile = dialect::profile(&switches, &provider, &model, format == Format::OpenAi);
+    if let Err(refusal) = profile.check_history(&chat.history, &model, state.signature_secret) {
+        return refuse(state, req, &target, record, refusal);
+    }
+
     let fault = state.lock().faults.take(&provider);
     let fault_kind = fault.as_ref().map(Fault::kind);
     // Note the fault now: a stalled request never reaches `finish`.
     state.update_record(record, |r| r.fault = fault_kind);
 
+    let mut reply = chat.reply.clone().resolve(&provider, &model, &chat.conv);
+    if profile.ignores_response_format && reply.is_json() {
+        reply = Reply::Text;
+    }
+    if let Some(Fault::StructuredOutput { answer }) = &fault {
+        reply = answer.spoil(reply);
+    }
     let number = state.ids.next_number();
     let mut answer = Answer::reply(
         format.answer_id(number),
@@ -353,9 +391,14 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
         &model,
         &chat.conv,
         chat.max_tokens,
-        &chat.reply,
-        format!("call_sim{number:06}"),
+        &reply,
     );
+    profile.dress(&mut answer, number, state.signature_secret);
+    let mut style = openai::Style {
+        gemini_tool_calls: profile.gemini_tool_calls,
+        without_total: false,
+        signature_key: profile.signature_key.unwrap_or("google"),
+    };
     let mut mode = Mode::Normal;
     match fault {
         Some(Fault::Status { status, retry_after, body, stall }) => {
@@ -410,16 +453,20 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
             let token = token.strip_prefix("Bearer ").unwrap_or(token);
             mode = Mode::InjectAfterFirst(Bytes::from(data.replace("{gateway_token}", token)));
         }
-        None => {}
+        Some(Fault::EndBeforeFirstChunk) => mode = Mode::EndBeforeFirst,
+        Some(Fault::EndAfterFirstChunk) => mode = Mode::EndAfterFirst,
+        Some(Fault::UsageWithoutTotal) => style.without_total = true,
+        Some(Fault::StructuredOutput { .. }) | None => {}
     }
 
     let delay = Duration::from_millis(state.config.chunk_delay_ms);
-    let (prompt, completion) = (answer.prompt_tokens, answer.completion_tokens());
+    // What the upstream bills as output, thinking included (as AI Gateway logs it).
+    let (prompt, completion) = (answer.prompt_tokens, answer.output_tokens());
     let resp = if chat.stream {
-        let plan = format.stream_plan(&answer, chat.include_usage);
+        let plan = format.stream_plan(&answer, chat.include_usage, style);
         response(200, format.stream_content_type(), stream::spawn(plan, mode.clone(), delay))
     } else {
-        let body = Bytes::from(format.full_body(&answer).to_string());
+        let body = Bytes::from(format.full_body(&answer, style).to_string());
         match mode {
             Mode::Normal => {
                 // Only clean answers are cached: never errors, never faulted answers.
@@ -448,12 +495,25 @@ async fn answer(state: &State, req: &InferenceRequest, call: Call, record: Recor
         Mode::Malformed => (None, None),
         _ => (Some(prompt), None),
     };
-    let outcome =
-        Outcome { status: 200, cached: false, tokens_in, tokens_out, fault: fault_kind, cache_status: Some("MISS") };
+    let outcome = Outcome {
+        status: 200,
+        cached: false,
+        tokens_in,
+        tokens_out,
+        fault: fault_kind,
+        cache_status: Some("MISS"),
+        answered_model: (model != asked).then_some(model),
+    };
     finish(state, req, &target, record, resp, outcome)
 }
 
-/// Step 7: log row, response headers, record.
+/// The upstream's own refusal of the request, in its shape (step 5): logged, no fault used.
+fn refuse(state: &State, req: &InferenceRequest, target: &Target, record: RecordHandle, refusal: Refusal) -> Resp {
+    let resp = json_response(refusal.status, &refusal.body);
+    finish(state, req, target, record, resp, Outcome::upstream_error(refusal.status, None))
+}
+
+/// Step 8: log row, response headers, record.
 fn finish(
     state: &State,
     req: &InferenceRequest,
@@ -464,7 +524,7 @@ fn finish(
 ) -> Resp {
     let log_id = state.ids.log_id(req.started_ms);
     let success = outcome.status < 400;
-    let model = target.model.clone().unwrap_or_default();
+    let model = outcome.answered_model.clone().or_else(|| target.model.clone()).unwrap_or_default();
     let (cost, custom_cost) = match (success, outcome.tokens_in, outcome.tokens_out) {
         // Cache hits cost nothing.
         (true, Some(_), Some(_)) if outcome.cached => (Some(0.0), false),

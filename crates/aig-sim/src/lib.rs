@@ -16,6 +16,8 @@
 //! | `native`      | provider-native paths                                           |
 //! | `formats`     | OpenAI, Anthropic and Gemini wire formats                       |
 //! | `stream`      | sending bodies event by event, and breaking them on purpose     |
+//! | `dialect`     | how each provider differs from clean OpenAI; history rules      |
+//! | `models`      | retired and redirected models                                   |
 //! | `faults`      | scripted upstream faults                                        |
 //! | `logs`        | log rows, cost, the Logs API, synthetic seeding                 |
 //! | `log_faults`  | scripted Logs API faults, record of list requests               |
@@ -28,6 +30,7 @@ mod clock;
 mod compat;
 pub mod config;
 mod control;
+mod dialect;
 mod faults;
 mod formats;
 mod gateways;
@@ -36,6 +39,7 @@ mod ids;
 mod inference;
 mod log_faults;
 mod logs;
+mod models;
 mod native;
 mod router;
 mod state;

@@ -15,11 +15,13 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::config::Config;
+use crate::dialect::Switches;
 use crate::faults::FaultQueues;
 use crate::gateways::{Gateway, ProviderConfig};
 use crate::ids::IdGen;
 use crate::log_faults::LogFaults;
 use crate::logs::{ListMemo, LogRow};
+use crate::models::ModelRules;
 
 /// One request received on an inference route, as `GET /__sim/requests` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +73,10 @@ pub struct Inner {
     pub list_memo: Option<ListMemo>,
     pub gateways: BTreeMap<String, Gateway>,
     pub provider_configs: Vec<ProviderConfig>,
+    /// Which provider dialects are on (`/__sim/dialects`).
+    pub dialects: Switches,
+    /// Retired and redirected models (`/__sim/models`).
+    pub models: ModelRules,
 }
 
 /// Where a request's record lives: valid only in the epoch it was made in.
@@ -83,6 +89,8 @@ pub struct RecordHandle {
 pub struct State {
     pub config: Config,
     pub ids: IdGen,
+    /// Keys the thought signatures this process issues (see `dialect::signature`).
+    pub signature_secret: u64,
     inner: Mutex<Inner>,
     in_flight: AtomicUsize,
 }
@@ -93,10 +101,13 @@ impl State {
         let mut inner = Inner::default();
         let gateway = Gateway::initial(&config, now);
         inner.gateways.insert(gateway.id.clone(), gateway);
+        let seed = (now as u64) ^ (u64::from(std::process::id()) << 32);
         Self {
             // Seeded from the clock and pid only so ids differ between runs; nothing depends
             // on their randomness.
-            ids: IdGen::new((now as u64) ^ (u64::from(std::process::id()) << 32)),
+            ids: IdGen::new(seed),
+            // Another process must not accept this one's signatures: derived from the same seed.
+            signature_secret: crate::ids::SplitMix64::new(!seed).next_u64(),
             config,
             inner: Mutex::new(inner),
             in_flight: AtomicUsize::new(0),
@@ -125,7 +136,8 @@ impl State {
         }
     }
 
-    /// Clears faults, request records, cache and log rows (gateways and stored keys stay).
+    /// Clears faults, request records, cache and log rows, and restores the default dialects and
+    /// model rules (gateways and stored keys stay).
     pub fn reset(&self) {
         let mut inner = self.lock();
         inner.faults.clear();
@@ -133,6 +145,8 @@ impl State {
         inner.cache.clear();
         inner.logs.clear();
         inner.log_faults.clear();
+        inner.dialects = Switches::default();
+        inner.models = ModelRules::default();
         inner.logs_version += 1;
         inner.list_memo = None;
         inner.epoch += 1;

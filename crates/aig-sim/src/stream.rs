@@ -53,6 +53,10 @@ pub enum Mode {
     Malformed,
     /// Head and first content event, then these bytes, then a clean end.
     InjectAfterFirst(Bytes),
+    /// Head, then a clean end (no content, no tail).
+    EndBeforeFirst,
+    /// Head and first content event, then a clean end (no tail).
+    EndAfterFirst,
 }
 
 /// Starts sending `plan` in `mode` with `delay` between events; returns the body to answer with.
@@ -68,8 +72,12 @@ pub fn spawn(plan: StreamPlan, mode: Mode, delay: Duration) -> SimBody {
                 events.extend(plan.tail);
                 events
             }
-            Mode::StallAfterFirst | Mode::CutAfterFirst => {
+            Mode::StallAfterFirst | Mode::CutAfterFirst | Mode::EndAfterFirst => {
                 events.truncate(first);
+                events
+            }
+            Mode::EndBeforeFirst => {
+                events.truncate(head_len);
                 events
             }
             Mode::CutBeforeFirst => Vec::new(),
@@ -93,7 +101,8 @@ pub fn spawn(plan: StreamPlan, mode: Mode, delay: Duration) -> SimBody {
             }
         }
         match mode {
-            Mode::Normal | Mode::Malformed | Mode::InjectAfterFirst(_) => {}
+            Mode::Normal | Mode::Malformed | Mode::InjectAfterFirst(_) | Mode::EndBeforeFirst | Mode::EndAfterFirst => {
+            }
             Mode::StallAfterFirst => {
                 // Hold the body open until the client gives up (or STALL passes).
                 tokio::select! {
@@ -150,5 +159,7 @@ mod tests {
         assert_eq!(collect(spawn(plan(), Mode::CutAfterFirst, z)).await, (vec!["h".into(), "c1".into()], true));
         assert_eq!(collect(spawn(plan(), Mode::CutBeforeFirst, z)).await, (vec![], true));
         assert_eq!(collect(spawn(plan(), Mode::Malformed, z)).await, (vec!["h".into(), "m".into(), "d".into()], false));
+        assert_eq!(collect(spawn(plan(), Mode::EndBeforeFirst, z)).await, (vec!["h".into()], false));
+        assert_eq!(collect(spawn(plan(), Mode::EndAfterFirst, z)).await, (vec!["h".into(), "c1".into()], false));
     }
 }

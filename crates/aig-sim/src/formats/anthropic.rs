@@ -47,6 +47,7 @@ pub fn parse_request(body: &Value) -> Result<ChatRequest, String> {
         include_usage: false,
         max_tokens: Some(max_tokens),
         reply: Reply::Text,
+        history: Vec::new(),
     })
 }
 

@@ -58,6 +58,7 @@ pub fn parse_request(body: &Value, model: &str) -> Result<ChatRequest, String> {
         include_usage: false,
         max_tokens,
         reply: Reply::Text,
+        history: Vec::new(),
     })
 }
 

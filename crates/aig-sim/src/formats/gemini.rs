@@ -46,7 +46,15 @@ pub fn parse_request(body: &Value, model: &str, stream: bool) -> Result<ChatRequ
         }
         Some(_) => return Err("generationConfig must be an object".into()),
     };
-    Ok(ChatRequest { model: model.to_string(), conv, stream, include_usage: false, max_tokens, reply: Reply::Text })
+    Ok(ChatRequest {
+        model: model.to_string(),
+        conv,
+        stream,
+        include_usage: false,
+        max_tokens,
+        reply: Reply::Text,
+        history: Vec::new(),
+    })
 }
 
 /// `{"parts":[{"text":…}, …]}` → the texts joined with a space (non-text parts ignored), the same
@@ -73,9 +81,15 @@ fn finish_reason(finish: Finish) -> &'static str {
     }
 }
 
+/// `usageMetadata`: `candidatesTokenCount` excludes the thinking tokens, which
+/// `thoughtsTokenCount` reports (for a thinking model); `totalTokenCount` includes them.
 fn usage(answer: &Answer) -> Value {
-    let (p, c) = (answer.prompt_tokens, answer.completion_tokens());
-    json!({"promptTokenCount": p, "candidatesTokenCount": c, "totalTokenCount": p + c})
+    let (p, c, r) = (answer.prompt_tokens, answer.completion_tokens(), answer.reasoning_tokens);
+    let mut usage = json!({"promptTokenCount": p, "candidatesTokenCount": c, "totalTokenCount": p + c + r});
+    if r > 0 {
+        usage["thoughtsTokenCount"] = json!(r);
+    }
+    usage
 }
 
 /// The final candidate: the whole text (or none when filtered) with its finish reason.

@@ -13,6 +13,7 @@ pub mod openai;
 use serde_json::Value;
 
 use crate::answer::{Answer, Conversation, Reply};
+use crate::dialect::history::Turn;
 use crate::stream::StreamPlan;
 
 /// What a request asks of the simulated model, whatever its wire format.
@@ -26,8 +27,10 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// `max_tokens` / `max_completion_tokens` / `maxOutputTokens`.
     pub max_tokens: Option<u64>,
-    /// Text, structured output or a function call (only the OpenAI format asks for the latter two).
+    /// Text, structured output or function calls (only the OpenAI format asks for the latter two).
     pub reply: Reply,
+    /// The replayed tool-call history (OpenAI format only; empty for the others).
+    pub history: Vec<Turn>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +59,10 @@ impl Format {
         }
     }
 
-    /// The whole (non-streamed) answer body.
-    pub fn full_body(self, answer: &Answer) -> Value {
+    /// The whole (non-streamed) answer body; `style` only shapes the OpenAI format.
+    pub fn full_body(self, answer: &Answer, style: openai::Style) -> Value {
         match self {
-            Format::OpenAi => openai::completion(answer),
+            Format::OpenAi => openai::completion(answer, style),
             Format::Anthropic => anthropic::message(answer),
             Format::Gemini { .. } => gemini::response(answer),
             Format::Converse => converse::response(answer),
@@ -67,9 +70,9 @@ impl Format {
     }
 
     /// The streamed answer.
-    pub fn stream_plan(self, answer: &Answer, include_usage: bool) -> StreamPlan {
+    pub fn stream_plan(self, answer: &Answer, include_usage: bool, style: openai::Style) -> StreamPlan {
         match self {
-            Format::OpenAi => openai::stream_plan(answer, include_usage),
+            Format::OpenAi => openai::stream_plan(answer, include_usage, style),
             Format::Anthropic => anthropic::stream_plan(answer),
             Format::Gemini { sse } => gemini::stream_plan(answer, sse),
             // Converse requests never stream (see `converse::parse_request`).

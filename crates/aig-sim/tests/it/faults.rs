@@ -165,6 +165,46 @@ async fn malformed_stream_and_body() {
 }
 
 #[tokio::test]
+async fn streams_that_end_without_an_end() {
+    let sim = start().await;
+    fault(sim.addr, "openai", 1, json!({"kind": "end_after_first_chunk"})).await;
+    fault(sim.addr, "openai", 1, json!({"kind": "end_before_first_chunk"})).await;
+    fault(sim.addr, "google-ai-studio", 1, json!({"kind": "end_after_first_chunk"})).await;
+
+    // After some content: a clean close, without a finish_reason or [DONE].
+    let r = post_json(sim.addr, &compat_path(), &[GATEWAY_AUTH], &body("openai/gpt-4o", true)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.complete, "the body ends cleanly");
+    let events = r.events();
+    assert_eq!(events.len(), 2, "role chunk + first content chunk");
+    assert!(!r.text().contains("[DONE]") && !r.text().contains("finish_reason\":\""));
+    assert!(events
+        .iter()
+        .all(|(_, d)| serde_json::from_str::<Value>(d).unwrap()["choices"][0]["finish_reason"].is_null()));
+
+    // Before any content: only the role chunk.
+    let r = post_json(sim.addr, &compat_path(), &[GATEWAY_AUTH], &body("openai/gpt-4o", true)).await;
+    assert!(r.complete);
+    let events = r.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(serde_json::from_str::<Value>(&events[0].1).unwrap()["choices"][0]["delta"]["content"], "");
+
+    // Native Gemini: the first chunk, and no finishReason.
+    let r = post_json(
+        sim.addr,
+        &native_path("google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
+        &[GATEWAY_AUTH],
+        &json!({"contents": [{"parts": [{"text": "Hi"}]}]}),
+    )
+    .await;
+    assert!(r.complete);
+    assert_eq!(r.events().len(), 1);
+    assert!(!r.text().contains("finishReason"));
+    let rows = logs(sim.addr, "").await.json();
+    assert_eq!(rows["result"][0]["tokens_out"], Value::Null, "the client never saw the usage");
+}
+
+#[tokio::test]
 async fn content_filter() {
     let sim = start().await;
     fault(sim.addr, "openai", 2, json!({"kind": "content_filter"})).await;

@@ -456,7 +456,11 @@ async fn google_ai_studio_generate_content() {
         b["candidates"][0],
         json!({"content": {"parts": [{"text": content}], "role": "model"}, "finishReason": "STOP", "index": 0})
     );
-    assert_eq!(b["usageMetadata"], json!({"promptTokenCount": 19, "candidatesTokenCount": 8, "totalTokenCount": 27}));
+    // Gemini 2.5 thinks: R = 2 P, apart from the candidates, inside the total.
+    assert_eq!(
+        b["usageMetadata"],
+        json!({"promptTokenCount": 19, "candidatesTokenCount": 8, "thoughtsTokenCount": 38, "totalTokenCount": 65})
+    );
     assert_eq!(b["modelVersion"], "gemini-2.5-flash");
 
     // SSE framing.

@@ -4,8 +4,10 @@
 mod azure_bedrock;
 mod cli;
 mod client;
+mod dialects;
 mod faults;
 mod inference;
 mod log_faults;
 mod logs;
 mod management;
+mod usage_models;

@@ -22,4 +22,9 @@ pub async fn run(env: &Env) {
         Err(error) => serde_json::json!({"event": "ledger_prune_failed", "error": error}),
     };
     worker::console_log!("{pruned}");
+    let expired = match crate::signatures::prune(env, now_ms() as u64).await {
+        Ok(deleted) => serde_json::json!({"event": "signatures_pruned", "deleted": deleted}),
+        Err(error) => serde_json::json!({"event": "signatures_prune_failed", "error": error}),
+    };
+    worker::console_log!("{expired}");
 }

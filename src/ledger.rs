@@ -1,19 +1,16 @@
 //! The ledger's shell: a request's rows (`gateway_core::account::ledger`) written to D1
-//! (binding `LEDGER`) after its response, one batch per request, in `waitUntil`; the cron's
-//! pruning; and the reads of `/analytics` (`all_json`). A write that fails is retried twice in the background, then logged and counted
-//! (`ledger_write_failed`): it never costs the caller the answer.
-//!
-//! D1 is called through its JavaScript binding directly (`prepare`, `bind`, `batch`): a few
-//! calls, where workers-rs's `d1` feature would bring its own layer into the wasm.
+//! (`crate::d1`) after its response, one batch per request, in `waitUntil`; the cron's pruning;
+//! the reads of `/analytics` go through `crate::d1::all_json`. A write that fails is retried
+//! twice in the background, then logged and counted (`ledger_write_failed`): it never costs the
+//! caller the answer.
 
 use std::cell::Cell;
 use std::time::Duration;
 
 use gateway_core::account::ledger::{self, Row, Value, INSERT, PRUNE, PRUNE_BATCH};
-use js_sys::{Array, Function, Promise, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env};
+
+pub use crate::d1::{all_json, is_bound};
 
 thread_local! {
     /// Batches this isolate failed to write (after its retries), since it started.
@@ -105,12 +102,13 @@ pub async fn write(env: &Env, rows: &[Row]) {
         if delay_ms > 0 {
             Delay::from(Duration::from_millis(delay_ms)).await;
         }
-        match insert(env, rows).await {
+        let statements: Vec<(&str, Vec<Value>)> = rows.iter().map(|row| (INSERT, row.params())).collect();
+        match crate::d1::batch(env, &statements).await {
             Ok(()) => {
                 SCHEMA.with(|s| s.set(Schema::Present));
                 return;
             }
-            Err(e) => last = describe(&e),
+            Err(e) => last = e,
         }
         if is_missing_table(&last) {
             break;
@@ -144,44 +142,19 @@ pub async fn write(env: &Env, rows: &[Row]) {
     worker::console_error!("{line}");
 }
 
-async fn insert(env: &Env, rows: &[Row]) -> Result<(), JsValue> {
-    let db = database(env)?;
-    let prepare = method(&db, "prepare")?;
-    let statements = Array::new();
-    for row in rows {
-        let statement = prepare.call1(&db, &JsValue::from_str(INSERT))?;
-        let values: Array = row.params().iter().map(js_value).collect();
-        statements.push(&method(&statement, "bind")?.apply(&statement, &values)?);
-    }
-    let batch = method(&db, "batch")?.call1(&db, &statements)?;
-    JsFuture::from(batch.dyn_into::<Promise>()?).await?;
-    Ok(())
-}
-
 /// The cron's part: deletes the rows of days before the retention window, a bounded batch per
 /// statement, up to `max_batches` statements. Returns how many rows went.
 pub async fn prune(env: &Env, now_ms: i64, retention_days: u32, max_batches: u32) -> Result<u64, String> {
     let first_kept = ledger::first_kept_day(now_ms, retention_days);
     let mut deleted = 0;
     for _ in 0..max_batches {
-        let changes = run(env, PRUNE, &[Value::Int(first_kept)]).await.map_err(|e| describe(&e))?;
+        let changes = crate::d1::run(env, PRUNE, &[Value::Int(first_kept)]).await?;
         deleted += changes;
         if changes < u64::from(PRUNE_BATCH) {
             break;
         }
     }
     Ok(deleted)
-}
-
-/// Runs one statement; the rows it changed.
-async fn run(env: &Env, sql: &str, params: &[Value]) -> Result<u64, JsValue> {
-    let db = database(env)?;
-    let statement = method(&db, "prepare")?.call1(&db, &JsValue::from_str(sql))?;
-    let values: Array = params.iter().map(js_value).collect();
-    let bound = method(&statement, "bind")?.apply(&statement, &values)?;
-    let result = JsFuture::from(method(&bound, "run")?.call0(&bound)?.dyn_into::<Promise>()?).await?;
-    let meta = Reflect::get(&result, &"meta".into())?;
-    Ok(Reflect::get(&meta, &"changes".into())?.as_f64().unwrap_or(0.0) as u64)
 }
 
 /// Today's callers, `(agent, repository)`, as the ledger saw them (at most `limit` pairs).
@@ -195,52 +168,4 @@ pub async fn callers_on(env: &Env, day: i64, limit: u32) -> Result<Vec<(Option<S
     let text = all_json(env, sql, &[Value::Int(day), Value::Int(limit.into())]).await?;
     let rows: Vec<Caller> = gateway_core::json::from_str(&text).map_err(|e| e.to_string())?;
     Ok(rows.into_iter().map(|c| (c.agent, c.repository)).collect())
-}
-
-/// Runs one read (`/analytics`): its rows, D1's `results`, as JSON text for the core to parse
-/// (sums the SQL casts to TEXT stay exact; JSON numbers here are small integers).
-pub async fn all_json(env: &Env, sql: &str, params: &[Value]) -> Result<String, String> {
-    async fn all(env: &Env, sql: &str, params: &[Value]) -> Result<String, JsValue> {
-        let db = database(env)?;
-        let statement = method(&db, "prepare")?.call1(&db, &JsValue::from_str(sql))?;
-        let values: Array = params.iter().map(js_value).collect();
-        let bound = method(&statement, "bind")?.apply(&statement, &values)?;
-        let result = JsFuture::from(method(&bound, "all")?.call0(&bound)?.dyn_into::<Promise>()?).await?;
-        let rows = Reflect::get(&result, &"results".into())?;
-        js_sys::JSON::stringify(&rows)?.as_string().ok_or_else(|| JsValue::from_str("D1's results are not JSON"))
-    }
-    all(env, sql, params).await.map_err(|e| describe(&e))
-}
-
-/// Whether the `LEDGER` binding exists.
-pub fn is_bound(env: &Env) -> bool {
-    database(env).is_ok()
-}
-
-fn database(env: &Env) -> Result<JsValue, JsValue> {
-    let db = Reflect::get(env.as_ref(), &"LEDGER".into())?;
-    if db.is_undefined() {
-        return Err(JsValue::from_str("no D1 binding `LEDGER` (see wrangler.toml)"));
-    }
-    Ok(db)
-}
-
-fn method(target: &JsValue, name: &str) -> Result<Function, JsValue> {
-    Reflect::get(target, &name.into())?.dyn_into::<Function>()
-}
-
-fn js_value(v: &Value) -> JsValue {
-    match v {
-        Value::Null => JsValue::NULL,
-        // Times and counts: below 2^53, exact as a double.
-        Value::Int(i) => JsValue::from_f64(*i as f64),
-        Value::Text(t) => JsValue::from_str(t),
-    }
-}
-
-fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "unknown error".to_owned())
 }

@@ -12,6 +12,7 @@ mod alerts;
 mod analytics;
 mod context;
 mod cron;
+mod d1;
 mod durable;
 mod incoming;
 mod ledger;
@@ -19,6 +20,7 @@ mod log;
 mod relay;
 mod respond;
 mod routes;
+mod signatures;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -25,15 +25,19 @@ pub struct Decision {
     /// What the answering provider has left of today's budget (`x-gateway-budget-remaining-usd`),
     /// this request counted at its worst case.
     pub budget_remaining: Option<gateway_core::account::pricing::Usd>,
+    /// What the caller should know of how its answer was checked or priced
+    /// (`x-gateway-warning`): a schema the gateway does not check in full, a cost unknown.
+    pub warnings: Vec<String>,
 }
 
 impl Decision {
-    /// What the engine's run decided, with AI Gateway's headers of its last attempt.
-    pub fn of(record: &Record, targets: &[Target<'_>], seen: Seen) -> Decision {
+    /// What the engine's run decided, with AI Gateway's headers of its last attempt; the model
+    /// named is the one that answered (`answered_model`, when it was not the target's).
+    pub fn of(record: &Record, targets: &[Target<'_>], seen: Seen, answered_model: Option<&str>) -> Decision {
         let last = record.last_target.map(|i| &targets[i]);
         Decision {
             provider: last.map(|t| t.provider.to_owned()),
-            model: last.map(|t| t.id[t.provider.len() + 1..].to_owned()),
+            model: answered_model.map(str::to_owned).or_else(|| last.map(|t| t.model().to_owned())),
             attempts: record.attempts,
             trace: record.trace.clone(),
             log_id: seen.log_id,
@@ -41,6 +45,7 @@ impl Decision {
             charged: Some(record.charged),
             request_id: None,
             budget_remaining: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -58,6 +63,7 @@ impl Decision {
             ("x-gateway-cost-usd", self.charged.map(|c| c.to_string())),
             ("x-gateway-request-id", self.request_id.clone()),
             ("x-gateway-budget-remaining-usd", self.budget_remaining.map(|c| c.to_string())),
+            ("x-gateway-warning", (!self.warnings.is_empty()).then(|| header_text(&self.warnings.join("; ")))),
         ];
         h.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))));
         h
@@ -70,6 +76,11 @@ impl Decision {
         }
         h
     }
+}
+
+/// Text as a header value: printable ASCII, at most 1,000 bytes.
+fn header_text(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).take(1000).collect()
 }
 
 /// An error in the OpenAI shape, with `Retry-After` and `Allow` where they apply.

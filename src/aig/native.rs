@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use gateway_core::account::pricing::{Prices, Usd};
+use gateway_core::account::pricing::{AnswerCost, Prices, Usd};
 use gateway_core::aig::answer as up;
 use gateway_core::aig::call::{self as gateway, Caller};
+use gateway_core::aig::judge::Judged;
 use gateway_core::config::Settings;
 use gateway_core::engine::AttemptEnd;
 use gateway_core::error::{redact, GatewayError};
@@ -113,26 +114,14 @@ impl Protocol for Native<'_> {
         })
     }
 
-    fn whole(&self, _target: usize, body: &[u8], cache_hit: bool) -> Whole {
-        match usage::read_answer(self.shape.wire, body) {
-            Ok(answer) if cache_hit => Whole::Answer {
-                end: AttemptEnd::CacheHit,
-                content_filtered: false,
-                tokens: answer.usage.map(|u| u.tokens),
-            },
-            Ok(answer) => {
-                let cost = native_cost(
-                    &self.prices,
-                    self.provider,
-                    self.shape.model.as_deref(),
-                    answer.model.as_deref(),
-                    answer.usage,
-                );
-                let tokens = answer.usage.map(|u| u.tokens);
-                Whole::Answer { end: AttemptEnd::AnswerRead { cost }, content_filtered: false, tokens }
-            }
-            Err(err) => Whole::Malformed(err),
-        }
+    fn whole(&self, _target: usize, body: Vec<u8>, cache_hit: bool) -> Whole {
+        let answer = match usage::read_answer(self.shape.wire, &body) {
+            Ok(answer) => answer,
+            Err(err) => return Whole::Malformed(err),
+        };
+        let priced = self.cost(answer.model.as_deref(), answer.usage);
+        let end = if cache_hit { AttemptEnd::CacheHit } else { AttemptEnd::AnswerRead { cost: priced.cost.usd } };
+        Whole::Judged { body, judged: judged(end, priced, answer.usage), signatures: Vec::new() }
     }
 
     fn observer(&self, _target: usize, cache_hit: bool, _charged_before: Usd) -> (NativeStream, CostFn<NativeStream>) {
@@ -143,22 +132,44 @@ impl Protocol for Native<'_> {
                 return Some(Usd::ZERO);
             }
             let tally = s.tally();
-            native_cost(&prices, provider, model.as_deref(), tally.model.as_deref(), tally.usage)
+            let priced = usage::cost(&prices, provider, model.as_deref(), tally.model.as_deref(), tally.usage);
+            if let Some(warning) = &priced.cost.warning {
+                worker::console_warn!("{warning}");
+            }
+            priced.cost.usd
         };
         (NativeStream::new(self.shape.wire, framing), Box::new(cost))
     }
+
+    fn stream_judged(&self, _target: usize, stream: &NativeStream, end: AttemptEnd, cache_hit: bool) -> Judged {
+        let tally = stream.tally();
+        let priced = self.cost(tally.model.as_deref(), tally.usage);
+        let end = if cache_hit { AttemptEnd::CacheHit } else { end };
+        judged(end, priced, tally.usage)
+    }
+
+    fn answered_by(&self, _target: usize, named: Option<&str>) -> Option<String> {
+        let asked = self.shape.model.as_deref()?;
+        gateway_core::names::answered_by(asked, named)
+    }
 }
 
-fn native_cost(
-    prices: &Prices,
-    provider: Provider,
-    request_model: Option<&str>,
-    answer_model: Option<&str>,
-    usage: Option<NativeUsage>,
-) -> Option<Usd> {
-    let cost = usage::cost(prices, provider, request_model, answer_model, usage);
-    if let Some(warning) = &cost.warning {
-        worker::console_warn!("{warning}");
+impl Native<'_> {
+    /// The cost of a native answer, priced as the model that answered.
+    fn cost(&self, answered: Option<&str>, usage: Option<NativeUsage>) -> AnswerCost {
+        usage::cost(&self.prices, self.provider, self.shape.model.as_deref(), answered, usage)
     }
-    cost.usd
+}
+
+/// A native answer judged: its books' end, usage and the model that answered. Nothing else is
+/// asked of a provider's own format (no `response_format`, no filter to fail over from).
+fn judged(end: AttemptEnd, priced: AnswerCost, usage: Option<NativeUsage>) -> Judged {
+    Judged {
+        end,
+        content_filtered: false,
+        tokens: usage.map(|u| u.tokens),
+        answered_by: priced.answered_by,
+        invalid: None,
+        warnings: priced.cost.warning.into_iter().collect(),
+    }
 }

@@ -14,15 +14,17 @@ use std::time::Duration;
 use gateway_core::account::breaker::{health_of_stream, Health};
 use gateway_core::account::ledger::{Meter, Row};
 use gateway_core::account::limits::Refusal;
-use gateway_core::account::pricing::{Tokens, Usd};
+use gateway_core::account::pricing::Usd;
 use gateway_core::account::scopes::Scope;
 use gateway_core::aig::answer::{self as aig_answer, AttemptOutcome};
+use gateway_core::aig::judge::Judged;
 use gateway_core::config::RetryPolicy;
 use gateway_core::config::Settings;
 use gateway_core::engine::{self, books, AttemptEnd, Books, Exchange, Fallback, Record, Rules, Runtime, Target, Win};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
 use gateway_core::relay::pump::Pump;
 use gateway_core::relay::Observer;
+use gateway_core::tools::IssuedSignature;
 use worker::{Context, Delay, Env};
 
 use super::fetch::{self, Body, BodyError, Bounds, Read, SendError};
@@ -39,14 +41,11 @@ pub struct Outgoing<'a> {
     pub body: Cow<'a, [u8]>,
 }
 
-/// What a whole (non-streamed) answer turned out to be.
+/// What a whole answer (or a stream read to its end before it committed) turned out to be.
 pub enum Whole {
-    Answer {
-        end: AttemptEnd,
-        content_filtered: bool,
-        /// The usage it reported.
-        tokens: Option<Tokens>,
-    },
+    /// An answer, judged (`gateway_core::aig::judge`): its body for the caller, as the protocol
+    /// made it right, and the thought signatures it carried (the signature memory's).
+    Judged { body: Vec<u8>, judged: Judged, signatures: Vec<IssuedSignature> },
     /// A 200 that is not an answer: it may have been billed.
     Malformed(GatewayError),
 }
@@ -69,15 +68,20 @@ pub trait Protocol {
         retry_after: Option<String>,
     ) -> Self::Failure;
     /// Reads a whole answer.
-    fn whole(&self, target: usize, body: &[u8], cache_hit: bool) -> Whole;
+    fn whole(&self, target: usize, body: Vec<u8>, cache_hit: bool) -> Whole;
     /// The observer of a stream from `targets[target]`, and how to price what it saw;
     /// `charged_before` is what the request's earlier attempts were charged.
     fn observer(&self, target: usize, cache_hit: bool, charged_before: Usd)
         -> (Self::Observer, CostFn<Self::Observer>);
-    /// A complete stream that carried no content because the provider's filter blocked it.
-    fn stream_filtered(&self, _observer: &Self::Observer) -> bool {
+    /// A stream held to its end (its commit point is the end of the answer: JSON mode).
+    fn held(&self) -> bool {
         false
     }
+    /// A stream that ended before its commit point (or was held to its end), judged: `end` is
+    /// how its pump ended it.
+    fn stream_judged(&self, target: usize, observer: &Self::Observer, end: AttemptEnd, cache_hit: bool) -> Judged;
+    /// The model that answered, when the answer named another than `targets[target]`'s.
+    fn answered_by(&self, target: usize, named: Option<&str>) -> Option<String>;
 }
 
 /// An answer for the client.
@@ -119,6 +123,12 @@ pub struct AigRuntime<'a, P: Protocol> {
     scopes: Vec<Scope>,
     /// What the last admitted attempt's provider had left of today's budget.
     budget_remaining: std::cell::Cell<Option<Usd>>,
+    /// What the attempts' answers warned of (a cost unknown, a check past its bounds).
+    warnings: RefCell<Vec<String>>,
+    /// The thought signatures of the last whole answer (the signature memory's).
+    signatures: RefCell<Vec<IssuedSignature>>,
+    /// What the provider said of a model it answered is not available (the mark's reason).
+    unavailable_reason: RefCell<Option<String>>,
 }
 
 /// What a run of the engine produced.
@@ -130,6 +140,10 @@ pub struct Ran<O: Observer + 'static, F> {
     pub meters: Vec<Meter>,
     /// The answering provider's budget left, as its reserve saw it.
     pub budget_remaining: Option<Usd>,
+    /// What the attempts' answers warned of.
+    pub warnings: Vec<String>,
+    /// The thought signatures of the whole answer given to the caller.
+    pub signatures: Vec<IssuedSignature>,
 }
 
 pub fn now() -> u64 {
@@ -159,6 +173,9 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
             current: RefCell::default(),
             scopes: Vec::new(),
             budget_remaining: std::cell::Cell::new(None),
+            warnings: RefCell::default(),
+            signatures: RefCell::default(),
+            unavailable_reason: RefCell::default(),
         }
     }
 
@@ -186,6 +203,8 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
             seen: self.seen.take(),
             meters: self.meters.take(),
             budget_remaining: self.budget_remaining.get(),
+            warnings: self.warnings.take(),
+            signatures: self.signatures.take(),
         }
     }
 
@@ -214,6 +233,7 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
             self.env,
             self.wctx,
             target.provider,
+            target.model(),
             target.limits,
             &self.scopes,
             target.worst_case,
@@ -256,12 +276,23 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
         meter.ended_ms = now();
         meter.cost = match &exchange {
             Exchange::Answer { end, .. } => end.and_then(AttemptEnd::cost),
-            Exchange::Failed { end, .. } => end.cost(),
+            Exchange::Failed { end, .. } | Exchange::Invalid { end, .. } => end.cost(),
         };
         let seen = self.seen.borrow();
         (meter.log_id, meter.cache) = (seen.log_id.clone(), seen.cache_status.clone());
         self.meters.borrow_mut().push(meter);
         exchange
+    }
+
+    fn mark_unavailable(&self, target: &Target<'_>) {
+        // A native target whose model the path does not name has nothing to mark.
+        let model = target.model();
+        if model.is_empty() || model == "-" {
+            return;
+        }
+        let reason = self.unavailable_reason.take().unwrap_or_default();
+        let (env, provider, model) = (self.env.clone(), target.provider.to_owned(), model.to_owned());
+        self.wctx.wait_until(async move { limiter::mark_unavailable(&env, &provider, &model, &reason).await });
     }
 
     async fn sleep(&self, ms: u64) {
@@ -376,23 +407,19 @@ impl<P: Protocol> AigRuntime<'_, P> {
                 Some(r) => aig_answer::refusal_error(r, status, &bytes, retry_after.clone(), id, &secret_refs).into(),
                 None => self.protocol.failure(target, status, content_type, &bytes, retry_after.clone()),
             };
-            return Exchange::Failed {
-                outcome: aig_answer::outcome_of(status, refusal),
-                end: AttemptEnd::ErrorStatus,
-                failure,
-                retry_after,
-            };
+            let outcome = aig_answer::outcome_of(status, refusal, &bytes);
+            if outcome == AttemptOutcome::ModelUnavailable {
+                *self.unavailable_reason.borrow_mut() =
+                    Some(redact(&aig_answer::upstream_message(&bytes), &secret_refs));
+            }
+            return Exchange::Failed { outcome, end: AttemptEnd::ErrorStatus, failure, retry_after };
         }
 
-        match self.protocol.whole(target, &bytes, cache_hit) {
-            Whole::Answer { end, content_filtered, tokens } => {
-                self.current.borrow_mut().tokens = tokens;
-                Exchange::Answer {
-                    answer: Answered { status, content_type, body: AnswerBody::Whole { bytes, copy: None } },
-                    status,
-                    end: Some(end),
-                    content_filtered,
-                }
+        match self.protocol.whole(target, bytes, cache_hit) {
+            Whole::Judged { body, judged, signatures } => {
+                *self.signatures.borrow_mut() = signatures;
+                let answer = Answered { status, content_type, body: AnswerBody::Whole { bytes: body, copy: None } };
+                self.judged(judged, answer, status)
             }
             Whole::Malformed(err) => Exchange::Failed {
                 outcome: AttemptOutcome::MalformedAnswer,
@@ -415,40 +442,60 @@ impl<P: Protocol> AigRuntime<'_, P> {
         let Head { status, content_type, cache_hit } = head;
         let idle = Duration::from_millis(self.settings.stream_idle_timeout_ms.into());
         let (observer, cost) = self.protocol.observer(target, cache_hit, charged_before);
-        let pump = Pump::new(observer, cost, idle.as_millis() as u64, self.secrets());
+        let mut pump = Pump::new(observer, cost, idle.as_millis() as u64, self.secrets());
+        // A stream held to its end has until the request's deadline, not its first byte's.
+        let until = if self.protocol.held() {
+            pump.hold_until_complete();
+            self.deadline_ms
+        } else {
+            until
+        };
         let mut upstream = Upstream::new(bytes, pump, idle);
         if let Some(limit) = self.capture {
             upstream.capture(limit);
         }
         match upstream.open(until).await {
-            Opened::Committed { upstream } => Exchange::Answer {
-                answer: Answered { status, content_type, body: AnswerBody::Stream { upstream } },
-                status,
-                end: None,
-                content_filtered: false,
-            },
-            Opened::Whole { ending, observer } => {
-                self.current.borrow_mut().tokens = observer.tokens();
-                let content_filtered = self.protocol.stream_filtered(&observer);
-                let end = match ending.end {
-                    AttemptEnd::StreamComplete { cost } if content_filtered => AttemptEnd::ContentFiltered { cost },
-                    end => end,
-                };
+            Opened::Committed { upstream, model } => {
+                self.current.borrow_mut().answered_model = self.protocol.answered_by(target, model.as_deref());
                 Exchange::Answer {
-                    answer: Answered {
-                        status,
-                        content_type,
-                        body: AnswerBody::Whole { bytes: ending.out, copy: ending.copy },
-                    },
+                    answer: Answered { status, content_type, body: AnswerBody::Stream { upstream } },
                     status,
-                    end: Some(end),
-                    content_filtered,
+                    end: None,
+                    content_filtered: false,
                 }
+            }
+            Opened::Whole { ending, observer } => {
+                let judged = self.protocol.stream_judged(target, &observer, ending.end, cache_hit);
+                *self.signatures.borrow_mut() = observer.signatures().to_vec();
+                let body = AnswerBody::Whole { bytes: ending.out, copy: ending.copy };
+                self.judged(judged, Answered { status, content_type, body }, status)
             }
             Opened::Failed(f) => {
                 Exchange::Failed { outcome: f.outcome, end: f.end, failure: f.error.into(), retry_after: None }
             }
         }
+    }
+}
+
+impl<P: Protocol> AigRuntime<'_, P> {
+    /// The exchange of a judged answer: measured (its usage, the model that answered), its
+    /// warnings kept, and the answer for the caller or the attempt ended as invalid.
+    fn judged(
+        &self,
+        judged: Judged,
+        answer: Answered<P::Observer>,
+        status: u16,
+    ) -> Exchange<Answered<P::Observer>, P::Failure> {
+        {
+            let mut meter = self.current.borrow_mut();
+            meter.tokens = judged.tokens;
+            meter.answered_model = judged.answered_by.clone();
+        }
+        for warning in &judged.warnings {
+            worker::console_warn!("{warning}");
+        }
+        self.warnings.borrow_mut().extend(judged.warnings.iter().cloned());
+        judged.exchange(answer, status)
     }
 }
 

@@ -1,17 +1,24 @@
 //! The unified route's protocol (`/v1/chat/completions`): OpenAI Chat Completions on AI
-//! Gateway's compat (or REST) endpoint, the body re-addressed to each target's model.
+//! Gateway's compat (or REST) endpoint, the body re-addressed to each target's model and its
+//! tool history made valid for that target; answers normalised for OpenAI clients and judged
+//! (`gateway_core::aig::judge`: cost, the model that answered, `response_format`).
 
 use std::borrow::Cow;
+use std::rc::Rc;
 
-use gateway_core::account::pricing::{Price, Usd};
+use gateway_core::account::pricing::{Prices, Usd};
 use gateway_core::aig::answer::{self as up, Usage};
 use gateway_core::aig::cache::{self, CallerCache};
 use gateway_core::aig::call::{self as gateway, Caller};
+use gateway_core::aig::judge::{Judge, Judged};
 use gateway_core::config::{CachePolicy, Settings, Target};
 use gateway_core::engine::{books, AttemptEnd};
 use gateway_core::error::GatewayError;
+use gateway_core::names;
 use gateway_core::relay::SseRelay;
 use gateway_core::request::{ChatRequest, OutputLimit};
+use gateway_core::tools::memory::{lookup_for, Remembered};
+use gateway_core::tools::{normalise_completion, ToolFamily};
 
 use super::runtime::{Outgoing, Protocol, Whole};
 use crate::relay::CostFn;
@@ -21,8 +28,7 @@ pub struct Unified<'a> {
     pub url: &'a str,
     pub chat: &'a ChatRequest<'a>,
     pub targets: &'a [Target],
-    /// The price of each target (configuration validation guarantees one).
-    pub prices: Vec<&'a Price>,
+    pub prices: Rc<Prices>,
     /// What one attempt on each target may cost at most (what its reservation holds).
     pub worst_cases: Vec<Usd>,
     pub caller: &'a Caller,
@@ -31,6 +37,22 @@ pub struct Unified<'a> {
     pub caller_cache: CallerCache<'a>,
     /// The route's output limit, sent when the request sets none (what its worst case reserved).
     pub output_limit: u64,
+    /// Thought signatures this gateway relayed to the caller earlier, for the calls of its
+    /// history that came back without one (the signature memory).
+    pub remembered: Vec<Remembered>,
+}
+
+impl Unified<'_> {
+    fn judge(&self, target: usize, cache_hit: bool) -> Judge<'_> {
+        let t = &self.targets[target];
+        Judge {
+            prices: &self.prices,
+            provider: t.provider(),
+            model: t.model(),
+            contract: self.chat.response_format.as_ref(),
+            cache_hit,
+        }
+    }
 }
 
 impl Protocol for Unified<'_> {
@@ -44,7 +66,10 @@ impl Protocol for Unified<'_> {
     fn outgoing(&self, target: usize, attempt: u32) -> Outgoing<'_> {
         let t = &self.targets[target];
         let limit = OutputLimit::for_target(t.provider(), t.model(), self.output_limit);
-        let body = self.chat.rewrite_bounded(&gateway::upstream_model(self.settings.endpoint, t), Some(limit));
+        let family = ToolFamily::of(t.provider(), t.model());
+        let signature_of = lookup_for(&self.remembered, t.provider(), t.model());
+        let model = gateway::upstream_model(self.settings.endpoint, t);
+        let body = self.chat.rewrite_for(&model, Some(limit), family, &signature_of);
         let mut headers = gateway::chat_headers(self.settings, gateway::metadata(self.caller, self.alias, attempt));
         headers.extend(cache::headers(self.cache, self.caller_cache, self.chat.stream, t, &body));
         Outgoing { url: self.url, headers, body: Cow::Owned(body) }
@@ -67,51 +92,52 @@ impl Protocol for Unified<'_> {
         )
     }
 
-    fn whole(&self, target: usize, body: &[u8], cache_hit: bool) -> Whole {
-        match up::read_completion(body) {
-            Ok(c) => {
-                let cost = attempt_cost(self.prices[target], c.usage, cache_hit);
-                let content_filtered = c.finish_reason.as_deref() == Some("content_filter");
-                let end = match (cache_hit, content_filtered) {
-                    (true, _) => AttemptEnd::CacheHit,
-                    (false, true) => AttemptEnd::ContentFiltered { cost },
-                    (false, false) => AttemptEnd::AnswerRead { cost },
-                };
-                Whole::Answer { end, content_filtered, tokens: c.usage.map(|u| u.tokens()) }
-            }
+    fn whole(&self, target: usize, body: Vec<u8>, cache_hit: bool) -> Whole {
+        // Tool calls as OpenAI clients read them, whichever provider wrote them.
+        let normalised = normalise_completion(&body);
+        let signatures = normalised.signatures;
+        let body = match normalised.body {
+            Cow::Borrowed(_) => body,
+            Cow::Owned(fixed) => fixed,
+        };
+        match self.judge(target, cache_hit).completion(&body) {
+            Ok(judged) => Whole::Judged { body, judged, signatures },
             Err(err) => Whole::Malformed(err),
         }
     }
 
     fn observer(&self, target: usize, cache_hit: bool, charged_before: Usd) -> (SseRelay, CostFn<SseRelay>) {
-        let price = self.prices[target].clone();
         let worst = self.worst_cases[target];
+        let t = &self.targets[target];
+        let (prices, provider, model) = (self.prices.clone(), t.provider().to_owned(), t.model().to_owned());
+        let price = move |usage: Option<&Usage>, answered: Option<&str>| {
+            let judge = Judge { prices: &prices, provider: &provider, model: &model, contract: None, cache_hit };
+            judge.cost(usage, answered).cost.usd
+        };
+        let stamp = price.clone();
         // The usage event says what the request will have been charged if the stream ends
         // there: the earlier attempts' charges and this one's, as the books will settle it.
-        let stamp_price = price.clone();
-        let charge = move |usage: &Usage| {
-            let end = AttemptEnd::StreamComplete { cost: attempt_cost(&stamp_price, Some(*usage), cache_hit) };
+        let charge = move |usage: &Usage, answered: Option<&str>| {
+            let end = AttemptEnd::StreamComplete { cost: stamp(Some(usage), answered) };
             charged_before.saturating_add(books(end).charge(worst))
         };
-        let relay = SseRelay::with_cost(Box::new(charge));
-        (relay, Box::new(move |relay: &SseRelay| attempt_cost(&price, relay.summary().usage, cache_hit)))
+        let mut relay = SseRelay::with_cost(Box::new(charge));
+        if self.held() {
+            relay.answer_mut().gather_content();
+        }
+        let cost = move |relay: &SseRelay| price(relay.summary().usage.as_ref(), relay.answer().model());
+        (relay, Box::new(cost))
     }
 
-    fn stream_filtered(&self, relay: &SseRelay) -> bool {
-        let s = relay.summary();
-        !s.saw_content && s.finish_reason.as_deref() == Some("content_filter")
+    fn held(&self) -> bool {
+        self.chat.stream && self.chat.response_format.is_some()
     }
-}
 
-/// The cost of an answered attempt: 0 for a cache hit, the price table's for its usage, `None`
-/// (charged at the worst case) when usage is missing or a price component is unknown.
-fn attempt_cost(price: &Price, usage: Option<Usage>, cache_hit: bool) -> Option<Usd> {
-    if cache_hit {
-        return Some(Usd::ZERO);
+    fn stream_judged(&self, target: usize, relay: &SseRelay, end: AttemptEnd, cache_hit: bool) -> Judged {
+        self.judge(target, cache_hit).stream(relay, end)
     }
-    let cost = price.cost(usage?.tokens());
-    if let Some(warning) = &cost.warning {
-        worker::console_warn!("{warning}");
+
+    fn answered_by(&self, target: usize, named: Option<&str>) -> Option<String> {
+        names::answered_by(self.targets[target].model(), named)
     }
-    cost.usd
 }

@@ -49,9 +49,9 @@ fn with<T>(name: &str, f: impl FnOnce(&mut Slot) -> T) -> T {
 
 /// A request admitted under this isolate's lease of limiter `name`: its ticket, and the budget
 /// left and spend share to report.
-pub fn admit(name: &str, amount: Usd, now: u64) -> Option<(Ticket, Usd, f64)> {
+pub fn admit(name: &str, model: Option<&str>, amount: Usd, now: u64) -> Option<(Ticket, Usd, f64)> {
     with(name, |slot| {
-        let ticket = slot.local.admit(amount, now)?;
+        let ticket = slot.local.admit(model, amount, now)?;
         Some((ticket, slot.remaining(), slot.used_share))
     })
 }
@@ -63,6 +63,12 @@ pub fn observe(name: &str, remaining: Usd, used_share: f64) {
 
 pub fn settle(name: &str, ticket: Ticket, actual: Option<Usd>, health: Health) {
     with(name, |slot| slot.local.settle(ticket, actual, health));
+}
+
+/// `model` was answered unavailable: not admitted under this isolate's lease of limiter `name`
+/// while its mark lasts (the limiter is told too).
+pub fn note_unavailable(name: &str, model: &str, now: u64) {
+    with(name, |slot| slot.local.note_unavailable(model, now));
 }
 
 pub fn cancel(name: &str, ticket: Ticket) {

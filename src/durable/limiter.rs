@@ -22,6 +22,40 @@ use crate::durable::leases;
 
 pub const BINDING: &str = "LIMITER";
 
+thread_local! {
+    /// Models this isolate saw answered unavailable (its own attempts, or a limiter's refusal),
+    /// `(provider/model, what the provider said, until)`: `/healthz`'s warnings.
+    static UNAVAILABLE: std::cell::RefCell<Vec<(String, String, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn note_unavailable_model(target: String, why: String, until: u64) {
+    UNAVAILABLE.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        seen.retain(|(t, _, _)| *t != target);
+        seen.push((target, why, until));
+        // A provider keeps at most a few dozen marks; so does this list.
+        if seen.len() > 64 {
+            seen.remove(0);
+        }
+    });
+}
+
+/// The models this isolate knows are answered unavailable now, each as a warning.
+pub fn unavailable_models(now: u64) -> Vec<String> {
+    UNAVAILABLE.with(|seen| {
+        seen.borrow()
+            .iter()
+            .filter(|(_, _, until)| *until > now)
+            .map(|(target, why, until)| {
+                format!(
+                    "{target} answered that it is not available ({why}); skipped for {} s more",
+                    (until - now) / 1000
+                )
+            })
+            .collect()
+    })
+}
+
 /// A held reservation: in the provider's limiter and in every scope's the request falls under.
 /// It must end in [`Reservation::close`]; one that is dropped is released by each limiter after
 /// its time-to-live, and settled at its worst case under this isolate's leases (what its
@@ -63,6 +97,9 @@ struct AtLimiter {
 pub enum Op {
     Reserve {
         id: String,
+        /// The target's model, for a provider's limiter (it refuses one marked unavailable).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
         amount: Usd,
         policy: Policy,
         /// The limiter's own name (a provider or a scope key), for its alerts.
@@ -90,6 +127,8 @@ pub enum Op {
     },
     /// The attempt never started (another limiter refused it): released and uncounted.
     Cancel { id: String },
+    /// The provider answered that `model` does not exist or is no longer served.
+    MarkUnavailable { model: String, reason: String, name: String },
     /// Today's state; `breaker` is the provider's configured circuit breaker (shown even before
     /// any attempt has given it to the limiter).
     Snapshot {
@@ -167,18 +206,20 @@ fn reservation_id(now: u64) -> String {
 ///
 /// A limiter that cannot be reached refuses (fail closed): spending without a budget check is
 /// exactly what the limiter exists to prevent.
+#[allow(clippy::too_many_arguments)]
 pub async fn reserve(
     env: &Env,
     wctx: &Rc<Context>,
     provider: &str,
+    model: &str,
     policy: Policy,
     scopes: &[Scope],
     worst_case: Usd,
     leases: bool,
 ) -> Reserved {
     let now = worker::Date::now().as_millis();
-    let mut asks = vec![reserve_one(env, provider.to_owned(), policy, now, worst_case, leases)];
-    asks.extend(scopes.iter().map(|s| reserve_one(env, s.key(), s.policy, now, worst_case, leases)));
+    let mut asks = vec![reserve_one(env, provider.to_owned(), Some(model), policy, now, worst_case, leases)];
+    asks.extend(scopes.iter().map(|s| reserve_one(env, s.key(), None, s.policy, now, worst_case, leases)));
     let answers = join_all(asks).await;
     let mut held = Vec::with_capacity(answers.len());
     let mut refused: Option<Refusal> = None;
@@ -192,7 +233,13 @@ pub async fn reserve(
                 }
                 match answer.result {
                     Ok(h) => held.push(h),
-                    Err(refusal) if i == 0 => refused = refused.or(Some(refusal)),
+                    Err(refusal) if i == 0 => {
+                        if refusal.model_unavailable {
+                            let until = now + refusal.retry_after_secs * 1000;
+                            note_unavailable_model(format!("{provider}/{model}"), refusal.message.clone(), until);
+                        }
+                        refused = refused.or(Some(refusal))
+                    }
                     // A scope's refusal wins over the provider's: it is the caller's own limit.
                     Err(refusal) => {
                         if refused.as_ref().is_none_or(|r| r.ends_request.is_none()) {
@@ -243,13 +290,14 @@ struct OneLimiter {
 async fn reserve_one(
     env: &Env,
     name: String,
+    model: Option<&str>,
     policy: Policy,
     now: u64,
     amount: Usd,
     leases: bool,
 ) -> Result<OneLimiter, Refusal> {
     if leases {
-        if let Some((ticket, remaining, used_share)) = leases::admit(&name, amount, now) {
+        if let Some((ticket, remaining, used_share)) = leases::admit(&name, model, amount, now) {
             let result = Ok(Held::Lease { name, ticket, policy });
             return Ok(OneLimiter { result, alerts: Vec::new(), remaining, used_share });
         }
@@ -264,7 +312,8 @@ async fn reserve_one(
     let report = leases.then(|| leases::with_request(&name, amount, now));
     let lease = report.as_ref().and_then(|r| r.sync().cloned());
     let id = reservation_id(now);
-    let op = Op::Reserve { id: id.clone(), amount, policy, name: name.clone(), lease };
+    let model = model.map(str::to_owned);
+    let op = Op::Reserve { id: id.clone(), model, amount, policy, name: name.clone(), lease };
     let asked = async { read_json::<LimiterAnswer>(&mut call(&stub, &op).await?).await };
     match asked.await {
         Ok(answer) => {
@@ -419,6 +468,22 @@ async fn sync(env: &Env, name: &str, policy: Policy, report: leases::Report) -> 
             worker::console_error!("limiter lease report failed (kept for the next one): {e}");
             Vec::new()
         }
+    }
+}
+
+/// Marks `model` unavailable in `provider`'s limiter (and in this isolate's lease of it at
+/// once): later reserves for it are refused until the mark ends. Off the answer's path; the
+/// alert of a new mark is posted.
+pub async fn mark_unavailable(env: &Env, provider: &str, model: &str, reason: &str) {
+    let now = worker::Date::now().as_millis();
+    leases::note_unavailable(provider, model, now);
+    let until = now + gateway_core::account::limits::MODEL_UNAVAILABLE_MS;
+    note_unavailable_model(format!("{provider}/{model}"), reason.to_owned(), until);
+    let op = Op::MarkUnavailable { model: model.to_owned(), reason: reason.to_owned(), name: provider.to_owned() };
+    let asked = async { read_json::<LimiterAnswer>(&mut call(&stub(env, provider)?, &op).await?).await };
+    match asked.await {
+        Ok(answer) => crate::alerts::post(env, answer.alerts).await,
+        Err(e) => worker::console_error!("limiter mark of an unavailable model failed: {e}"),
     }
 }
 

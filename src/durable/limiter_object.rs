@@ -26,8 +26,9 @@ impl DurableObject for ProviderLimiter {
         let answer = self
             .limiter
             .update(&self.state, |limiter| match op {
-                Op::Reserve { id, amount, policy, name, lease } => {
-                    let (reserved, lease) = limiter.reserve_with_report(&id, amount, policy, lease.as_ref(), now);
+                Op::Reserve { id, model, amount, policy, name, lease } => {
+                    let (reserved, lease) =
+                        limiter.reserve_with_report(&id, model.as_deref(), amount, policy, lease.as_ref(), now);
                     let refused = reserved.err();
                     serde_json::to_string(&LimiterAnswer { refused, lease, ..figures(limiter, &name) })
                 }
@@ -46,6 +47,10 @@ impl DurableObject for ProviderLimiter {
                 Op::Cancel { id } => {
                     limiter.cancel(&id, now);
                     Ok(String::from("{}"))
+                }
+                Op::MarkUnavailable { model, reason, name } => {
+                    limiter.mark_unavailable(&model, &reason, now);
+                    serde_json::to_string(&figures(limiter, &name))
                 }
                 Op::Snapshot { breaker, lease, name } => {
                     let lease = lease.map(|(sync, policy)| limiter.sync_lease(&sync, policy, now));

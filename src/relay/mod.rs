@@ -19,6 +19,7 @@ use gateway_core::engine::AttemptEnd;
 use gateway_core::error::GatewayError;
 use gateway_core::relay::pump::{Ending, OpenFailure, Pump, Step};
 use gateway_core::relay::Observer;
+use gateway_core::tools::IssuedSignature;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -62,6 +63,8 @@ pub struct StreamEnd {
     pub copy: Option<Vec<u8>>,
     /// The usage the stream reported.
     pub tokens: Option<Tokens>,
+    /// The thought signatures its tool calls carried.
+    pub signatures: Vec<IssuedSignature>,
 }
 
 pub type OnEnd = Box<dyn FnOnce(StreamEnd) -> futures_util::future::LocalBoxFuture<'static, ()>>;
@@ -95,8 +98,8 @@ pub struct Upstream<O: Observer + 'static> {
 
 /// How the stream came to its commit point.
 pub enum Opened<O: Observer + 'static> {
-    /// Content arrived: the body sends it, then the rest.
-    Committed { upstream: Upstream<O> },
+    /// Content arrived: the body sends it, then the rest; `model` is what its events named.
+    Committed { upstream: Upstream<O>, model: Option<String> },
     /// The whole stream arrived first (a short answer, or one blocked before any content).
     Whole { ending: Ending, observer: O },
     /// It failed before any content: nothing was sent.
@@ -126,7 +129,10 @@ impl<O: Observer + 'static> Upstream<O> {
         let _ = worker::wasm_bindgen_futures::JsFuture::from(self.relay.open(until_ms as f64)).await;
         let opened = self.shared.borrow_mut().opened.take();
         match opened {
-            Some(Outcome::Committed) => Opened::Committed { upstream: self },
+            Some(Outcome::Committed) => {
+                let model = self.shared.borrow().pump.as_ref().and_then(|p| p.observer().model().map(str::to_owned));
+                Opened::Committed { upstream: self, model }
+            }
             Some(Outcome::Whole(ending)) => {
                 let observer = self.shared.borrow_mut().pump.take().map(Pump::into_observer);
                 match observer {
@@ -168,9 +174,8 @@ fn on_event<O: Observer + 'static>(shared: &Rc<RefCell<Shared<O>>>, kind: u32, c
         STALL => pump.on_stall(),
         GONE => {
             let end = pump.on_client_gone();
-            let tokens = pump.observer().tokens();
             if let (Some(end), Some(mailbox)) = (end, mailbox) {
-                mailbox.post(StreamEnd { end, fault: None, copy: None, tokens });
+                mailbox.post(StreamEnd { end, fault: None, copy: None, ..facts(pump.observer()) });
             }
             return JsValue::UNDEFINED;
         }
@@ -203,15 +208,31 @@ fn on_event<O: Observer + 'static>(shared: &Rc<RefCell<Shared<O>>>, kind: u32, c
         }
         (Step::Done(ending), Some(mailbox)) => {
             let answer = done(Some(&ending.out), ending.cut, ending.drain);
-            let tokens = pump.observer().tokens();
             // Woken once the body has closed (the relay's CLOSED).
-            mailbox.post(StreamEnd { end: ending.end, fault: ending.fault, copy: ending.copy, tokens });
+            mailbox.post(StreamEnd {
+                end: ending.end,
+                fault: ending.fault,
+                copy: ending.copy,
+                ..facts(pump.observer())
+            });
             answer
         }
         (Step::Failed(failure), _) => {
             *opened = Some(Outcome::Failed(failure));
             done(None, false, false)
         }
+    }
+}
+
+/// What a stream's observer learned of its answer, for its end (`end`, `fault` and `copy` are
+/// the caller's).
+fn facts<O: Observer>(observer: &O) -> StreamEnd {
+    StreamEnd {
+        end: AttemptEnd::ClientGone { final_cost: None },
+        fault: None,
+        copy: None,
+        tokens: observer.tokens(),
+        signatures: observer.signatures().to_vec(),
     }
 }
 
@@ -274,7 +295,7 @@ async fn settle_when_ended<O: Observer + 'static>(mailbox: Rc<Mailbox>, upstream
                 if !upstream.relay.pulling() && unpulled > idle.as_millis() as f64 {
                     let (end, tokens) =
                         mailbox.if_gone.get().unwrap_or((AttemptEnd::ClientGone { final_cost: None }, None));
-                    break StreamEnd { end, fault: None, copy: None, tokens };
+                    break StreamEnd { end, fault: None, copy: None, tokens, signatures: Vec::new() };
                 }
             }
         }

@@ -15,6 +15,7 @@ use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
 use gateway_core::plan::plan;
 use gateway_core::request::authenticate::Identity;
 use gateway_core::request::ChatRequest;
+use gateway_core::tools::{memory, ToolFamily};
 
 use worker::{Context, Env, Response, Result};
 
@@ -112,7 +113,6 @@ async fn serve(
     let route_max_output = config.max_output_tokens(plan.alias);
     let max_output = chat.max_output_tokens.unwrap_or(route_max_output);
     let mut targets = Vec::with_capacity(plan.targets.len());
-    let mut prices = Vec::with_capacity(plan.targets.len());
     for t in &plan.targets {
         let (Some(limits), Some(price)) =
             (config.providers.get(t.provider()), ctx.prices.lookup(t.provider(), t.model()))
@@ -126,21 +126,33 @@ async fn serve(
             limits: limits.policy(),
             worst_case: price.worst_case(prompt_tokens, max_output),
         });
-        prices.push(price);
     }
     let url = gateway::chat_url(settings)?;
+    // Whose signature memory this is, and what of it the history needs (a D1 read only when the
+    // history brings calls back without their signatures and a target is Gemini 3).
+    let caller_key = identity.caller_key(&caller);
+    let remembered = match chat.tool_history() {
+        Some(history) => {
+            let families: Vec<ToolFamily> =
+                plan.targets.iter().map(|t| ToolFamily::of(t.provider(), t.model())).collect();
+            let keys = memory::lookup_keys(&caller_key, &families, history.unsigned_first_calls());
+            crate::signatures::recall(env, &keys, now()).await
+        }
+        None => Vec::new(),
+    };
     let protocol = Unified {
         settings,
         url: &url,
         chat: &chat,
         targets: &plan.targets,
-        prices,
+        prices: ctx.prices.clone(),
         worst_cases: targets.iter().map(|t| t.worst_case).collect(),
         caller: &caller,
         alias: plan.alias,
         cache: plan.cache,
         caller_cache,
         output_limit: route_max_output,
+        remembered,
     };
     let subject = plan.alias.map_or_else(|| "the requested model".to_owned(), |a| format!("route `{a}`"));
     let scopes = config.scopes.of(caller.agent.as_deref(), caller.repository.as_deref());
@@ -150,10 +162,14 @@ async fn serve(
     let ran = runtime.run(&config.retry, Fallback::NextTarget, &subject).await;
     let (result, record) = (ran.result, ran.record);
     let request_id = crate::ledger::new_request_id(started);
+    // The request's own warning (a schema not checked in full), then its answer's.
+    let warnings = chat.response_format.as_ref().and_then(|c| c.warning()).into_iter().chain(ran.warnings).collect();
+    let answered_model = ran.meters.last().and_then(|m| m.answered_model.as_deref());
     *decision = Decision {
         request_id: Some(request_id.clone()),
         budget_remaining: ran.budget_remaining,
-        ..Decision::of(&record, &targets, ran.seen)
+        warnings,
+        ..Decision::of(&record, &targets, ran.seen, answered_model)
     };
     let facts = ledger::RequestFacts {
         request_id: &request_id,
@@ -176,9 +192,16 @@ async fn serve(
     };
     let answered = win.answer;
     log.status = answered.status;
+    let answering = &plan.targets[win.target];
+    let (provider, model) = (answering.provider().to_owned(), answering.model().to_owned());
     match (answered.body, win.open) {
         (AnswerBody::Whole { bytes, copy }, _) => {
             crate::ledger::write_later(env, wctx, rows);
+            let records = memory::to_remember(&caller_key, &provider, &model, &ran.signatures, now());
+            if !records.is_empty() {
+                let env = env.clone();
+                wctx.wait_until(async move { crate::signatures::remember(&env, records).await });
+            }
             let content_type = if chat.stream { STREAM_TYPE } else { "application/json" };
             // A JSON answer says what it cost inside `usage` too (a stream's usage event
             // already does: its relay wrote it in).
@@ -204,6 +227,8 @@ async fn serve(
             let env = env.clone();
             let on_end: crate::relay::OnEnd = Box::new(move |ended| {
                 Box::pin(async move {
+                    let records = memory::to_remember(&caller_key, &provider, &model, &ended.signatures, now());
+                    crate::signatures::remember(&env, records).await;
                     let cost = close_stream(&env, reservation, &ended, worst, charged, rows).await;
                     if let Some(claim) = claim {
                         match ended.copy.and_then(|c| stored_answer(200, &end_decision, STREAM_TYPE, c)) {

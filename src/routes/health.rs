@@ -29,6 +29,9 @@ struct Health<'a> {
     /// Why the ledger cannot be written (its binding, or its table: with the command to run).
     #[serde(skip_serializing_if = "Option::is_none")]
     ledger: Option<String>,
+    /// What serves but deserves a look: models answered unavailable, skipped while marked (as
+    /// this isolate has seen them; `/limits` has every provider's marks).
+    warnings: Vec<String>,
     endpoint: &'static str,
     /// The AI Gateway base URL in use (not a secret: it tells the simulator from Cloudflare).
     gateway_url: &'a str,
@@ -64,6 +67,7 @@ pub async fn handle(env: &Env, ctx: &Ctx) -> Result<Response> {
         config_errors,
         missing_bindings,
         ledger,
+        warnings: crate::durable::limiter::unavailable_models(worker::Date::now().as_millis()),
         endpoint: match s.endpoint {
             EndpointMode::Compat => "compat",
             EndpointMode::Rest => "rest",

@@ -111,12 +111,14 @@ async fn serve(
     let runtime = AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, None).with_scopes(scopes);
     let ran = runtime.run(&config.retry, Fallback::SameTargetOnly, provider.slug()).await;
     let (result, record) = (ran.result, ran.record);
+    let answered_model = ran.meters.last().and_then(|m| m.answered_model.clone());
     *decision = Decision {
         provider: Some(provider.slug().to_owned()),
-        model: shape.model.clone(),
+        model: answered_model.or_else(|| shape.model.clone()),
         request_id: Some(crate::ledger::new_request_id(started)),
         budget_remaining: ran.budget_remaining,
-        ..Decision::of(&record, &targets, ran.seen)
+        warnings: ran.warnings,
+        ..Decision::of(&record, &targets, ran.seen, None)
     };
     let request_id = decision.request_id.clone().unwrap_or_default();
     let facts = ledger::RequestFacts {

@@ -93,7 +93,7 @@ mod tests {
     fn shipped_configuration() {
         let d = Deployment::from_json(include_str!("../../../gateway.config.json")).unwrap();
         let gemini = d.providers.iter().find(|(p, _)| p == "google-ai-studio").unwrap();
-        assert_eq!(gemini.1.as_deref(), Some("gemini-2.5-flash"));
+        assert_eq!(gemini.1.as_deref(), Some("gemini-3.5-flash-lite"));
         assert!(d.providers.iter().any(|(p, m)| p == "anthropic" && m.is_some()));
         assert!(d.cache_ttl >= 60, "a route of the shipped configuration is cached");
     }

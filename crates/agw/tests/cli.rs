@@ -142,7 +142,7 @@ fn setup_creates_a_gateway_and_doctor_checks_it() {
         "ok    gateway `ops-gw` exists",
         "ok    authentication is on",
         "ok    openai: key stored",
-        "ok    google-ai-studio/gemini-2.5-flash answers through the gateway",
+        "ok    google-ai-studio/gemini-3.5-flash-lite answers through the gateway",
         "ok    anthropic/claude-haiku-4-5 answers through the gateway",
         "ok    the logs API reads",
         "all checks passed",

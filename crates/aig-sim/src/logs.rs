@@ -52,6 +52,11 @@ pub struct LogRow {
 /// `claude-sonnet-4-5-20250929` or `gpt-4o-2024-08-06` find their family.
 const PRICES: &[(&str, f64, f64)] = &[
     ("gemini-2.5-flash", 0.30, 2.50),
+    ("gemini-3.5-flash-lite", 0.30, 2.50),
+    ("gemini-3.1-flash-lite", 0.25, 1.50),
+    ("gemini-3.5-flash", 1.50, 9.00),
+    ("gemini-3.6-flash", 1.50, 7.50),
+    ("gemini-3-flash-preview", 0.50, 3.00),
     ("gpt-4o-mini", 0.15, 0.60),
     ("gpt-4o", 2.50, 10.00),
     ("claude-sonnet-4-5", 3.00, 15.00),

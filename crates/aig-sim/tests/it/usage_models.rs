@@ -131,7 +131,10 @@ async fn redirected_models_answer_as_their_target() {
     let row = log_row(&sim, &r).await;
     assert_eq!(row["model"], "gemini-3.5-flash-lite");
     assert_eq!(row["tokens_out"], answer["usage"]["completion_tokens"].as_u64().unwrap() + 38);
-    assert!(row.get("cost").is_none(), "the simulator has no price for the target");
+    // Priced as the model that answered: thinking billed as output (0.30 / 2.50 per million).
+    let (input, output) = (row["tokens_in"].as_f64().unwrap(), row["tokens_out"].as_f64().unwrap());
+    let cost = row["cost"].as_f64().unwrap();
+    assert!((cost - (input * 0.30 + output * 2.50) / 1e6).abs() < 1e-12, "{row}");
     // The request is recorded as sent.
     assert_eq!(requests(sim.addr).await[0]["model"], "gemini-2.5-flash");
 }

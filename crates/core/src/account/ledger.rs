@@ -180,6 +180,8 @@ impl Row {
             Int(self.latency_ms as i64),
             Int(bucket_index(self.latency_ms).into()),
             Int(self.stream.into()),
+            int(self.tokens.map(|t| t.reasoning)),
+            text(&self.answered_model),
         ]
     }
 }
@@ -196,8 +198,9 @@ pub enum Value {
 /// One row. `OR IGNORE`: a batch written again after an unclear failure adds nothing twice.
 pub const INSERT: &str = "INSERT OR IGNORE INTO attempts (request_id, attempt, ts_ms, day, route, alias, provider, \
      model, agent, repository, outcome, status, success, tokens_in, tokens_out, tokens_cached, cost_pico, \
-     charged_pico, cache, log_id, latency_ms, latency_bucket, stream) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
+     charged_pico, cache, log_id, latency_ms, latency_bucket, stream, tokens_reasoning, answered_model) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, \
+     ?24, ?25)";
 
 /// Most rows one pruning statement deletes: a statement stays well inside D1's time limit
 /// whatever the table's size, and the cron repeats it while it deletes a full batch.

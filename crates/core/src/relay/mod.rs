@@ -79,6 +79,15 @@ pub trait Observer {
     fn tokens(&self) -> Option<Tokens> {
         None
     }
+    /// The model the stream's events name, if they name one (what answered).
+    fn model(&self) -> Option<&str> {
+        None
+    }
+    /// The thought signatures the stream's tool calls carried, by the call ids the client saw
+    /// (the signature memory's, `crate::tools::memory`).
+    fn signatures(&self) -> &[crate::tools::IssuedSignature] {
+        &[]
+    }
     /// The event that ends a committed stream with `err`, in this format; `None` for a format
     /// that cannot carry one (an opaque binary stream can only be cut).
     fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>>;

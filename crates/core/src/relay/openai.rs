@@ -286,6 +286,14 @@ impl Observer for SseRelay {
         SseRelay::tokens(self)
     }
 
+    fn model(&self) -> Option<&str> {
+        self.answer.model()
+    }
+
+    fn signatures(&self) -> &[IssuedSignature] {
+        SseRelay::signatures(self)
+    }
+
     fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>> {
         Some(err.to_sse_event().into_bytes())
     }

@@ -82,6 +82,16 @@ impl Identity<'_> {
         }
     }
 
+    /// Whose records a request may read back (the signature memory, idempotent replays): a
+    /// scoped token's agent, or, for `AGENT_TOKEN`, the agent its caller says it is. Not a
+    /// secret, and not the token: records stored under it name no credential.
+    pub fn caller_key(&self, caller: &Caller) -> String {
+        match self {
+            Identity::Scoped { token, .. } => format!("scoped:{}", token.agent),
+            Identity::Agent => format!("agent-token:{}", caller.agent.as_deref().unwrap_or("")),
+        }
+    }
+
     /// Who is calling, for budgets, the ledger and AI Gateway's metadata. The headers are
     /// validated first (400 when malformed). With `AGENT_TOKEN` they are the caller; with a scoped
     /// token the agent is the token's (`x-agent-name` may repeat it, not name another) and the

@@ -259,6 +259,10 @@ impl Observer for NativeStream {
         self.tally.usage.map(|u| u.tokens)
     }
 
+    fn model(&self) -> Option<&str> {
+        self.tally.model.as_deref()
+    }
+
     fn error_event(&self, err: &GatewayError) -> Option<Vec<u8>> {
         NativeStream::error_event(self, err)
     }

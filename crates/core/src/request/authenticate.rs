@@ -108,8 +108,7 @@ impl Identity<'_> {
                 }
                 Some(repo) if !token.allows(repo) => {
                     return Err(mismatch(format!(
-                        "Repository `{repo}` is outside this token's repositories ({}; matched exactly, case \
-                         included).",
+                        "Repository `{repo}` is outside this token's repositories ({}).",
                         token.patterns()
                     )))
                 }
@@ -291,9 +290,17 @@ mod tests {
         let tokens = AgentTokens { agent_token: Some(AGENT), scoped: &scoped };
         let review = tokens.identify(REVIEW).unwrap();
         let triage = tokens.identify(TRIAGE).unwrap();
-        for (agent, repo) in [(None, "octo-org/x"), (Some("ReviewAgent"), "octo-org/monorepo"), (None, "acme/app")] {
+        for (agent, repo, canonical) in [
+            (None, "octo-org/x", "octo-org/x"),
+            (Some("ReviewAgent"), "octo-org/monorepo", "octo-org/monorepo"),
+            (None, "acme/app", "acme/app"),
+            // GitHub's names are one repository however they are spelled: the canonical one is
+            // the caller, so no spelling is a budget of its own.
+            (None, "Octo-Org/X", "octo-org/x"),
+            (None, "ACME/App", "acme/app"),
+        ] {
             let c = review.caller(agent, Some(repo)).unwrap();
-            assert_eq!((c.agent.as_deref(), c.repository.as_deref()), (Some("ReviewAgent"), Some(repo)));
+            assert_eq!((c.agent.as_deref(), c.repository.as_deref()), (Some("ReviewAgent"), Some(canonical)));
         }
         // Bound to the agent only: any repository, or none.
         let c = triage.caller(None, Some("else/where")).unwrap();
@@ -304,7 +311,7 @@ mod tests {
             (&review, Some("TriagingAgent"), Some("octo-org/x"), "belongs to agent `ReviewAgent`"),
             (&review, Some("reviewagent"), Some("octo-org/x"), "says `reviewagent`"),
             (&review, None, Some("acme/other"), "`acme/other` is outside"),
-            (&review, None, Some("Octo-Org/x"), "outside this token's repositories (`octo-org/*`, `acme/app`"),
+            (&review, None, Some("Acme/Other"), "outside this token's repositories (`octo-org/*`, `acme/app`)"),
             (&review, None, Some("octo-org2/x"), "outside"),
             (&review, None, None, "send the repository"),
             (&triage, Some("ReviewAgent"), None, "belongs to agent `TriagingAgent`"),

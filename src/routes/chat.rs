@@ -11,7 +11,7 @@ use gateway_core::aig::call as gateway;
 use gateway_core::config::RequestFacts;
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
-use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
+use gateway_core::idempotency::{IdempotencyKey, Partition, StoredAnswer, MAX_STORED_BYTES};
 use gateway_core::plan::plan;
 use gateway_core::request::authenticate::Identity;
 use gateway_core::request::ChatRequest;
@@ -83,6 +83,7 @@ async fn serve(
         header_of("idempotency-key").as_deref(),
         header_of("x-github-delivery").as_deref(),
         &body,
+        &Partition::of(identity, settings.agent_token.as_ref().map(|t| t.expose())),
     )?;
     let claim = match key {
         // The lease outlives the deadline: a repeat waits for the first run rather than racing it.

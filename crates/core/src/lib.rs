@@ -18,7 +18,8 @@
 //! | respond                             | [`error`] (OpenAI error shape)                      |
 //!
 //! Beside the chat path: [`native`] (provider-native routes), [`idempotency`], [`analytics`]
-//! (`/analytics`), [`admin`] (gateway management).
+//! (`/analytics`), [`admin`] (gateway management), [`subrequests`] (the back office's reads
+//! planned against the platform's limit per request).
 
 pub mod account;
 pub mod admin;
@@ -33,3 +34,4 @@ pub mod native;
 pub mod plan;
 pub mod relay;
 pub mod request;
+pub mod subrequests;

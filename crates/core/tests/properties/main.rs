@@ -17,6 +17,7 @@ mod pricing;
 mod relay;
 mod request;
 mod route;
+mod tenants;
 mod upstream;
 
 use proptest::prelude::*;

@@ -11,7 +11,7 @@ use gateway_core::analytics::time;
 use gateway_core::config::GatewayConfig;
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::request::authenticate::Identity;
-use gateway_core::subrequests::{plan_limiters, Subrequests};
+use gateway_core::subrequests::Subrequests;
 use serde::Serialize;
 use worker::{Env, Response, Result};
 
@@ -99,21 +99,7 @@ pub async fn budgets_today(
         };
         listing::list(&config.scopes, filter, viewer, Seen { callers: &callers, complete })?
     };
-    let asked_scopes = listed.iter().filter(|l| l.ask).count();
-    let (providers_asked, scopes_asked) = plan_limiters(budget, config.providers.len(), asked_scopes);
-    // Asked scopes past what fits are dropped (never shown without their state); the others
-    // are answered from their configuration.
-    let mut fitting = 0;
-    let listed: Vec<_> = listed
-        .into_iter()
-        .filter(|l| {
-            if !l.ask {
-                return true;
-            }
-            fitting += 1;
-            fitting <= scopes_asked
-        })
-        .collect();
+    let (providers_asked, listed) = listing::within(budget, config.providers.len(), listed);
 
     // One future type for both (the same call): all asked at once, answers in order.
     let providers: Vec<_> = config.providers.iter().take(providers_asked).collect();

@@ -25,6 +25,7 @@ use crate::account::pricing::Usd;
 use crate::account::scopes::{Scope, ScopeFilter, Scopes, DEFAULT};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::tokens::{Pattern, ScopedToken};
+use crate::subrequests::{plan_limiters, Subrequests};
 
 /// Most scopes listed at once: a filter narrows it.
 pub const MAX_LISTED_SCOPES: usize = 100;
@@ -131,6 +132,25 @@ fn token_scopes(
     scopes.extend(repositories.into_iter().flat_map(|r| config.of(None, Some(r))));
     scopes.extend(owners.into_iter().filter_map(|o| config.owner(o)));
     Ok(scopes)
+}
+
+/// The listing within `budget`: every provider's limiter first, then the limiters of the listed
+/// scopes that need theirs, in order, as many as fit ([`plan_limiters`]). A scope whose limiter
+/// does not fit is left out (never shown without its state: the budget says how many); one
+/// answered from its configuration costs nothing and always stays. Returns how many providers to
+/// ask, and the scopes kept.
+pub fn within(budget: &mut Subrequests, providers: usize, listed: Vec<Listed>) -> (usize, Vec<Listed>) {
+    let asking = listed.iter().filter(|l| l.ask).count();
+    let (providers_asked, scopes_asked) = plan_limiters(budget, providers, asking);
+    let mut asked = 0;
+    let kept = listed
+        .into_iter()
+        .filter(|l| {
+            asked += usize::from(l.ask);
+            !l.ask || asked <= scopes_asked
+        })
+        .collect();
+    (providers_asked, kept)
 }
 
 fn refused(message: String) -> GatewayError {
@@ -290,6 +310,37 @@ mod tests {
             list(&scopes(), &ScopeFilter::default(), Viewer::Everyone, Seen { callers: &many, complete: true })
                 .unwrap();
         assert_eq!(listed.len(), MAX_LISTED_SCOPES);
+    }
+
+    #[test]
+    fn within_the_budget_scopes_to_ask_are_cut_and_configured_ones_stay() {
+        let seen = seen();
+        let filter = ScopeFilter::default();
+        let (tokens, scopes) = (tokens(), scopes());
+        let listed = list(
+            &scopes,
+            &filter,
+            Viewer::Token(tokens.find(REVIEW).unwrap()),
+            Seen { callers: &seen, complete: true },
+        )
+        .unwrap();
+        assert_eq!(listed.iter().filter(|l| l.ask).count(), 4);
+        let mut budget = Subrequests::new(6);
+        let (providers, kept) = within(&mut budget, 3, listed.clone());
+        assert_eq!(providers, 3);
+        assert_eq!(
+            keys(&kept),
+            [
+                "repository:acme/app (idle)",
+                "repository:octo-org/app",
+                "repository:octo-org/configured (idle)",
+                "owner:acme",
+                "owner:octo-org"
+            ]
+        );
+        assert!(budget.drain_left_out()[0].contains("1 of the 4 scopes"));
+        let (_, all) = within(&mut Subrequests::new(50), 3, listed.clone());
+        assert_eq!(all, listed);
     }
 
     #[test]

@@ -33,6 +33,11 @@ enum Schema {
     MissingAt(u64),
 }
 
+/// Whether this isolate has seen the ledger's table: then [`unavailable_reason`] asks D1 nothing.
+pub fn schema_seen() -> bool {
+    matches!(SCHEMA.with(Cell::get), Schema::Present)
+}
+
 /// Why the ledger cannot be used, said for an operator: the binding, or the migrations.
 pub async fn unavailable_reason(env: &Env) -> Option<String> {
     if !is_bound(env) {

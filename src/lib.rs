@@ -55,8 +55,8 @@ async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<R
 
     // Native routes find the token in their SDK's key header, admin routes take ADMIN_TOKEN,
     // /analytics takes AGENT_TOKEN or ANALYTICS_TOKEN: their handlers authenticate. Every other
-    // route takes `Authorization: Bearer` with AGENT_TOKEN or a scoped token of AGENT_TOKENS,
-    // and the chat route accounts to whom the token says is calling.
+    // route takes `Authorization: Bearer` with AGENT_TOKEN or a scoped token of AGENT_TOKENS:
+    // the chat route accounts to whom the token says is calling, /limits shows what it may see.
     let identity = match route.credential() {
         route::Credential::AgentBearer => {
             let header = req.header("authorization");
@@ -75,7 +75,7 @@ async fn fetch(raw: web_sys::Request, env: Env, worker_ctx: Context) -> Result<R
         route::Route::ChatCompletions => Box::pin(routes::chat::handle(req, &env, &worker_ctx, &ctx, identity)),
         route::Route::Models => return routes::models::handle(&ctx),
         route::Route::Health => Box::pin(routes::health::handle(&env, &ctx)),
-        route::Route::Limits => Box::pin(routes::limits::handle(&req, &env, &ctx)),
+        route::Route::Limits => Box::pin(routes::limits::handle(&req, &env, &ctx, identity)),
         route::Route::Native(provider) => Box::pin(routes::native::handle(req, &env, &worker_ctx, &ctx, provider)),
         route::Route::Admin => Box::pin(routes::admin::handle(req, &ctx)),
         route::Route::Analytics => Box::pin(routes::analytics::handle(req, &env, &ctx)),

@@ -3,6 +3,7 @@
 //! counts them into cells, or keeps a bounded few for the ledger's cross-check) and then dropped,
 //! so memory stays at a few pages whatever the number of logs.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use futures_util::future::{join_all, select, Either};
@@ -17,6 +18,9 @@ pub struct LogsClient<'a> {
     pub endpoint: LogsEndpoint,
     pub token: &'a str,
     pub parallel: u32,
+    /// Requests it may still make, retries included (the request's subrequest budget): no page
+    /// is asked for, and no failure retried, past it.
+    pub requests_left: &'a Cell<u32>,
 }
 
 /// How reading a window ended.
@@ -26,12 +30,23 @@ pub struct WindowRead {
     pub failure: Option<LogsFailure>,
     /// Pages asked for, retries included (subrequests spent).
     pub requests: u32,
+    /// The read stopped with pages left because `requests_left` ran out.
+    pub out_of_requests: bool,
 }
 
 impl WindowRead {
     /// Whether every row of the window was read.
     pub fn complete(&self) -> bool {
         self.failure.is_none() && self.pager.is_done()
+    }
+}
+
+impl LogsClient<'_> {
+    /// Takes one request from what is left; false when nothing is.
+    fn take_request(&self) -> bool {
+        let left = self.requests_left.get();
+        self.requests_left.set(left.saturating_sub(1));
+        left > 0
     }
 }
 
@@ -52,8 +67,12 @@ impl LogsClient<'_> {
             if let Some(max) = max_pages {
                 batch.truncate(max.saturating_sub(pages) as usize);
             }
+            let wanted = !batch.is_empty();
+            // Each page's first request is taken when its future is first polled, before any
+            // retry: a batch of what is left has room for all of them.
+            batch.truncate(self.requests_left.get() as usize);
             if batch.is_empty() {
-                return WindowRead { pager, failure: None, requests };
+                return WindowRead { pager, failure: None, requests, out_of_requests: wanted };
             }
             let results = join_all(batch.iter().map(|page| self.page_with_retries(window, *page))).await;
             // Pages are taken in order; after a failure the rest of the batch is dropped, so what
@@ -66,7 +85,9 @@ impl LogsClient<'_> {
                         pager.accept(*page, &p);
                         pages += 1;
                     }
-                    Err(failure) => return WindowRead { pager, failure: Some(failure), requests },
+                    Err(failure) => {
+                        return WindowRead { pager, failure: Some(failure), requests, out_of_requests: false }
+                    }
                 }
             }
         }
@@ -76,9 +97,10 @@ impl LogsClient<'_> {
     async fn page_with_retries(&self, window: Window, page: u32) -> (Result<LogPage, LogsFailure>, u32) {
         let url = self.endpoint.page_url(window, page);
         let mut tries = 0;
-        loop {
+        let mut result = Err(LogsFailure::Unreachable("no request was left for this page".into()));
+        while self.take_request() {
             tries += 1;
-            let result = self.get(&url).await;
+            result = self.get(&url).await;
             match result {
                 Err(ref failure) => match retry_delay_ms(failure, tries - 1) {
                     Some(ms) => Delay::from(Duration::from_millis(ms)).await,
@@ -87,6 +109,7 @@ impl LogsClient<'_> {
                 Ok(_) => return (result, tries),
             }
         }
+        (result, tries)
     }
 
     async fn get(&self, url: &str) -> Result<LogPage, LogsFailure> {

@@ -101,10 +101,13 @@ pub async fn run(env: &Env) -> RollupRun {
         }
     };
     let secrets = ctx.secrets();
+    // The run's own page budget (ANALYTICS_ROLLUP_MAX_PAGES) bounds it, below.
+    let unbounded = std::cell::Cell::new(u32::MAX);
     let client = LogsClient {
         endpoint: LogsEndpoint::new(&s.api_url, account, gateway),
         token: token.expose(),
         parallel: an.parallel_pages,
+        requests_left: &unbounded,
     };
     let mut budget = an.rollup_max_pages;
     for day in days {

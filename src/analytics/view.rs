@@ -3,6 +3,8 @@
 //! for the settled whole days they cover, the logs for the rest, into one set of cells
 //! (`gateway_core::analytics::plan` decides the split).
 
+use std::cell::Cell;
+
 use gateway_core::account::ledger::Value;
 use gateway_core::analytics::cells::Cells;
 use gateway_core::analytics::ledger::{self, GroupQuery, GROUP_SQL, MAX_GROUP_ROWS};
@@ -13,6 +15,7 @@ use gateway_core::analytics::reconcile::{self, Reconciliation};
 use gateway_core::analytics::report::{ReadStatus, Report, Source as ReportSource};
 use gateway_core::analytics::settings::AnalyticsSettings;
 use gateway_core::error::{ErrorKind, GatewayError};
+use gateway_core::subrequests::{logs_cut_note, plan_cross_check, plan_log_reads, CrossCheckPlan, Subrequests};
 use worker::Env;
 
 use crate::analytics::logs_client::LogsClient;
@@ -36,6 +39,7 @@ pub async fn compute_ledger(
     query: &AnalyticsQuery,
     logs: Option<&Source<'_>>,
     now_ms: i64,
+    budget: &mut Subrequests,
 ) -> Result<Report, GatewayError> {
     if let Some(reason) = d1::unavailable_reason(env).await {
         return Err(GatewayError::new(
@@ -56,12 +60,34 @@ pub async fn compute_ledger(
     let (reconciliation, skipped) = match (an.cross_check_pages, logs) {
         (0, _) => (None, Some("turned off (ANALYTICS_CROSS_CHECK_PAGES=0)".to_owned())),
         (_, None) => (None, Some("CF_ACCOUNT_ID, AI_GATEWAY_ID and CF_API_TOKEN are not all set".to_owned())),
-        (pages, Some(source)) => {
-            match cross_check(env, ctx, an, source, query.window, pages, now_ms, &mut status).await {
-                Ok(r) => (Some(r), None),
-                Err(why) => (None, Some(why)),
+        (pages, Some(source)) => match plan_cross_check(budget, pages) {
+            None => (None, Some("the subrequest limit (SUBREQUEST_LIMIT) left no room for it".to_owned())),
+            Some(plan) => {
+                let (requests_left, queried) = (Cell::new(plan.log_requests), Cell::new(false));
+                let checked = cross_check(
+                    env,
+                    ctx,
+                    an,
+                    source,
+                    query.window,
+                    &plan,
+                    (&requests_left, &queried),
+                    now_ms,
+                    &mut status,
+                )
+                .await;
+                budget.give_back(requests_left.get() + u32::from(!queried.get()));
+                match checked {
+                    Ok((r, cut)) => {
+                        if cut {
+                            budget.leave_out(plan.note(pages));
+                        }
+                        (Some(r), None)
+                    }
+                    Err(why) => (None, Some(why)),
+                }
             }
-        }
+        },
     };
     if let Some(why) = &skipped {
         status.warnings.push(format!("the cross-check with AI Gateway's logs did not run: {why}"));
@@ -78,8 +104,10 @@ pub async fn compute_ledger(
     })
 }
 
-/// The ledger joined with AI Gateway's logs of `range`: at most `pages` pages of logs (the
-/// newest when the range has more), then the ledger's attempts of the time they cover.
+/// The ledger joined with AI Gateway's logs of `range`: at most `plan.pages` pages of logs
+/// (the newest when the range has more), then the ledger's attempts of the time they cover;
+/// and whether the plan's pages left logs of the range unread (the subrequest limit cut it).
+/// `spent`: the log requests it may still make, and whether it made the ledger's query.
 #[allow(clippy::too_many_arguments)]
 async fn cross_check(
     env: &Env,
@@ -87,15 +115,19 @@ async fn cross_check(
     an: &AnalyticsSettings,
     source: &Source<'_>,
     range: Window,
-    pages: u32,
+    plan: &CrossCheckPlan,
+    (requests_left, queried): (&Cell<u32>, &Cell<bool>),
     now_ms: i64,
     status: &mut ReadStatus,
-) -> Result<Reconciliation, String> {
+) -> Result<(Reconciliation, bool), String> {
+    let pages = plan.pages;
+    let mut cut = false;
     let secrets = ctx.secrets();
     let client = LogsClient {
         endpoint: LogsEndpoint::new(&ctx.settings.api_url, source.account, source.gateway),
         token: source.token,
         parallel: an.parallel_pages,
+        requests_left,
     };
     // Page 1 says how many there are.
     let mut logs: Vec<LogEntry> = Vec::new();
@@ -108,6 +140,8 @@ async fn cross_check(
     if !first.pager.is_done() {
         let budget = pages.max(2) - 1;
         let start = reconcile::first_page(first.pager.total().unwrap_or(0), budget).max(2);
+        // The newest pages start past page 2 only when the range has more than the pages read.
+        cut = plan.cut && start > 2;
         if start > 2 {
             // Only the newest pages: the join covers the time from their oldest log on (its
             // millisecond may continue on the page before, hence + 1).
@@ -118,6 +152,7 @@ async fn cross_check(
         if let Some(failure) = rest.failure {
             return Err(failure.describe(&secrets));
         }
+        cut |= rest.out_of_requests;
         if start > 2 {
             covered_from = logs.first().map_or(range.to_ms, |e| e.created_ms + 1);
         }
@@ -125,6 +160,7 @@ async fn cross_check(
     status.logs_read = logs.len() as u64;
     let windows = reconcile::join_windows(range, covered_from, now_ms);
     let params = ints(&reconcile::attempts_params(windows.ledger));
+    queried.set(true);
     let rows = d1::all_json(env, reconcile::ATTEMPTS_SQL, &params).await?;
     let (attempts, truncated) = reconcile::read_attempts(&rows)?;
     if truncated {
@@ -133,7 +169,7 @@ async fn cross_check(
             reconcile::MAX_JOIN_ROWS
         ));
     }
-    Ok(reconcile::reconcile(&logs, &attempts, windows, !truncated, an.drift_threshold_bp))
+    Ok((reconcile::reconcile(&logs, &attempts, windows, !truncated, an.drift_threshold_bp), cut))
 }
 
 fn ints(params: &[i64]) -> Vec<Value> {
@@ -149,6 +185,7 @@ pub async fn compute_aig(
     query: &AnalyticsQuery,
     source: &Source<'_>,
     now_ms: i64,
+    budget: &mut Subrequests,
 ) -> Result<Report, GatewayError> {
     let mut cells = Cells::default();
     let mut status = ReadStatus { complete: true, ..ReadStatus::default() };
@@ -178,10 +215,12 @@ pub async fn compute_aig(
     status.rollup_days = read_plan.rollup_days.len() as u32;
 
     let secrets = ctx.secrets();
+    let requests_left = Cell::new(plan_log_reads(budget));
     let client = LogsClient {
         endpoint: LogsEndpoint::new(&ctx.settings.api_url, source.account, source.gateway),
         token: source.token,
         parallel: an.parallel_pages,
+        requests_left: &requests_left,
     };
     for window in &read_plan.windows {
         let read = client.read(*window, 1, None, &mut |e| cells.add(e, *window, &ctx.prices)).await;
@@ -208,7 +247,13 @@ pub async fn compute_aig(
             ));
             break;
         }
+        if read.out_of_requests {
+            status.complete = false;
+            budget.leave_out(logs_cut_note(status.log_pages, status.logs_read, read.pager.total()));
+            break;
+        }
     }
+    budget.give_back(requests_left.get());
     Ok(Report {
         source: ReportSource::Aig,
         window: query.window,

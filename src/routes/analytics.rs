@@ -3,12 +3,15 @@
 //! render JSON, CSV or HTML.
 
 use gateway_core::account::budgets::BudgetsToday;
+use gateway_core::account::listing::Viewer;
 use gateway_core::account::scopes::ScopeFilter;
+use gateway_core::analytics::plan::settled_days;
 use gateway_core::analytics::query::{self, AnalyticsQuery, Format};
 use gateway_core::analytics::render;
 use gateway_core::analytics::report::{Report, Source as ReportSource};
 use gateway_core::analytics::{access, time};
 use gateway_core::error::{ErrorKind, GatewayError};
+use gateway_core::subrequests::{Subrequests, ViewReads};
 use worker::{Env, Headers, Response, ResponseBuilder, Result};
 
 use crate::analytics::view::{self, Source};
@@ -46,21 +49,41 @@ async fn serve(req: &Incoming, env: &Env, ctx: &Ctx) -> std::result::Result<Resp
     let an = analytics_settings(env);
     let cache_key = result_cache::key(&q.cache_key(s.gateway_id.as_deref().unwrap_or("")));
     let caching = q.use_cache && an.cache_ttl_s > 0;
-    if caching {
+    let mut budget = Subrequests::new(s.subrequest_limit);
+    if caching && budget.take_all(1) {
         if let Some((headers, body)) = result_cache::get(&cache_key).await {
             let _ = headers.set("x-analytics-cache", "hit");
+            let _ = headers.set(SUBREQUESTS_HEADER, &budget.header());
             return Ok(finish(headers, body));
         }
     }
 
-    let report = match (q.source, &logs) {
-        (ReportSource::Aig, Some(source)) => view::compute_aig(env, ctx, &an, &q, source, now).await?,
-        _ => view::compute_ledger(env, ctx, &an, &q, logs.as_ref(), now).await?,
+    // The view's own reads first, then the dashboard's panel, then the cross-check or the logs
+    // with what is left (`gateway_core::subrequests`).
+    let aig = match (q.source, &logs) {
+        (ReportSource::Aig, Some(source)) => Some(source),
+        _ => None,
     };
+    let reads = ViewReads {
+        cache_write: caching,
+        schema_check: aig.is_none() && !crate::ledger::schema_seen(),
+        ledger_query: aig.is_none(),
+        rollups: aig.is_some() && q.use_rollups && !settled_days(q.window, now).is_empty(),
+    };
+    budget.take(reads.count());
+    let budgets = match q.format {
+        Format::Html => Some(budgets_today(env, ctx, &mut budget).await),
+        Format::Json | Format::Csv => None,
+    };
+    let mut report = match aig {
+        Some(source) => view::compute_aig(env, ctx, &an, &q, source, now, &mut budget).await?,
+        None => view::compute_ledger(env, ctx, &an, &q, logs.as_ref(), now, &mut budget).await?,
+    };
+    report.status.warnings.extend(budget.drain_left_out());
     let body = match q.format {
         Format::Json => render::json::render(&report),
         Format::Csv => render::csv::render(&report),
-        Format::Html => render::html::render(&report, &q, Some(&budgets_today(env, ctx).await)),
+        Format::Html => render::html::render(&report, &q, budgets.as_ref()),
     };
     let headers = view_headers(&report, &q);
     // A view whose cross-check could have run but failed is not kept: the next one tries again.
@@ -70,19 +93,37 @@ async fn serve(req: &Incoming, env: &Env, ctx: &Ctx) -> std::result::Result<Resp
         && an.cross_check_pages > 0;
     if caching && report.status.complete && !check_failed {
         result_cache::put(&cache_key, &headers, body.as_bytes(), an.cache_ttl_s).await;
+    } else if caching {
+        budget.give_back(1);
     }
     let _ = headers.set("x-analytics-cache", if caching { "miss" } else { "bypass" });
+    let _ = headers.set(SUBREQUESTS_HEADER, &budget.header());
     Ok(finish(headers, body.into_bytes()))
 }
 
-/// The dashboard's "Budgets today": what `/limits` shows, unfiltered. It never fails the page: what
-/// cannot be read is a warning in the panel.
-async fn budgets_today(env: &Env, ctx: &Ctx) -> BudgetsToday {
-    match ctx.config() {
+/// How many subrequests this answer made, of the limit: `48/50`.
+const SUBREQUESTS_HEADER: &str = "x-analytics-subrequests";
+
+/// The dashboard's "Budgets today": what `/limits` shows `AGENT_TOKEN`, unfiltered, within what
+/// is left of `budget`. It never fails the page: what cannot be read is a warning in the panel.
+async fn budgets_today(env: &Env, ctx: &Ctx, budget: &mut Subrequests) -> BudgetsToday {
+    let filter = ScopeFilter::default();
+    let today = match ctx.config() {
         Ok(config) => {
-            crate::routes::limits::budgets_today(env, config, &ScopeFilter::default(), ctx.settings.limiter_leases)
-                .await
+            crate::routes::limits::budgets_today(
+                env,
+                config,
+                &filter,
+                Viewer::Everyone,
+                ctx.settings.limiter_leases,
+                budget,
+            )
+            .await
         }
+        Err(err) => Err(err),
+    };
+    match today {
+        Ok(today) => today,
         Err(err) => BudgetsToday {
             warnings: vec![format!("the configuration could not be read: {}", err.message)],
             read_at_ms: now_ms(),

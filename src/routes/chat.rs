@@ -13,7 +13,7 @@ use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
 use gateway_core::plan::plan;
-use gateway_core::request::authenticate::Identity;
+use gateway_core::request::authenticate::{Identity, Partition};
 use gateway_core::request::ChatRequest;
 use gateway_core::tools::{memory, ToolFamily};
 
@@ -80,10 +80,13 @@ async fn serve(
         (header_of("cf-aig-skip-cache"), header_of("cache-control"), header_of("x-gateway-cache-scope"));
     let caller_cache = CallerCache::from_headers(skip_cache.as_deref(), cache_control.as_deref(), scope.as_deref())?;
     let deadline = started + u64::from(settings.request_deadline_ms);
+    // Whose records (idempotent replays, remembered signatures) this request may read back.
+    let partition = Partition::of(identity, settings.agent_token.as_ref().map(|t| t.expose()));
     let key = IdempotencyKey::from_headers(
         header_of("idempotency-key").as_deref(),
         header_of("x-github-delivery").as_deref(),
         &body,
+        &partition,
     )?;
     let claim = match key {
         // The lease outlives the deadline: a repeat waits for the first run rather than racing it.
@@ -128,9 +131,9 @@ async fn serve(
         });
     }
     let url = gateway::chat_url(settings)?;
-    // Whose signature memory this is, and what of it the history needs (a D1 read only when the
-    // history brings calls back without their signatures and a target is Gemini 3).
-    let caller_key = identity.caller_key(&caller);
+    // What of the caller's signature memory the history needs (a D1 read only when the history
+    // brings calls back without their signatures and a target is Gemini 3).
+    let caller_key = partition.as_str().to_owned();
     let remembered = match chat.tool_history() {
         Some(history) => {
             let families: Vec<ToolFamily> =

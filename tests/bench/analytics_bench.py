@@ -33,6 +33,9 @@ import conftest  # noqa: E402  (the e2e harness: Sim, Worker, tokens)
 conftest.SIM_BIN = ROOT / "target" / "release" / "aig-sim"
 from conftest import Sim, Worker, base_values  # noqa: E402
 
+# Cold views read every page of the range in one request (retries included).
+BENCH_SUBREQUEST_LIMIT = "10000"
+
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1000,10000,100000").split(",")]
 TOKEN = conftest.AGENT_TOKEN
 CRON = "/__scheduled?cron=17+*+*+*+*"
@@ -109,6 +112,8 @@ def workerd_cold_reads(sim: Sim, window: dict, reads: int = 3) -> tuple[list[flo
             "AGENT_TOKEN": TOKEN,
             "CF_AIG_TOKEN": conftest.AIG_TOKEN,
             "CF_API_TOKEN": conftest.API_TOKEN,
+            # A cold view of 100k logs is 2,000 pages: the Workers Paid plan's limit, not the free one's.
+            "SUBREQUEST_LIMIT": BENCH_SUBREQUEST_LIMIT,
         },
         harness.wrangler_durable_objects(toml),
     )
@@ -152,7 +157,8 @@ def main() -> None:
             ).json()
             assert seeded["added"] == n
             window = {"from": iso(end - timedelta(days=30)), "to": iso(end + timedelta(milliseconds=1))}
-            worker = Worker(f"bench-{n}", base_values(sim, ANALYTICS_ROLLUP_MAX_PAGES="100000"))
+            worker = Worker(f"bench-{n}", base_values(sim, ANALYTICS_ROLLUP_MAX_PAGES="100000",
+                                                      SUBREQUEST_LIMIT=BENCH_SUBREQUEST_LIMIT))
             try:
                 worker.wait_ready(180)
                 with httpx.Client(base_url=worker.url, headers={"authorization": f"Bearer {TOKEN}"}, params={"source": "aig"},

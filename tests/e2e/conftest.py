@@ -98,6 +98,38 @@ SECRETS = [AGENT_TOKEN, AIG_TOKEN, API_TOKEN, ADMIN_TOKEN, CALLER_PROVIDER_KEY]
 
 BUDGET_USD = "0.001"
 
+
+def sha256(token: str) -> str:
+    """What `printf %s "$TOKEN" | sha256sum` prints (an `AGENT_TOKENS` key)."""
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def dotenv_json(value: dict) -> str:
+    # Single quotes keep the JSON's quotes and braces literal in the env file.
+    return "'" + json.dumps(value, separators=(",", ":")) + "'"
+
+
+# The scoped tokens (AGENT_TOKENS) of the `tokens` Worker: ReviewAgent in `octo-org/*` and
+# `acme/app`, TriagingAgent bound to its agent only. Secrets like the others, and so are their
+# stored hashes (and AGENT_TOKEN's plain hash): none may ever come back in an answer or a log line.
+REVIEW = "agt-scoped-review-" + secrets.token_hex(16)
+TRIAGE = "agt-scoped-triage-" + secrets.token_hex(16)
+SCOPED_TOKENS = {
+    sha256(REVIEW): {"agent": "ReviewAgent", "repositories": ["octo-org/*", "acme/app"]},
+    sha256(TRIAGE): {"agent": "TriagingAgent"},
+}
+SECRETS += [REVIEW, TRIAGE, sha256(REVIEW), sha256(TRIAGE), sha256(AGENT_TOKEN)]
+# Budgets of the `tokens` Worker: generous, but for `octo-org/budgeted`, whose budget fits no
+# request at all (so any spelling of it is refused).
+TOKENS_SCOPES = {
+    "repositories": {"default": {"daily_budget_usd": 50}, "octo-org/budgeted": {"daily_budget_usd": "0.0001"},
+                     "octo-org/configured": {"daily_budget_usd": 50}},
+    "owners": {"octo-org": {"daily_budget_usd": 500}, "acme": {"daily_budget_usd": 500}},
+    "agents": {"default": {"daily_budget_usd": 100}},
+}
+
 # Routes of the `routing` Worker: rules (size, tools + agent) and an 80/20 split.
 ROUTING_TEST_ROUTES = {
     "triage": {
@@ -412,6 +444,10 @@ def gateway_config(providers: dict | None = None, routes: dict | None = None, **
     return json.dumps(cfg, separators=(",", ":"))
 
 
+# Quick retries keep the suite fast; the backoff logic itself is unit-tested.
+QUICK_RETRIES = {"attempts_per_target": 2, "base_delay_ms": 20, "max_delay_ms": 200, "max_retry_after_ms": 2000}
+
+
 def base_values(sim: Sim, **overrides: str) -> dict[str, str]:
     values = {
         "CF_ACCOUNT_ID": ACCOUNT_ID,
@@ -426,10 +462,7 @@ def base_values(sim: Sim, **overrides: str) -> dict[str, str]:
         "UPSTREAM_FIRST_BYTE_TIMEOUT_MS": "3000",
         "STREAM_IDLE_TIMEOUT_MS": "2000",
         "REQUEST_DEADLINE_MS": "20000",
-        # Quick retries keep the suite fast; the backoff logic itself is unit-tested.
-        "GATEWAY_CONFIG": gateway_config(
-            retry={"attempts_per_target": 2, "base_delay_ms": 20, "max_delay_ms": 200, "max_retry_after_ms": 2000}
-        ),
+        "GATEWAY_CONFIG": gateway_config(retry=QUICK_RETRIES),
     }
     values.update(overrides)
     # dotenv: single quotes keep the JSON's double quotes and braces literal.
@@ -465,6 +498,10 @@ def workers(sim):
         "soak": base_values(sim),
         # The books-balance run's own Worker: its ledger and its limiters see nothing else.
         "books": base_values(sim),
+        # Scoped tokens beside AGENT_TOKEN, budgets per repository, owner and agent; native routes
+        # may pass a caller's own provider key on.
+        "tokens": base_values(sim, AGENT_TOKENS=dotenv_json(SCOPED_TOKENS), ALLOW_CALLER_PROVIDER_KEYS="true",
+                              GATEWAY_CONFIG=gateway_config(retry=QUICK_RETRIES, scopes=TOKENS_SCOPES)),
         # Two requests per minute per provider: limits are hit on purpose.
         "tight": base_values(sim, GATEWAY_CONFIG=gateway_config(
             providers={p: {"requests_per_minute": 2, "daily_budget_usd": 1000} for p in SHIPPED_CONFIG["providers"]},

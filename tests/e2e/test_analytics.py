@@ -155,7 +155,8 @@ def an_sim():
 
 @pytest.fixture(scope="module")
 def an_worker(an_sim):
-    with running_worker("analytics", base_values(an_sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN)) as w:
+    # 10,000 logs are 200 pages in one view: a Workers Paid plan's subrequest limit, not the free one's.
+    with running_worker("analytics", base_values(an_sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN, SUBREQUEST_LIMIT="1000")) as w:
         yield w
 
 

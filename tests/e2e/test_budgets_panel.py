@@ -1,7 +1,8 @@
 """The dashboard's "Budgets today" panel end to end: after calls from two repositories, the panel
 shows each scope's spend, reservations and daily budget with exactly the digits `/limits` gives,
 a row per configured provider (a circuit breaker's state where it has one), and a caller-supplied
-name escaped (a ledger row whose repository is a `<script>` tag)."""
+name escaped (a ledger row whose repository is a `<script>` tag). Past the subrequest limit, the
+dashboard and `/limits` leave scopes out and say so, and never make more subrequests than allowed."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from conftest import SHIPPED_CONFIG, base_values, gateway_config, running_worker
 from test_chat import CHAT, body
 
 HOSTILE = "octo-org/<script>alert(1)</script>"
+SUBREQUEST_LIMIT = 14
+PROVIDERS = len(SHIPPED_CONFIG["providers"])
 BREAKER = {"window_seconds": 60, "min_attempts": 10, "failure_ratio": 0.5, "cooldown_seconds": 30, "probes": 2}
 
 
@@ -29,7 +32,9 @@ def panel_worker(sim):
     # the ledger: a row of today, as if written by an older Worker or by hand.
     seeded = [{"request_id": "seeded-hostile", "ts_ms": int(time.time() * 1000), "provider": "openai",
                "model": "gpt-4o-mini", "agent": "TriagingAgent", "repository": HOSTILE}]
-    with running_worker("budgets-panel", base_values(sim, GATEWAY_CONFIG=gateway_config(
+    # A subrequest limit below what a full view would make once many scopes spent today: room for
+    # the first test's four scopes, not for the last test's ten.
+    with running_worker("budgets-panel", base_values(sim, SUBREQUEST_LIMIT=str(SUBREQUEST_LIMIT), GATEWAY_CONFIG=gateway_config(
         providers=providers,
         scopes={
             "repositories": {"default": {"daily_budget_usd": 5}, "octo-org/api": {"daily_budget_usd": "0.5"}},
@@ -120,3 +125,53 @@ def test_json_and_csv_keep_their_schema(panel_worker):
         csv = c.get("/analytics", params={"format": "csv", "cache": "off"})
     assert j.status_code == 200 and "budgets_today" not in j.json()
     assert csv.status_code == 200 and "Budgets today" not in csv.text
+
+
+def test_views_stay_within_the_subrequest_limit(panel_worker, sim):
+    # Ten scopes spent today: the panel (the ledger's callers, six providers, ten scopes) and the
+    # cross-check cannot all fit in SUBREQUEST_LIMIT.
+    for i in range(6):
+        ask(panel_worker, f"octo-org/many-{i}", "TriagingAgent")
+    deadline = time.time() + 30
+    while True:
+        with panel_worker.client() as c:
+            limits = c.get("/limits")
+        assert limits.status_code == 200, limits.text
+        if limits.json().get("warnings") or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    # /limits: the callers, every provider, then as many used scopes as fit; the rest said.
+    listing = limits.json()
+    assert limits.headers["x-limits-subrequests"] == f"{SUBREQUEST_LIMIT}/{SUBREQUEST_LIMIT}"
+    assert len(listing["providers"]) == PROVIDERS
+    assert len(listing["scopes"]) == SUBREQUEST_LIMIT - 1 - PROVIDERS
+    assert any("scopes used today are not shown" in w and "SUBREQUEST_LIMIT" in w for w in listing["warnings"])
+
+    def log_requests() -> int:
+        return len(sim.http.get("/__sim/logs/requests").json())
+
+    for fmt, source in (("html", "ledger"), ("json", "ledger"), ("json", "aig")):
+        before = log_requests()
+        with panel_worker.client() as c:
+            r = c.get("/analytics", params={"format": fmt, "source": source, "cache": "off"})
+        assert r.status_code == 200, r.text
+        used, limit = map(int, r.headers["x-analytics-subrequests"].split("/"))
+        assert limit == SUBREQUEST_LIMIT and used <= limit
+        assert log_requests() - before <= used, "every log page asked for is counted"
+        if fmt == "html":
+            # The panel came before the cross-check: every provider, some scopes, and the rest said.
+            rows = panel_rows(r.text)
+            assert len([k for k in rows if k.startswith("provider:")]) == PROVIDERS
+            assert 0 < len([k for k in rows if not k.startswith("provider:")]) < 10
+            assert 'id="budgets-warning"' in r.text and "SUBREQUEST_LIMIT" in r.text
+            assert log_requests() == before, "no room was left for the cross-check"
+        elif source == "ledger":
+            v = r.json()
+            assert v["complete"] is True
+            assert v["cross_check"]["ran"] is True, v["cross_check"]
+        else:
+            # AI Gateway's logs take what is left; a view they do not fit in says it is partial.
+            v = r.json()
+            cut = [w for w in v["warnings"] if "SUBREQUEST_LIMIT" in w]
+            assert v["complete"] is (not cut), v["warnings"]
+            assert r.headers["x-analytics-complete"] == ("false" if cut else "true")

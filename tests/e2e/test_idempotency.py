@@ -93,3 +93,31 @@ def test_bad_keys_are_refused(client, sim):
     r = client.post(CHAT, json=body(), headers={"x-github-delivery": "../../etc"})
     assert r.status_code == 400
     assert sim.requests() == []
+
+
+def test_another_callers_replay_is_never_served(workers, sim):
+    """A replay is its caller's own: the same key and body from another scoped token, or from
+    AGENT_TOKEN, runs its own request; each caller's repeat gets its own first answer."""
+    from conftest import AGENT_TOKEN, REVIEW, TRIAGE
+
+    tokens = workers["tokens"]
+    key = {"idempotency-key": f"shared-{uuid.uuid4()}", "x-github-repository": "octo-org/app"}
+    req = body(model=GEMINI, text=f"label issue {uuid.uuid4()}")
+
+    def post(token):
+        with tokens.client(token=token) as c:
+            return c.post(CHAT, json=req, headers=key)
+
+    first = {token: post(token) for token in (REVIEW, TRIAGE, AGENT_TOKEN)}
+    for r in first.values():
+        assert r.status_code == 200, r.text
+        assert "x-gateway-idempotent-replay" not in r.headers
+    assert sim.calls() == {"google-ai-studio": 3}, "each caller ran its own request"
+    ids = {r.headers["x-gateway-request-id"] for r in first.values()}
+    assert len(ids) == 3
+    for token, r in first.items():
+        again = post(token)
+        assert again.headers["x-gateway-idempotent-replay"] == "true"
+        assert again.headers["x-gateway-request-id"] == r.headers["x-gateway-request-id"], "its own answer"
+        assert again.content == r.content
+    assert sim.calls() == {"google-ai-studio": 3}

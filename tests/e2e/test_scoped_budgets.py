@@ -81,6 +81,32 @@ def test_one_repository_over_its_budget_is_refused_and_the_other_is_not(scoped):
         assert [s["name"] for s in only] == [quiet]
         assert c.get("/limits", params={"nonsense": "1"}).status_code == 400
 
+    # GitHub's names are one whatever their case: another spelling is the same exhausted budget,
+    # never a fresh one.
+    for spelling in ("Octo-Org/Runaway", "OCTO-ORG/RUNAWAY"):
+        r = ask(scoped, spelling)
+        assert r.status_code == 429, r.text
+        assert r.json()["error"]["code"] == "repository_budget_exhausted"
+        assert "repository `octo-org/runaway`" in r.json()["error"]["message"]
+    with scoped.client() as c:
+        r = c.get("/limits", params={"repository": "Octo-Org/RunAway"})
+    assert [s["name"] for s in r.json()["scopes"]] == [runaway]
+    assert r.json()["scopes"][0]["spent_usd"] > 0
+
+
+def test_a_name_nobody_uses_is_answered_without_its_limiter(scoped):
+    # Asked for by name, an unused repository is its configuration: nothing spent. No limiter is
+    # asked for it (nor created): the ledger's callers and one limiter per provider are all the
+    # subrequests the answer made.
+    providers = len(json.loads(gateway_config())["providers"])
+    with scoped.client() as c:
+        r = c.get("/limits", params={"repository": f"nobody-{uuid.uuid4().hex[:8]}/never-used"})
+    assert r.status_code == 200, r.text
+    [row] = r.json()["scopes"]
+    assert (row["spent_usd"], row["reserved_usd"], row["requests_last_minute"]) == (0, 0, 0)
+    assert Decimal(str(row["daily_budget_usd"])) == Decimal(REPO_BUDGET)
+    assert r.headers["x-limits-subrequests"] == f"{1 + providers}/50"
+
 
 def test_an_agent_over_its_own_budget_gets_its_own_code(scoped):
     r = ask(scoped, "octo-org/elsewhere", agent="BudgetBot")

@@ -7,47 +7,25 @@ token; and the raw scoped token never reaches AI Gateway, a response or a log li
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 import time
+import uuid
 
 import anthropic
 import pytest
 
 import conftest
-from conftest import AGENT_TOKEN, ARTIFACTS, SEEN, Worker, base_values
+from conftest import AGENT_TOKEN, ARTIFACTS, REVIEW, SCOPED_TOKENS, SEEN, TRIAGE, Worker, base_values, dotenv_json, sha256
 from test_chat import CHAT, body
 from test_native_routes import recording_client2
 
 GEMINI = "google-ai-studio/gemini-2.5-flash"
-REVIEW = "agt-scoped-review-" + secrets.token_hex(16)
-TRIAGE = "agt-scoped-triage-" + secrets.token_hex(16)
-# Scoped tokens are secrets like the others: test_zz_secrets.py scans the whole suite for them.
-conftest.SECRETS += [REVIEW, TRIAGE]
-
-
-def sha256(token: str) -> str:
-    """What `printf %s "$TOKEN" | sha256sum` prints."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-TOKENS = {
-    sha256(REVIEW): {"agent": "ReviewAgent", "repositories": ["octo-org/*", "acme/app"]},
-    sha256(TRIAGE): {"agent": "TriagingAgent"},
-}
-
-
-def dotenv_json(value: dict) -> str:
-    # Single quotes keep the JSON's quotes and braces literal in the env file.
-    return "'" + json.dumps(value, separators=(",", ":")) + "'"
+TOKENS = SCOPED_TOKENS
 
 
 @pytest.fixture(scope="module")
 def token_workers(sim):
     started = {
-        # AGENT_TOKEN and scoped tokens; native routes may pass a caller's own provider key on.
-        "tokens": Worker("tokens", base_values(sim, AGENT_TOKENS=dotenv_json(TOKENS), ALLOW_CALLER_PROVIDER_KEYS="true")),
         # Scoped tokens only: no token that may claim any agent.
         "tokens-only": Worker("tokens-only", base_values(sim, AGENT_TOKEN=None, AGENT_TOKENS=dotenv_json(TOKENS))),
         # A broken map (a raw token where its hash belongs): named by /healthz, no scoped token.
@@ -63,8 +41,9 @@ def token_workers(sim):
 
 
 @pytest.fixture()
-def tokens(token_workers):
-    return token_workers["tokens"]
+def tokens(workers):
+    """The session's Worker with AGENT_TOKEN and the scoped tokens (conftest.SCOPED_TOKENS)."""
+    return workers["tokens"]
 
 
 def chat(worker, token: str, headers: dict | None = None, **kw):
@@ -134,7 +113,7 @@ def test_a_token_bound_to_an_agent_only_takes_any_repository(tokens, sim):
 @pytest.mark.parametrize("headers, says", [
     ({"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/app"}, "belongs to agent `ReviewAgent`"),
     ({"x-github-repository": "acme/other"}, "`acme/other` is outside this token's repositories"),
-    ({"x-github-repository": "Octo-Org/app"}, "matched exactly"),
+    ({"x-github-repository": "Octo-Org2/app"}, "`octo-org2/app` is outside"),
     ({"x-github-repository": "octo-org2/app"}, "outside"),
     ({}, "send the repository as `x-github-repository"),
 ])
@@ -142,6 +121,16 @@ def test_a_header_that_disagrees_with_the_token_is_refused(tokens, sim, headers,
     r = chat(tokens, REVIEW, headers)
     assert_mismatch(r, says)
     assert sim.requests() == [], "a refused call never reaches AI Gateway"
+
+
+def test_a_repository_is_one_whatever_its_case(tokens, sim):
+    # GitHub's names match case-insensitively: the pattern matches, and the call is accounted to
+    # the one spelling every scope, the ledger and AI Gateway's metadata use.
+    r = chat(tokens, REVIEW, {"x-github-repository": "Octo-Org/App"})
+    assert r.status_code == 200, r.text
+    assert metadata_of(sim)["repo"] == "octo-org/app"
+    row = ledger_row(tokens, r.headers["x-gateway-request-id"])
+    assert row["repository"] == "octo-org/app", row
 
 
 def test_unknown_tokens_and_the_stored_hash_are_401(tokens, sim):
@@ -177,6 +166,71 @@ def test_a_scoped_token_echoed_by_the_upstream_is_redacted(tokens, sim):
     assert r.status_code == 400, r.text
     assert REVIEW not in r.text
     assert "bad key [redacted] in request" in r.json()["error"]["message"]
+
+
+# --- /limits --------------------------------------------------------------------------------------
+
+
+def limits(worker, token: str, **params):
+    with worker.client(token=token) as c:
+        return c.get("/limits", params=params)
+
+
+def limits_once(worker, token: str, ready) -> dict:
+    """`/limits` as `token` sees it, once `ready(listing)` holds (rows are written after answers)."""
+    deadline = time.time() + 15
+    while True:
+        r = limits(worker, token)
+        assert r.status_code == 200, r.text
+        listing = r.json()
+        if ready(listing) or time.time() > deadline:
+            return listing
+        time.sleep(0.3)
+
+
+def test_a_scoped_token_reads_only_its_own_limits(tokens):
+    # Four callers today: each token, AGENT_TOKEN naming an agent and repository of its own.
+    mine, theirs, shared = f"octo-org/mine-{uuid.uuid4().hex[:8]}", f"else/theirs-{uuid.uuid4().hex[:8]}", "shared/repo"
+    assert chat(tokens, REVIEW, {"x-github-repository": mine}).status_code == 200
+    assert chat(tokens, TRIAGE, {"x-github-repository": theirs}).status_code == 200
+    assert chat(tokens, AGENT_TOKEN, {"x-agent-name": "SomeAgent", "x-github-repository": shared}).status_code == 200
+    assert chat(tokens, AGENT_TOKEN, {"x-agent-name": "SomeAgent", "x-github-repository": "octo-org/someones"}).status_code == 200
+
+    def names(listing):
+        return {(s["scope"], s["name"]) for s in listing["scopes"]}
+
+    everything = limits_once(tokens, AGENT_TOKEN, lambda l: {("repository", theirs), ("repository", shared)} <= names(l))
+    assert {("repository", mine), ("agent", "TriagingAgent"), ("agent", "SomeAgent")} <= names(everything)
+
+    review = limits_once(tokens, REVIEW, lambda l: ("repository", mine) in names(l))
+    # Its agent; its repositories (those of `octo-org/*` used today by anyone, the one configured by
+    # name, and `acme/app`, named exactly); their owners' totals; every provider.
+    assert ("agent", "ReviewAgent") in names(review)
+    assert {("repository", mine), ("repository", "octo-org/someones"), ("repository", "octo-org/configured"),
+            ("repository", "acme/app"), ("owner", "octo-org"), ("owner", "acme")} <= names(review)
+    for scope, name in names(review):
+        assert (scope, name) == ("agent", "ReviewAgent") or scope != "agent", name
+        if scope == "repository":
+            assert name.startswith("octo-org/") or name == "acme/app", name
+    assert len(review["providers"]) == len(everything["providers"])
+    # A scope nobody used today (only configured by name) is answered from its configuration.
+    unused = next(s for s in review["scopes"] if s["name"] == "octo-org/configured")
+    assert (unused["spent_usd"], unused["reserved_usd"], unused["daily_budget_usd"]) == (0, 0, 50)
+
+    triage = limits_once(tokens, TRIAGE, lambda l: ("repository", theirs) in names(l))
+    # Bound to its agent only: the repositories its own calls named today.
+    assert ("agent", "TriagingAgent") in names(triage)
+    assert ("repository", mine) not in names(triage) and ("agent", "ReviewAgent") not in names(triage)
+
+    # Filters: its own names (any spelling), or 403.
+    r = limits(tokens, REVIEW, repository=mine.upper())
+    assert r.status_code == 200 and [s["name"] for s in r.json()["scopes"]] == [mine, "octo-org"], r.text
+    for params, says in [({"repository": theirs}, "outside this token's repositories"),
+                         ({"agent": "TriagingAgent"}, "sees agent `ReviewAgent` only")]:
+        r = limits(tokens, REVIEW, **params)
+        assert_mismatch(r, says)
+    assert limits(tokens, TRIAGE, agent="ReviewAgent").status_code == 403
+    assert limits(tokens, REVIEW, repository="not a repo").status_code == 400
 
 
 # --- the native routes ---------------------------------------------------------------------------
@@ -281,11 +335,12 @@ def test_an_invalid_map_is_named_and_accepts_no_scoped_token(token_workers, sim)
 
 
 def test_zz_no_scoped_token_in_any_answer_or_log_line(token_workers):
-    """Last in this file: everything these Workers answered, and every line they logged."""
+    """Last in this file: everything answered so far, and every line this module's Workers logged
+    (the session's `tokens` Worker's log is scanned by test_zz_secrets.py, with the hashes)."""
     seen = [(what, head, data) for what, head, data in SEEN]
     assert seen, "nothing was recorded"
     for what, head, data in seen:
-        for token in (REVIEW, TRIAGE):
+        for token in (REVIEW, TRIAGE, sha256(REVIEW), sha256(TRIAGE)):
             assert token not in head and token.encode() not in data, f"{what}: a scoped token came back"
     for w in token_workers.values():
         w.stop()  # flush and close the log

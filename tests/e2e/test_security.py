@@ -244,6 +244,54 @@ def test_caller_credentials_never_travel_upstream(client, sim):
     forwarded_headers_are_clean(sim)
 
 
+# --- tenants -----------------------------------------------------------------------------------
+
+def test_a_scoped_tokens_limits_name_no_other_tenant(workers):
+    """One repository's agent reading /limits learns nothing of another's: no other agent, no
+    repository outside its own, and no secret or stored token hash anywhere in the answer."""
+    import urllib.parse
+    import uuid
+
+    tokens = workers["tokens"]
+    rival_agent, rival_repo = f"RivalAgent{uuid.uuid4().hex[:8]}", f"rival-org/secret-{uuid.uuid4().hex[:8]}"
+    triage_repo = f"triage-org/work-{uuid.uuid4().hex[:8]}"
+    calls = [(AGENT_TOKEN, {"x-agent-name": rival_agent, "x-github-repository": rival_repo}),
+             (conftest.TRIAGE, {"x-github-repository": triage_repo}),
+             (conftest.REVIEW, {"x-github-repository": "octo-org/app"})]
+    for token, headers in calls:
+        with tokens.client(token=token) as c:
+            assert c.post(CHAT, json=body(model=GEMINI), headers=headers).status_code == 200
+    # Once the ledger has them all (rows are written after the answers).
+    deadline = time.time() + 15
+    while True:
+        with tokens.client() as c:
+            everything = c.get("/limits").text
+        if all(n in everything for n in (rival_repo, rival_agent, triage_repo)) or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert rival_repo in everything and triage_repo in everything
+
+    answers = []
+    for token, params in [(conftest.REVIEW, {}), (conftest.REVIEW, {"repository": "octo-org/app"}),
+                          (conftest.REVIEW, {"agent": "ReviewAgent"}), (conftest.TRIAGE, {}),
+                          (conftest.REVIEW, {"repository": rival_repo}), (conftest.REVIEW, {"agent": rival_agent})]:
+        with tokens.client(token=token) as c:
+            r = c.get("/limits", params=params)
+        assert r.status_code in (200, 403), r.text
+        answers.append((token, r))
+    for token, r in answers:
+        head = "\n".join(f"{k}: {v}" for k, v in r.headers.items())
+        # A refused filter is named back to its sender only as the sender wrote it.
+        named = json.dumps(r.json())
+        asked = urllib.parse.unquote(str(r.request.url))
+        for other in (rival_agent, rival_repo):
+            assert other not in named or other in asked, (other, named)
+        if token == conftest.REVIEW:
+            assert triage_repo not in named and "TriagingAgent" not in named, named
+        for secret in conftest.SECRETS:
+            assert secret not in head and secret not in r.text, "a secret or a token hash in a /limits answer"
+
+
 # --- oversize input ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(

@@ -6,13 +6,20 @@
 //! may lead to several different LLM calls, so there the key is the delivery *and* the body: a
 //! redelivered webhook repeats each call exactly, and each repeat is answered from its first run.
 //!
+//! Keys are the caller's own: the record is named by the key *and* by who called
+//! ([`Partition`]), so a replay only ever returns a caller's own answer. Another caller sending
+//! the same key and body runs its own request, as if the key were new to the gateway: a 409
+//! would tell it that somebody else used that key (an oracle across tenants), and one GitHub
+//! delivery is legitimately handled by several agents, each of which must get its own answer.
+//!
 //! One Durable Object per key holds a [`Record`]; this module is its state machine. Only
 //! successful answers are kept: after an error the key is freed, so a retry runs again.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::digest::{hex, sha256_of};
 use crate::error::{ErrorKind, GatewayError};
+use crate::request::authenticate::Partition;
 
 /// How long an answer is kept for repeats.
 pub const KEEP_MS: u64 = 24 * 60 * 60 * 1000;
@@ -27,13 +34,17 @@ pub struct IdempotencyKey {
 }
 
 impl IdempotencyKey {
-    /// From `Idempotency-Key` (preferred) or `X-GitHub-Delivery`; `None` when neither is sent.
+    /// From `Idempotency-Key` (preferred) or `X-GitHub-Delivery`, in `partition`; `None` when
+    /// neither is sent.
     pub fn from_headers(
         idempotency_key: Option<&str>,
         github_delivery: Option<&str>,
         body: &[u8],
+        partition: &Partition,
     ) -> Result<Option<IdempotencyKey>, GatewayError> {
-        let fingerprint = || hex_sha256(body);
+        let named = |name: String| {
+            Some(IdempotencyKey { object_name: format!("{}|{name}", partition.as_str()), fingerprint: hex_sha256(body) })
+        };
         if let Some(key) = idempotency_key.map(str::trim).filter(|k| !k.is_empty()) {
             if key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(GatewayError::new(
@@ -41,7 +52,7 @@ impl IdempotencyKey {
                     "Header `Idempotency-Key` must be 1-255 visible ASCII characters.",
                 ));
             }
-            return Ok(Some(IdempotencyKey { object_name: format!("key:{key}"), fingerprint: fingerprint() }));
+            return Ok(named(format!("key:{key}")));
         }
         if let Some(delivery) = github_delivery.map(str::trim).filter(|d| !d.is_empty()) {
             if delivery.len() > 128 || !delivery.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -50,15 +61,14 @@ impl IdempotencyKey {
                     "Header `X-GitHub-Delivery` must be a delivery GUID (letters, digits and `-`).",
                 ));
             }
-            let fp = fingerprint();
-            return Ok(Some(IdempotencyKey { object_name: format!("gh:{delivery}:{fp}"), fingerprint: fp }));
+            return Ok(named(format!("gh:{delivery}:{}", hex_sha256(body))));
         }
         Ok(None)
     }
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&sha256_of(&[bytes]))
 }
 
 /// A first answer, as kept for replay.
@@ -141,6 +151,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::authenticate::Identity;
 
     fn answer(status: u16) -> StoredAnswer {
         StoredAnswer { status, headers: vec![("content-type".into(), "application/json".into())], body: "{}".into() }
@@ -179,22 +190,56 @@ mod tests {
         assert_eq!(r.begin("fp", 2001, 1000), Begin::Proceed);
     }
 
+    fn shared() -> Partition {
+        Partition::of(&Identity::Agent, Some("agt-shared"))
+    }
+
     #[test]
     fn keys_from_headers() {
-        let k = IdempotencyKey::from_headers(Some("op-1"), Some("abc"), b"{}").unwrap().unwrap();
-        assert_eq!(k.object_name, "key:op-1");
+        let p = shared();
+        let k = IdempotencyKey::from_headers(Some("op-1"), Some("abc"), b"{}", &p).unwrap().unwrap();
+        assert!(k.object_name.starts_with("token:") && k.object_name.ends_with("|key:op-1"), "{}", k.object_name);
         assert_eq!(k.fingerprint.len(), 64);
-        let d1 = IdempotencyKey::from_headers(None, Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"), b"{\"a\":1}")
-            .unwrap()
-            .unwrap();
-        let d2 = IdempotencyKey::from_headers(None, Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"), b"{\"a\":2}")
-            .unwrap()
-            .unwrap();
-        assert!(d1.object_name.starts_with("gh:72d3162e-"));
+        let delivery = Some("72d3162e-cc78-11e3-81ab-4c9367dc0958");
+        let d1 = IdempotencyKey::from_headers(None, delivery, b"{\"a\":1}", &p).unwrap().unwrap();
+        let d2 = IdempotencyKey::from_headers(None, delivery, b"{\"a\":2}", &p).unwrap().unwrap();
+        assert!(d1.object_name.contains("|gh:72d3162e-"));
         assert_ne!(d1.object_name, d2.object_name, "one delivery, two different calls");
-        assert_eq!(IdempotencyKey::from_headers(None, None, b"{}").unwrap(), None);
-        assert!(IdempotencyKey::from_headers(Some("has space"), None, b"").is_err());
-        assert!(IdempotencyKey::from_headers(None, Some("../x"), b"").is_err());
+        assert_eq!(IdempotencyKey::from_headers(None, None, b"{}", &p).unwrap(), None);
+        assert!(IdempotencyKey::from_headers(Some("has space"), None, b"", &p).is_err());
+        assert!(IdempotencyKey::from_headers(None, Some("../x"), b"", &p).is_err());
+    }
+
+    #[test]
+    fn a_key_is_the_callers_own() {
+        use crate::request::authenticate::AgentTokens;
+        use crate::request::tokens::{token_hash, ScopedTokens};
+        let scoped = ScopedTokens::parse(&format!(
+            r#"{{"{}": {{"agent": "ReviewAgent"}}, "{}": {{"agent": "TriagingAgent"}}, "{}": {{"agent": "ReviewAgent"}}}}"#,
+            token_hash("tok-review"),
+            token_hash("tok-triage"),
+            token_hash("tok-review-rotated")
+        ))
+        .unwrap();
+        let tokens = AgentTokens { agent_token: Some("agt-shared"), scoped: &scoped };
+        let name = |token: &str| {
+            let partition = Partition::of(&tokens.identify(token).unwrap(), Some("agt-shared"));
+            IdempotencyKey::from_headers(Some("op-1"), None, b"{}", &partition).unwrap().unwrap().object_name
+        };
+        let (review, triage, shared) = (name("tok-review"), name("tok-triage"), name("agt-shared"));
+        assert!(review != triage && review != shared && triage != shared);
+        assert_eq!(review, "agent:ReviewAgent|key:op-1");
+        assert_eq!(name("tok-review-rotated"), review, "one agent, one caller, whichever of its tokens");
+        // AGENT_TOKEN's partition is neither the token nor anything else computed from it.
+        for (text, what) in [("agt-shared", "the token"), (token_hash("agt-shared").as_str(), "its plain hash")] {
+            assert!(!shared.contains(text) && !shared.contains(&text[..32.min(text.len())]), "{what} in {shared}");
+        }
+        let other = Partition::of(&Identity::Agent, Some("agt-another"));
+        assert_ne!(other, shared_partition(&tokens));
+    }
+
+    fn shared_partition(tokens: &crate::request::authenticate::AgentTokens<'_>) -> Partition {
+        Partition::of(&tokens.identify("agt-shared").unwrap(), Some("agt-shared"))
     }
 
     #[test]

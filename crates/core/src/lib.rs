@@ -20,7 +20,8 @@
 //! | respond                             | [`error`] (OpenAI error shape)                      |
 //!
 //! Beside the chat path: [`native`] (provider-native routes), [`idempotency`], [`analytics`]
-//! (`/analytics`), [`admin`] (gateway management).
+//! (`/analytics`), [`admin`] (gateway management), [`subrequests`] (the back office's reads
+//! planned against the platform's limit per request).
 
 pub mod account;
 pub mod admin;
@@ -38,4 +39,5 @@ pub mod output;
 pub mod plan;
 pub mod relay;
 pub mod request;
+pub mod subrequests;
 pub mod tools;

@@ -8,6 +8,7 @@ pub mod breaker;
 pub mod budgets;
 pub mod ledger;
 pub mod limits;
+pub mod listing;
 pub mod pricing;
 pub mod scopes;
 pub mod stamp;

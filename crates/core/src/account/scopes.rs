@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 
 use crate::account::limits::{Policy, Refusal};
 use crate::account::pricing::Usd;
+use crate::aig::call::{canonical_repository, valid_agent, valid_repository};
 use crate::error::{ErrorKind, GatewayError};
 
 /// What a scope is.
@@ -110,20 +111,17 @@ impl Scopes {
         self.repositories.is_empty() && self.owners.is_empty() && self.agents.is_empty()
     }
 
-    /// Every scope a request from `agent` about `repository` falls under, in a fixed order.
+    /// Every scope a request from `agent` about `repository` falls under, in a fixed order. The
+    /// repository and its owner are named in their canonical spelling, however `repository` is
+    /// spelled (a ledger row written before names were canonical is the same scope).
     pub fn of(&self, agent: Option<&str>, repository: Option<&str>) -> Vec<Scope> {
         let mut scopes = Vec::new();
-        let pick = |map: &BTreeMap<String, ScopeLimits>, name: &str, default: bool| {
-            map.get(name).or_else(|| default.then(|| map.get(DEFAULT)).flatten()).copied()
-        };
-        if let Some(repo) = repository {
-            if let Some(limits) = pick(&self.repositories, repo, true) {
-                scopes.push(Scope { kind: ScopeKind::Repository, name: repo.to_owned(), policy: limits.policy() });
+        if let Some(repo) = repository.map(canonical_repository) {
+            if let Some(limits) = pick(&self.repositories, &repo, true) {
+                scopes.push(Scope { kind: ScopeKind::Repository, name: repo.clone(), policy: limits.policy() });
             }
-            let owner = repo.split('/').next().unwrap_or(repo);
-            if let Some(limits) = pick(&self.owners, owner, false) {
-                scopes.push(Scope { kind: ScopeKind::Owner, name: owner.to_owned(), policy: limits.policy() });
-            }
+            let owner = repo.split('/').next().unwrap_or(&repo);
+            scopes.extend(self.owner(owner));
         }
         if let Some(agent) = agent {
             if let Some(limits) = pick(&self.agents, agent, true) {
@@ -132,17 +130,27 @@ impl Scopes {
         }
         scopes
     }
+
+    /// The total of `owner` (canonical spelling), when it has one.
+    pub fn owner(&self, owner: &str) -> Option<Scope> {
+        let limits = pick(&self.owners, owner, false)?;
+        Some(Scope { kind: ScopeKind::Owner, name: owner.to_owned(), policy: limits.policy() })
+    }
 }
 
-/// `/limits?repository=…&agent=…`: which scopes to show (each filter exact; none: all).
+/// The limits of `name` in `map`, or (with `default`) those every name not listed gets.
+fn pick(map: &BTreeMap<String, ScopeLimits>, name: &str, default: bool) -> Option<ScopeLimits> {
+    map.get(name).or_else(|| default.then(|| map.get(DEFAULT)).flatten()).copied()
+}
+
+/// `/limits?repository=…&agent=…`: which scopes to show (none: all the reader may see). The
+/// repository is validated as `x-github-repository` is and kept canonical; the agent as
+/// `x-agent-name` is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeFilter {
     pub repository: Option<String>,
     pub agent: Option<String>,
 }
-
-/// Most scopes `/limits` shows at once (each is one limiter to ask): a filter narrows it.
-pub const MAX_LISTED_SCOPES: usize = 100;
 
 impl ScopeFilter {
     pub fn parse(query: &str) -> Result<ScopeFilter, GatewayError> {
@@ -150,11 +158,14 @@ impl ScopeFilter {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = crate::analytics::query::percent_decode(value)
-                .filter(|v| !v.is_empty() && v.len() <= 200 && !v.chars().any(char::is_control))
+                .filter(|v| !v.is_empty())
                 .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, format!("`{key}` needs a value")))?;
+            let invalid = |what: &str| GatewayError::new(ErrorKind::InvalidRequest, format!("`{key}` must be {what}."));
             match key {
-                "repository" => filter.repository = Some(value),
-                "agent" => filter.agent = Some(value),
+                "repository" if valid_repository(&value) => filter.repository = Some(canonical_repository(&value)),
+                "repository" => return Err(invalid("`owner/name` (GitHub's characters only)")),
+                "agent" if valid_agent(&value) => filter.agent = Some(value),
+                "agent" => return Err(invalid("1-64 letters, digits, `.`, `_` or `-`")),
                 _ => {
                     return Err(GatewayError::new(
                         ErrorKind::InvalidRequest,
@@ -166,35 +177,21 @@ impl ScopeFilter {
         Ok(filter)
     }
 
-    /// The scopes of the callers seen today (`(agent, repository)` pairs, from the ledger), the
-    /// filter's own callers included, deduplicated, in order, at most [`MAX_LISTED_SCOPES`].
-    pub fn scopes(&self, config: &Scopes, seen: &[(Option<String>, Option<String>)]) -> Vec<Scope> {
-        let mut callers: Vec<(Option<&str>, Option<&str>)> =
-            seen.iter().map(|(a, r)| (a.as_deref(), r.as_deref())).collect();
-        callers.push((self.agent.as_deref(), self.repository.as_deref()));
-        let mut out: Vec<Scope> = Vec::new();
-        let mut keys = std::collections::BTreeSet::new();
-        for (agent, repo) in callers {
-            for scope in config.of(agent, repo) {
-                let wanted = match scope.kind {
-                    ScopeKind::Repository => self.repository.as_deref().is_none_or(|r| r == scope.name),
-                    ScopeKind::Owner => {
-                        self.repository.as_deref().is_none_or(|r| r.split('/').next() == Some(scope.name.as_str()))
-                    }
-                    ScopeKind::Agent => self.agent.as_deref().is_none_or(|a| a == scope.name),
-                };
-                let other_filter = match scope.kind {
-                    ScopeKind::Agent => self.repository.is_some() && self.agent.is_none(),
-                    _ => self.agent.is_some() && self.repository.is_none(),
-                };
-                if wanted && !other_filter && keys.insert(scope.key()) {
-                    out.push(scope);
-                }
+    /// Whether the filter keeps `scope`: a repository filter keeps that repository and its
+    /// owner, an agent filter that agent; both keep both.
+    pub fn keeps(&self, scope: &Scope) -> bool {
+        let wanted = match scope.kind {
+            ScopeKind::Repository => self.repository.as_deref().is_none_or(|r| r == scope.name),
+            ScopeKind::Owner => {
+                self.repository.as_deref().is_none_or(|r| r.split('/').next() == Some(scope.name.as_str()))
             }
-        }
-        out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        out.truncate(MAX_LISTED_SCOPES);
-        out
+            ScopeKind::Agent => self.agent.as_deref().is_none_or(|a| a == scope.name),
+        };
+        let other_filter = match scope.kind {
+            ScopeKind::Agent => self.repository.is_some() && self.agent.is_none(),
+            _ => self.agent.is_some() && self.repository.is_none(),
+        };
+        wanted && !other_filter
     }
 }
 
@@ -220,9 +217,20 @@ pub(crate) struct RawScopeLimits<'a> {
 
 impl RawScopes<'_> {
     pub(crate) fn read(&self, problems: &mut Vec<String>) -> Scopes {
+        // Repository and owner names are GitHub's: canonical, so that the configuration's
+        // spelling is the scope's. Agent names are kept as written.
         let read = |group: &str, raw: &BTreeMap<String, RawScopeLimits<'_>>, problems: &mut Vec<String>| {
+            let github_names = group != "agents";
             let mut out = BTreeMap::new();
-            for (name, limits) in raw {
+            for (written, limits) in raw {
+                let name = if github_names { canonical_repository(written) } else { written.clone() };
+                if out.contains_key(&name) {
+                    problems.push(format!(
+                        "scopes.{group}.{written}: names `{name}` again (GitHub names are one whatever their case)"
+                    ));
+                    continue;
+                }
+                let name = &name;
                 let text = limits.daily_budget_usd.get();
                 let text = crate::json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
                 let valid_name = !name.is_empty() && name.len() <= 200 && !name.chars().any(char::is_control);
@@ -283,26 +291,39 @@ mod tests {
     }
 
     #[test]
-    fn limits_lists_the_scopes_of_todays_callers_filtered() {
-        let (s, _) = scopes(GITHUB_APP);
-        let seen = vec![
-            (Some("ReviewAgent".to_owned()), Some("acme/big".to_owned())),
-            (Some("TriagingAgent".to_owned()), Some("octo/app".to_owned())),
-            (None, Some("acme/small".to_owned())),
-        ];
-        let keys = |query: &str| {
-            ScopeFilter::parse(query).unwrap().scopes(&s, &seen).iter().map(Scope::key).collect::<Vec<_>>()
-        };
-        assert_eq!(
-            keys(""),
-            ["repository:acme/big", "repository:acme/small", "repository:octo/app", "owner:acme", "agent:ReviewAgent"]
+    fn filters_are_validated_and_canonical() {
+        let f = ScopeFilter::parse("repository=Octo-Org%2FApp&agent=ReviewAgent").unwrap();
+        assert_eq!((f.repository.as_deref(), f.agent.as_deref()), (Some("octo-org/app"), Some("ReviewAgent")));
+        for bad in [
+            "model=x",
+            "agent=",
+            "repository=",
+            "repository=no-slash",
+            "repository=a%2Fb%2Fc",
+            "agent=a%20b",
+            "repository=octo%2Fr%C4%B0po",
+            "agent=%0a",
+        ] {
+            assert_eq!(ScopeFilter::parse(bad).unwrap_err().status(), 400, "{bad}");
+        }
+        let long = format!("repository=o/{}", "r".repeat(10_000));
+        assert_eq!(ScopeFilter::parse(&long).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn repository_and_owner_names_are_canonical_in_the_configuration() {
+        let (s, problems) = scopes(
+            r#"{"repositories": {"Acme/Big": {"daily_budget_usd": 10}}, "owners": {"ACME": {"daily_budget_usd": 25}},
+                "agents": {"ReviewAgent": {"daily_budget_usd": 1}}}"#,
         );
-        assert_eq!(keys("repository=acme%2Fbig"), ["repository:acme/big", "owner:acme"]);
-        assert_eq!(keys("agent=ReviewAgent"), ["agent:ReviewAgent"]);
-        // A scope nobody used today is shown when asked for by name.
-        assert_eq!(keys("repository=new/repo"), ["repository:new/repo"]);
-        assert!(ScopeFilter::parse("model=x").is_err());
-        assert!(ScopeFilter::parse("agent=").is_err());
+        assert!(problems.is_empty(), "{problems:?}");
+        let keys: Vec<String> = s.of(Some("ReviewAgent"), Some("acme/BIG")).iter().map(Scope::key).collect();
+        assert_eq!(keys, ["repository:acme/big", "owner:acme", "agent:ReviewAgent"]);
+        assert!(s.of(Some("reviewagent"), None).is_empty(), "agent names keep their case");
+        let (_, problems) =
+            scopes(r#"{"repositories": {"Acme/Big": {"daily_budget_usd": 10}, "acme/big": {"daily_budget_usd": 1}}}"#);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("names `acme/big` again"), "{problems:?}");
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub fn upstream_model(mode: EndpointMode, target: &Target) -> Cow<'_, str> {
     }
 }
 
-/// Who is calling, from the `x-agent-name` and `x-github-repository` headers, validated.
+/// Who is calling, from the `x-agent-name` and `x-github-repository` headers, validated. The
+/// repository is in its canonical spelling ([`canonical_repository`]); the agent is as sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub agent: Option<String>,
@@ -53,7 +54,10 @@ pub struct Caller {
 
 impl Caller {
     /// Validates the caller headers. They end up in AI Gateway's logs and in `/analytics` groups,
-    /// so they are held to a strict alphabet (no control characters, quotes or spaces).
+    /// so they are held to a strict alphabet (no control characters, quotes or spaces). The
+    /// repository is validated as sent, then made canonical: `Octo-Org/Repo` is `octo-org/repo`,
+    /// one budget scope, one ledger name. The agent is the agent's own name (not GitHub's), so its
+    /// case is kept: `ReviewAgent` and `reviewagent` are two agents, as a scoped token binds them.
     pub fn from_headers(agent: Option<&str>, repository: Option<&str>) -> Result<Caller, GatewayError> {
         let agent = agent.map(str::trim).filter(|s| !s.is_empty());
         let repository = repository.map(str::trim).filter(|s| !s.is_empty());
@@ -73,7 +77,7 @@ impl Caller {
                 ));
             }
         }
-        Ok(Caller { agent: agent.map(str::to_owned), repository: repository.map(str::to_owned) })
+        Ok(Caller { agent: agent.map(str::to_owned), repository: repository.map(canonical_repository) })
     }
 }
 
@@ -90,6 +94,14 @@ pub fn valid_repository(r: &str) -> bool {
         && name != ".."
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     valid_owner(owner) && name_ok
+}
+
+/// The one spelling of a repository (or owner) name: ASCII lower case. GitHub matches owner and
+/// repository names case-insensitively, and they are ASCII (`[A-Za-z0-9._-]`, checked before),
+/// so every spelling of one repository is one scope key, one pattern match, one ledger name and
+/// one `/analytics` group.
+pub fn canonical_repository(name: &str) -> String {
+    name.to_ascii_lowercase()
 }
 
 /// A GitHub user or organisation name: 1-39 letters, digits or `-`.
@@ -191,6 +203,9 @@ mod tests {
         let c = Caller::from_headers(Some("TriagingAgent"), Some("octo-org/my.repo_1")).unwrap();
         assert_eq!(c.agent.as_deref(), Some("TriagingAgent"));
         assert_eq!(Caller::from_headers(None, Some("  ")).unwrap(), Caller::default());
+        // One repository however it is spelled; the agent as sent.
+        let c = Caller::from_headers(Some("ReviewAgent"), Some(" Octo-Org/My.Repo_1 ")).unwrap();
+        assert_eq!((c.agent.as_deref(), c.repository.as_deref()), (Some("ReviewAgent"), Some("octo-org/my.repo_1")));
         for (agent, repo) in [
             (Some("Triaging Agent"), None),
             (Some("a\"b"), None),
@@ -200,6 +215,12 @@ mod tests {
             (None, Some("own er/x")),
             (None, Some("owner/..")),
             (None, Some("owner/x\r\ny")),
+            // Refused before any case is folded: no Unicode folds into a new name.
+            (None, Some("Octo-Org/R\u{0130}po")),
+            (None, Some("octo-org/repo\u{212a}")),
+            (None, Some("octo-org%2Frepo")),
+            (None, Some("octo-org/a%2Fb")),
+            (None, Some(&format!("octo-org/{}", "R".repeat(10_000)) as &str)),
         ] {
             assert_eq!(
                 Caller::from_headers(agent, repo).unwrap_err().kind,

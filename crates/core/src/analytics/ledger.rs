@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::account::pricing::{Prices, Tokens, Usd};
 use crate::analytics::cells::{CellKey, Cells};
-use crate::analytics::logs::{clean_label, Window};
+use crate::analytics::logs::{clean_label, repo_label, Window};
 use crate::analytics::metrics::Metrics;
 use crate::analytics::percentile::Histogram;
 use crate::analytics::time;
@@ -222,7 +222,7 @@ pub fn read_groups(results_json: &str, prices: &Prices) -> Result<LedgerRead, St
             provider: names::provider(&row.provider),
             model: names::model(&row.model),
             agent: row.agent.as_deref().and_then(clean_label),
-            repo: row.repository.as_deref().and_then(clean_label),
+            repo: row.repository.as_deref().and_then(repo_label),
         };
         out.attempts += m.requests;
         out.groups += 1;
@@ -521,6 +521,21 @@ pub(crate) mod tests {
         assert!(read.groups < 500, "grouped: {}", read.groups);
         let sum_by_day: u64 = read.cells.group(&[Dim::Day]).iter().map(|(_, m)| m.requests).sum();
         assert_eq!(sum_by_day, 500);
+    }
+
+    #[test]
+    fn one_repository_whatever_the_spelling_of_old_rows() {
+        let db = ledger_db();
+        let t0 = 20_400 * DAY;
+        for (i, repo) in ["octo-org/docs", "Octo-Org/Docs", "OCTO-ORG/DOCS", "octo-org/api"].into_iter().enumerate() {
+            let i = i as i64;
+            insert(&db, &Attempt { repository: Some(repo), latency_ms: 10 + i, ..attempt(i, t0 + i) });
+        }
+        let read = read(&db, Window { from_ms: t0, to_ms: t0 + DAY });
+        let repos: Vec<(String, u64)> =
+            read.cells.group(&[Dim::Repo]).into_iter().map(|(k, m)| (k[0].clone(), m.requests)).collect();
+        assert_eq!(repos, [("octo-org/api".to_owned(), 1), ("octo-org/docs".to_owned(), 3)]);
+        assert_eq!(read.cells.group(&[Dim::Repo])[1].1.latency.count(), 3);
     }
 
     #[test]

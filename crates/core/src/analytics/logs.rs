@@ -149,6 +149,14 @@ pub fn clean_label(text: &str) -> Option<String> {
     (!clean.trim().is_empty()).then_some(clean)
 }
 
+/// A repository as a group key: [`clean_label`] in the canonical spelling, so that rows written
+/// before repositories were canonical (`Octo-Org/Repo`) are grouped with today's (`octo-org/repo`),
+/// from the ledger and from the logs alike. Folding here, not in the SQL, keeps the ledger's
+/// query on its stored columns and both sources on one rule.
+pub fn repo_label(text: &str) -> Option<String> {
+    clean_label(text).map(|label| crate::aig::call::canonical_repository(&label))
+}
+
 fn metadata(raw: Option<&RawValue>) -> Meta {
     let Some(raw) = raw else { return Meta::default() };
     // Usually JSON text inside a JSON string; the single-log API gives an object.
@@ -163,7 +171,7 @@ fn metadata(raw: Option<&RawValue>) -> Meta {
     });
     let from_worker =
         meta.gateway.is_some_and(|g| crate::json::from_str::<Cow<'_, str>>(g.get()).is_ok_and(|s| s == WORKER_MARK));
-    Meta { agent: label(meta.agent), repo: label(meta.repo), attempt, from_worker }
+    Meta { agent: label(meta.agent), repo: label(meta.repo).as_deref().and_then(repo_label), attempt, from_worker }
 }
 
 impl LogEntry {
@@ -454,6 +462,8 @@ mod tests {
                 .unwrap(),
         ));
         assert_eq!(m, Meta { agent: Some("A".into()), repo: Some("o/r".into()), attempt: Some(3), from_worker: true });
+        let m = metadata(Some(&RawValue::from_string(r#"{"agent":"Agent","repo":"Octo-Org/Repo"}"#.into()).unwrap()));
+        assert_eq!((m.agent.as_deref(), m.repo.as_deref()), (Some("Agent"), Some("octo-org/repo")));
         let m = metadata(Some(&RawValue::from_string(r#""{\"agent\":7,\"repo\":\"x\\u0007y\"}""#.into()).unwrap()));
         assert_eq!((m.agent, m.repo.as_deref(), m.attempt, m.from_worker), (None, Some("xy"), None, false));
         let m = metadata(Some(&RawValue::from_string(r#""{\"gateway\":\"someone-else\"}""#.into()).unwrap()));

@@ -7,6 +7,7 @@ use std::fmt;
 use crate::aig::call::EndpointMode;
 use crate::request::authenticate::{AgentTokens, Identity};
 use crate::request::tokens::ScopedTokens;
+use crate::subrequests;
 
 /// A secret value: never printed by `Debug`, so it cannot slip into a log line by accident.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -48,6 +49,9 @@ pub struct Settings {
     pub request_deadline_ms: u32,
     /// `LEDGER_RETENTION_DAYS`: how many days of ledger rows the cron keeps (today included).
     pub ledger_retention_days: u32,
+    /// `SUBREQUEST_LIMIT`: most subrequests one `/analytics` or `/limits` answer makes (the
+    /// platform's limit per request; [`crate::subrequests`] plans the reads within it).
+    pub subrequest_limit: u32,
     pub agent_token: Option<Secret>,
     /// `AGENT_TOKENS`: scoped tokens, known by their hashes (none when unset or invalid).
     pub agent_tokens: ScopedTokens,
@@ -191,6 +195,13 @@ impl Settings {
                 &mut invalid,
             ) as u32,
             ledger_retention_days: number("LEDGER_RETENTION_DAYS", 90, 1, 36_500, &mut invalid) as u32,
+            subrequest_limit: number(
+                "SUBREQUEST_LIMIT",
+                u64::from(subrequests::DEFAULT_LIMIT),
+                u64::from(subrequests::MIN_LIMIT),
+                u64::from(subrequests::MAX_LIMIT),
+                &mut invalid,
+            ) as u32,
             agent_token,
             agent_tokens,
             aig_token: lookup("CF_AIG_TOKEN").and_then(Secret::new),
@@ -263,6 +274,15 @@ mod tests {
 
     fn read(vars: &[(&str, &str)]) -> Settings {
         Settings::read(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned()))
+    }
+
+    #[test]
+    fn the_subrequest_limit_is_the_free_plans_unless_set() {
+        assert_eq!(read(&[]).subrequest_limit, 50);
+        assert_eq!(read(&[("SUBREQUEST_LIMIT", "1000")]).subrequest_limit, 1000);
+        let low = read(&[("SUBREQUEST_LIMIT", "3")]);
+        assert_eq!(low.subrequest_limit, 50);
+        assert_eq!(low.invalid, vec!["SUBREQUEST_LIMIT must be a whole number from 10 to 10000".to_owned()]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! turns an identity and the caller headers into the [`Caller`] every route accounts to.
 
 use crate::aig::call::Caller;
+use crate::digest::{hex, sha256_of};
 use crate::config::Secret;
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::tokens::{ScopedToken, ScopedTokens};
@@ -82,16 +83,6 @@ impl Identity<'_> {
         }
     }
 
-    /// Whose records a request may read back (the signature memory, idempotent replays): a
-    /// scoped token's agent, or, for `AGENT_TOKEN`, the agent its caller says it is. Not a
-    /// secret, and not the token: records stored under it name no credential.
-    pub fn caller_key(&self, caller: &Caller) -> String {
-        match self {
-            Identity::Scoped { token, .. } => format!("scoped:{}", token.agent),
-            Identity::Agent => format!("agent-token:{}", caller.agent.as_deref().unwrap_or("")),
-        }
-    }
-
     /// Who is calling, for budgets, the ledger and AI Gateway's metadata. The headers are
     /// validated first (400 when malformed). With `AGENT_TOKEN` they are the caller; with a scoped
     /// token the agent is the token's (`x-agent-name` may repeat it, not name another) and the
@@ -118,8 +109,7 @@ impl Identity<'_> {
                 }
                 Some(repo) if !token.allows(repo) => {
                     return Err(mismatch(format!(
-                        "Repository `{repo}` is outside this token's repositories ({}; matched exactly, case \
-                         included).",
+                        "Repository `{repo}` is outside this token's repositories ({}).",
                         token.patterns()
                     )))
                 }
@@ -127,6 +117,36 @@ impl Identity<'_> {
             }
         }
         Ok(Caller { agent: Some(token.agent.clone()), repository: headers.repository })
+    }
+}
+
+/// Whose records a request may read back: the part of a record's name that says who called.
+/// An idempotent replay (`crate::idempotency`) and a remembered thought signature
+/// (`crate::tools::memory`) are only ever found by the caller that left them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition(String);
+
+/// Separates the partition's hash of `AGENT_TOKEN` from every other hash of it (the
+/// `AGENT_TOKENS` keys are plain SHA-256 of tokens): the name computes to nothing else.
+const PARTITION_DOMAIN: &[u8] = b"agent-gateway caller partition v1\0";
+
+impl Partition {
+    /// The partition of `identity`. A scoped token's is its agent: every call with it is that
+    /// agent's, and a replay survives the token's rotation (two tokens of one agent are one
+    /// caller). `AGENT_TOKEN`'s (any agent, as its headers say) is a domain-separated hash of the
+    /// token, never the token: its holders are one caller, whom no scoped token can be.
+    pub fn of(identity: &Identity<'_>, agent_token: Option<&str>) -> Partition {
+        match identity {
+            Identity::Scoped { token, .. } => Partition(format!("agent:{}", token.agent)),
+            Identity::Agent => {
+                let digest = sha256_of(&[PARTITION_DOMAIN, agent_token.unwrap_or_default().as_bytes()]);
+                Partition(format!("token:{}", hex(&digest[..16])))
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -301,9 +321,17 @@ mod tests {
         let tokens = AgentTokens { agent_token: Some(AGENT), scoped: &scoped };
         let review = tokens.identify(REVIEW).unwrap();
         let triage = tokens.identify(TRIAGE).unwrap();
-        for (agent, repo) in [(None, "octo-org/x"), (Some("ReviewAgent"), "octo-org/monorepo"), (None, "acme/app")] {
+        for (agent, repo, canonical) in [
+            (None, "octo-org/x", "octo-org/x"),
+            (Some("ReviewAgent"), "octo-org/monorepo", "octo-org/monorepo"),
+            (None, "acme/app", "acme/app"),
+            // GitHub's names are one repository however they are spelled: the canonical one is
+            // the caller, so no spelling is a budget of its own.
+            (None, "Octo-Org/X", "octo-org/x"),
+            (None, "ACME/App", "acme/app"),
+        ] {
             let c = review.caller(agent, Some(repo)).unwrap();
-            assert_eq!((c.agent.as_deref(), c.repository.as_deref()), (Some("ReviewAgent"), Some(repo)));
+            assert_eq!((c.agent.as_deref(), c.repository.as_deref()), (Some("ReviewAgent"), Some(canonical)));
         }
         // Bound to the agent only: any repository, or none.
         let c = triage.caller(None, Some("else/where")).unwrap();
@@ -314,7 +342,7 @@ mod tests {
             (&review, Some("TriagingAgent"), Some("octo-org/x"), "belongs to agent `ReviewAgent`"),
             (&review, Some("reviewagent"), Some("octo-org/x"), "says `reviewagent`"),
             (&review, None, Some("acme/other"), "`acme/other` is outside"),
-            (&review, None, Some("Octo-Org/x"), "outside this token's repositories (`octo-org/*`, `acme/app`"),
+            (&review, None, Some("Acme/Other"), "outside this token's repositories (`octo-org/*`, `acme/app`)"),
             (&review, None, Some("octo-org2/x"), "outside"),
             (&review, None, None, "send the repository"),
             (&triage, Some("ReviewAgent"), None, "belongs to agent `TriagingAgent`"),

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-use crate::aig::call::{valid_agent, valid_owner, valid_repository};
+use crate::aig::call::{canonical_repository, valid_agent, valid_owner, valid_repository};
 
 /// The secret's name, as messages name it.
 pub const SECRET_NAME: &str = "AGENT_TOKENS";
@@ -44,8 +44,9 @@ pub struct ScopedToken {
 }
 
 /// A repository pattern: `owner/name` exactly, or `owner/*` (every repository of that owner).
-/// Matched byte for byte, as spelled in the secret: a name spelled otherwise would be another
-/// budget scope, so it is refused rather than let through.
+/// Kept in the canonical spelling and matched ASCII case-insensitively, as GitHub matches names:
+/// `Octo-Org/*` in the secret and `x-github-repository: OCTO-ORG/App` are the pattern and the
+/// repository (scope `octo-org/app`) they look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pattern {
     Repository(String),
@@ -55,15 +56,15 @@ pub enum Pattern {
 impl Pattern {
     fn parse(text: &str) -> Option<Pattern> {
         match text.strip_suffix("/*") {
-            Some(owner) => valid_owner(owner).then(|| Pattern::Owner(owner.to_owned())),
-            None => valid_repository(text).then(|| Pattern::Repository(text.to_owned())),
+            Some(owner) => valid_owner(owner).then(|| Pattern::Owner(canonical_repository(owner))),
+            None => valid_repository(text).then(|| Pattern::Repository(canonical_repository(text))),
         }
     }
 
     pub fn matches(&self, repository: &str) -> bool {
         match self {
-            Pattern::Repository(r) => r == repository,
-            Pattern::Owner(o) => repository.split_once('/').is_some_and(|(owner, _)| owner == o),
+            Pattern::Repository(r) => r.eq_ignore_ascii_case(repository),
+            Pattern::Owner(o) => repository.split_once('/').is_some_and(|(owner, _)| owner.eq_ignore_ascii_case(o)),
         }
     }
 }
@@ -280,9 +281,12 @@ mod tests {
     fn patterns() {
         let exact = Pattern::parse("acme/app").unwrap();
         let owner = Pattern::parse("octo-org/*").unwrap();
-        assert!(exact.matches("acme/app"));
-        assert!(!exact.matches("acme/app2") && !exact.matches("Acme/app") && !exact.matches("acme/ap"));
-        assert!(owner.matches("octo-org/x") && owner.matches("octo-org/monorepo"));
+        assert!(exact.matches("acme/app") && exact.matches("Acme/APP"));
+        assert!(!exact.matches("acme/app2") && !exact.matches("acme/ap") && !exact.matches("acme/app\u{212a}"));
+        assert!(owner.matches("octo-org/x") && owner.matches("octo-org/monorepo") && owner.matches("Octo-Org/x"));
+        // Spelled any way in the secret: kept canonical.
+        assert_eq!(Pattern::parse("Octo-Org/*").unwrap(), owner);
+        assert_eq!(Pattern::parse("ACME/App").unwrap(), exact);
         assert!(!owner.matches("octo-org2/x") && !owner.matches("octo/x") && !owner.matches("octo-org"));
         assert_eq!(owner.to_string(), "octo-org/*");
         for bad in ["*", "*/*", "acme", "acme/", "acme/*/x", "ac me/app", "acme/app*", "/*", "acme/.."] {

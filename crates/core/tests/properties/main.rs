@@ -18,6 +18,7 @@ mod pricing;
 mod relay;
 mod request;
 mod route;
+mod tenants;
 mod tools;
 mod upstream;
 mod usage;

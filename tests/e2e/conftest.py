@@ -134,18 +134,18 @@ TOKENS_SCOPES = {
 ROUTING_TEST_ROUTES = {
     "triage": {
         "split": [
-            {"weight": 80, "targets": ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o-mini"]},
-            {"weight": 20, "targets": ["openai/gpt-4o-mini", "google-ai-studio/gemini-2.5-flash"]},
+            {"weight": 80, "targets": ["google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o-mini"]},
+            {"weight": 20, "targets": ["openai/gpt-4o-mini", "google-ai-studio/gemini-3.5-flash-lite"]},
         ]
     },
     "review": {
-        "targets": ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o"],
+        "targets": ["google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o"],
         "rules": [
             {"when": {"min_input_tokens": 2000}, "targets": ["anthropic/claude-sonnet-4-5"]},
             {"when": {"has_tools": True, "agent": ["PRReviewAgent"]}, "targets": ["openai/gpt-4o"]},
         ],
     },
-    "default": {"targets": ["google-ai-studio/gemini-2.5-flash"]},
+    "default": {"targets": ["google-ai-studio/gemini-3.5-flash-lite"]},
 }
 
 # Everything the Worker sent back during the session: (description, headers, body).

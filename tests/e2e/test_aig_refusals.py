@@ -11,7 +11,7 @@ import pytest
 from conftest import base_values, gateway_config, running_worker
 from test_chat import CHAT, body
 
-GEMINI = "google-ai-studio/gemini-2.5-flash"
+GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 # The `review` route: no cache by default, three providers.
 REVIEW = [GEMINI, "openai/gpt-4o", "anthropic/claude-sonnet-4-5"]
 

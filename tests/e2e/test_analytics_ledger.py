@@ -47,8 +47,8 @@ def our_cost(provider: str, model: str, tin: int, tout: int) -> int | None:
 
 # The canonical name of each spelling the seed uses (the ledger may hold any of them).
 CANONICAL = {
-    "gemini-2.5-flash": "gemini-2.5-flash",
-    "google/gemini-2.5-flash": "gemini-2.5-flash",
+    "gemini-3.5-flash-lite": "gemini-3.5-flash-lite",
+    "google/gemini-3.5-flash-lite": "gemini-3.5-flash-lite",
     "gpt-4o-mini": "gpt-4o-mini",
     "gpt-4o-mini-2024-07-18": "gpt-4o-mini",
     "claude-haiku-4-5": "claude-haiku-4-5",
@@ -57,7 +57,7 @@ CANONICAL = {
     "@cf/meta/llama-3.1-8b-instruct": "@cf/meta/llama-3.1-8b-instruct",
 }
 TARGETS = [
-    ("google-ai-studio", ["gemini-2.5-flash", "google/gemini-2.5-flash"]),
+    ("google-ai-studio", ["gemini-3.5-flash-lite", "google/gemini-3.5-flash-lite"]),
     ("openai", ["gpt-4o-mini", "gpt-4o-mini-2024-07-18"]),
     ("anthropic", ["claude-haiku-4-5", "anthropic/claude-haiku-4.5", "claude-haiku-4-5-20251001"]),
     ("workers-ai", ["@cf/meta/llama-3.1-8b-instruct"]),
@@ -201,7 +201,7 @@ def test_models_are_one_whatever_their_spelling(offline):
     want = expected(ROWS, lambda r: f"{r['provider']}/{CANONICAL[r['model']]}")
     got = {g["key"]["model"]: g for g in v["groups"]}
     assert set(got) == {
-        "google-ai-studio/gemini-2.5-flash", "openai/gpt-4o-mini", "anthropic/claude-haiku-4-5",
+        "google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o-mini", "anthropic/claude-haiku-4-5",
         "workers-ai/@cf/meta/llama-3.1-8b-instruct",
     }
     for k in want:
@@ -282,7 +282,7 @@ def joined():
         ledger.remove(lost)
         unlogged = {**ledger[10], "request_id": "req-unlogged", "log_id": "log-unlogged", "ts_ms": ledger[10]["ts_ms"] + 7}
         ledger.append(unlogged)
-        recounted = next(r for r in ledger if r["success"] and r["cache"] == "MISS" and r["model"] == "gemini-2.5-flash")
+        recounted = next(r for r in ledger if r["success"] and r["cache"] == "MISS" and r["model"] == "gemini-3.5-flash-lite")
         recounted["tokens_out"] += 40
         with running_worker("ledger-joined", base_values(sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN), ledger_rows=ledger) as w:
             yield {"worker": w, "logs": logs, "ledger": ledger, "lost": lost, "unlogged": unlogged,

@@ -56,7 +56,7 @@ def alerting(sim, receiver):
     providers["google-ai-studio"]["daily_budget_usd"] = BUDGET
     routes = json.loads(json.dumps(SHIPPED_CONFIG["routes"]))
     routes["triage"] = {
-        "targets": ["google-ai-studio/gemini-2.5-flash", "openai/gpt-4o-mini"],
+        "targets": ["google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o-mini"],
         "rules": [{"when": {"budget_used_above": 0.5}, "targets": ["openai/gpt-4o-mini"]}],
     }
     with running_worker("alerts", base_values(sim, ALERT_WEBHOOK_URL=receiver.url, GATEWAY_CONFIG=gateway_config(
@@ -67,7 +67,7 @@ def alerting(sim, receiver):
 
 def gemini(worker):
     with worker.client() as c:
-        return c.post(CHAT, json=body(model="google-ai-studio/gemini-2.5-flash", text=f"a {uuid.uuid4()}", max_tokens=16))
+        return c.post(CHAT, json=body(model="google-ai-studio/gemini-3.5-flash-lite", text=f"a {uuid.uuid4()}", max_tokens=16))
 
 
 def test_each_threshold_is_posted_once_and_answers_say_what_is_left(alerting, receiver):

@@ -29,11 +29,15 @@ def test_alias_goes_to_gemini_first_with_decision_headers(client, sim):
     answer = r.json()
     assert answer["object"] == "chat.completion"
     assert answer["choices"][0]["message"]["content"] == (
-        "Simulated answer from google-ai-studio/gemini-2.5-flash: The build fails on main"
+        "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: The build fails on main"
     )
-    assert answer["usage"]["total_tokens"] == answer["usage"]["prompt_tokens"] + answer["usage"]["completion_tokens"]
+    # Gemini's thinking is reported apart from completion_tokens, and counted in the total.
+    usage = answer["usage"]
+    thinking = usage["completion_tokens_details"]["reasoning_tokens"]
+    assert thinking > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] + thinking
     assert r.headers["x-gateway-provider"] == "google-ai-studio"
-    assert r.headers["x-gateway-model"] == "gemini-2.5-flash"
+    assert r.headers["x-gateway-model"] == "gemini-3.5-flash-lite"
     assert r.headers["x-gateway-attempts"] == "1"
     assert r.headers["cf-aig-cache-status"] == "MISS"
 
@@ -53,7 +57,7 @@ def test_forwarded_body_is_the_callers_bytes_but_for_model(client, sim):
     r = client.post(CHAT, content=raw.encode(), headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
     [seen] = sim.requests()
-    expected = raw.replace('"model":"triage"', '"model":"google-ai-studio/gemini-2.5-flash"')
+    expected = raw.replace('"model":"triage"', '"model":"google-ai-studio/gemini-3.5-flash-lite"')
     # No output limit given: the route's is added at the end (README "Rate limits").
     expected = expected.removesuffix("}") + ',"max_tokens":1024}'
     assert seen["body"] == expected
@@ -93,7 +97,7 @@ def test_explicit_provider_model(client, sim):
 def test_review_alias(client, sim):
     r = client.post(CHAT, json=body(model="review"))
     assert r.status_code == 200
-    assert json.loads(sim.requests()[0]["body"])["model"] == "google-ai-studio/gemini-2.5-flash"
+    assert json.loads(sim.requests()[0]["body"])["model"] == "google-ai-studio/gemini-3.5-flash-lite"
     assert json.loads(sim.requests()[0]["headers"]["cf-aig-metadata"])["route"] == "review"
 
 
@@ -109,7 +113,7 @@ def test_stream_is_relayed_event_by_event_with_usage(client, sim):
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-    assert text == "Simulated answer from google-ai-studio/gemini-2.5-flash: The build fails on main"
+    assert text == "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: The build fails on main"
     usage = [c["usage"] for c in chunks if c.get("usage")]
     assert len(usage) == 1 and usage[0]["completion_tokens"] > 0
     # Framing is the upstream's: every event ends with a blank line, nothing else in between.
@@ -161,5 +165,5 @@ def test_rest_endpoint_mode(workers, sim):
     [seen] = sim.requests()
     assert seen["path"] == f"/client/v4/accounts/{ACCOUNT_ID}/ai/v1/chat/completions"
     assert seen["headers"]["cf-aig-gateway-id"] == GATEWAY_ID
-    assert json.loads(seen["body"])["model"] == "google/gemini-2.5-flash"
+    assert json.loads(seen["body"])["model"] == "google/gemini-3.5-flash-lite"
     assert r.headers["x-gateway-provider"] == "google-ai-studio"

@@ -12,7 +12,7 @@ import pytest
 from conftest import base_values, gateway_config, running_worker, SHIPPED_CONFIG
 from test_chat import CHAT, body
 
-GEMINI = "google-ai-studio/gemini-2.5-flash"
+GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 OPENAI = "openai/gpt-4o-mini"
 
 

@@ -47,7 +47,7 @@ def test_setup_then_doctor_through_the_worker(sim, worker):
         f"ok    gateway `{GATEWAY_ID}` exists",
         "ok    authentication is on",
         f"ok    the Worker at {worker.url} is healthy",
-        "ok    google-ai-studio/gemini-2.5-flash answers through the Worker",
+        "ok    google-ai-studio/gemini-3.5-flash-lite answers through the Worker",
         "ok    openai/gpt-4o-mini answers through the Worker",
         "ok    anthropic/claude-haiku-4-5 answers through the Worker",
         "ok    the logs API reads",

@@ -33,7 +33,8 @@ def test_models_needs_auth_and_lists_aliases_then_models(worker):
     listing = r.json()
     assert listing["object"] == "list"
     ids = [m["id"] for m in listing["data"]]
-    assert ids[:3] == ["default", "review", "triage"]
-    assert ids[3] == "google-ai-studio/gemini-2.5-flash"
+    # The shipped aliases, and the suite's own `retiring` (conftest.gateway_config).
+    assert ids[:4] == ["default", "retiring", "review", "triage"]
+    assert ids[4] == "google-ai-studio/gemini-3.5-flash-lite"
     assert len(ids) == len(set(ids))
     assert all(m["object"] == "model" for m in listing["data"])

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from test_chat import CHAT, body, sse_events
 
-GEMINI = "google-ai-studio/gemini-2.5-flash"
+GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 
 
 def test_repeat_gets_the_first_answer_without_calling_again(client, sim):

@@ -62,11 +62,15 @@ def test_an_answer_is_one_row_saying_what_the_headers_and_the_body_said(worker, 
     assert pico(answer["usage"]["cost"]) == cost, "usage.cost says what the header says"
     [row] = new_rows(worker, before, 1)
     assert row["charged_pico"] == cost and row["cost_pico"] == cost
-    assert (row["route"], row["alias"], row["provider"], row["model"]) == ("chat", "triage", "google-ai-studio", "gemini-2.5-flash")
+    assert (row["route"], row["alias"], row["provider"], row["model"]) == ("chat", "triage", "google-ai-studio", "gemini-3.5-flash-lite")
     assert (row["agent"], row["repository"]) == ("TriagingAgent", "octo-org/octo-repo")
     assert (row["outcome"], row["status"], row["success"], row["stream"], row["attempt"]) == ("200", 200, 1, 0, 1)
     assert row["tokens_in"] == answer["usage"]["prompt_tokens"]
-    assert row["tokens_out"] == answer["usage"]["completion_tokens"]
+    # Thinking, reported apart from completion_tokens (Gemini's), is output billed: in its own
+    # column too.
+    thinking = (answer["usage"].get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+    assert row["tokens_out"] == answer["usage"]["completion_tokens"] + thinking
+    assert row["tokens_reasoning"] == thinking
     assert row["log_id"] == r.headers["cf-aig-log-id"]
     assert row["cache"] == "MISS"
     assert row["latency_ms"] >= 0
@@ -118,7 +122,8 @@ def test_the_python_sdk_reads_the_cost_of_a_stream_from_its_final_usage(worker):
     cost = usage.model_extra["cost"]
     assert isinstance(cost, float) and cost > 0
     [row] = new_rows(worker, before, 1)
-    assert row["stream"] == 1 and row["tokens_out"] == usage.completion_tokens
+    thinking = usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else 0
+    assert row["stream"] == 1 and row["tokens_out"] == usage.completion_tokens + thinking
     # The float the SDK parsed is the nearest double of the exact decimal the row holds.
     assert abs(Decimal(cost) * PICO - row["charged_pico"]) < 1
 

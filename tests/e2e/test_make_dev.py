@@ -307,7 +307,7 @@ def test_make_dev_from_a_fresh_tree(tree, make_dev):
     head, _, body = done.stdout.replace("\r\n", "\n").partition("\n\n")
     assert head.startswith("HTTP/1.1 200"), done.stdout[:2000]
     assert re.search(r"(?mi)^x-gateway-provider: google-ai-studio$", head)
-    assert "Simulated answer from google-ai-studio/gemini-2.5-flash: Label this issue: the build fails" in body
+    assert "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: Label this issue: the build fails" in body
 
     # Streaming, as the message says: "stream": true in the body, -N to curl.
     assert 'Streaming: add "stream": true to the body (and -N to curl)' in out
@@ -322,7 +322,7 @@ def test_make_dev_from_a_fresh_tree(tree, make_dev):
 
     # The README's SDK examples, against this make dev (its URL; the token of its .dev.vars).
     token = re.search(r"(?m)^AGENT_TOKEN=(.*)$", (tree / ".dev.vars").read_text()).group(1)
-    expected = "Simulated answer from google-ai-studio/gemini-2.5-flash: Is this issue a bug or a feature request?"
+    expected = "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: Is this issue a bug or a feature request?"
     quickstart = (("python", 'caller = {"x-agent-name": "TriagingAgent"'), ("ts", 'const headers = { "x-agent-name": "TriagingAgent"'))
     for kind, needle in quickstart:
         source = substitute(readme_block(needle), url, token)

@@ -93,7 +93,7 @@ def test_other_escapes_never_reach_the_gateway(worker, sim, target):
 
 
 def test_credentials_in_the_query_are_never_forwarded(worker, sim):
-    target = b"/google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key=some-provider-key"
+    target = b"/google-ai-studio/v1beta/models/gemini-3.5-flash-lite:streamGenerateContent?alt=sse&key=some-provider-key"
     body = json.dumps({"contents": [{"parts": [{"text": "hi"}]}]}).encode()
     head = (f"POST {target.decode()} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nx-goog-api-key: {AGENT_TOKEN}\r\nConnection: close\r\n\r\n").encode()

@@ -21,7 +21,7 @@ from conftest import ACCOUNT_ID, AGENT_TOKEN, AIG_TOKEN, CALLER_PROVIDER_KEY, GA
 
 # USD per million tokens (prices.json): (input, output).
 PRICES = {
-    ("google-ai-studio", "gemini-2.5-flash"): (Decimal("0.30"), Decimal("2.50")),
+    ("google-ai-studio", "gemini-3.5-flash-lite"): (Decimal("0.30"), Decimal("2.50")),
     ("openai", "gpt-4o-mini"): (Decimal("0.15"), Decimal("0.60")),
     ("anthropic", "claude-haiku-4-5"): (Decimal("1.00"), Decimal("5.00")),
 }
@@ -252,23 +252,26 @@ def gemini(worker):
 
 
 def test_google_genai_sdk(gemini, sim):
-    response = gemini.models.generate_content(model="gemini-2.5-flash", contents="What is this issue about?")
-    assert response.text == "Simulated answer from google-ai-studio/gemini-2.5-flash: What is this issue about?"
+    response = gemini.models.generate_content(model="gemini-3.5-flash-lite", contents="What is this issue about?")
+    assert response.text == "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: What is this issue about?"
     headers = response.sdk_http_response.headers
-    assert_decision(headers, "google-ai-studio", "gemini-2.5-flash")
+    assert_decision(headers, "google-ai-studio", "gemini-3.5-flash-lite")
     u = response.usage_metadata
+    # Gemini bills its thinking (thoughtsTokenCount, apart from the candidates) as output.
+    assert u.thoughts_token_count > 0
     assert Decimal(headers["x-gateway-cost-usd"]) == expected_cost(
-        "google-ai-studio", "gemini-2.5-flash", u.prompt_token_count, u.candidates_token_count
+        "google-ai-studio", "gemini-3.5-flash-lite", u.prompt_token_count,
+        u.candidates_token_count + u.thoughts_token_count
     )
     [call] = upstream_calls(sim)
-    assert call["path"] == f"/v1/{ACCOUNT_ID}/{GATEWAY_ID}/google-ai-studio/v1beta/models/gemini-2.5-flash:generateContent"
+    assert call["path"] == f"/v1/{ACCOUNT_ID}/{GATEWAY_ID}/google-ai-studio/v1beta/models/gemini-3.5-flash-lite:generateContent"
     assert_gateway_only_saw_its_own_token(call)
 
 
 def test_google_genai_sdk_streaming(gemini, sim):
-    chunks = list(gemini.models.generate_content_stream(model="gemini-2.5-flash", contents="Stream a review"))
+    chunks = list(gemini.models.generate_content_stream(model="gemini-3.5-flash-lite", contents="Stream a review"))
     text = "".join(c.text or "" for c in chunks)
-    assert text == "Simulated answer from google-ai-studio/gemini-2.5-flash: Stream a review"
+    assert text == "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: Stream a review"
     assert chunks[-1].usage_metadata.candidates_token_count == len(text.split())
     [call] = upstream_calls(sim)
     assert call["query"] == "alt=sse"
@@ -279,21 +282,21 @@ def test_google_genai_stream_cut_after_content_raises(gemini, sim):
     sim.fault("google-ai-studio", {"kind": "cut_after_first_chunk"})
     text = ""
     with pytest.raises(genai_errors.APIError) as e:
-        for chunk in gemini.models.generate_content_stream(model="gemini-2.5-flash", contents="x"):
+        for chunk in gemini.models.generate_content_stream(model="gemini-3.5-flash-lite", contents="x"):
             text += chunk.text or ""
     assert text, "content before the cut was delivered"
     assert "incomplete" in str(e.value)
 
 
 def test_gemini_json_array_stream_without_alt_sse(worker, sim):
-    path = "/google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    path = "/google-ai-studio/v1beta/models/gemini-3.5-flash-lite:streamGenerateContent"
     body = {"contents": [{"parts": [{"text": "Array please"}]}]}
     with worker.client(token=None) as c:
         r = c.post(path, json=body, headers={"x-goog-api-key": AGENT_TOKEN})
     assert r.status_code == 200, r.text
     elements = r.json()
     text = "".join(p["text"] for e in elements for cand in e["candidates"] for p in cand.get("content", {}).get("parts", []))
-    assert text == "Simulated answer from google-ai-studio/gemini-2.5-flash: Array please"
+    assert text == "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: Array please"
     assert r.headers["x-gateway-provider"] == "google-ai-studio"
 
 

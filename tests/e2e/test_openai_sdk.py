@@ -29,11 +29,11 @@ def test_non_streaming(sdk):
     )
     completion = raw.parse()
     assert completion.choices[0].message.content == (
-        "Simulated answer from google-ai-studio/gemini-2.5-flash: Is this a bug?"
+        "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: Is this a bug?"
     )
     assert completion.usage.total_tokens > 0
     assert raw.headers["x-gateway-provider"] == "google-ai-studio"
-    assert raw.headers["x-gateway-model"] == "gemini-2.5-flash"
+    assert raw.headers["x-gateway-model"] == "gemini-3.5-flash-lite"
 
 
 def test_streaming(sdk):
@@ -48,7 +48,7 @@ def test_streaming(sdk):
             text += chunk.choices[0].delta.content or ""
         if chunk.usage:
             usage = chunk.usage
-    assert text == "Simulated answer from google-ai-studio/gemini-2.5-flash: Review this diff"
+    assert text == "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: Review this diff"
     assert usage is not None and usage.completion_tokens > 0
 
 
@@ -56,7 +56,7 @@ def test_models_list(sdk):
     ids = [m.id for m in sdk.models.list()]
     for alias in ("triage", "review", "default"):
         assert alias in ids
-    assert "google-ai-studio/gemini-2.5-flash" in ids
+    assert "google-ai-studio/gemini-3.5-flash-lite" in ids
     assert "openai/gpt-4o-mini" in ids
 
 

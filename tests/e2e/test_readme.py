@@ -62,21 +62,21 @@ EXPECTED = [
     ("x-agent-name: TriagingAgent", [
         r"(?m)^HTTP/1\.1 200",
         r"(?mi)^x-gateway-provider: google-ai-studio",
-        r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Label this issue: the build fails",
+        r"Simulated answer from google-ai-studio/gemini-3\.5-flash-lite: Label this issue: the build fails",
     ]),
     ("group_by=provider,day", [r'"object":\s*"analytics"', r"provider,requests,", r"(?m)^total,"]),
     ('caller = {"x-agent-name": "TriagingAgent"', [
-        r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Is this issue a bug or a feature request\?",
-        r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Review this diff",
+        r"Simulated answer from google-ai-studio/gemini-3\.5-flash-lite: Is this issue a bug or a feature request\?",
+        r"Simulated answer from google-ai-studio/gemini-3\.5-flash-lite: Review this diff",
     ]),
     ('const headers = { "x-agent-name": "TriagingAgent"', [
-        r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Is this issue a bug or a feature request\?",
-        r"Simulated answer from google-ai-studio/gemini-2\.5-flash: Review this diff",
+        r"Simulated answer from google-ai-studio/gemini-3\.5-flash-lite: Is this issue a bug or a feature request\?",
+        r"Simulated answer from google-ai-studio/gemini-3\.5-flash-lite: Review this diff",
     ]),
     # The Cost section: usage.cost read from an answer and from a stream's final usage event.
     ('print("answer cost"', [r"(?m)^answer cost \d[\d.e-]* USD$", r"(?m)^stream cost \d[\d.e-]* USD$"]),
     ('console.log("answer cost"', [r"(?m)^answer cost \d[\d.e-]* USD$", r"(?m)^stream cost \d[\d.e-]* USD$"]),
-    ("import anthropic", [r"anthropic/claude-haiku-4-5", r"openai/gpt-4o-mini", r"google-ai-studio/gemini-2\.5-flash"]),
+    ("import anthropic", [r"anthropic/claude-haiku-4-5", r"openai/gpt-4o-mini", r"google-ai-studio/gemini-3\.5-flash-lite"]),
 ]
 
 

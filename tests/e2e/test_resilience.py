@@ -9,20 +9,22 @@ from decimal import Decimal
 from conftest import BUDGET_USD, ROOT
 from test_chat import CHAT, body
 
-GEMINI = "google-ai-studio/gemini-2.5-flash"
+GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 PRICES = {
     (row["provider"], row["model"]): row for row in json.loads((ROOT / "prices.json").read_text())["models"]
 }
 
 
 def expected_cost(provider: str, model: str, usage: dict) -> Decimal:
-    """The price table applied independently: USD per million tokens, exact decimals."""
+    """The price table applied independently: USD per million tokens, exact decimals; the
+    thinking a usage reports apart from `completion_tokens` is output too (Gemini's)."""
     row = PRICES[(provider, model)]
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    thinking = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+    output = max(usage["completion_tokens"] + thinking, usage["total_tokens"] - usage["prompt_tokens"])
     million = Decimal(1_000_000)
     return (
-        Decimal(usage["prompt_tokens"] - cached) * Decimal(row["input"])
-        + Decimal(usage["completion_tokens"]) * Decimal(row["output"])
+        Decimal(usage["prompt_tokens"] - cached) * Decimal(row["input"]) + Decimal(output) * Decimal(row["output"])
     ) / million
 
 
@@ -35,7 +37,7 @@ def test_every_answer_says_what_it_cost(client):
     assert Decimal(r.headers["x-gateway-cost-usd"]) == expected_cost("openai", "gpt-4o-mini", usage)
     r = client.post(CHAT, json=body())
     assert Decimal(r.headers["x-gateway-cost-usd"]) == expected_cost(
-        "google-ai-studio", "gemini-2.5-flash", r.json()["usage"]
+        "google-ai-studio", "gemini-3.5-flash-lite", r.json()["usage"]
     )
 
 
@@ -126,7 +128,7 @@ def test_rate_limited_provider_is_skipped_then_429(workers, sim):
         answers = [c.post(CHAT, json=body(model="default", text=f"n{i}")) for i in range(7)]
     providers = [a.headers.get("x-gateway-provider") for a in answers[:6]]
     assert providers == ["google-ai-studio"] * 2 + ["openai"] * 2 + ["anthropic"] * 2
-    assert "google-ai-studio/gemini-2.5-flash=skipped:rate_limited" in answers[2].headers["x-gateway-trace"]
+    assert "google-ai-studio/gemini-3.5-flash-lite=skipped:rate_limited" in answers[2].headers["x-gateway-trace"]
     last = answers[6]
     assert last.status_code == 429
     err = last.json()["error"]

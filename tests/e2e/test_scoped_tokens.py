@@ -19,7 +19,7 @@ from conftest import AGENT_TOKEN, ARTIFACTS, REVIEW, SCOPED_TOKENS, SEEN, TRIAGE
 from test_chat import CHAT, body
 from test_native_routes import recording_client2
 
-GEMINI = "google-ai-studio/gemini-2.5-flash"
+GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 TOKENS = SCOPED_TOKENS
 
 

@@ -25,7 +25,7 @@ import conftest
 from conftest import AGENT_TOKEN, AIG_TOKEN
 from test_chat import CHAT, body
 
-GEMINI = "google-ai-studio/gemini-2.5-flash"
+GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 OK_BODY = json.dumps(body(model=GEMINI)).encode()
 
 

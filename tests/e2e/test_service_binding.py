@@ -99,11 +99,11 @@ def agent(pairs):
 def test_a_chat_answer_through_the_binding(agent, sim):
     r = agent.post("/triage", json={"issue": "The app crashes on start", "repository": "octo-org/octo-repo"})
     assert r.status_code == 200, r.text
-    assert r.json() == {"answer": "Simulated answer from google-ai-studio/gemini-2.5-flash: The app crashes on start"}
+    assert r.json() == {"answer": "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: The app crashes on start"}
     assert r.headers["x-gateway-provider"] == "google-ai-studio"
-    assert r.headers["x-gateway-model"] == "gemini-2.5-flash"
+    assert r.headers["x-gateway-model"] == "gemini-3.5-flash-lite"
     assert r.headers["x-gateway-attempts"] == "1"
-    assert r.headers["x-gateway-trace"] == "google-ai-studio/gemini-2.5-flash=200"
+    assert r.headers["x-gateway-trace"] == "google-ai-studio/gemini-3.5-flash-lite=200"
 
     # It really went through the gateway: AI Gateway saw the gateway's credential and the agent's
     # metadata, never the agent's token.
@@ -124,7 +124,7 @@ def test_decision_headers_of_a_failover_survive_the_binding(agent, sim):
     assert r.headers["x-gateway-provider"] == "openai"
     assert r.headers["x-gateway-model"] == "gpt-4o-mini"
     assert r.headers["x-gateway-attempts"] == "2"
-    assert r.headers["x-gateway-trace"] == "google-ai-studio/gemini-2.5-flash=401, openai/gpt-4o-mini=200"
+    assert r.headers["x-gateway-trace"] == "google-ai-studio/gemini-3.5-flash-lite=401, openai/gpt-4o-mini=200"
 
 
 def stream_lines(r: httpx.Response) -> list[dict]:
@@ -136,14 +136,14 @@ def test_a_stream_through_the_binding(agent, sim):
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"] == "application/x-ndjson"
         assert r.headers["x-gateway-provider"] == "google-ai-studio"
-        assert r.headers["x-gateway-model"] == "gemini-2.5-flash"
+        assert r.headers["x-gateway-model"] == "gemini-3.5-flash-lite"
         assert r.headers["x-gateway-attempts"] == "1"
         lines = stream_lines(r)
     assert lines[-1] == {"done": True}
     # The simulator streams the answer a word at a time: each piece came as its own line.
     assert len(lines) > 3
     assert "".join(line["text"] for line in lines[:-1]) == (
-        "Simulated answer from google-ai-studio/gemini-2.5-flash: Flaky test in CI"
+        "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: Flaky test in CI"
     )
     [seen] = sim.requests()
     assert json.loads(seen["body"])["stream"] is True

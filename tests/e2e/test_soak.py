@@ -57,7 +57,7 @@ def test_soak_non_streaming(workers, sim):
     # Up to 3 targets × 2 tries per request; more scripted calls than can be used is fine.
     queue_faults(sim, rng, n * 2, FAULTS)
     before = spent(worker)
-    models = ["default", "triage", "review", "google-ai-studio/gemini-2.5-flash", "openai/gpt-4o-mini"]
+    models = ["default", "triage", "review", "google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o-mini"]
 
     def one(i):
         with worker.client(timeout=120) as c:

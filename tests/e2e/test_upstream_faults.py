@@ -9,7 +9,7 @@ import pytest
 from conftest import SECRETS
 from test_chat import CHAT, body, sse_events
 
-GEMINI = "google-ai-studio/gemini-2.5-flash"
+GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 
 
 def error_of(r):

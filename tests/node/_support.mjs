@@ -24,7 +24,7 @@ export const SIM_URL = required('SIM_URL');
 const SEEN_FILE = required('SEEN_FILE');
 
 // The `triage` and `review` aliases try Gemini first; the simulator answers deterministically.
-export const GEMINI = 'google-ai-studio/gemini-2.5-flash';
+export const GEMINI = 'google-ai-studio/gemini-3.5-flash-lite';
 export const answerOf = (text, target = GEMINI) => `Simulated answer from ${target}: ${text}`;
 
 // Who is calling: these go to AI Gateway as `cf-aig-metadata`.
@@ -111,5 +111,7 @@ export function resetSim() {
 
 /** The simulated prompt tokens of plain-text messages (crates/aig-sim/README.md). */
 export const promptTokens = (...texts) => texts.reduce((sum, t) => sum + Math.ceil([...t].length / 4) + 4, 0);
+/** The simulated thinking of a Gemini 2.5+ model (twice the prompt): reported apart, billed as output. */
+export const thinkingTokens = (...texts) => 2 * promptTokens(...texts);
 /** The simulated completion tokens: words in the answer. */
 export const words = (text) => text.split(/\s+/).filter(Boolean).length;

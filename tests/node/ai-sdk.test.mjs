@@ -51,12 +51,12 @@ describe('AI SDK', () => {
     assert.equal(result.usage.totalTokens, promptTokens(text) + words(content));
     const headers = result.response.headers;
     assert.equal(headers['x-gateway-provider'], 'google-ai-studio');
-    assert.equal(headers['x-gateway-model'], 'gemini-2.5-flash');
+    assert.equal(headers['x-gateway-model'], 'gemini-3.5-flash-lite');
     assert.equal(headers['x-gateway-attempts'], '1');
     assert.ok(Number(headers['x-gateway-cost-usd']) > 0);
 
     const upstream = await upstreamRequest(text);
-    assert.equal(JSON.parse(upstream.body).model, 'google-ai-studio/gemini-2.5-flash');
+    assert.equal(JSON.parse(upstream.body).model, 'google-ai-studio/gemini-3.5-flash-lite');
     assert.equal(JSON.parse(upstream.headers['cf-aig-metadata']).agent, 'TriagingAgent');
   });
 

@@ -18,6 +18,7 @@ import {
   answerOf,
   flushRecords,
   promptTokens,
+  thinkingTokens,
   queueFault,
   recordingFetch,
   sentBodies,
@@ -83,7 +84,7 @@ function expectForwardedIntact(upstream, marker, alias, target = GEMINI) {
   assert.equal(upstream.body, expected);
 }
 
-function assertDecisionHeaders(headers, { provider = 'google-ai-studio', model = 'gemini-2.5-flash', attempts = '1' } = {}) {
+function assertDecisionHeaders(headers, { provider = 'google-ai-studio', model = 'gemini-3.5-flash-lite', attempts = '1' } = {}) {
   assert.equal(headers.get('x-gateway-provider'), provider);
   assert.equal(headers.get('x-gateway-model'), model);
   assert.equal(headers.get('x-gateway-attempts'), attempts);
@@ -108,7 +109,8 @@ describe('chat completions', () => {
     assert.deepEqual(data.usage, {
       prompt_tokens: promptTokens(text),
       completion_tokens: words(content),
-      total_tokens: promptTokens(text) + words(content),
+      completion_tokens_details: { reasoning_tokens: thinkingTokens(text) },
+      total_tokens: promptTokens(text) + words(content) + thinkingTokens(text),
       cost: Number(cost),
     });
     assertDecisionHeaders(response.headers);
@@ -236,7 +238,7 @@ describe('tool calls', () => {
     assert.equal(choice.message.tool_calls.length, 1);
     const [call] = choice.message.tool_calls;
     assert.equal(call.type, 'function');
-    assert.match(call.id, /^call_/);
+    assert.match(call.id, /^(call_|function-call-)/);
     assert.equal(call.function.name, 'add_label');
     assert.equal(call.function.arguments, argumentsFor(text));
 
@@ -301,7 +303,7 @@ describe('tool calls', () => {
     }
     assert.deepEqual([...calls.keys()], [0]);
     const call = calls.get(0);
-    assert.match(call.id, /^call_/);
+    assert.match(call.id, /^(call_|function-call-)/);
     assert.equal(call.name, 'add_label');
     assert.ok(argumentDeltas > 1, `the arguments came in pieces (${argumentDeltas})`);
     assert.equal(call.arguments, argumentsFor(text));
@@ -449,7 +451,7 @@ describe('error classes', () => {
           assert.ok(retryAfter >= 1 && retryAfter <= 61, `retry-after ${retryAfter}`);
           assert.equal(err.headers.get('x-gateway-attempts'), '0');
           assert.equal(err.headers.get('x-gateway-provider'), 'none');
-          assert.match(err.headers.get('x-gateway-trace'), /google-ai-studio\/gemini-2\.5-flash=skipped:rate_limited/);
+          assert.match(err.headers.get('x-gateway-trace'), /google-ai-studio\/gemini-3\.5-flash-lite=skipped:rate_limited/);
           return true;
         },
       );

@@ -361,7 +361,7 @@ impl SeedSpec {
 /// (provider, model, path, weight): what the synthetic traffic is made of. The Workers AI model
 /// has no price, so its rows have no `cost`.
 const SEED_MIX: &[(&str, &str, &str, u64)] = &[
-    ("google-ai-studio", "gemini-2.5-flash", "v1beta/models/gemini-2.5-flash:generateContent", 35),
+    ("google-ai-studio", "gemini-3.5-flash-lite", "v1beta/models/gemini-3.5-flash-lite:generateContent", 35),
     ("openai", "gpt-4o-mini", "chat/completions", 25),
     ("openai", "gpt-4o", "chat/completions", 10),
     ("anthropic", "claude-sonnet-4-5", "v1/messages", 12),

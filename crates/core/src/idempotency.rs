@@ -43,7 +43,10 @@ impl IdempotencyKey {
         partition: &Partition,
     ) -> Result<Option<IdempotencyKey>, GatewayError> {
         let named = |name: String| {
-            Some(IdempotencyKey { object_name: format!("{}|{name}", partition.as_str()), fingerprint: hex_sha256(body) })
+            Some(IdempotencyKey {
+                object_name: format!("{}|{name}", partition.as_str()),
+                fingerprint: hex_sha256(body),
+            })
         };
         if let Some(key) = idempotency_key.map(str::trim).filter(|k| !k.is_empty()) {
             if key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {

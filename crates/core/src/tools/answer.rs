@@ -354,6 +354,9 @@ fn delta(
             keep_signature(signatures, &first.client_id, extra);
         }
         e.set_front(v.pos("index"), "index", "0");
+        // Clients that validate each delta (the AI SDK's openai-compatible provider) require a
+        // `function` object on every tool-call delta; an empty one changes no call.
+        e.set_back(v.pos("function"), "function", "{}");
         return true;
     }
     let (at, new) = match choice.owner(v) {

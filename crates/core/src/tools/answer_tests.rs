@@ -84,7 +84,9 @@ fn a_trailing_signature_delta_goes_to_the_first_call_and_is_reported() {
     ];
     let (out, calls) = run(&events);
     let trailing = &out[2]["choices"][0]["delta"]["tool_calls"][0];
-    assert_eq!(trailing, &json!({"index":0,"extra_content":{"google":{"thought_signature":"U0lH"}}}));
+    // With an empty `function` fragment: the AI SDK refuses a tool-call delta without one.
+    let expected = json!({"index":0,"function":{},"extra_content":{"google":{"thought_signature":"U0lH"}}});
+    assert_eq!(trailing, &expected);
     assert_eq!(calls.signatures(), [IssuedSignature { call_id: "c1".into(), signature: "U0lH".into() }]);
 }
 

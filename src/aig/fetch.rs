@@ -51,12 +51,15 @@ extern "C" {
     fn waited(this: &Reply) -> f64;
 }
 
-/// `js/upstream.mjs`'s codes.
+/// `js/upstream.mjs`'s codes, the same names and values (a test of the core reads both files:
+/// `crates/core/tests/js_codes.rs`).
 const STREAM: f64 = -1.0;
 const WHOLE: f64 = -2.0;
+const NONE: u32 = 0;
 const TIMEOUT: u32 = 1;
 const CONNECTION: u32 = 2;
 const BODY_TIMEOUT: u32 = 3;
+const BODY_FAILED: u32 = 4;
 
 /// How an attempt to reach AI Gateway failed before any response.
 pub enum SendError {
@@ -168,12 +171,13 @@ pub async fn call(
         _ => {}
     }
     let body = match failure {
-        0 => match reply.bytes() {
+        NONE => match reply.bytes() {
             Some(bytes) => Body::Bytes(bytes.to_vec()),
             None => Body::Stream(reply.stream()),
         },
         BODY_TIMEOUT => Body::Unreadable(BodyError::Timeout(reply.waited() as u64)),
-        _ => Body::Unreadable(BodyError::Failed(reply.message().unwrap_or_default())),
+        BODY_FAILED => Body::Unreadable(BodyError::Failed(reply.message().unwrap_or_default())),
+        other => Body::Unreadable(BodyError::Failed(format!("js/upstream.mjs answered an unknown failure {other}"))),
     };
     Ok(Answer {
         status: reply.status(),

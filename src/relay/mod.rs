@@ -42,7 +42,8 @@ extern "C" {
     fn last_pull(this: &Relay) -> f64;
 }
 
-/// The kinds of event `js/relay.mjs` hands the pump.
+/// The kinds of event `js/relay.mjs` hands the pump, the same names and values (a test of the
+/// core reads both files: `crates/core/tests/js_codes.rs`).
 const CHUNK: u32 = 0;
 const END: u32 = 1;
 const BROKEN: u32 = 2;

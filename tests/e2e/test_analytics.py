@@ -74,7 +74,7 @@ def our_cost(provider: str, model: str, tin: int, tout: int) -> int | None:
 
 
 def expected(rows: list[dict], key) -> dict:
-    """Metrics per key(row), computed from raw log rows exactly as documented in the README."""
+    """Metrics per key(row), computed from raw log rows exactly as docs/analytics.md documents them."""
     out: dict = defaultdict(lambda: {
         "requests": 0, "successes": 0, "errors_by_status": defaultdict(int), "cached_requests": 0,
         "tokens_in": 0, "tokens_out": 0, "cost_reported": 0, "cost_estimated": 0, "estimated_requests": 0,

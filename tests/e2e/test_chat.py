@@ -58,7 +58,7 @@ def test_forwarded_body_is_the_callers_bytes_but_for_model(client, sim):
     assert r.status_code == 200, r.text
     [seen] = sim.requests()
     expected = raw.replace('"model":"triage"', '"model":"google-ai-studio/gemini-3.5-flash-lite"')
-    # No output limit given: the route's is added at the end (README "Rate limits").
+    # No output limit given: the route's is added at the end (docs/budgets.md, "Provider limits and reservations").
     expected = expected.removesuffix("}") + ',"max_tokens":1024}'
     assert seen["body"] == expected
 

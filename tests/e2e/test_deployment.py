@@ -80,7 +80,7 @@ def test_without_the_ledger_table_chat_answers_and_the_operator_is_told_what_to_
 
 def transfer_blocks() -> list[str]:
     """The `[[migrations]]` blocks docs/operations.md gives a deployment moving from two Workers."""
-    from readme_examples import blocks
+    from docs_examples import blocks
 
     found = [b.text for b in blocks(ROOT / "docs" / "operations.md") if b.lang == "toml" and "transferred_classes" in b.text]
     assert len(found) == 2, "docs/operations.md: expected the two transfer migrations"

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from conftest import ROOT, SEEN, free_port
-from readme_examples import blocks, run_python, run_typescript, substitute
+from docs_examples import blocks, run_python, run_typescript, substitute
 
 DEV_PORT = 8787  # make dev's default
 SIM_PORT = 8788  # the simulator's, from .dev.vars.example

@@ -9,8 +9,7 @@ use crate::request::authenticate::{bearer_token, tokens_equal};
 /// The challenge a 401 from `/analytics` carries, so browsers prompt for the token.
 pub const CHALLENGE: &str = "Basic realm=\"agent-gateway analytics\", charset=\"UTF-8\"";
 
-/// Who may read `/analytics`: AGENT_TOKEN and ANALYTICS_TOKEN, as configured. The one check of
-/// both Workers (the gateway before it hands the request on, the state Worker serving it).
+/// Who may read `/analytics`: AGENT_TOKEN and ANALYTICS_TOKEN, as configured.
 pub fn check_reader(header: Option<&str>, settings: &Settings) -> Result<(), GatewayError> {
     let accepted: Vec<&str> =
         [&settings.agent_token, &settings.analytics_token].into_iter().flatten().map(|t| t.expose()).collect();

@@ -1,8 +1,10 @@
-"""README.md's code examples, as a reader sees them: the fenced blocks, which of them are marked as
-not runnable here, and how to run one as written (only its base URL and token substituted).
+"""The docs' code examples, as a reader sees them: the fenced blocks of README.md and docs/*.md,
+which of them are marked as not runnable here, and how to run one as written (only its base URL
+and token substituted).
 
-Shared by test_readme.py (every example, against the session's Worker) and test_make_dev.py (the
-SDK examples against what `make dev` started)."""
+Shared by test_docs.py (every example, against the session's Worker), test_make_dev.py (the
+README's examples against what `make dev` started) and test_deployment.py (the migrations
+docs/operations.md gives)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
 
-# What the README's examples are written against: `make dev` on its default port, with the token
-# of .dev.vars.example. A test substitutes these two and nothing else.
+# What the docs' examples are written against: `make dev` on its default port, with the token of
+# .dev.vars.example. A test substitutes these two and nothing else.
 README_BASE_URL = "http://127.0.0.1:8787"
 README_TOKEN = "local-agent-token"
 
@@ -53,6 +56,16 @@ class Block:
     @property
     def id(self) -> str:
         return f"{self.kind or self.lang or 'text'}-line{self.line}"
+
+
+def pages() -> list[Path]:
+    """Every page whose examples must run: README.md, then docs/*.md."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def page_name(path: Path) -> str:
+    """A page as the tests name it: its path from the repository's root."""
+    return path.relative_to(ROOT).as_posix()
 
 
 def blocks(path: Path = README) -> list[Block]:
@@ -93,7 +106,7 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def run_python(source: str, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess:
-    script = Path(tempfile.mkdtemp(prefix="readme-py-")) / "example.py"
+    script = Path(tempfile.mkdtemp(prefix="docs-py-")) / "example.py"
     script.write_text(source)
     return subprocess.run(
         [str(VENV_PYTHON), str(script)], cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=timeout
@@ -105,7 +118,7 @@ def run_typescript(source: str, workdir: Path, timeout: float = 90) -> subproces
     runs it with node. `workdir` must be inside a tree with node_modules (bare imports resolve from
     the file's directory upwards)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    here = Path(tempfile.mkdtemp(prefix="readme-ts-", dir=workdir))
+    here = Path(tempfile.mkdtemp(prefix="docs-ts-", dir=workdir))
     (here / "example.ts").write_text(source)
     built = subprocess.run(
         [str(ESBUILD), "example.ts", "--format=esm", "--platform=node", "--target=node20",

@@ -46,9 +46,9 @@ pub async fn handle(req: &Incoming, env: &Env, ctx: &Ctx, identity: Option<Ident
         Err(err) => return error_response(&err, None),
     };
     // A limiter that did not answer fails the whole answer: a row without its state must not
-    // read as "nothing reserved".
+    // read as "nothing reserved". The deployment's fault, as on the chat route: a 503.
     if today.has_unread_limiter() {
-        return error_response(&GatewayError::new(ErrorKind::Internal, today.warnings.join("; ")), None);
+        return error_response(&GatewayError::new(ErrorKind::LimiterUnavailable, today.warnings.join("; ")), None);
     }
     #[derive(Serialize)]
     struct Body {

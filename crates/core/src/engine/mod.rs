@@ -189,6 +189,9 @@ async fn attempts<R: Runtime>(
     let mut scope_refusal: Option<GatewayError> = None;
     // Each answer that was not what was asked: `provider/model: why`.
     let mut invalid: Vec<String> = Vec::new();
+    // A content filter's block, passed over for the next target: the answer if none follows
+    // (the attempt's index among the lines, to mark it answered).
+    let mut blocked: Option<(R::Answer, usize, usize)> = None;
     'targets: for (index, target) in targets.iter().enumerate() {
         let mut tries_here = 0;
         loop {
@@ -245,7 +248,8 @@ async fn attempts<R: Runtime>(
                         let end = end.unwrap_or(AttemptEnd::ContentFiltered { cost: None });
                         let label = outcome_label(AttemptOutcome::ContentFiltered);
                         close(run, Some((reservation, end)), label, Health::Healthy, false);
-                        last = Some(content_filtered_error(target.id).into());
+                        // Kept: if no later target answers, the block is the answer.
+                        blocked = Some((answer, index, run.lines.len() - 1));
                         continue 'targets;
                     }
                     let (closing, open) = match end {
@@ -288,6 +292,13 @@ async fn attempts<R: Runtime>(
                 }
             }
         }
+    }
+    // Nothing answered but a content filter's block, which is then the answer (its books are
+    // closed already: nothing stays open).
+    if let Some((answer, target, line)) = blocked {
+        run.lines[line].answered = true;
+        run.last_target = Some(target);
+        return Ok(Win { answer, target, open: None });
     }
     // Nothing answered: the caller's own limit, when one refused, is what to say; else, when
     // answers came in another format than asked, that they did.
@@ -356,10 +367,6 @@ pub fn invalid_output(reasons: &[String]) -> GatewayError {
         ErrorKind::InvalidOutput,
         format!("No target answered in the format the request's response_format asked for — {}.", reasons.join("; ")),
     )
-}
-
-fn content_filtered_error(target: &str) -> GatewayError {
-    GatewayError::new(ErrorKind::Upstream(200), format!("{target} blocked the answer with its content filter."))
 }
 
 /// How the trace names a refusal of the gateway's own limits.

@@ -122,6 +122,18 @@ fn every_target_over_its_limits_is_a_429_naming_each() {
     assert_eq!(report.traces[0], vec!["p1/m=skipped:rate_limited", "p2/m=skipped:over_budget"]);
 }
 
+/// A content filter's block moves on to the next target; when no later target can answer (here:
+/// over its budget), the block is the answer, a 200 that says so, never an error with status 200.
+#[test]
+fn a_content_filter_block_is_the_answer_when_no_later_target_can_give_one() {
+    let report = Schedule::scripted_filtered_then_limited().run_and_check();
+    assert_eq!(report.answered, 1);
+    assert!(report.errors[0].is_none());
+    assert_eq!(report.traces[0], vec!["p1/m=content_filter", "p2/m=skipped:over_budget"]);
+    let sent = String::from_utf8(report.client_bytes[0].clone()).unwrap();
+    assert!(sent.contains("\"finish_reason\":\"content_filter\""), "{sent}");
+}
+
 #[test]
 fn a_secret_echoed_mid_stream_never_reaches_the_client() {
     let report = Schedule::scripted_secret_echo().run_and_check();

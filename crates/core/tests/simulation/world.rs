@@ -237,6 +237,13 @@ impl Schedule {
         Self::scripted(vec![limited, broke], vec![(0, 0, Usd(1000)), (1, 0, Usd(1000))], false, vec![], vec![])
     }
 
+    /// The first target's content filter blocks the answer; the second is over its budget.
+    pub fn scripted_filtered_then_limited() -> Schedule {
+        let broke = Policy { requests_per_minute: 1000, daily_budget: Usd(10), breaker: None };
+        let targets = vec![(0, 0, Usd(1000)), (1, 0, Usd(1000))];
+        Self::scripted(vec![Self::generous(), broke], targets, false, vec![Fault::ContentFilter], vec![])
+    }
+
     pub fn scripted_secret_echo() -> Schedule {
         Self::scripted(vec![Self::generous()], vec![(0, 0, Usd(1000))], true, vec![], vec![StreamPlan::SecretEcho])
     }

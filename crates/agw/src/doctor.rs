@@ -3,8 +3,10 @@
 //! 1. the Cloudflare API takes CF_API_TOKEN and the gateway exists;
 //! 2. the gateway is authenticated and collects logs;
 //! 3. a provider key is stored for each provider a route uses;
-//! 4. a one-token request through each such provider answers: through the Worker's native routes
-//!    when `--worker-url` (and AGENT_TOKEN) are given, else straight to the gateway with CF_AIG_TOKEN;
+//! 4. a one-token request to each model a route uses answers, as that model: through the Worker's
+//!    native routes when `--worker-url` (and AGENT_TOKEN) are given, else straight to the gateway
+//!    with CF_AIG_TOKEN. A model its provider retired, or one answered by another model (priced as
+//!    that model), is named with what to change;
 //! 5. the logs API reads.
 
 use std::io::Write;
@@ -180,8 +182,7 @@ pub fn run(env: &Environment, deployment: &Deployment, worker_url: Option<&str>,
             "export CF_AIG_TOKEN (the gateway's authentication token), or give --worker-url and AGENT_TOKEN",
         );
     }
-    for (provider, model) in &deployment.providers {
-        let Some(model) = model else { continue };
+    for (provider, model) in &deployment.targets {
         let Some((path, body)) = probe(provider, model) else { continue };
         if via_worker.is_none() && gateway.is_none() {
             continue; // Nothing to try straight to a gateway that is not there.
@@ -202,9 +203,21 @@ pub fn run(env: &Environment, deployment: &Deployment, worker_url: Option<&str>,
             }
         };
         match http.send("POST", &url, &headers, Some(&body)) {
-            Ok(r) if (200..300).contains(&r.status) => {
-                report.ok(&format!("{provider}/{model} answers through {through}"));
-            }
+            Ok(r) if (200..300).contains(&r.status) => match answered_by(model, &r) {
+                None => report.ok(&format!("{provider}/{model} answers through {through}")),
+                Some(other) => report.warn(
+                    &format!("{provider}/{model} is answered by {other} through {through} (priced as {other})"),
+                    &format!(
+                        "put {provider}/{other} in the routes of gateway.config.json instead, or keep it knowingly"
+                    ),
+                ),
+            },
+            Ok(r) if gateway_core::aig::answer::model_unavailable(r.status, r.body.as_bytes()) => report.fail(
+                &format!("{provider}/{model} is no longer available: {}", r.message()),
+                &format!(
+                    "replace {provider}/{model} in the routes of gateway.config.json with a current model, then deploy"
+                ),
+            ),
             Ok(r) => {
                 let fix = request_fix(provider, &r, via_worker.is_some());
                 report.fail(&format!("{provider}/{model} through {through}: {}", r.message()), &fix);
@@ -234,6 +247,14 @@ pub fn run(env: &Environment, deployment: &Deployment, worker_url: Option<&str>,
     };
     let _ = writeln!(report.out, "{summary}");
     report.failures == 0
+}
+
+/// The model that answered a probe, when its answer names another than `asked` (OpenAI and
+/// Anthropic: `model`; Gemini: `modelVersion`).
+fn answered_by(asked: &str, r: &Reply) -> Option<String> {
+    let answer = r.json()?;
+    let named = answer["model"].as_str().or_else(|| answer["modelVersion"].as_str());
+    gateway_core::names::answered_by(asked, named)
 }
 
 /// What to do about a failed one-token request.

@@ -57,6 +57,8 @@ impl Environment {
 pub struct Deployment {
     /// Providers with limits, each with the first model a route sends to it (if any).
     pub providers: Vec<(String, Option<String>)>,
+    /// Every `(provider, model)` a route sends to, once each, in the routes' order.
+    pub targets: Vec<(String, String)>,
     /// The longest cache TTL any route asks for (0: no route is cached).
     pub cache_ttl: u64,
 }
@@ -79,9 +81,16 @@ impl Deployment {
                 (p.clone(), model)
             })
             .collect();
+        let mut targets: Vec<(String, String)> = Vec::new();
+        for t in config.models() {
+            let target = (t.provider().to_owned(), t.model().to_owned());
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+        }
         let cache_ttl =
             config.aliases.iter().filter_map(|a| a.cache.map(|c| u64::from(c.ttl_seconds))).max().unwrap_or(0);
-        Ok(Deployment { providers, cache_ttl })
+        Ok(Deployment { providers, targets, cache_ttl })
     }
 }
 

@@ -197,6 +197,23 @@ fn doctor_names_each_problem_and_its_fix() {
     assert!(d.stdout.contains("ok    authentication is on"), "{}", d.stdout);
     assert!(d.stdout.contains("FAIL  openai/gpt-4o-mini through the gateway: HTTP 401"), "{}", d.stdout);
     assert!(d.stdout.contains("the gateway refuses CF_AIG_TOKEN"), "{}", d.stdout);
+
+    // Every routed model is asked once: one its provider retired fails, one answered by another
+    // model warns (it is priced as that model).
+    let rules = serde_json::json!({"retired": ["gemini-3.5-flash-lite"], "redirects": {"gpt-4o-mini": "gpt-4o"}});
+    let set = ureq::post(&format!("http://{sim}/__sim/models")).content_type("application/json").send(rules.to_string());
+    assert_eq!(set.unwrap().status(), 200);
+    let d = agw(sim, gw, &["doctor"], &[("CF_AIG_TOKEN", GATEWAY_TOKEN)], "");
+    assert_eq!(d.code, 1);
+    for line in [
+        "FAIL  google-ai-studio/gemini-3.5-flash-lite is no longer available",
+        "fix: replace google-ai-studio/gemini-3.5-flash-lite in the routes of gateway.config.json",
+        "warn  openai/gpt-4o-mini is answered by gpt-4o through the gateway (priced as gpt-4o)",
+        "ok    anthropic/claude-haiku-4-5 answers through the gateway",
+        "ok    openai/gpt-4o answers through the gateway",
+    ] {
+        assert!(d.stdout.contains(line), "missing {line:?} in\n{}", d.stdout);
+    }
 }
 
 #[test]

@@ -180,6 +180,7 @@ impl Runtime for Sim {
             target.worst_case,
             target.limits,
             None,
+            0,
             now,
         );
         match &result {

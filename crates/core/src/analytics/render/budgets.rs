@@ -188,6 +188,8 @@ mod tests {
             leased_requests: 0,
             leases: 0,
             admitted_under_leases: 0,
+            isolate_died_usd: Usd::ZERO,
+            isolate_died_requests: 0,
             circuit: None,
             unavailable_models: Vec::new(),
         }

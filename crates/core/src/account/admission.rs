@@ -309,6 +309,7 @@ impl Admission {
                     let Part { name, policy, state, .. } = part;
                     match state {
                         State::Leased(ticket) => {
+                            table.slot(&name).local.confirm(ticket);
                             let report = ticket.report(table.isolate());
                             dispatch.push((name.clone(), Op::Admitted { ticket: report }));
                             held.push(Held::Leased { limiter: name, policy, ticket });
@@ -358,6 +359,16 @@ impl Admitted {
     /// What the attempt reserved of every limiter (its worst case).
     pub fn amount(&self) -> Usd {
         self.amount
+    }
+
+    /// Whether limiter `limiter` admitted it under the isolate's lease.
+    pub fn under_lease(&self, limiter: &str) -> bool {
+        self.held.iter().any(|h| matches!(h, Held::Leased { limiter: l, .. } if l == limiter))
+    }
+
+    /// How many limiters hold it as a reservation.
+    pub fn reservations(&self) -> usize {
+        self.held.iter().filter(|h| matches!(h, Held::Reserved { .. })).count()
     }
 
     /// Ends the admission as the books say, in every limiter that holds it: released, settled

@@ -355,7 +355,8 @@ impl World {
                         self.isolates[i].local.cancel(ticket);
                         None
                     } else {
-                        // Its admission is reported before its upstream call is made.
+                        // Admitted: its admission is reported before its upstream call is made.
+                        self.isolates[i].local.confirm(ticket);
                         self.mail.push(Mail::Admitted(ticket.report(&self.isolates[i].id)));
                         Some(InFlight::Leased(ticket))
                     }
@@ -680,6 +681,7 @@ proptest! {
             match local.admit(None, worst, now) {
                 Some(ticket) => {
                     local_admissions += 1;
+                    local.confirm(ticket);
                     limiter.ticket_admitted(&ticket.report(&iso), now);
                     local.settle(ticket, Some(Usd(10)), Health::Healthy);
                     if let Some((no, settles)) = local.settle_report(&iso, now) {

@@ -420,7 +420,9 @@ mod tests {
         let lease = limiter.lease_charge("iso");
         let slots = limiter.snapshot(NOW).leased_requests;
         let a = local.admit(None, Usd(1_000), NOW + 1).unwrap();
+        local.confirm(a);
         let b = local.admit(None, Usd(700), NOW + 2).unwrap();
+        local.confirm(b);
         limiter.ticket_admitted(&a.report("iso"), NOW + 3);
         limiter.ticket_admitted(&b.report("iso"), NOW + 3);
         // `a` ends and its settle is acknowledged; `b` is in flight when the isolate dies.
@@ -438,6 +440,7 @@ mod tests {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
         let a = local.admit(None, Usd(1_000), NOW + 1).unwrap();
+        local.confirm(a);
         limiter.ticket_admitted(&a.report("iso"), NOW + 2);
         local.settle(a, Some(Usd(400)), Health::Healthy);
         settle_report(&mut local, &mut limiter, NOW + 3);
@@ -450,6 +453,7 @@ mod tests {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
         let ticket = local.admit(None, Usd(1_000), NOW + 10).unwrap();
+        local.confirm(ticket);
         limiter.ticket_admitted(&ticket.report("iso"), NOW + 11);
         local.settle(ticket, Some(Usd(300)), Health::Healthy);
         let late = NOW + LEASE_TTL_MS + 5_000;
@@ -468,7 +472,9 @@ mod tests {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
         let a = local.admit(None, Usd(1_000), NOW + 1).unwrap();
+        local.confirm(a);
         let b = local.admit(None, Usd(1_000), NOW + 1).unwrap();
+        local.confirm(b);
         // `a`'s settle comes before its admission report, and twice.
         local.settle(a, Some(Usd(100)), Health::Healthy);
         let (no, settles) = local.settle_report("iso", NOW + 2).unwrap();
@@ -494,6 +500,7 @@ mod tests {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
         let a = local.admit(None, Usd(1_000), NOW + 1).unwrap();
+        local.confirm(a);
         limiter.ticket_admitted(&a.report("iso"), NOW + 1);
         let sync = local.begin_sync("iso", 4, Usd(1_000), NOW + 2).unwrap();
         local.settle(a, Some(Usd(250)), Health::Healthy);
@@ -519,6 +526,7 @@ mod tests {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
         let a = local.admit(None, Usd(900), NOW + 1).unwrap();
+        local.confirm(a);
         let after = NOW + LEASE_TTL_MS + 1;
         limiter.ticket_admitted(&a.report("iso"), after);
         assert_eq!(limiter.snapshot(after).isolate_died_usd, Usd(900));
@@ -540,6 +548,7 @@ mod tests {
         let mut local = leased(&mut limiter);
         let later = NOW + LEASE_TTL_MS / 2 + 1;
         let ticket = local.admit(None, Usd(1_000), T0 + 3_000).unwrap();
+        local.confirm(ticket);
         local.settle(ticket, None, Health::Healthy);
         assert_eq!(
             local.clone().renewal("iso", Usd(1_000), later).map(|s| s.want),
@@ -625,6 +634,7 @@ mod tests {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);
         let ticket = local.admit(None, Usd(1_000), NOW + 20).unwrap();
+        local.confirm(ticket);
         local.settle(ticket, Some(Usd(400)), Health::Healthy);
         let old = local.begin_sync("iso", 4, Usd(1_000), NOW + 30).unwrap();
         // Its call never answers: given up once a lease's life has passed.

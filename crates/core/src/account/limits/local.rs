@@ -93,6 +93,9 @@ pub struct Local {
     failed: u32,
     /// Tickets numbered so far.
     issued: u64,
+    /// Tickets whose admission is not decided yet (another limiter of the attempt may still
+    /// refuse it): held, but not reported — an attempt not yet admitted was not sent.
+    pending: Vec<(u64, Usd)>,
     /// Open tickets: admitted, not settled.
     open: Vec<(u64, Usd)>,
     /// Settled here, not yet acknowledged by the limiter.
@@ -134,8 +137,19 @@ impl Local {
         }
         self.admitted += 1;
         self.issued += 1;
-        self.open.push((self.issued, amount));
+        self.pending.push((self.issued, amount));
         Some(Ticket { day: self.day, amount, epoch: self.epoch, n: self.issued })
+    }
+
+    /// The attempt of `ticket` is admitted by all of its limiters: the ticket is open (and its
+    /// admission is to be reported).
+    pub fn confirm(&mut self, ticket: Ticket) {
+        if let Some(i) = self.pending.iter().position(|&(n, _)| n == ticket.n) {
+            let entry = self.pending.swap_remove(i);
+            if ticket.day == self.day {
+                self.open.push(entry);
+            }
+        }
     }
 
     /// Notes that `model` was answered unavailable here (the limiter is told apart): not
@@ -153,6 +167,10 @@ impl Local {
     }
 
     fn close(&mut self, ticket: Ticket) -> bool {
+        if let Some(i) = self.pending.iter().position(|&(n, _)| n == ticket.n) {
+            self.pending.swap_remove(i);
+            return ticket.day == self.day;
+        }
         match self.open.iter().position(|&(n, _)| n == ticket.n) {
             Some(i) if ticket.day == self.day => {
                 self.open.swap_remove(i);
@@ -180,7 +198,7 @@ impl Local {
     }
 
     /// Takes back a ticket whose attempt never started (another limiter refused it): its
-    /// admission was never reported, and it cost nothing.
+    /// admission was never reported (it was pending), and it cost nothing.
     pub fn cancel(&mut self, ticket: Ticket) {
         if self.close(ticket) && ticket.epoch == self.epoch {
             // Reported already (a renewal left meanwhile), the admission stays counted: on the
@@ -297,13 +315,16 @@ impl Local {
             || self.admitted > 0
             || self.spent > Usd::ZERO
             || !self.open.is_empty()
+            || !self.pending.is_empty()
             || !self.unacked.is_empty()
     }
 
     /// The most the limiter charges if this isolate dies now: the worst cases of its open
-    /// tickets and of those settled here but not acknowledged.
+    /// tickets and of those settled here but not acknowledged (pending ones were never reported,
+    /// nor sent).
     pub fn at_stake(&self) -> Usd {
-        self.unacked.iter().fold(self.held(), |sum, s| sum.saturating_add(s.amount))
+        let open = self.open.iter().fold(Usd::ZERO, |sum, &(_, amount)| sum.saturating_add(amount));
+        self.unacked.iter().fold(open, |sum, s| sum.saturating_add(s.amount))
     }
 
     /// When the lease stops admitting, if one is live.
@@ -313,12 +334,12 @@ impl Local {
 
     /// Nothing in flight under the lease.
     fn idle(&self) -> bool {
-        self.open.is_empty()
+        self.open.is_empty() && self.pending.is_empty()
     }
 
-    /// What the open tickets hold.
+    /// What the open and pending tickets hold.
     fn held(&self) -> Usd {
-        self.open.iter().fold(Usd::ZERO, |sum, &(_, amount)| sum.saturating_add(amount))
+        self.open.iter().chain(&self.pending).fold(Usd::ZERO, |sum, &(_, amount)| sum.saturating_add(amount))
     }
 
     /// Whether a renewal is under way; one unanswered for [`SYNC_LOST_MS`] is given up first
@@ -356,7 +377,8 @@ impl Local {
             epoch: sent.epoch,
             day: self.day,
             admitted: sent.admitted,
-            next: self.issued + 1,
+            // A pending ticket is not in the view: the view covers the tickets below it.
+            next: self.pending.iter().map(|&(n, _)| n).min().unwrap_or(self.issued + 1),
             open: self.open.clone(),
             settled,
             healthy: sent.healthy,
@@ -402,6 +424,7 @@ impl Local {
             // A new day: what was in flight is the old day's, and so is any later settle of it.
             (self.day, self.spent, self.admitted) = (grant.day, Usd::ZERO, 0);
             self.open.clear();
+            self.pending.clear();
             self.unacked.clear();
         }
         self.requests = grant.requests;

@@ -246,8 +246,8 @@ impl LimiterState {
             }
         }
         let listed = |n: u64| view.open.iter().any(|&(o, _)| o == n);
-        // Open below `next` and not in the view: settled meanwhile (in the view's settles) or
-        // never started; one charged as died keeps its charge (the safe side).
+        // Open below `next` and not in the view: settled (the view's settles were applied
+        // above) — the isolate reports no other way for a ticket to end.
         tickets.open.retain(|o| o.n >= view.next || listed(o.n));
         tickets.settled.retain(|&(n, _)| n >= view.next || listed(n) || view.settled.iter().any(|s| s.n == n));
         tickets.floor = tickets.floor.max(view.next);

@@ -264,10 +264,9 @@ impl Admission {
         for (i, part) in self.parts.iter().enumerate() {
             let refusal = match &part.state {
                 State::Refused(refusal) => refusal.clone(),
-                State::Lost { why, .. } => Refusal::limiter_unavailable(format!(
-                    "the limiter for {} (its Durable Object) did not answer: {why}",
-                    part.name
-                )),
+                State::Lost { why, .. } => {
+                    Refusal::limiter_unavailable(format!("the limiter for {} could not be asked: {why}", part.name))
+                }
                 State::Asking { .. } => {
                     Refusal::limiter_unavailable(format!("the limiter for {} was not asked", part.name))
                 }

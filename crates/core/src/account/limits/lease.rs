@@ -543,6 +543,33 @@ mod tests {
     }
 
     #[test]
+    fn the_limiters_state_stays_small_under_a_busy_lease() {
+        let mut limiter = LimiterState::default();
+        let mut local = leased(&mut limiter);
+        let mut open = std::collections::VecDeque::new();
+        for i in 0..10_000u64 {
+            let now = NOW + i / 100;
+            let Some(ticket) = local.admit(None, Usd(1), now) else {
+                let sync = local.begin_sync("iso", 64, Usd(1), now).unwrap();
+                local.end_sync(sync.epoch, Some(limiter.sync_lease(&sync, POLICY, now)));
+                continue;
+            };
+            local.confirm(ticket);
+            limiter.ticket_admitted(&ticket.report("iso"), now);
+            open.push_back(ticket);
+            if open.len() > 8 {
+                local.settle(open.pop_front().unwrap(), Some(Usd(1)), Health::Healthy);
+                if let Some((no, settles)) = local.settle_report("iso", now) {
+                    limiter.tickets_settled(&settles, now);
+                    local.end_settle_report(no, true);
+                }
+            }
+        }
+        let state = serde_json::to_string(&limiter).unwrap();
+        assert!(state.len() < 1_000, "{} bytes: {state}", state.len());
+    }
+
+    #[test]
     fn an_idle_isolate_gives_its_lease_back_at_the_next_renewal() {
         let mut limiter = LimiterState::default();
         let mut local = leased(&mut limiter);

@@ -69,27 +69,36 @@ pub struct TicketSettles {
     pub settles: Vec<TicketSettle>,
 }
 
-/// One isolate's tickets at the limiter (today's).
+/// One isolate's tickets at the limiter (today's). Kept small and quick to write, since the
+/// limiter's whole state is written with every operation: a settled ticket is forgotten once
+/// every ticket below it is known ([`Tickets::compact`]), and tickets are stored as arrays of
+/// integers (amounts in picodollars).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Tickets {
-    /// Every ticket numbered below this was in the isolate's last applied view: the open ones
-    /// are in `open`, the others settled (or never started).
+    /// Every ticket numbered below this is known: the open ones are in `open`, the others
+    /// settled (or never started).
     #[serde(default)]
     floor: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     open: Vec<Open>,
-    /// Reported settled, with their real cost; kept until a view no longer mentions them.
+    /// Reported settled at or above `floor`, with their real cost (pUSD).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    settled: Vec<(u64, Usd)>,
+    settled: Vec<(u64, u64)>,
 }
 
+/// An open ticket: its number, its worst case (pUSD), and whether that was charged as died (its
+/// lease ended with it open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Open {
-    n: u64,
-    amount: Usd,
-    /// Charged its worst case as died (its lease ended with it open).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    charged: bool,
+struct Open(u64, u64, bool);
+
+impl Open {
+    fn n(&self) -> u64 {
+        self.0
+    }
+
+    fn amount(&self) -> Usd {
+        Usd(self.1)
+    }
 }
 
 /// What a settle found.
@@ -108,7 +117,7 @@ impl Tickets {
     }
 
     fn knows(&self, n: u64) -> bool {
-        n < self.floor || self.open.iter().any(|o| o.n == n) || self.settled.iter().any(|&(s, _)| s == n)
+        n < self.floor || self.open.iter().any(|o| o.n() == n) || self.settled.iter().any(|&(s, _)| s == n)
     }
 
     /// An admission report: opened (true), or known already.
@@ -116,15 +125,16 @@ impl Tickets {
         if self.knows(n) {
             return false;
         }
-        self.open.push(Open { n, amount, charged });
+        self.open.push(Open(n, amount.pico(), charged));
+        self.compact();
         true
     }
 
     fn settle(&mut self, n: u64, actual: Usd) -> Found {
-        if let Some(i) = self.open.iter().position(|o| o.n == n) {
-            let o = self.open.swap_remove(i);
+        if let Some(i) = self.open.iter().position(|o| o.n() == n) {
+            let Open(_, amount, charged) = self.open.swap_remove(i);
             self.note_settled(n, actual);
-            return Found::Open { amount: o.amount, charged: o.charged };
+            return Found::Open { amount: Usd(amount), charged };
         }
         if self.knows(n) {
             return Found::Again;
@@ -134,9 +144,28 @@ impl Tickets {
     }
 
     fn note_settled(&mut self, n: u64, actual: Usd) {
-        self.settled.push((n, actual));
+        self.settled.push((n, actual.pico()));
         if self.settled.len() > MAX_TRACKED {
             self.settled.remove(0);
+        }
+        self.compact();
+    }
+
+    /// Moves the floor past every ticket known in a row from it, forgetting the settled ones:
+    /// below the floor, a ticket not open is settled, whatever an older view says.
+    fn compact(&mut self) {
+        if self.floor == 0 {
+            // No view applied yet: what is below the first ticket is not known.
+            return;
+        }
+        loop {
+            let floor = self.floor;
+            if let Some(i) = self.settled.iter().position(|&(n, _)| n == floor) {
+                self.settled.swap_remove(i);
+            } else if !self.open.iter().any(|o| o.n() == floor) {
+                return;
+            }
+            self.floor += 1;
         }
     }
 
@@ -148,16 +177,16 @@ impl Tickets {
     /// worst cases and how many.
     pub(super) fn charge_open(&mut self) -> (Usd, u32) {
         let mut total = (Usd::ZERO, 0);
-        for o in self.open.iter_mut().filter(|o| !o.charged) {
-            o.charged = true;
-            total = (total.0.saturating_add(o.amount), total.1 + 1);
+        for o in self.open.iter_mut().filter(|o| !o.2) {
+            o.2 = true;
+            total = (total.0.saturating_add(o.amount()), total.1 + 1);
         }
         total
     }
 
     /// What the open tickets charged as died come to.
     pub(super) fn charged(&self) -> Usd {
-        self.open.iter().filter(|o| o.charged).fold(Usd::ZERO, |sum, o| sum.saturating_add(o.amount))
+        self.open.iter().filter(|o| o.2).fold(Usd::ZERO, |sum, o| sum.saturating_add(o.amount()))
     }
 }
 
@@ -235,22 +264,26 @@ impl LimiterState {
         for &(n, amount) in view.open.iter().take(MAX_TRACKED) {
             done.held = done.held.saturating_add(amount);
             if let Some(&(_, actual)) = tickets.settled.iter().find(|&&(s, _)| s == n) {
-                done.spent = done.spent.saturating_add(actual);
-            } else if let Some(o) = tickets.open.iter_mut().find(|o| o.n == n) {
-                if o.charged {
-                    o.charged = false;
-                    self.correct_died(o.amount, None);
+                // Its settle overtook the view: charged already.
+                done.spent = done.spent.saturating_add(Usd(actual));
+            } else if let Some(o) = tickets.open.iter_mut().find(|o| o.n() == n) {
+                if o.2 {
+                    o.2 = false;
+                    self.correct_died(o.amount(), None);
                 }
-            } else {
-                tickets.open.push(Open { n, amount, charged: false });
+            } else if n >= tickets.floor {
+                tickets.open.push(Open(n, amount.pico(), false));
             }
+            // Below the floor and not open: settled, and forgotten. What it cost is no longer
+            // known: the next lease holds its whole worst case (the safe side) until it ends.
         }
         let listed = |n: u64| view.open.iter().any(|&(o, _)| o == n);
         // Open below `next` and not in the view: settled (the view's settles were applied
         // above) — the isolate reports no other way for a ticket to end.
-        tickets.open.retain(|o| o.n >= view.next || listed(o.n));
+        tickets.open.retain(|o| o.n() >= view.next || listed(o.n()));
         tickets.settled.retain(|&(n, _)| n >= view.next || listed(n) || view.settled.iter().any(|s| s.n == n));
         tickets.floor = tickets.floor.max(view.next);
+        tickets.compact();
         done
     }
 

@@ -48,7 +48,7 @@ worker:
 	@if command -v flock >/dev/null; then flock build/.lock $(MAKE) -s build/index.js; \
 	else $(MAKE) -s build/index.js; fi
 
-WORKER_INPUTS := $(WORKER_SOURCES) js/entry.mjs js/relay.mjs js/upstream.mjs tools/wasm-size.mjs
+WORKER_INPUTS := $(WORKER_SOURCES) js/entry.mjs js/limiter.mjs js/relay.mjs js/upstream.mjs tools/wasm-size.mjs
 
 # worker-build's output goes to build/generated/; build/index.js is js/entry.mjs bundled around
 # it (requests reach the generated handler through a plain object, not worker-build's

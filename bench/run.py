@@ -642,7 +642,8 @@ def limiter_ceiling(args, ours_s: WorkerSpec, tmp: Path, running: list) -> None:
     print(f"one limiter object, {args.connections} connections, {args.duration:g} s per operation, best of {args.rounds}:")
     print("| operation | per second | p50 ms | p99 ms | CPU µs per operation (process) |")
     print("|---|---|---|---|---|")
-    for path, what in (("/pair", "reserve + settle (one request without leases)"),
+    for path, what in (("/pair", "reserve + settle (one request without a lease)"),
+                       ("/leased", "admission report + 1/8 of a settle batch (one request under a lease)"),
                        ("/sync", "lease sync (one busy isolate's lease period)")):
         w.wait_first_answer((path, b"{}", {}))
         target = Target("driver", w.address, path, "", w.proc.pid)
@@ -657,6 +658,20 @@ def limiter_ceiling(args, ours_s: WorkerSpec, tmp: Path, running: list) -> None:
             if best is None or r["rps"] > best["rps"]:
                 best = r
         print(f"| {what} | {best['rps']:.0f} | {best['p50_ms']:.2f} | {best['p99_ms']:.2f} | {best['cpu_us']:.0f} |")
+    # What a request waits for its reserve and settle as the object gets busier: the round trip
+    # a lease takes off the request's path, by the load on the object.
+    print()
+    print("reserve + settle by callers at once (the object's load): pairs per second, p50 and p99 ms")
+    print("| callers | pairs/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|")
+    target = Target("driver", w.address, "/pair", "", w.proc.pid)
+    for connections in (1, 2, 4, 8, 16, 32):
+        best = None
+        for _ in range(args.rounds):
+            r = wrk(target, body, connections, args.duration, threads=min(2, connections))
+            if best is None or r["rps"] > best["rps"]:
+                best = r
+        print(f"| {connections} | {best['rps']:.0f} | {best['p50_ms']:.2f} | {best['p99_ms']:.2f} |")
 
 
 def observing_spec(sim: Sim) -> WorkerSpec:
@@ -961,7 +976,8 @@ def main() -> None:
     p.add_argument("--profile", metavar="SCENARIO", help="instead of the bench: CPU-profile one Worker under "
                    "load in SCENARIO (e.g. 'chat 2KB') through the inspector, and print where the time goes")
     p.add_argument("--limiter", action="store_true", help="instead of the bench: how many reserve+settle "
-                   "pairs and lease syncs per second one provider's limiter object sustains")
+                   "pairs, leased requests and lease syncs per second one provider's limiter object sustains, and "
+                   "a reserve+settle's latency by the object's load")
     p.add_argument("--observing-floor", action="store_true", help="instead of the bench: the floor, a JS "
                    "Worker that reads every answer as a gateway must (bench/observing-floor-worker.js) and ours")
     p.add_argument("--memory", action="store_true", help="instead of the bench: where each process's "

@@ -1,5 +1,6 @@
 //! The ledger's shell: a request's rows (`gateway_core::account::ledger`) written to D1
-//! (`crate::d1`) after its response, one batch per request, in `waitUntil`; the cron's pruning;
+//! (`crate::d1`) after its response and its limiters' acknowledgment of its closes, one batch
+//! per request, in `waitUntil`; the cron's pruning;
 //! the reads of `/analytics` go through `crate::d1::all_json`. A write that fails is retried
 //! twice in the background, then logged and counted (`ledger_write_failed`): it never costs the
 //! caller the answer.
@@ -76,13 +77,18 @@ pub fn new_request_id(started_ms: u64) -> String {
     ledger::request_id(started_ms, (js_sys::Math::random() * 2f64.powi(53)) as u64)
 }
 
-/// Writes `rows` after the response (nothing when there are none).
-pub fn write_later(env: &Env, wctx: &Context, rows: Vec<Row>) {
+/// Writes `rows` after the response, once the request's limiters acknowledged its attempts'
+/// closes (`settled`): a row exists only for a charge its limiter knows (nothing when there are
+/// no rows).
+pub fn write_later(env: &Env, wctx: &Context, rows: Vec<Row>, settled: crate::aig::runtime::Settled) {
     if rows.is_empty() {
         return;
     }
     let env = env.clone();
-    wctx.wait_until(async move { write(&env, &rows).await });
+    wctx.wait_until(async move {
+        settled.await;
+        write(&env, &rows).await
+    });
 }
 
 /// Writes one request's rows as one batch (retried: `INSERT OR IGNORE` makes a repeat harmless).

@@ -28,8 +28,9 @@ use gateway_core::tools::IssuedSignature;
 use worker::{Context, Delay, Env};
 
 use super::fetch::{self, Body, BodyError, Bounds, Read, SendError};
-use crate::durable::limiter::{self, Reservation};
+use crate::durable::limiter::{self, Leasing, Reservation};
 use crate::relay::{CostFn, Opened, StreamEnd, Upstream};
+use futures_util::future::{join_all, FutureExt, LocalBoxFuture, Shared};
 
 /// Error bodies are read this far, no further: enough for any message, bounded whatever comes.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
@@ -129,7 +130,16 @@ pub struct AigRuntime<'a, P: Protocol> {
     signatures: RefCell<Vec<IssuedSignature>>,
     /// What the provider said of a model it answered is not available (the mark's reason).
     unavailable_reason: RefCell<Option<String>>,
+    /// The closes of the attempts, each ending when its limiters acknowledged it.
+    closes: RefCell<Vec<Close>>,
 }
+
+/// An attempt's close, under way in `waitUntil` and awaited by the request's ledger rows.
+type Close = Shared<LocalBoxFuture<'static, ()>>;
+
+/// The attempts' closes, acknowledged (or given up): the request's ledger rows wait for it, so
+/// that rows exist only for charges their limiters know.
+pub type Settled = LocalBoxFuture<'static, ()>;
 
 /// What a run of the engine produced.
 pub struct Ran<O: Observer + 'static, F> {
@@ -144,6 +154,8 @@ pub struct Ran<O: Observer + 'static, F> {
     pub warnings: Vec<String>,
     /// The thought signatures of the whole answer given to the caller.
     pub signatures: Vec<IssuedSignature>,
+    /// The closes of the attempts made so far (a committed stream's is closed at its end).
+    pub settled: Settled,
 }
 
 pub fn now() -> u64 {
@@ -176,6 +188,7 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
             warnings: RefCell::default(),
             signatures: RefCell::default(),
             unavailable_reason: RefCell::default(),
+            closes: RefCell::default(),
         }
     }
 
@@ -205,6 +218,7 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
             budget_remaining: self.budget_remaining.get(),
             warnings: self.warnings.take(),
             signatures: self.signatures.take(),
+            settled: join_all(self.closes.take()).map(|_| ()).boxed_local(),
         }
     }
 
@@ -237,7 +251,7 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
             target.limits,
             &self.scopes,
             target.worst_case,
-            self.settings.limiter_leases,
+            Leasing::of(self.settings),
         )
         .await;
         if !reserved.alerts.is_empty() {
@@ -255,11 +269,11 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
     }
 
     fn close(&self, reservation: Reservation, books: Books, health: Health) {
-        // Under a lease this is all done here; only what is left (a limiter object to settle
-        // with, a renewal) goes on in `waitUntil`.
-        if let Some(rest) = reservation.close_now(books, health) {
-            self.wctx.wait_until(rest);
-        }
+        // Under a lease the settle is done here; its report and the limiters' settles go on in
+        // `waitUntil`, and the request's rows wait for them.
+        let close = reservation.close_now(books, health).shared();
+        self.wctx.wait_until(close.clone());
+        self.closes.borrow_mut().push(close);
     }
 
     async fn attempt(
@@ -292,7 +306,8 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
         }
         let reason = self.unavailable_reason.take().unwrap_or_default();
         let (env, provider, model) = (self.env.clone(), target.provider.to_owned(), model.to_owned());
-        self.wctx.wait_until(async move { limiter::mark_unavailable(&env, &provider, &model, &reason).await });
+        let ttl = self.settings.lease_ttl_ms;
+        self.wctx.wait_until(async move { limiter::mark_unavailable(&env, ttl, &provider, &model, &reason).await });
     }
 
     async fn sleep(&self, ms: u64) {
@@ -522,9 +537,10 @@ pub mod budget_use {
     }
 }
 
-/// Closes a committed stream's books when the stream ends — its reservation, then the request's
-/// ledger rows with the stream's own (the last) completed; what the whole request was charged,
-/// `charged_before` (its earlier attempts) included.
+/// Closes a committed stream's books when the stream ends — its reservation, then (once its
+/// limiters and those of the request's earlier attempts, `settled`, acknowledged their closes)
+/// the request's ledger rows with the stream's own (the last) completed; what the whole request
+/// was charged, `charged_before` (its earlier attempts) included.
 pub async fn close_stream(
     env: &Env,
     reservation: Reservation,
@@ -532,13 +548,14 @@ pub async fn close_stream(
     worst_case: Usd,
     charged_before: Usd,
     mut rows: Vec<Row>,
+    settled: Settled,
 ) -> Usd {
     // A stream from AI Gateway's cache was billed nothing, however it ended.
     let cache_hit = rows.last().and_then(|r| r.cache.as_deref()).is_some_and(|c| c.eq_ignore_ascii_case("HIT"));
     let end = if cache_hit { AttemptEnd::CacheHit } else { ended.end };
     let books = books(end);
     let charge = books.charge(worst_case);
-    reservation.close(books, health_of_stream(ended.end)).await;
+    futures_util::join!(reservation.close(books, health_of_stream(ended.end)), settled);
     if let Some(stream_row) = rows.last_mut() {
         stream_row.finish(charge, ended.tokens, end.cost(), now());
     }

@@ -115,7 +115,7 @@ async fn budgets_today(env: &Env, ctx: &Ctx, budget: &mut Subrequests) -> Budget
                 config,
                 &filter,
                 Viewer::Everyone,
-                ctx.settings.limiter_leases,
+                crate::durable::limiter::Leasing::of(&ctx.settings),
                 budget,
             )
             .await

@@ -163,7 +163,7 @@ async fn serve(
         AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, claim.as_ref().map(|_| MAX_STORED_BYTES))
             .with_scopes(scopes);
     let ran = runtime.run(&config.retry, Fallback::NextTarget, &subject).await;
-    let (result, record) = (ran.result, ran.record);
+    let (result, record, settled) = (ran.result, ran.record, ran.settled);
     let request_id = crate::ledger::new_request_id(started);
     // The request's own warning (a schema not checked in full), then its answer's.
     let warnings = chat.response_format.as_ref().and_then(|c| c.warning()).into_iter().chain(ran.warnings).collect();
@@ -186,7 +186,7 @@ async fn serve(
     let win = match result {
         Ok(win) => win,
         Err(err) => {
-            crate::ledger::write_later(env, wctx, rows);
+            crate::ledger::write_later(env, wctx, rows, settled);
             if let Some(claim) = claim {
                 wctx.wait_until(claim.abort());
             }
@@ -199,7 +199,7 @@ async fn serve(
     let (provider, model) = (answering.provider().to_owned(), answering.model().to_owned());
     match (answered.body, win.open) {
         (AnswerBody::Whole { bytes, copy }, _) => {
-            crate::ledger::write_later(env, wctx, rows);
+            crate::ledger::write_later(env, wctx, rows, settled);
             let records = memory::to_remember(&caller_key, &provider, &model, &ran.signatures, now());
             if !records.is_empty() {
                 let env = env.clone();
@@ -232,7 +232,7 @@ async fn serve(
                 Box::pin(async move {
                     let records = memory::to_remember(&caller_key, &provider, &model, &ended.signatures, now());
                     crate::signatures::remember(&env, records).await;
-                    let cost = close_stream(&env, reservation, &ended, worst, charged, rows).await;
+                    let cost = close_stream(&env, reservation, &ended, worst, charged, rows, settled).await;
                     if let Some(claim) = claim {
                         match ended.copy.and_then(|c| stored_answer(200, &end_decision, STREAM_TYPE, c)) {
                             Some(answer) => claim.complete(answer).await,

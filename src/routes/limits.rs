@@ -41,7 +41,8 @@ pub async fn handle(req: &Incoming, env: &Env, ctx: &Ctx, identity: Option<Ident
         }
     };
     let mut budget = Subrequests::new(ctx.settings.subrequest_limit);
-    let today = match budgets_today(env, config, &filter, viewer, ctx.settings.limiter_leases, &mut budget).await {
+    let leasing = limits::Leasing::of(&ctx.settings);
+    let today = match budgets_today(env, config, &filter, viewer, leasing, &mut budget).await {
         Ok(today) => today,
         Err(err) => return error_response(&err, None),
     };
@@ -73,7 +74,7 @@ pub async fn budgets_today(
     config: &GatewayConfig,
     filter: &ScopeFilter,
     viewer: Viewer<'_>,
-    leases: bool,
+    leasing: limits::Leasing,
     budget: &mut Subrequests,
 ) -> std::result::Result<BudgetsToday, GatewayError> {
     let now = crate::analytics::now_ms();
@@ -108,7 +109,7 @@ pub async fn budgets_today(
         providers.iter().map(|(name, _)| (*name).clone()).chain(asked.iter().map(|s| s.key())).collect();
     let policies = providers.iter().map(|(_, l)| l.policy()).chain(asked.iter().map(|s| s.policy));
     let states =
-        join_all(names.iter().zip(policies).map(|(name, policy)| limits::snapshot(env, name, policy, leases))).await;
+        join_all(names.iter().zip(policies).map(|(name, policy)| limits::snapshot(env, name, policy, leasing))).await;
     let mut answers = names.iter().zip(states);
     let mut take = |warnings: &mut Vec<String>| match answers.next()? {
         (_, Ok(state)) => Some(state),

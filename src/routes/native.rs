@@ -110,7 +110,7 @@ async fn serve(
     let scopes = config.scopes.of(caller.agent.as_deref(), caller.repository.as_deref());
     let runtime = AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, None).with_scopes(scopes);
     let ran = runtime.run(&config.retry, Fallback::SameTargetOnly, provider.slug()).await;
-    let (result, record) = (ran.result, ran.record);
+    let (result, record, settled) = (ran.result, ran.record, ran.settled);
     let answered_model = ran.meters.last().and_then(|m| m.answered_model.clone());
     *decision = Decision {
         provider: Some(provider.slug().to_owned()),
@@ -134,7 +134,7 @@ async fn serve(
     let win = match result {
         Ok(win) => win,
         Err(failure) => {
-            crate::ledger::write_later(env, wctx, rows);
+            crate::ledger::write_later(env, wctx, rows, settled);
             return Err(failure);
         }
     };
@@ -146,7 +146,7 @@ async fn serve(
     let content_type = answered.content_type.as_deref();
     match (answered.body, win.open) {
         (AnswerBody::Whole { bytes, .. }, _) => {
-            crate::ledger::write_later(env, wctx, rows);
+            crate::ledger::write_later(env, wctx, rows, settled);
             log.cost_usd = Some(record.charged);
             log.finish(decision, started);
             let default = if shape.stream.is_some() { "text/event-stream" } else { "application/json" };
@@ -157,7 +157,7 @@ async fn serve(
             let env = env.clone();
             let on_end: crate::relay::OnEnd = Box::new(move |ended| {
                 Box::pin(async move {
-                    let cost = close_stream(&env, reservation, &ended, worst_case, charged, rows).await;
+                    let cost = close_stream(&env, reservation, &ended, worst_case, charged, rows, settled).await;
                     log.error = ended.fault.as_ref().map(|f| f.kind.code());
                     log.cost_usd = Some(cost);
                     log.finish(&end_decision, started);

@@ -115,6 +115,8 @@ mod tests {
             leased_requests: 0,
             leases: 0,
             admitted_under_leases: 0,
+            isolate_died_usd: Usd::ZERO,
+            isolate_died_requests: 0,
             circuit: None,
             unavailable_models: Vec::new(),
         };
@@ -127,7 +129,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&row).unwrap(),
-            r#"{"scope":"repository","name":"a/b","requests_per_minute":null,"daily_budget_usd":2,"day":"2026-12-02","spent_usd":0.000123,"reserved_usd":0,"outstanding_reservations":0,"requests_last_minute":2,"leased_usd":0,"leased_requests":0,"leases":0,"admitted_under_leases":0}"#
+            r#"{"scope":"repository","name":"a/b","requests_per_minute":null,"daily_budget_usd":2,"day":"2026-12-02","spent_usd":0.000123,"reserved_usd":0,"outstanding_reservations":0,"requests_last_minute":2,"leased_usd":0,"leased_requests":0,"leases":0,"admitted_under_leases":0,"isolate_died_usd":0,"isolate_died_requests":0}"#
         );
     }
 }

@@ -9,9 +9,14 @@
 //! (LiteLLM #34732); AI Gateway's own spend limits are eventually consistent.
 //!
 //! Budgets are per UTC day and reset at 00:00 UTC. The rate limit is a sliding 60-second window.
-//! Reservations that are never settled (a Worker killed mid-request) expire and are released.
+//! Reservations that are never settled (a Worker killed mid-request) expire and are charged
+//! their worst case, shown apart as charged for requests whose isolate died (`died.rs`).
 
+mod died;
 pub mod lease;
+pub mod local;
+pub mod ops;
+pub mod tickets;
 pub mod unavailable;
 
 use std::collections::VecDeque;
@@ -22,12 +27,18 @@ use crate::account::alerts::Alert;
 use crate::account::breaker::{Admission, Breaker, BreakerPolicy, BreakerSnapshot, Health};
 use crate::account::pricing::Usd;
 
+pub use died::LOST_KEPT;
 pub use unavailable::{UnavailableModel, MODEL_UNAVAILABLE_MS};
 
 pub const DAY_MS: u64 = 86_400_000;
 pub const WINDOW_MS: u64 = 60_000;
-/// A reservation not settled within this time is released (longer than any request may run).
+/// A reservation not settled within this time is charged its worst case as a request whose
+/// isolate died (longer than a request runs but for a long stream, whose late settle corrects
+/// the charge). A deployment may set its own (`RESERVATION_TTL_MS`), within
+/// [`RESERVATION_TTL_RANGE_MS`].
 pub const RESERVATION_TTL_MS: u64 = 15 * 60_000;
+/// The reservation times to live a limiter accepts.
+pub const RESERVATION_TTL_RANGE_MS: (u64, u64) = (1_000, DAY_MS);
 
 /// The limits of one provider, from configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,8 +136,8 @@ pub struct LimiterState {
     /// Thresholds crossed by the operation under way, for its answer ([`Self::take_crossed`]).
     #[serde(skip)]
     crossed: Vec<u32>,
-    /// Isolates' live leases (`lease.rs`), and ended ones: expired unreported (charged in
-    /// full until a report corrects it) or given back.
+    /// Isolates' live leases (`lease.rs`), and ended ones (expired or given back), each with
+    /// the isolate's tickets (`tickets.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     leases: Vec<lease::Lease>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -141,6 +152,14 @@ pub struct LimiterState {
     /// Marks made by the operation under way, for its alerts.
     #[serde(skip)]
     newly_unavailable: Vec<UnavailableModel>,
+    /// Charged today for requests whose isolate died: their worst cases, and how many (`died.rs`).
+    #[serde(default)]
+    died: Usd,
+    #[serde(default)]
+    died_requests: u64,
+    /// Today's reservations that expired unsettled, to correct their charge (`died.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    lost: Vec<died::LostReservation>,
 }
 
 /// Shares of the daily budget (percent) whose crossing is announced once per day: 50 and 80 by
@@ -167,6 +186,12 @@ pub struct Snapshot {
     /// Requests admitted under leases today, as their isolates reported them.
     #[serde(default)]
     pub admitted_under_leases: u64,
+    /// Charged today for requests whose isolate died (a reservation expired unsettled, a lease
+    /// expired with tickets open): their worst cases, and how many; a late settle corrects it.
+    #[serde(default)]
+    pub isolate_died_usd: Usd,
+    #[serde(default)]
+    pub isolate_died_requests: u64,
     /// The circuit breaker, when the provider has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit: Option<BreakerSnapshot>,
@@ -189,21 +214,35 @@ impl LimiterState {
             // report of their isolate was the last (a stale one may cross midnight).
             self.expired.retain(|e| e.day + 1 >= today);
             self.admitted_under_leases = 0;
+            (self.died, self.died_requests) = (Usd::ZERO, 0);
+            // Yesterday's still tell a late settle that its cost was yesterday's.
+            self.lost.retain(|l| l.day + 1 >= today);
         }
-        let breaker = &mut self.breaker;
-        self.reservations.retain(|r| {
-            let alive = r.expires_at > now;
-            if !alive && r.probe {
-                breaker.probe_lost();
-            }
-            alive
-        });
+        self.expire_reservations(now);
         self.expire_leases(now);
         self.unavailable.retain(|m| m.until_ms > now);
         // A second's bucket leaves the window once all of that second is a minute old: requests
         // are counted up to a second too long, never too short (the limit errs on the safe side).
         while self.window.front().is_some_and(|&(second, _)| (second + 1) * 1000 + WINDOW_MS <= now + 1) {
             self.window.pop_front();
+        }
+    }
+
+    /// Reservations whose time is up: today's charged their worst case (their isolate died,
+    /// or their request outlived them: its late settle corrects the charge), yesterday's only
+    /// remembered (their cost was yesterday's); a probe's slot freed.
+    fn expire_reservations(&mut self, now: u64) {
+        let mut i = 0;
+        while i < self.reservations.len() {
+            if self.reservations[i].expires_at > now {
+                i += 1;
+                continue;
+            }
+            let r = self.reservations.swap_remove(i);
+            if r.probe {
+                self.breaker.probe_lost();
+            }
+            self.reservation_lost(r.id, r.amount, r.day);
         }
     }
 
@@ -217,8 +256,15 @@ impl LimiterState {
         self.reservations.iter().filter(|r| r.day == self.day).fold(Usd::ZERO, |sum, r| sum.saturating_add(r.amount))
     }
 
-    /// Admits one request costing at most `amount`, or says why not.
+    /// Admits one request costing at most `amount`, or says why not; its reservation lives
+    /// [`RESERVATION_TTL_MS`].
     pub fn reserve(&mut self, id: &str, amount: Usd, policy: Policy, now: u64) -> Result<(), Refusal> {
+        self.reserve_for(id, amount, policy, RESERVATION_TTL_MS, now)
+    }
+
+    /// [`Self::reserve`] with a reservation that lives `ttl_ms` (within [`RESERVATION_TTL_RANGE_MS`]).
+    pub fn reserve_for(&mut self, id: &str, amount: Usd, policy: Policy, ttl_ms: u64, now: u64) -> Result<(), Refusal> {
+        let ttl_ms = ttl_ms.clamp(RESERVATION_TTL_RANGE_MS.0, RESERVATION_TTL_RANGE_MS.1);
         self.roll(now);
         self.budget = policy.daily_budget;
         let rate_limited = self.requests_in_window() + self.leased_requests() >= policy.requests_per_minute as usize;
@@ -285,7 +331,7 @@ impl LimiterState {
             id: id.to_owned(),
             amount,
             day: self.day,
-            expires_at: now + RESERVATION_TTL_MS,
+            expires_at: now + ttl_ms,
             probe,
             second,
         });
@@ -293,16 +339,22 @@ impl LimiterState {
     }
 
     /// Ends a reservation with its real cost. `None` (cost unknown) charges the reserved worst
-    /// case. A reservation that already expired is still charged with `actual` (if known): spend is
-    /// never forgotten. Cost of a request from a previous UTC day stays with that day.
+    /// case. A reservation that already expired was charged its worst case: that charge becomes
+    /// `actual`. One the limiter no longer knows (it expired and was forgotten, `died.rs`)
+    /// changes nothing: its worst case was charged to its own day. Cost of a request from a
+    /// previous UTC day stays with that day.
     pub fn settle(&mut self, id: &str, actual: Option<Usd>, health: Health, now: u64) {
         self.roll(now);
-        let reservation = self.take(id);
-        self.record_health(reservation.as_ref(), health, now);
-        let day = reservation.as_ref().map_or(self.day, |r| r.day);
-        let charge = actual.or(reservation.map(|r| r.amount)).unwrap_or(Usd::ZERO);
-        if day == self.day {
-            self.charge(charge);
+        if let Some(lost) = self.take_lost(id) {
+            if lost.day == self.day {
+                self.correct_died(lost.amount, Some(actual.unwrap_or(lost.amount)));
+            }
+            return;
+        }
+        let Some(reservation) = self.take(id) else { return };
+        self.record_health(Some(&reservation), health, now);
+        if reservation.day == self.day {
+            self.charge(actual.unwrap_or(reservation.amount));
         }
     }
 
@@ -363,9 +415,16 @@ impl LimiterState {
         }
     }
 
-    /// Ends a reservation that cost nothing (the attempt failed before the provider did work).
+    /// Ends a reservation that cost nothing (the attempt failed before the provider did work);
+    /// one that expired meanwhile is no longer charged.
     pub fn release(&mut self, id: &str, health: Health, now: u64) {
         self.roll(now);
+        if let Some(lost) = self.take_lost(id) {
+            if lost.day == self.day {
+                self.correct_died(lost.amount, None);
+            }
+            return;
+        }
         let reservation = self.take(id);
         self.record_health(reservation.as_ref(), health, now);
     }
@@ -374,6 +433,12 @@ impl LimiterState {
     /// refused: all or nothing): released, and no longer counted in the rate window.
     pub fn cancel(&mut self, id: &str, now: u64) {
         self.roll(now);
+        if let Some(lost) = self.take_lost(id) {
+            if lost.day == self.day {
+                self.correct_died(lost.amount, None);
+            }
+            return;
+        }
         let Some(r) = self.take(id) else { return };
         if let Some(i) = self.window.iter().position(|&(second, _)| second == r.second) {
             self.window[i].1 -= 1;
@@ -420,6 +485,8 @@ impl LimiterState {
             leased_requests: self.leased_requests(),
             leases: self.leases.len(),
             admitted_under_leases: self.admitted_under_leases,
+            isolate_died_usd: self.died,
+            isolate_died_requests: self.died_requests,
             circuit: self.breaker_policy.map(|p| self.breaker.snapshot(&p, now)),
             unavailable_models: self.unavailable.clone(),
         }
@@ -561,15 +628,16 @@ mod tests {
     }
 
     #[test]
-    fn abandoned_reservations_expire() {
+    fn an_abandoned_reservation_expires_charged_until_its_late_settle() {
         let mut s = LimiterState::default();
         let p = policy(100, 1);
         s.reserve("a", Usd::from_dollars(1), p, T0).unwrap();
         assert!(s.reserve("b", Usd(1), p, T0 + 1).is_err());
-        assert!(s.reserve("b", Usd(1), p, T0 + RESERVATION_TTL_MS).is_ok());
-        // Settling the expired one still records its real cost.
+        assert!(s.reserve("b", Usd(1), p, T0 + RESERVATION_TTL_MS).is_err(), "expired, charged its worst case");
+        // Settling the expired one records its real cost instead.
         s.settle("a", Some(Usd(7)), Health::Neutral, T0 + RESERVATION_TTL_MS + 1);
         assert_eq!(s.snapshot(T0 + RESERVATION_TTL_MS + 2).spent_usd, Usd(7));
+        assert!(s.reserve("b", Usd(1), p, T0 + RESERVATION_TTL_MS + 3).is_ok());
     }
 
     #[test]

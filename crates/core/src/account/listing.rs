@@ -170,6 +170,8 @@ pub fn idle(day: String) -> Snapshot {
         leased_requests: 0,
         leases: 0,
         admitted_under_leases: 0,
+        isolate_died_usd: Usd::ZERO,
+        isolate_died_requests: 0,
         circuit: None,
         unavailable_models: Vec::new(),
     }

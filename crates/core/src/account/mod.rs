@@ -2,6 +2,7 @@
 //! daily budget (`limits`, the state one Durable Object keeps), and how each way an attempt can
 //! end closes its reservation (`books`), and the ledger of record (`ledger`: one row per attempt).
 
+pub mod admission;
 pub mod alerts;
 pub mod books;
 pub mod breaker;

@@ -68,6 +68,11 @@ pub struct Settings {
     /// (`account/limits/lease.rs`) instead of asking the limiter for every request. On by
     /// default; `false` makes every request reserve at the limiter (the benchmark's baseline).
     pub limiter_leases: bool,
+    /// `LEASE_TTL_MS`: how long a lease lives unless renewed (`account/limits/lease.rs`).
+    pub lease_ttl_ms: u64,
+    /// `RESERVATION_TTL_MS`: how long a reservation lives before it is charged its worst case
+    /// as a request whose isolate died (`account/limits/died.rs`).
+    pub reservation_ttl_ms: u64,
     /// Problems found while reading (bad numbers, unknown modes): reported by `/healthz`.
     pub invalid: Vec<String>,
     /// `GATEWAY_TEST_PANIC_PATH`, for tests only: a request to exactly this path panics the
@@ -210,6 +215,20 @@ impl Settings {
             analytics_token: lookup("ANALYTICS_TOKEN").and_then(Secret::new),
             allow_caller_provider_keys,
             limiter_leases,
+            lease_ttl_ms: number(
+                "LEASE_TTL_MS",
+                crate::account::limits::lease::LEASE_TTL_MS,
+                crate::account::limits::lease::LEASE_TTL_RANGE_MS.0,
+                crate::account::limits::lease::LEASE_TTL_RANGE_MS.1,
+                &mut invalid,
+            ),
+            reservation_ttl_ms: number(
+                "RESERVATION_TTL_MS",
+                crate::account::limits::RESERVATION_TTL_MS,
+                crate::account::limits::RESERVATION_TTL_RANGE_MS.0,
+                crate::account::limits::RESERVATION_TTL_RANGE_MS.1,
+                &mut invalid,
+            ),
             invalid,
             test_panic_path: text("GATEWAY_TEST_PANIC_PATH").filter(|p| p.starts_with('/')),
             request_secret: None,
@@ -283,6 +302,17 @@ mod tests {
         let low = read(&[("SUBREQUEST_LIMIT", "3")]);
         assert_eq!(low.subrequest_limit, 50);
         assert_eq!(low.invalid, vec!["SUBREQUEST_LIMIT must be a whole number from 10 to 10000".to_owned()]);
+    }
+
+    #[test]
+    fn the_limiters_times_to_live_are_settings_within_bounds() {
+        let s = read(&[]);
+        assert_eq!((s.lease_ttl_ms, s.reservation_ttl_ms), (10_000, 900_000));
+        let s = read(&[("LEASE_TTL_MS", "3000"), ("RESERVATION_TTL_MS", "8000")]);
+        assert_eq!((s.lease_ttl_ms, s.reservation_ttl_ms), (3_000, 8_000));
+        let s = read(&[("LEASE_TTL_MS", "10"), ("RESERVATION_TTL_MS", "0")]);
+        assert_eq!((s.lease_ttl_ms, s.reservation_ttl_ms), (10_000, 900_000));
+        assert_eq!(s.invalid.len(), 2, "{:?}", s.invalid);
     }
 
     #[test]

@@ -10,6 +10,9 @@ use gateway_core::error::GatewayError;
 use gateway_core::output::{AnswerContent, OutputContract, Verdict};
 use gateway_core::relay::SseRelay;
 
+use gateway_core::account::limits::lease::LEASE_TTL_MS;
+use gateway_core::account::limits::{MODEL_UNAVAILABLE_MS, RESERVATION_TTL_MS};
+
 use crate::sim::{AttemptLog, Shared, DONE};
 use crate::tool_calls::{accumulate_stream, completion_calls, ToolAnswer};
 use crate::upstream::{NAMES, SECRET};
@@ -81,6 +84,13 @@ impl Stats {
             "ClientGone",
             "refused",
             "scope_refused",
+            "leased",
+            "reserved",
+            "lease_sync",
+            "admission_answer_lost",
+            "limiter_unavailable",
+            "isolate_killed",
+            "died_charged",
             "InvalidOutput",
             "ModelUnavailable",
             "model_marked",
@@ -193,34 +203,75 @@ fn check_json_answer(o: &RequestOutcome) {
     );
 }
 
-pub fn check_books(shared: &Shared, outcomes: &[RequestOutcome]) {
+/// The books, once every lease and reservation had its time (what a dead isolate left open
+/// expired). Each limiter's spend is what the closes charged it, to the picodollar, and nothing
+/// is charged as died, when no isolate died. When one did: the ledger (the rows of the requests
+/// that lived to write them, after their limiters acknowledged their closes) is within the
+/// spend; the spend beyond what the closes charged is shown as charged for requests whose
+/// isolate died; and that figure is at most what the dead isolates had at stake. No budget,
+/// provider's or scope's, is overspent.
+pub fn check_books(shared: &Shared, outcomes: &[(usize, RequestOutcome)], kills: bool) {
     let now = shared.clock.now();
-    let charged = outcomes.iter().fold(Usd::ZERO, |a, o| a.saturating_add(o.charged));
-    let mut spent = Usd::ZERO;
-    for (i, limiter) in shared.limiters.borrow_mut().iter_mut().enumerate() {
-        let snapshot = limiter.snapshot(now);
-        assert_eq!(
-            snapshot.outstanding_reservations, 0,
-            "{} reservations left open on {}",
-            snapshot.outstanding_reservations, NAMES[i]
-        );
-        assert_eq!(snapshot.reserved_usd, Usd::ZERO);
-        assert!(
-            snapshot.spent_usd <= shared.policies[i].daily_budget,
-            "{} overspent: {} > {}",
-            NAMES[i],
-            snapshot.spent_usd,
-            shared.policies[i].daily_budget
-        );
-        spent = spent.saturating_add(snapshot.spent_usd);
+    let closed = shared.closed.borrow();
+    let mut limiters = shared.limiters.borrow_mut();
+    if !kills {
+        for (name, limiter) in limiters.iter_mut() {
+            let snapshot = limiter.snapshot(now);
+            assert_eq!(
+                snapshot.outstanding_reservations, 0,
+                "{} reservations left open on {name}",
+                snapshot.outstanding_reservations
+            );
+            assert_eq!(snapshot.reserved_usd, Usd::ZERO);
+        }
     }
-    assert_eq!(charged, spent, "what the requests were charged must equal what the limiters recorded");
-    // The scope holds the same books: all or nothing, nothing left reserved, never overspent.
-    if let Some((scope, limiter)) = &shared.scope {
-        let snapshot = limiter.borrow_mut().snapshot(now);
-        assert_eq!(snapshot.outstanding_reservations, 0, "reservations left open in the scope");
-        assert_eq!(snapshot.spent_usd, charged, "the scope was charged what the requests were");
-        assert!(snapshot.spent_usd <= scope.policy.daily_budget, "the scope overspent");
+    let later = now + RESERVATION_TTL_MS + LEASE_TTL_MS + 1;
+    let charged_to = |name: &str, requests: &mut dyn Iterator<Item = usize>| {
+        requests.fold(Usd::ZERO, |sum, r| sum.saturating_add(closed[r].get(name).copied().unwrap_or(Usd::ZERO)))
+    };
+    let mut died = Usd::ZERO;
+    for (name, limiter) in limiters.iter_mut() {
+        let snapshot = limiter.snapshot(later);
+        let budget = match NAMES.iter().position(|n| n == name) {
+            Some(i) => shared.policies[i].daily_budget,
+            None => shared.scope.as_ref().map_or(Usd::ZERO, |s| s.policy.daily_budget),
+        };
+        assert!(snapshot.spent_usd <= budget, "{name} overspent: {} > {budget}", snapshot.spent_usd);
+        let closes = charged_to(name, &mut (0..closed.len()));
+        let ledger = charged_to(name, &mut outcomes.iter().map(|(i, _)| *i));
+        if !kills {
+            assert_eq!(
+                snapshot.spent_usd, closes,
+                "{name}: what the requests were charged must equal what the limiter recorded"
+            );
+            assert_eq!(snapshot.isolate_died_usd, Usd::ZERO, "{name}: nothing died, nothing charged as died");
+        }
+        assert!(ledger <= snapshot.spent_usd, "{name}: the ledger says {ledger}, the limiter {}", snapshot.spent_usd);
+        assert!(
+            snapshot.spent_usd.saturating_sub(snapshot.isolate_died_usd) <= closes,
+            "{name}: spent {} beyond the closes' {closes} and the {} shown as died",
+            snapshot.spent_usd,
+            snapshot.isolate_died_usd
+        );
+        died = died.saturating_add(snapshot.isolate_died_usd);
+    }
+    if died > Usd::ZERO {
+        shared.count("died_charged");
+    }
+    assert!(
+        died <= shared.at_stake.get(),
+        "charged {died} as died, the dead isolates had {} at stake",
+        shared.at_stake.get()
+    );
+    // Each request's rows say what it was charged, as its provider's and its scope's closes did.
+    for (i, o) in outcomes {
+        let providers =
+            NAMES.iter().fold(Usd::ZERO, |sum, n| sum.saturating_add(closed[*i].get(*n).copied().unwrap_or(Usd::ZERO)));
+        assert_eq!(providers, o.charged, "request {i}: its closes and its record");
+        if let Some(scope) = &shared.scope {
+            let scoped = closed[*i].get(&scope.key()).copied().unwrap_or(Usd::ZERO);
+            assert_eq!(scoped, o.charged, "request {i}: the scope was charged what the request was");
+        }
     }
 }
 
@@ -230,8 +281,11 @@ pub fn check_marks(shared: &Shared) {
     let marks = shared.marks.borrow();
     for granted in shared.granted.borrow().iter() {
         for mark in marks.iter().filter(|m| m.provider == granted.provider && m.model == granted.model) {
+            // Under a lease, a mark made by another isolate reaches this one with its next
+            // grant: within a lease's life.
+            let from = if granted.leased { mark.until - MODEL_UNAVAILABLE_MS + LEASE_TTL_MS } else { 0 };
             assert!(
-                !(mark.seq < granted.seq && granted.at < mark.until),
+                !(mark.seq < granted.seq && granted.at < mark.until && granted.at >= from),
                 "{}/{} was admitted at {} while marked unavailable until {}",
                 NAMES[granted.provider],
                 granted.model,

@@ -1,5 +1,7 @@
 //! A single-threaded executor with a fake clock: tasks run until none can move, then the clock
 //! jumps to the next timer. Deterministic: the same tasks and timers always run in one order.
+//! Tasks may belong to an isolate: killing it drops them where they stand, as a process that
+//! dies drops everything it was doing.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -16,7 +18,9 @@ pub type Task = Pin<Box<dyn Future<Output = ()>>>;
 pub struct Clock {
     now: Cell<u64>,
     timers: RefCell<Vec<(u64, Waker)>>,
-    spawned: RefCell<Vec<Task>>,
+    /// Tasks spawned and not yet adopted, with the isolate they run in (`None`: none).
+    spawned: RefCell<Vec<(Option<usize>, Task)>>,
+    killed: RefCell<Vec<usize>>,
 }
 
 impl Clock {
@@ -30,9 +34,23 @@ impl Clock {
         self.now.get()
     }
 
-    /// Runs `task` beside the others (a background settle: `waitUntil`).
+    /// Runs `task` beside the others, in no isolate (a message that left its isolate).
     pub fn spawn(&self, task: impl Future<Output = ()> + 'static) {
-        self.spawned.borrow_mut().push(Box::pin(task));
+        self.spawned.borrow_mut().push((None, Box::pin(task)));
+    }
+
+    /// Runs `task` beside the others, in isolate `isolate` (a background settle: `waitUntil`).
+    pub fn spawn_in(&self, isolate: usize, task: impl Future<Output = ()> + 'static) {
+        self.spawned.borrow_mut().push((Some(isolate), Box::pin(task)));
+    }
+
+    /// Kills isolate `isolate`: its tasks are dropped, and none of it runs again.
+    pub fn kill(&self, isolate: usize) {
+        self.killed.borrow_mut().push(isolate);
+    }
+
+    pub fn is_killed(&self, isolate: usize) -> bool {
+        self.killed.borrow().contains(&isolate)
     }
 
     pub fn sleep(self: &Rc<Self>, ms: u64) -> Sleep {
@@ -44,27 +62,32 @@ impl Clock {
         YieldNow(false)
     }
 
-    /// Runs `tasks` (and whatever they spawn) to completion.
-    pub fn run(&self, tasks: Vec<Task>) {
+    /// Runs `tasks` (and whatever they spawn) to completion, or until their isolate is killed.
+    pub fn run(&self, tasks: Vec<(Option<usize>, Task)>) {
         struct Flag(AtomicBool);
         impl Wake for Flag {
             fn wake(self: Arc<Self>) {
                 self.0.store(true, Ordering::SeqCst);
             }
         }
-        let mut live: Vec<(Task, Arc<Flag>)> = Vec::new();
-        let adopt = |live: &mut Vec<(Task, Arc<Flag>)>, tasks: Vec<Task>| {
-            live.extend(tasks.into_iter().map(|t| (t, Arc::new(Flag(AtomicBool::new(true))))));
+        type Live = Vec<(Option<usize>, Task, Arc<Flag>)>;
+        let mut live: Live = Vec::new();
+        let adopt = |live: &mut Live, tasks: Vec<(Option<usize>, Task)>| {
+            live.extend(tasks.into_iter().map(|(iso, t)| (iso, t, Arc::new(Flag(AtomicBool::new(true))))));
         };
         adopt(&mut live, tasks);
         loop {
             let mut moved = false;
             let mut i = 0;
             while i < live.len() {
-                if live[i].1 .0.swap(false, Ordering::SeqCst) {
+                if live[i].0.is_some_and(|iso| self.is_killed(iso)) {
+                    drop(live.swap_remove(i));
+                    continue;
+                }
+                if live[i].2 .0.swap(false, Ordering::SeqCst) {
                     moved = true;
-                    let waker = Waker::from(live[i].1.clone());
-                    if live[i].0.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
+                    let waker = Waker::from(live[i].2.clone());
+                    if live[i].1.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
                         drop(live.swap_remove(i));
                         continue;
                     }
@@ -82,7 +105,8 @@ impl Clock {
             if moved {
                 continue;
             }
-            // Nothing can move: the next timer's time has come.
+            // Nothing can move: the next timer's time has come (a killed task's timer too: it
+            // wakes nothing).
             let mut timers = self.timers.borrow_mut();
             let next = timers.iter().map(|(at, _)| *at).min().expect("deadlock: tasks wait on nothing");
             self.now.set(next.max(self.now.get()));

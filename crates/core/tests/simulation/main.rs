@@ -2,28 +2,34 @@
 //! (`gateway_core::relay::pump`): thousands of random fault schedules, each replayable by seed.
 //!
 //! The world is fake where the runtime is (a clock that jumps to the next timer, an upstream
-//! that fails on a script, a limiter call that yields and a settle that lands later) and real
-//! where the decisions are: the engine, the retry policy, the books, the pump over the real SSE
-//! relay, and the real `LimiterState` behind the limiter. Several requests run at once, their
-//! steps interleaved by the executor, sharing the limiters.
+//! that fails on a script, limiter calls that yield and sometimes lose their answers, closes
+//! that land later, isolates that die) and real where the decisions are: the engine, the retry
+//! policy, the books, the pump over the real SSE relay, the core's admission across a provider
+//! and a scope (`account/admission.rs`, driven by `limiters.rs` as the Worker's shell drives
+//! it: leases, reservations, reports), and the real `LimiterState` behind every limiter. Several
+//! requests run at once in one to three isolates, their steps interleaved by the executor,
+//! sharing the limiters.
 //!
-//! After each schedule: every request ended in an answer or a well-formed error; no attempt
-//! started after the deadline and every answer started before it; every `Retry-After` was
-//! waited for; nothing reached a client before the commit point, and no attempt followed it;
-//! a stream broken after it ended with an error event, never a clean end; no secret reached a
-//! client; the trace names every attempt; no reservation is left open; what the requests were
-//! charged equals what the limiters recorded, to the picodollar; no budget was overspent — the
-//! providers' nor, when the requests share a repository scope reserved all or nothing beside
-//! them, the scope's; circuit breakers and provider outages come and go on the way; and an
-//! answer of tool calls, in OpenAI's dialect or Gemini's (index-less, parallel, split, signed
-//! on a trailing delta, "stop"), reaches its client through the real relay as the calls it made,
-//! well-formed for the OpenAI SDK's accumulator, streamed or whole.
+//! After each schedule: every request ended in an answer or a well-formed error (but those
+//! whose isolate died); no attempt started after the deadline and every answer started before
+//! it; every `Retry-After` was waited for; nothing reached a client before the commit point, and
+//! no attempt followed it; a stream broken after it ended with an error event, never a clean
+//! end; no secret reached a client; the trace names every attempt; no reservation is left open;
+//! what the requests were charged equals what every limiter recorded, to the picodollar, when
+//! no isolate died — and when one did, the limiters charged beyond it only what they show as
+//! charged for requests whose isolate died, at most what the dead isolates had at stake; no
+//! budget was overspent — the providers' nor, when the requests share a repository scope
+//! admitted all or nothing beside them, the scope's; circuit breakers and provider outages come
+//! and go on the way; and an answer of tool calls, in OpenAI's dialect or Gemini's (index-less,
+//! parallel, split, signed on a trailing delta, "stop"), reaches its client through the real
+//! relay as the calls it made, well-formed for the OpenAI SDK's accumulator, streamed or whole.
 //!
 //! `SIM_SCHEDULES` sets how many schedules run (`make fuzz` runs many more); `SIM_SEED` replays
 //! one: a failure prints `SIM_SEED=… cargo test -p gateway-core --test simulation`.
 
 mod checks;
 mod executor;
+mod limiters;
 mod sim;
 #[path = "../common/tool_calls.rs"]
 mod tool_calls;

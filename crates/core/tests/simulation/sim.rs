@@ -1,9 +1,10 @@
-//! The engine's runtime in the simulation: the real limiter state behind a limiter call that
-//! yields and a settle that lands later, and one attempt against the fake upstream, read the
-//! way the shell reads it (the core's judge of answers, the real relay and pump).
+//! The engine's runtime in the simulation: the core's admission and the real limiter state
+//! behind limiter calls that yield (`limiters.rs`), closes that land later, and one attempt
+//! against the fake upstream, read the way the shell reads it (the core's judge of answers,
+//! the real relay and pump).
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
 use gateway_core::account::breaker::Health;
@@ -21,6 +22,7 @@ use gateway_core::relay::SseRelay;
 use gateway_core::tools::normalise_completion;
 
 use crate::executor::Clock;
+use crate::limiters::{Held, Isolate};
 use crate::tool_calls::ToolAnswer;
 use crate::upstream::{
     aig_refusal_answer, retired_answer, Fault, Named, RequestUpstream, Rng, StreamPlan, Written, IDS, MODELS, NAMES,
@@ -55,32 +57,44 @@ pub struct Mark {
     pub until: u64,
 }
 
-/// A reservation a provider's limiter granted.
+/// An admission a provider's limiter granted (`leased`: under the isolate's lease).
 #[derive(Debug, Clone)]
 pub struct Granted {
     pub provider: usize,
     pub model: String,
     pub seq: u64,
     pub at: u64,
+    pub leased: bool,
 }
 
 pub struct Shared {
     pub clock: Rc<Clock>,
-    pub limiters: RefCell<Vec<LimiterState>>,
+    /// Every limiter by name: the providers' (`NAMES`) and the scope's (its key).
+    pub limiters: RefCell<HashMap<String, LimiterState>>,
     pub policies: Vec<Policy>,
     pub prices: Rc<Prices>,
-    pub next_id: Cell<u64>,
     pub ends: RefCell<BTreeMap<&'static str, usize>>,
     /// Providers that are down (every attempt a 503) from one time to another (absolute ms).
     pub outages: Vec<(usize, u64, u64)>,
     /// Models retired from a time on (every attempt a 404 "no longer available").
     pub retired: Vec<(usize, usize, u64)>,
     /// A repository every request falls under, with its own limits (`account/scopes.rs`): each
-    /// attempt reserves in it too, all or nothing, as the shell does.
-    pub scope: Option<(Scope, RefCell<LimiterState>)>,
+    /// attempt is admitted by it too, all or nothing, as the shell does.
+    pub scope: Option<Scope>,
     pub seq: Cell<u64>,
     pub marks: RefCell<Vec<Mark>>,
     pub granted: RefCell<Vec<Granted>>,
+    /// The isolates the requests run in, and whether they admit under leases.
+    pub isolates: Vec<Isolate>,
+    pub leases: bool,
+    /// Calls to the limiters fail or lose their answers now and then.
+    pub lossy: bool,
+    pub faults: RefCell<Rng>,
+    /// Per request: its closes not yet acknowledged, and what its closes charged each limiter.
+    pub pending: RefCell<Vec<usize>>,
+    pub closed: RefCell<Vec<BTreeMap<String, Usd>>>,
+    /// What the killed isolates had at stake when they died.
+    pub at_stake: Cell<Usd>,
 }
 
 impl Shared {
@@ -88,7 +102,7 @@ impl Shared {
         *self.ends.borrow_mut().entry(kind).or_default() += 1;
     }
 
-    fn next_seq(&self) -> u64 {
+    pub fn next_seq(&self) -> u64 {
         self.seq.set(self.seq.get() + 1);
         self.seq.get()
     }
@@ -99,27 +113,6 @@ impl Shared {
 
     fn retired(&self, provider: usize, model: usize, now: u64) -> bool {
         self.retired.iter().any(|&(p, m, from)| p == provider && m == model && now >= from)
-    }
-
-    /// Closes a reservation the way the shell does: later, in the background.
-    pub fn close(self: &Rc<Self>, provider: usize, id: String, books: Books, health: Health, delay: u64) {
-        let shared = self.clone();
-        let clock = self.clock.clone();
-        self.clock.spawn(async move {
-            clock.sleep(delay).await;
-            let now = clock.now();
-            let mut limiters = shared.limiters.borrow_mut();
-            match books.settle_amount() {
-                None => limiters[provider].release(&id, health, now),
-                Some(actual) => limiters[provider].settle(&id, actual, health, now),
-            }
-            if let Some((_, scope)) = &shared.scope {
-                match books.settle_amount() {
-                    None => scope.borrow_mut().release(&id, Health::Neutral, now),
-                    Some(actual) => scope.borrow_mut().settle(&id, actual, Health::Neutral, now),
-                }
-            }
-        });
     }
 }
 
@@ -138,6 +131,9 @@ pub struct AttemptLog {
 
 pub struct Sim {
     pub shared: Rc<Shared>,
+    /// The isolate it runs in, and its index among the schedule's requests.
+    pub isolate: usize,
+    pub request: usize,
     /// `(provider, model, worst case)` of each target.
     pub targets: Vec<(usize, usize, Usd)>,
     pub stream: bool,
@@ -162,52 +158,17 @@ fn provider_of(target: &Target<'_>) -> usize {
 }
 
 impl Runtime for Sim {
-    type Reservation = (usize, String);
+    type Reservation = Held;
     type Answer = Answer;
     type Failure = GatewayError;
 
-    async fn reserve(&self, target: &Target<'_>) -> Result<(usize, String), Refusal> {
-        let provider = provider_of(target);
-        // A round trip to the limiter: other requests move meanwhile.
-        self.shared.clock.yield_now().await;
-        let id = self.shared.next_id.get();
-        self.shared.next_id.set(id + 1);
-        let id = format!("r{id}");
-        let now = self.shared.clock.now();
-        let (result, _) = self.shared.limiters.borrow_mut()[provider].reserve_with_report(
-            &id,
-            Some(target.model()),
-            target.worst_case,
-            target.limits,
-            None,
-            now,
-        );
-        match &result {
-            Err(r) if r.model_unavailable => self.shared.count("skipped_model_unavailable"),
-            Err(_) => self.shared.count("refused"),
-            Ok(()) => {
-                let seq = self.shared.next_seq();
-                let model = target.model().to_owned();
-                self.shared.granted.borrow_mut().push(Granted { provider, model, seq, at: now });
-            }
-        }
-        result?;
-        // The scope next, after another round trip; refused, the provider's is taken back.
-        if let Some((scope, limiter)) = &self.shared.scope {
-            self.shared.clock.yield_now().await;
-            let now = self.shared.clock.now();
-            if let Err(refusal) = limiter.borrow_mut().reserve(&id, target.worst_case, scope.policy, now) {
-                self.shared.count("scope_refused");
-                self.shared.limiters.borrow_mut()[provider].cancel(&id, now);
-                return Err(Refusal { ends_request: Some(scope.refused(&refusal)), ..refusal });
-            }
-        }
-        Ok((provider, id))
+    async fn reserve(&self, target: &Target<'_>) -> Result<Held, Refusal> {
+        self.shared.admit(self.isolate, target, provider_of(target)).await
     }
 
-    fn close(&self, (provider, id): (usize, String), books: Books, health: Health) {
+    fn close(&self, held: Held, books: Books, health: Health) {
         let delay = self.rng.borrow_mut().below(5);
-        self.shared.close(provider, id, books, health, delay);
+        self.shared.close(self.isolate, self.request, held, books, health, delay);
     }
 
     fn mark_unavailable(&self, target: &Target<'_>) {
@@ -215,12 +176,15 @@ impl Runtime for Sim {
         let now = self.shared.clock.now();
         let model = names::model(target.model());
         let mut limiters = self.shared.limiters.borrow_mut();
-        let limiter = &mut limiters[provider];
+        let limiter = limiters.entry(NAMES[provider].to_owned()).or_default();
         let marked_before = limiter.snapshot(now).unavailable_models.iter().any(|m| m.model == model);
         limiter.mark_unavailable(target.model(), "the provider answered 404: no longer available", now);
         let announced = limiter.take_alerts(NAMES[provider]).iter().filter(|a| a.model_unavailable.is_some()).count();
         assert_eq!(announced, usize::from(!marked_before), "a new mark is announced once, a renewal never");
         self.shared.count("model_marked");
+        drop(limiters);
+        // This isolate no longer admits it under its lease.
+        self.shared.isolates[self.isolate].table.borrow_mut().note_unavailable(NAMES[provider], target.model(), now);
         let seq = self.shared.next_seq();
         self.shared.marks.borrow_mut().push(Mark { provider, model, seq, until: now + MODEL_UNAVAILABLE_MS });
     }

@@ -2,11 +2,11 @@
 //! requests running the real engine, and the checks after each schedule.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use gateway_core::account::breaker::{health_of_stream, BreakerPolicy};
-use gateway_core::account::limits::{LimiterState, Policy, DAY_MS};
+use gateway_core::account::limits::{Policy, DAY_MS};
 use gateway_core::account::pricing::Usd;
 use gateway_core::account::scopes::{Scope, ScopeKind};
 use gateway_core::aig::answer::AigRefusal;
@@ -15,6 +15,7 @@ use gateway_core::engine::{self, books, Fallback, Rules, Target};
 
 use crate::checks::{check_books, check_marks, check_request, check_tool_calls, retry_gaps, Report, RequestOutcome};
 use crate::executor::{Clock, Task};
+use crate::limiters::Isolate;
 use crate::sim::{end_kind, relay, target_id, Answer, Shared, Sim};
 use crate::tool_calls::{AnswerCall, Dialect, IdForm, ToolAnswer};
 use crate::upstream::{contract, prices, Fault, RequestUpstream, Rng, Shape, StreamPlan, JSON_OBJECT, LABELS, NAMES};
@@ -38,6 +39,23 @@ pub struct RequestSpec {
     random: Option<Rng>,
     /// The answer is these tool calls, in a provider's dialect (else text).
     tools: Option<ToolAnswer>,
+    /// The isolate it runs in.
+    isolate: usize,
+}
+
+impl RequestSpec {
+    /// The same request, answering cleanly unless given faults.
+    fn clone_for_burst(&self) -> RequestSpec {
+        RequestSpec {
+            targets: self.targets.clone(),
+            faults: VecDeque::new(),
+            plans: VecDeque::new(),
+            shapes: VecDeque::new(),
+            random: None,
+            tools: None,
+            ..*self
+        }
+    }
 }
 
 /// One schedule: providers, policy, and requests that run at once.
@@ -53,6 +71,14 @@ pub struct Schedule {
     retired: Vec<(usize, usize, u64)>,
     /// The repository scope's limits, if every request falls under one.
     scope: Option<Policy>,
+    /// How many isolates run the requests; whether they admit under leases; whether limiter
+    /// calls lose answers; which isolates die, and when (ms after the start).
+    isolates: usize,
+    leases: bool,
+    lossy: bool,
+    kills: Vec<(usize, u64)>,
+    /// Seeds the limiter calls' faults and delays.
+    seed: u64,
 }
 
 impl Schedule {
@@ -106,6 +132,7 @@ impl Schedule {
                     random: Some(Rng(rng.next())),
                     // Some requests that do not ask for JSON are answered with tool calls.
                     tools: (json.is_none() && rng.chance(15)).then(|| tool_answer(&mut rng)),
+                    isolate: 0,
                 }
             })
             .collect();
@@ -128,7 +155,43 @@ impl Schedule {
         } else {
             Vec::new()
         };
-        Schedule { policies, retry, first_byte_ms, idle_ms, requests, outages, retired, scope }
+        let mut schedule = Schedule {
+            policies,
+            retry,
+            first_byte_ms,
+            idle_ms,
+            requests,
+            outages,
+            retired,
+            scope,
+            isolates: 1,
+            leases: true,
+            lossy: false,
+            kills: Vec::new(),
+            seed,
+        };
+        // Several isolates; sometimes a burst busy enough for leases, calls to the limiters
+        // that lose answers, isolates that die mid-schedule.
+        schedule.isolates = rng.range(1, 3) as usize;
+        schedule.leases = rng.chance(80);
+        schedule.lossy = rng.chance(20);
+        let isolates = schedule.isolates as u64;
+        for spec in &mut schedule.requests {
+            spec.isolate = rng.below(isolates) as usize;
+        }
+        if rng.chance(30) {
+            let template = schedule.requests[0].clone_for_burst();
+            let (isolate, count) = (rng.below(isolates) as usize, rng.range(8, 16));
+            for _ in 0..count {
+                let mut spec = template.clone_for_burst();
+                (spec.isolate, spec.start_ms, spec.random) = (isolate, rng.range(0, 400), Some(Rng(rng.next())));
+                schedule.requests.push(spec);
+            }
+        }
+        if rng.chance(25) {
+            schedule.kills.push((rng.below(isolates) as usize, rng.range(0, 1_500)));
+        }
+        schedule
     }
 
     fn scripted(
@@ -160,10 +223,16 @@ impl Schedule {
                 shapes: VecDeque::new(),
                 random: None,
                 tools: None,
+                isolate: 0,
             }],
             outages: Vec::new(),
             retired: Vec::new(),
             scope: None,
+            isolates: 1,
+            leases: true,
+            lossy: false,
+            kills: Vec::new(),
+            seed: 7,
         }
     }
 
@@ -284,125 +353,152 @@ impl Schedule {
     /// Runs every request at once, then checks the invariants; the report says what happened.
     pub fn run_and_check(self) -> Report {
         let clock = Clock::starting_at(START_MS);
+        let count = self.requests.len();
         let shared = Rc::new(Shared {
             clock: clock.clone(),
-            limiters: RefCell::new(vec![LimiterState::default(); self.policies.len()]),
+            limiters: RefCell::new(HashMap::new()),
             policies: self.policies.clone(),
             prices: prices(),
-            next_id: Cell::new(0),
             ends: RefCell::default(),
             outages: self.outages.clone(),
             retired: self.retired.clone(),
-            scope: self.scope.map(|policy| {
-                let scope = Scope { kind: ScopeKind::Repository, name: "octo/app".into(), policy };
-                (scope, RefCell::new(LimiterState::default()))
-            }),
+            scope: self.scope.map(|policy| Scope { kind: ScopeKind::Repository, name: "octo/app".into(), policy }),
             seq: Cell::new(0),
             marks: RefCell::default(),
             granted: RefCell::default(),
+            isolates: (0..self.isolates).map(Isolate::new).collect(),
+            leases: self.leases,
+            lossy: self.lossy,
+            faults: RefCell::new(Rng(self.seed ^ 0x5EED)),
+            pending: RefCell::new(vec![0; count]),
+            closed: RefCell::new(vec![Default::default(); count]),
+            at_stake: Cell::new(Usd::ZERO),
         });
+        for &(isolate, at) in &self.kills {
+            shared.kill_at(isolate, START_MS + at);
+        }
         let outcomes: Rc<RefCell<Vec<Option<RequestOutcome>>>> =
-            Rc::new(RefCell::new((0..self.requests.len()).map(|_| None).collect()));
-        let mut tasks: Vec<Task> = Vec::new();
+            Rc::new(RefCell::new((0..count).map(|_| None).collect()));
+        let mut tasks: Vec<(Option<usize>, Task)> = Vec::new();
         for (i, spec) in self.requests.into_iter().enumerate() {
             let (shared, outcomes, clock) = (shared.clone(), outcomes.clone(), clock.clone());
             let (retry, first_byte_ms, idle_ms) = (self.retry, self.first_byte_ms, self.idle_ms);
-            tasks.push(Box::pin(async move {
-                clock.sleep(spec.start_ms).await;
-                let deadline = clock.now() + spec.deadline_ms;
-                let tools = spec.tools.clone();
-                let sim = Sim {
-                    shared: shared.clone(),
-                    targets: spec.targets.clone(),
-                    stream: spec.stream,
-                    json: spec.json.map(contract),
-                    tools: spec.tools,
-                    tool_events: std::cell::OnceCell::new(),
-                    idle_ms,
-                    deadline,
-                    upstream: RefCell::new(RequestUpstream {
-                        faults: spec.faults,
-                        plans: spec.plans,
-                        shapes: spec.shapes,
-                        random: spec.random.clone(),
-                    }),
-                    log: RefCell::default(),
-                    rng: RefCell::new(Rng(spec.random.map_or(7, |mut r| r.next()))),
-                };
-                let targets: Vec<Target> = spec
-                    .targets
-                    .iter()
-                    .map(|&(p, m, worst)| Target {
-                        id: target_id(p, m),
-                        provider: NAMES[p],
-                        limits: shared.policies[p],
-                        worst_case: worst,
-                    })
-                    .collect();
-                let rules = Rules {
-                    retry: &retry,
-                    deadline_ms: deadline,
-                    first_byte_timeout_ms: first_byte_ms,
-                    fallback: spec.fallback,
-                    subject: "the route",
-                };
-                let (result, record) = engine::run(&sim, &targets, &rules).await;
-                let answered_at = clock.now();
-                assert!(answered_at <= deadline, "the answer started at {answered_at}, after the deadline {deadline}");
-                // One line per attempt (the ledger's rows), and they add up to what was charged:
-                // only a committed stream's (the last) is still open.
-                assert_eq!(record.lines.len() as u32, record.attempts, "one line per attempt");
-                let lined = record.lines.iter().filter_map(|l| l.charged).fold(Usd::ZERO, Usd::saturating_add);
-                assert_eq!(lined, record.charged, "the lines add up to what the record charged");
-                let open = record.lines.iter().filter(|l| l.charged.is_none()).count();
-                assert!(open <= 1 && record.lines.iter().rev().skip(1).all(|l| l.charged.is_some()));
-                let mut charged = record.charged;
-                let mut client = Vec::new();
-                let error = match result {
-                    Ok(win) => {
-                        match (win.answer, win.open) {
-                            (Answer::Whole(bytes), None) => client = bytes,
-                            (stream @ Answer::Stream { .. }, Some((provider, id))) => {
-                                assert!(sim.json.is_none(), "a JSON-mode stream is held to its end, never committed");
-                                let (sent, end, _clean) = relay(&clock, idle_ms, stream).await;
-                                client = sent;
-                                let end = end.expect("a stream ends once");
-                                shared.count(end_kind(&end));
-                                let b = books(end);
-                                charged = charged.saturating_add(b.charge(targets[win.target].worst_case));
-                                let delay = sim.rng.borrow_mut().below(5);
-                                shared.close(provider, id, b, health_of_stream(end), delay);
+            let isolate = spec.isolate;
+            tasks.push((
+                Some(isolate),
+                Box::pin(async move {
+                    clock.sleep(spec.start_ms).await;
+                    let deadline = clock.now() + spec.deadline_ms;
+                    let tools = spec.tools.clone();
+                    let sim = Sim {
+                        shared: shared.clone(),
+                        isolate,
+                        request: i,
+                        targets: spec.targets.clone(),
+                        stream: spec.stream,
+                        json: spec.json.map(contract),
+                        tools: spec.tools,
+                        tool_events: std::cell::OnceCell::new(),
+                        idle_ms,
+                        deadline,
+                        upstream: RefCell::new(RequestUpstream {
+                            faults: spec.faults,
+                            plans: spec.plans,
+                            shapes: spec.shapes,
+                            random: spec.random.clone(),
+                        }),
+                        log: RefCell::default(),
+                        rng: RefCell::new(Rng(spec.random.map_or(7, |mut r| r.next()))),
+                    };
+                    let targets: Vec<Target> = spec
+                        .targets
+                        .iter()
+                        .map(|&(p, m, worst)| Target {
+                            id: target_id(p, m),
+                            provider: NAMES[p],
+                            limits: shared.policies[p],
+                            worst_case: worst,
+                        })
+                        .collect();
+                    let rules = Rules {
+                        retry: &retry,
+                        deadline_ms: deadline,
+                        first_byte_timeout_ms: first_byte_ms,
+                        fallback: spec.fallback,
+                        subject: "the route",
+                    };
+                    let (result, record) = engine::run(&sim, &targets, &rules).await;
+                    let answered_at = clock.now();
+                    assert!(
+                        answered_at <= deadline,
+                        "the answer started at {answered_at}, after the deadline {deadline}"
+                    );
+                    // One line per attempt (the ledger's rows), and they add up to what was charged:
+                    // only a committed stream's (the last) is still open.
+                    assert_eq!(record.lines.len() as u32, record.attempts, "one line per attempt");
+                    let lined = record.lines.iter().filter_map(|l| l.charged).fold(Usd::ZERO, Usd::saturating_add);
+                    assert_eq!(lined, record.charged, "the lines add up to what the record charged");
+                    let open = record.lines.iter().filter(|l| l.charged.is_none()).count();
+                    assert!(open <= 1 && record.lines.iter().rev().skip(1).all(|l| l.charged.is_some()));
+                    let mut charged = record.charged;
+                    let mut client = Vec::new();
+                    let error = match result {
+                        Ok(win) => {
+                            match (win.answer, win.open) {
+                                (Answer::Whole(bytes), None) => client = bytes,
+                                (stream @ Answer::Stream { .. }, Some(held)) => {
+                                    assert!(
+                                        sim.json.is_none(),
+                                        "a JSON-mode stream is held to its end, never committed"
+                                    );
+                                    let (sent, end, _clean) = relay(&clock, idle_ms, stream).await;
+                                    client = sent;
+                                    let end = end.expect("a stream ends once");
+                                    shared.count(end_kind(&end));
+                                    let b = books(end);
+                                    charged = charged.saturating_add(b.charge(targets[win.target].worst_case));
+                                    let delay = sim.rng.borrow_mut().below(5);
+                                    shared.close(isolate, i, held, b, health_of_stream(end), delay);
+                                }
+                                _ => panic!("a whole answer has no open reservation, a stream always has one"),
                             }
-                            _ => panic!("a whole answer has no open reservation, a stream always has one"),
+                            None
                         }
-                        None
+                        Err(err) => Some(err),
+                    };
+                    if let (Some(tools), None) = (&tools, &error) {
+                        check_tool_calls(&shared, tools, spec.stream, &client);
                     }
-                    Err(err) => Some(err),
-                };
-                if let (Some(tools), None) = (&tools, &error) {
-                    check_tool_calls(&shared, tools, spec.stream, &client);
-                }
-                let log = sim.log.borrow().clone();
-                outcomes.borrow_mut()[i] = Some(RequestOutcome {
-                    error,
-                    record,
-                    log,
-                    client,
-                    charged,
-                    worst: targets.iter().map(|t| t.worst_case).fold(Usd::ZERO, |a, b| a.saturating_add(b)),
-                    targets: targets.iter().map(|t| t.id).collect(),
-                    stream: spec.stream,
-                    json: sim.json.clone(),
-                });
-            }));
+                    // The request's rows are written once every limiter acknowledged its closes.
+                    while shared.pending.borrow()[i] > 0 {
+                        clock.sleep(1).await;
+                    }
+                    let log = sim.log.borrow().clone();
+                    outcomes.borrow_mut()[i] = Some(RequestOutcome {
+                        error,
+                        record,
+                        log,
+                        client,
+                        charged,
+                        worst: targets.iter().map(|t| t.worst_case).fold(Usd::ZERO, |a, b| a.saturating_add(b)),
+                        targets: targets.iter().map(|t| t.id).collect(),
+                        stream: spec.stream,
+                        json: sim.json.clone(),
+                    });
+                }) as Task,
+            ));
         }
         clock.run(tasks);
-        let outcomes: Vec<RequestOutcome> =
-            outcomes.take().into_iter().map(|o| o.expect("every request finished")).collect();
-        check_books(&shared, &outcomes);
+        // A request whose isolate died has no outcome (nor rows).
+        let outcomes: Vec<(usize, RequestOutcome)> =
+            outcomes.take().into_iter().enumerate().filter_map(|(i, o)| o.map(|o| (i, o))).collect();
+        if self.kills.is_empty() {
+            assert_eq!(outcomes.len(), count, "every request finished");
+        }
+        check_books(&shared, &outcomes, !self.kills.is_empty());
         check_marks(&shared);
         let mut report = Report { ends: shared.ends.take(), ..Report::default() };
-        for o in outcomes {
+        for (_, o) in outcomes {
             check_request(&o);
             report.attempts += o.log.len();
             report.answered += usize::from(o.error.is_none());

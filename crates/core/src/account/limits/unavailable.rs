@@ -128,7 +128,7 @@ mod tests {
     const POLICY: Policy = Policy { requests_per_minute: 1_000, daily_budget: Usd(1_000_000), breaker: None };
 
     fn reserve(s: &mut LimiterState, id: &str, model: &str, now: u64) -> Result<(), Refusal> {
-        s.reserve_with_report(id, Some(model), Usd(10), POLICY, None, now).0
+        s.reserve_with_report(id, Some(model), Usd(10), POLICY, None, 0, now).0
     }
 
     #[test]
@@ -146,7 +146,7 @@ mod tests {
         // Other models of the provider are admitted.
         reserve(&mut s, "c", "gemini-3.5-flash-lite", T0 + 10).unwrap();
         // The scope limiters (no model) are never refused for one.
-        assert!(s.reserve_with_report("d", None, Usd(1), POLICY, None, T0 + 10).0.is_ok());
+        assert!(s.reserve_with_report("d", None, Usd(1), POLICY, None, 0, T0 + 10).0.is_ok());
         // After the mark, the model is tried again.
         reserve(&mut s, "e", "gemini-2.5-flash", T0 + 5 + MODEL_UNAVAILABLE_MS).unwrap();
     }

@@ -1,6 +1,6 @@
 //! The dashboard's "Budgets today" panel: each provider and each scope that spent today, its
-//! spend, reservations and daily budget, the share used as a bar (amber from 80%, red from
-//! 100%), and a provider's circuit breaker. Amounts are exact in `data-value` (the same digits
+//! spend, reservations, what it charged for requests whose isolate died, and daily budget, the
+//! share used as a bar (amber from 80%, red from 100%), and a provider's circuit breaker. Amounts are exact in `data-value` (the same digits
 //! as `/limits`); the bar's width is the only float.
 
 use std::fmt::Write;
@@ -51,7 +51,7 @@ fn row(out: &mut String, r: &Row<'_>) {
     let Some(t) = r.today else {
         let _ = write!(
             out,
-            r#"<tr data-key="{}" class="unread"><td class="t">{}</td><td class="t">{}</td><td>—</td><td>—</td>"#,
+            r#"<tr data-key="{}" class="unread"><td class="t">{}</td><td class="t">{}</td><td>—</td><td>—</td><td>—</td>"#,
             esc(&key),
             r.kind,
             esc(r.name)
@@ -76,6 +76,15 @@ fn row(out: &mut String, r: &Row<'_>) {
     );
     num_td(out, "spent_usd", &t.spent_usd.to_string(), &usd_for_display(t.spent_usd), "");
     num_td(out, "reserved_usd", &t.reserved_usd.to_string(), &usd_for_display(t.reserved_usd), "");
+    // Charged at their worst cases for requests whose isolate died (part of the spend), shown
+    // apart: what the ledger has no rows for.
+    let _ = write!(
+        out,
+        r#"<td data-field="isolate_died_usd" data-value="{}" title="{} requests">{}</td>"#,
+        esc(&t.isolate_died_usd.to_string()),
+        t.isolate_died_requests,
+        esc(&usd_for_display(t.isolate_died_usd))
+    );
     num_td(out, "daily_budget_usd", &r.budget.to_string(), &usd_for_display(r.budget), "");
     match (used, held) {
         (Some(bp), Some(held_bp)) => {
@@ -121,7 +130,7 @@ pub fn panel(out: &mut String, b: &BudgetsToday) {
     let at = time::format_ms(b.read_at_ms);
     let _ = write!(
         out,
-        r#"<section id="budgets"><h2>Budgets today</h2><p class="sub">UTC day {}, read at {} UTC from the limiters (whatever the range above). Spent and reserved against each daily budget; the bar is amber from {}%, red from {}%.</p>"#,
+        r#"<section id="budgets"><h2>Budgets today</h2><p class="sub">UTC day {}, read at {} UTC from the limiters (whatever the range above). Spent and reserved against each daily budget; of the spend, what was charged at its worst case for requests whose isolate died (no ledger rows); the bar is amber from {}%, red from {}%.</p>"#,
         esc(&at[..10]),
         esc(&at[11..19]),
         WARN_BP / 100,
@@ -134,9 +143,9 @@ pub fn panel(out: &mut String, b: &BudgetsToday) {
             esc(&b.warnings.join("; "))
         );
     }
-    out.push_str(r#"<table data-group="budgets"><thead><tr><th class="t">Limiter</th><th class="t">Name</th><th>Spent</th><th>Reserved</th><th>Daily budget</th><th class="t">Used</th><th>Requests last minute</th><th class="t">Circuit</th></tr></thead><tbody>"#);
+    out.push_str(r#"<table data-group="budgets"><thead><tr><th class="t">Limiter</th><th class="t">Name</th><th>Spent</th><th>Reserved</th><th title="charged at their worst cases for requests whose isolate died">Isolate died</th><th>Daily budget</th><th class="t">Used</th><th>Requests last minute</th><th class="t">Circuit</th></tr></thead><tbody>"#);
     if b.providers.is_empty() && b.scopes.is_empty() {
-        out.push_str(r#"<tr><td colspan="8" class="sub">No limiter to show.</td></tr>"#);
+        out.push_str(r#"<tr><td colspan="9" class="sub">No limiter to show.</td></tr>"#);
     }
     for p in &b.providers {
         let budget = p.daily_budget_usd;
@@ -161,7 +170,7 @@ pub fn panel(out: &mut String, b: &BudgetsToday) {
     }
     if b.scopes.is_empty() {
         out.push_str(
-            r#"<tr><td colspan="8" class="sub">No repository, owner or agent budget has callers today.</td></tr>"#,
+            r#"<tr><td colspan="9" class="sub">No repository, owner or agent budget has callers today.</td></tr>"#,
         );
     }
     out.push_str("</tbody></table></section>");
@@ -188,6 +197,8 @@ mod tests {
             leased_requests: 0,
             leases: 0,
             admitted_under_leases: 0,
+            isolate_died_usd: Usd::ZERO,
+            isolate_died_requests: 0,
             circuit: None,
             unavailable_models: Vec::new(),
         }
@@ -195,6 +206,7 @@ mod tests {
 
     fn budgets() -> BudgetsToday {
         let mut gemini = snap("1.234567891234", "0.5");
+        (gemini.isolate_died_usd, gemini.isolate_died_requests) = (usd("0.25"), 3);
         gemini.circuit = Some(BreakerSnapshot {
             state: "open".into(),
             attempts_in_window: 12,
@@ -263,6 +275,10 @@ mod tests {
         let gemini = tr(&html, "provider:google-ai-studio");
         assert!(gemini.contains(r#"data-field="spent_usd" data-value="1.234567891234">$1.23<"#), "{gemini}");
         assert!(gemini.contains(r#"data-field="reserved_usd" data-value="0.5">$0.5000<"#));
+        assert!(
+            gemini.contains(r#"data-field="isolate_died_usd" data-value="0.25" title="3 requests">$0.2500<"#),
+            "{gemini}"
+        );
         assert!(gemini.contains(r#"data-field="daily_budget_usd" data-value="10">$10.00<"#));
         assert!(gemini.contains(r#"data-field="used_bp" data-value="1234">"#));
         assert!(gemini

@@ -42,6 +42,8 @@ pub struct Report {
     pub lines: Vec<Vec<Option<Usd>>>,
     pub ends: BTreeMap<&'static str, usize>,
     pub attempts: usize,
+    /// Each alert threshold a limiter announced, in order: `(limiter, percent)`.
+    pub alerts: Vec<(String, u32)>,
 }
 
 /// Totals over many schedules.
@@ -89,6 +91,9 @@ impl Stats {
             "json_answer",
             "ToolStreamChecked",
             "ToolWholeChecked",
+            "alert_50",
+            "alert_80",
+            "alert_100",
         ] {
             assert!(self.ends.get(kind).copied().unwrap_or(0) > 0, "no schedule reached {kind}: {self}");
         }
@@ -221,6 +226,30 @@ pub fn check_books(shared: &Shared, outcomes: &[RequestOutcome]) {
         assert_eq!(snapshot.outstanding_reservations, 0, "reservations left open in the scope");
         assert_eq!(snapshot.spent_usd, charged, "the scope was charged what the requests were");
         assert!(snapshot.spent_usd <= scope.policy.daily_budget, "the scope overspent");
+    }
+}
+
+/// Each limiter announced each threshold at most once (a schedule is within one day), in order:
+/// 50% and 80% exactly when the day's spend reached them, and 100% (a refusal once most of the
+/// budget is spent) only after 80%.
+pub fn check_alerts(shared: &Shared) {
+    let now = shared.clock.now();
+    let alerts = shared.alerts.borrow();
+    let check = |name: &str, spent: Usd, budget: Usd| {
+        let got: Vec<u32> = alerts.iter().filter(|(l, _)| l == name).map(|&(_, t)| t).collect();
+        let reached = |percent: u32| u128::from(spent.pico()) * 100 >= u128::from(budget.pico()) * u128::from(percent);
+        let mut expected: Vec<u32> = [50, 80].into_iter().filter(|&p| budget.pico() > 0 && reached(p)).collect();
+        if got.contains(&100) {
+            assert!(expected.contains(&80), "{name}: 100% announced before 80%: {got:?}");
+            expected.push(100);
+        }
+        assert_eq!(got, expected, "{name}: alerts at spent {spent} of {budget}");
+    };
+    for (i, limiter) in shared.limiters.borrow_mut().iter_mut().enumerate() {
+        check(NAMES[i], limiter.snapshot(now).spent_usd, shared.policies[i].daily_budget);
+    }
+    if let Some((scope, limiter)) = &shared.scope {
+        check(&scope.key(), limiter.borrow_mut().snapshot(now).spent_usd, scope.policy.daily_budget);
     }
 }
 

@@ -81,6 +81,8 @@ pub struct Shared {
     pub seq: Cell<u64>,
     pub marks: RefCell<Vec<Mark>>,
     pub granted: RefCell<Vec<Granted>>,
+    /// Each alert threshold a limiter announced, in order: `(limiter, percent)`.
+    pub alerts: RefCell<Vec<(String, u32)>>,
 }
 
 impl Shared {
@@ -101,6 +103,18 @@ impl Shared {
         self.retired.iter().any(|&(p, m, from)| p == provider && m == model && now >= from)
     }
 
+    /// Keeps the thresholds the limiter's last operation announced, as the shell posts them.
+    fn note_alerts(&self, limiter: &str, state: &mut LimiterState) {
+        for threshold in state.take_crossed() {
+            self.count(match threshold {
+                50 => "alert_50",
+                80 => "alert_80",
+                _ => "alert_100",
+            });
+            self.alerts.borrow_mut().push((limiter.to_owned(), threshold));
+        }
+    }
+
     /// Closes a reservation the way the shell does: later, in the background.
     pub fn close(self: &Rc<Self>, provider: usize, id: String, books: Books, health: Health, delay: u64) {
         let shared = self.clone();
@@ -113,11 +127,14 @@ impl Shared {
                 None => limiters[provider].release(&id, health, now),
                 Some(actual) => limiters[provider].settle(&id, actual, health, now),
             }
-            if let Some((_, scope)) = &shared.scope {
+            shared.note_alerts(NAMES[provider], &mut limiters[provider]);
+            if let Some((scope, state)) = &shared.scope {
+                let mut state = state.borrow_mut();
                 match books.settle_amount() {
-                    None => scope.borrow_mut().release(&id, Health::Neutral, now),
-                    Some(actual) => scope.borrow_mut().settle(&id, actual, Health::Neutral, now),
+                    None => state.release(&id, Health::Neutral, now),
+                    Some(actual) => state.settle(&id, actual, Health::Neutral, now),
                 }
+                shared.note_alerts(&scope.key(), &mut state);
             }
         });
     }
@@ -174,14 +191,19 @@ impl Runtime for Sim {
         self.shared.next_id.set(id + 1);
         let id = format!("r{id}");
         let now = self.shared.clock.now();
-        let (result, _) = self.shared.limiters.borrow_mut()[provider].reserve_with_report(
-            &id,
-            Some(target.model()),
-            target.worst_case,
-            target.limits,
-            None,
-            now,
-        );
+        let (result, _) = {
+            let mut limiters = self.shared.limiters.borrow_mut();
+            let reserved = limiters[provider].reserve_with_report(
+                &id,
+                Some(target.model()),
+                target.worst_case,
+                target.limits,
+                None,
+                now,
+            );
+            self.shared.note_alerts(NAMES[provider], &mut limiters[provider]);
+            reserved
+        };
         match &result {
             Err(r) if r.model_unavailable => self.shared.count("skipped_model_unavailable"),
             Err(_) => self.shared.count("refused"),
@@ -196,7 +218,9 @@ impl Runtime for Sim {
         if let Some((scope, limiter)) = &self.shared.scope {
             self.shared.clock.yield_now().await;
             let now = self.shared.clock.now();
-            if let Err(refusal) = limiter.borrow_mut().reserve(&id, target.worst_case, scope.policy, now) {
+            let reserved = limiter.borrow_mut().reserve(&id, target.worst_case, scope.policy, now);
+            self.shared.note_alerts(&scope.key(), &mut limiter.borrow_mut());
+            if let Err(refusal) = reserved {
                 self.shared.count("scope_refused");
                 self.shared.limiters.borrow_mut()[provider].cancel(&id, now);
                 return Err(Refusal { ends_request: Some(scope.refused(&refusal)), ..refusal });
@@ -242,7 +266,10 @@ impl Runtime for Sim {
         // twice: its fault is drawn either way); a retired model is gone whatever the outage.
         let fault = if self.shared.down(provider, start) { Fault::Status(503, None) } else { fault };
         let gone = self.shared.retired(provider, model, start);
+        // Past the first-byte deadline at times, but only when the dice draw the faults: a
+        // script times out where it says so.
         let latency = self.rng.borrow_mut().range(1, first_byte_ms * 5 / 4 + 1);
+        let latency = if self.upstream.borrow().random.is_none() { latency.min(first_byte_ms) } else { latency };
         let (exchange, expected) = self.exchange(fault, gone, provider, written, latency, first_byte_ms, start).await;
         let retry_after_ms = match &exchange {
             Exchange::Failed { retry_after, .. } => gateway_core::engine::retry::retry_after_ms(retry_after.as_deref()),
@@ -276,6 +303,16 @@ impl Runtime for Sim {
 
     fn random(&self) -> f64 {
         self.rng.borrow_mut().unit()
+    }
+}
+
+/// A `Retry-After` as sent: whole seconds as AI Gateway and the providers send them, or a
+/// fraction of one.
+fn retry_after_text(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        (ms / 1000).to_string()
+    } else {
+        format!("{}.{:03}", ms / 1000, ms % 1000)
     }
 }
 
@@ -362,7 +399,7 @@ impl Sim {
             }
             Fault::Status(status, retry_after) => {
                 let body = format!("{{\"error\":{{\"message\":\"no: cf-aig-authorization: Bearer {SECRET}\"}}}}");
-                let retry_after = retry_after.map(|ms| format!("{}.{:03}", ms / 1000, ms % 1000));
+                let retry_after = retry_after.map(retry_after_text);
                 let err = upstream::error_from_upstream(
                     status,
                     body.as_bytes(),
@@ -375,7 +412,7 @@ impl Sim {
             }
             Fault::Refusal(refusal, retry_after) => {
                 let (status, body, dlp) = aig_refusal_answer(refusal);
-                let retry_after = retry_after.map(|ms| format!("{}.{:03}", ms / 1000, ms % 1000));
+                let retry_after = retry_after.map(retry_after_text);
                 // Read the way the shell reads it: recognised from the status, code and header.
                 let seen = upstream::aig_refusal(status, body.as_bytes(), dlp);
                 assert_eq!(seen, Some(refusal), "{body}");

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from conftest import base_values, gateway_config, running_worker
-from test_chat import CHAT, body
+from helpers import CHAT, body
 
 GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 # The `review` route: no cache by default, three providers.
@@ -149,31 +148,22 @@ def test_native_route_refusals_name_themselves(client, sim):
 
 # --- x-gateway-cost-usd on every error -----------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def broke(sim):
-    """A Worker whose every provider has a budget no attempt fits in."""
-    cfg = gateway_config(providers={
-        p: {"requests_per_minute": 1000, "daily_budget_usd": "0.000000001"}
-        for p in ["google-ai-studio", "openai", "anthropic", "workers-ai", "azure-openai", "aws-bedrock"]
-    })
-    with running_worker("refusals-broke", base_values(sim, GATEWAY_CONFIG=cfg)) as w:
-        yield w
-
-
-def test_every_error_says_what_it_cost(client, broke, sim):
-    with broke.client() as c:
-        r = c.post(CHAT, json=body(model="review", text="over budget"))
+def test_every_error_says_what_it_cost(client, workers, sim):
+    # The `tokens` Worker's `octo-org/budgeted` has a budget no attempt fits in.
+    broke = {"x-github-repository": "octo-org/budgeted"}
+    with workers["tokens"].client() as c:
+        r = c.post(CHAT, json=body(model="review", text="over budget"), headers=broke)
         assert r.status_code == 429
-        assert r.json()["error"]["code"] == "gateway_limits_exhausted"
+        assert r.json()["error"]["code"] == "repository_budget_exhausted"
         assert r.headers["x-gateway-cost-usd"] == "0"
-        r = c.post("/openai/v1/chat/completions", json={
+        r = c.post("/openai/v1/chat/completions", headers=broke, json={
             "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "over budget"}],
         })
         assert r.status_code == 429
         assert r.headers["x-gateway-cost-usd"] == "0"
     assert sim.requests() == [], "nothing was sent"
     # Errors before any attempt (the request's, the route's, the caller's), and upstream errors.
-    with broke.client(token="wrong-token") as stranger:
+    with workers["main"].client(token="wrong-token") as stranger:
         unauthorized = stranger.post(CHAT, json=body())
     for r in [
         client.post(CHAT, content=b"{not json", headers={"content-type": "application/json"}),

@@ -12,13 +12,11 @@ loop had drifted into, and for a caller that leaves mid-stream.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from decimal import Decimal
-from urllib.parse import urlparse
 
-from conftest import AGENT_TOKEN, AIG_TOKEN, SEEN
-from test_chat import CHAT, body
+from conftest import AGENT_TOKEN, AIG_TOKEN
+from helpers import CHAT, SEEN, body, hang_up_mid_stream, limits_of
 
 ECHO = "bad header cf-aig-authorization: Bearer {gateway_token}"
 
@@ -77,32 +75,13 @@ def test_a_native_stream_that_stalls_after_content_ends_with_an_error_event(work
     assert "event: error" in raw and "stalled" in raw, raw
 
 
-def limits_of(worker) -> dict:
-    with worker.client() as c:
-        listing = json.loads(c.get("/limits").text, parse_float=Decimal)
-    return {p["provider"]: p for p in listing["providers"]}
-
-
 def test_a_caller_that_leaves_mid_stream_is_settled_not_left_to_expire(worker, sim):
     """The caller reads the first content and hangs up while the upstream is still sending. The
     provider may bill the whole answer, so the attempt's worst case is charged at once (it used to
     be left reserved, to expire uncharged after 15 minutes)."""
     before = limits_of(worker)["google-ai-studio"]
     sim.fault("google-ai-studio", {"kind": "stall_after_first_chunk"})
-    url = urlparse(worker.url)
-    payload = json.dumps(body(stream=True)).encode()
-    request = (
-        f"POST {CHAT} HTTP/1.1\r\nHost: {url.hostname}\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-    ).encode() + payload
-    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
-        s.sendall(request)
-        got = b""
-        while b"Hello" not in got and b"Simulated" not in got:
-            chunk = s.recv(4096)
-            assert chunk, got
-            got += chunk
-    SEEN.append(("client leaves mid-stream", "", got))
+    hang_up_mid_stream(worker, AGENT_TOKEN, body(stream=True))
     # The Worker notices within its idle deadline (2 s) at the latest, settles in waitUntil.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -114,14 +93,13 @@ def test_a_caller_that_leaves_mid_stream_is_settled_not_left_to_expire(worker, s
     assert after["spent_usd"] > before["spent_usd"], (before, after)
 
 
-def test_streams_dropped_under_load_leave_the_others_whole_and_the_log_clean(workers, sim):
+def test_streams_dropped_under_load_leave_the_others_whole_and_the_log_clean(worker, sim):
     """Half of 16 concurrent streams hang up after their first content. The others must still end
     with [DONE], every dropped attempt must be settled, and the Worker must log no fatal error
     (the body of a dropped stream is freed outside the request, where the runtime refuses I/O,
     timers and stream calls: any such call there used to abort the wasm instance)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    worker = workers["soak"]
     log_before = worker.log_path.read_text(errors="replace")
 
     def one(i: int) -> bytes:

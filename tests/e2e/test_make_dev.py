@@ -28,8 +28,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT, SEEN, free_port
+from conftest import ROOT, free_port
 from docs_examples import blocks, run_python, run_typescript, substitute
+from helpers import SEEN
 
 DEV_PORT = 8787  # make dev's default
 SIM_PORT = 8788  # the simulator's, from .dev.vars.example

@@ -16,8 +16,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from conftest import AGENT_TOKEN, RecordingTransport
-from test_ledger import PICO
+from conftest import AGENT_TOKEN
+from helpers import PICO, RecordingTransport
 
 CALLER = {"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/octo-repo"}
 LABELS = {

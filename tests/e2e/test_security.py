@@ -23,83 +23,12 @@ import pytest
 
 import conftest
 from conftest import AGENT_TOKEN, AIG_TOKEN
-from test_chat import CHAT, body
+from helpers import CHAT, GEMINI, Raw, body, raw_request, read_response
 
-GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 OK_BODY = json.dumps(body(model=GEMINI)).encode()
 
 
-# --- a raw HTTP/1.1 client ---------------------------------------------------------------------
-
-class Raw:
-    """One response read off a socket: status None when the connection closed without one."""
-
-    def __init__(self, status: int | None, head: str, body: bytes):
-        self.status, self.head, self.body = status, head, body
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-def _read_response(sock: socket.socket, deadline: float) -> Raw:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except (socket.timeout, ConnectionResetError):
-            chunk = b""
-        if not chunk:
-            return Raw(None, "", data)
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    if "content-length" in headers:
-        need = int(headers["content-length"])
-        while len(rest) < need and time.monotonic() < deadline:
-            sock.settimeout(max(0.05, deadline - time.monotonic()))
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        body = rest[:need]
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
-        while not rest.endswith(b"0\r\n\r\n") and time.monotonic() < deadline:
-            sock.settimeout(max(0.05, deadline - time.monotonic()))
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        body, at = b"", 0
-        while True:
-            end = rest.find(b"\r\n", at)
-            if end < 0:
-                break
-            size = int(rest[at:end].split(b";")[0] or b"0", 16)
-            if size == 0:
-                break
-            body += rest[end + 2 : end + 2 + size]
-            at = end + 2 + size + 2
-    else:
-        body = rest
-    return Raw(status, "\n".join(lines[1:]), body)
-
-
-def raw_request(worker, head_lines: list[bytes], payload: bytes = b"", timeout: float = 20) -> Raw:
-    """Sends exactly `head_lines` (after the request line's host header) and `payload`."""
-    host = f"127.0.0.1:{worker.port}".encode()
-    request = b"\r\n".join(head_lines[:1] + [b"Host: " + host] + head_lines[1:] + [b"Connection: close", b"", b""])
-    with socket.create_connection(("127.0.0.1", worker.port), timeout=timeout) as sock:
-        sock.sendall(request + payload)
-        r = _read_response(sock, time.monotonic() + timeout)
-    conftest.SEEN.append((f"raw {head_lines[0]!r}", r.head, r.body))
-    return r
-
+# --- raw requests (helpers' raw HTTP/1.1 client) -------------------------------------------------
 
 def chat_lines(*headers: bytes, body_bytes: bytes = OK_BODY, path: bytes = CHAT.encode()) -> list[bytes]:
     return [
@@ -451,8 +380,7 @@ def test_request_body_that_never_finishes_does_not_reach_upstream_or_wedge_the_w
         # While it waits, the Worker serves everyone else.
         assert_worker_still_serves(worker)
         slow.sendall(b" ")  # a trickle
-        r = _read_response(slow, time.monotonic() + 5)
-        conftest.SEEN.append(("raw slow body", r.head, r.body))
+        r = read_response(slow, time.monotonic() + 5, "raw slow body")
         assert r.status is None or r.status >= 400, (r.status, r.body[:300])
     # Exactly the one request of assert_worker_still_serves reached AI Gateway.
     assert len(sim.requests()) == 1
@@ -474,8 +402,7 @@ def test_chunked_body_that_never_ends_is_cut_at_the_size_limit(worker, sim):
         # the 413 would only get the connection reset under the unread rest.)
         for _ in range(17):
             s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        r = _read_response(s, time.monotonic() + 15)
-        conftest.SEEN.append(("raw endless chunked body", r.head, r.body))
+        r = read_response(s, time.monotonic() + 15, "raw endless chunked body")
     assert r.status == 413, (r.status, r.body[:300])
     assert json.loads(r.body)["error"]["code"] == "payload_too_large"
     assert sim.requests() == []

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conftest import SECRETS
-from test_chat import CHAT, body, sse_events
+from conftest import AIG_REFUSES_THE_TOKEN, SECRETS
+from helpers import CHAT, body, sse_events
 
 GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 
@@ -201,9 +201,9 @@ def test_stream_upstream_error_status_before_content_fails_over(client, sim):
 
 # --- the gateway's own credentials and reachability --------------------------------------------
 
-def test_gateway_refusing_the_workers_token_is_a_502_for_the_operator(workers, sim):
-    with workers["badgateway"].client() as c:
-        r = c.post(CHAT, json=body(model=GEMINI))
+def test_gateway_refusing_the_workers_token_is_a_502_for_the_operator(client, sim):
+    sim.fault("*", AIG_REFUSES_THE_TOKEN, times=10)
+    r = client.post(CHAT, json=body(model=GEMINI))
     assert r.status_code == 502
     err = error_of(r)
     assert err["code"] == "upstream_auth_failed"

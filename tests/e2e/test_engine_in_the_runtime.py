@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import time
-from decimal import Decimal
 
 from conftest import AGENT_TOKEN, AIG_TOKEN
-from helpers import CHAT, SEEN, body, hang_up_mid_stream, limits_of
+from helpers import CHAT, SEEN, body, hang_up_mid_stream, ledger_rows, limits_of
 
 ECHO = "bad header cf-aig-authorization: Bearer {gateway_token}"
 
@@ -50,19 +49,19 @@ def test_a_token_echoed_in_a_native_stream_is_redacted_in_the_providers_error_ev
 
 
 def test_a_native_answer_that_stops_half_way_times_out_within_the_idle_deadline(worker, sim):
-    # Both tries of the suite's retry policy stall after half the body; the idle deadline is 2 s.
-    sim.fault("openai", {"kind": "stall_after_first_chunk"}, times=2)
+    # The first try stalls after half the body; the idle deadline is 2 s; the retry answers.
+    sim.fault("openai", {"kind": "stall_after_first_chunk"})
     request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
     started = time.monotonic()
     with worker.client(timeout=60) as c:
         r = c.post("/openai/chat/completions", json=request)
     elapsed = time.monotonic() - started
-    assert r.status_code == 504, r.text
-    assert r.json()["error"]["code"] == "upstream_timeout"
-    assert r.headers["x-gateway-attempts"] == "2"
+    assert r.status_code == 200, r.text
+    assert r.headers["x-gateway-trace"] == "openai/gpt-4o-mini=timeout, openai/gpt-4o-mini=200"
+    assert 2 <= elapsed < 8, f"took {elapsed:.1f} s: the body read has no deadline"
     # Charged: the answer had started, so the provider may have billed it.
-    assert Decimal(r.headers["x-gateway-cost-usd"]) > 0
-    assert elapsed < 12, f"took {elapsed:.1f} s: the body read has no deadline"
+    rows = ledger_rows(worker, r.headers["x-gateway-request-id"])
+    assert [(row["outcome"], row["charged_pico"] > 0) for row in rows] == [("timeout", True), ("200", True)], rows
 
 
 def test_a_native_stream_that_stalls_after_content_ends_with_an_error_event(worker, sim):

@@ -5,7 +5,7 @@ header name in odd case, CR/LF where a header value should be, a body that never
 they go over a raw socket. The runtime in front of the Worker (wrangler dev's workerd) may refuse
 some of them itself; whichever layer answers, the defined outcome holds: an error or a closed
 connection, never an authenticated call, never a forwarded header, never a hung Worker. Every raw
-response is added to what `test_zz_secrets.py` scans.
+response is added to what the session's secret scan reads.
 
 Complements test_errors.py (missing/wrong tokens, scheme case, caller header alphabet, 413) and
 test_upstream_faults.py (stalls before the first byte, cut streams).
@@ -266,7 +266,7 @@ def test_body_larger_than_declared_length_is_not_read_past_it(worker, sim):
 @pytest.mark.parametrize("declared", [b"99999999999999999999", b"-1", b"1e3", b"12, 12"])
 def test_bad_content_length_is_refused(worker, sim, declared):
     r = raw_request(worker, [b"POST " + CHAT.encode() + b" HTTP/1.1", b"Content-Type: application/json",
-                             b"Content-Length: " + declared, b"Authorization: " + bearer()], OK_BODY, timeout=10)
+                             b"Content-Length: " + declared, b"Authorization: " + bearer()], OK_BODY, timeout=3)
     # The runtime refuses the framing itself (a plain-text error, or a closed connection); if the
     # Worker ever answered, it would be with its own 4xx.
     assert r.status is None or r.status >= 400, (r.status, r.body[:300])
@@ -307,61 +307,16 @@ def test_control_characters_in_caller_headers_never_reach_metadata(worker, sim, 
     forwarded_headers_are_clean(sim)
 
 
-# --- slow and never-ending answers ---------------------------------------------------------------
-# The suite's Worker: UPSTREAM_FIRST_BYTE_TIMEOUT_MS=3000, STREAM_IDLE_TIMEOUT_MS=2000,
-# REQUEST_DEADLINE_MS=20000.
-
-def timed_post(client, **kw):
-    started = time.monotonic()
-    r = client.post(CHAT, json=body(model=GEMINI, **kw))
-    return r, time.monotonic() - started
-
-
-def test_slow_upstream_headers_end_at_the_first_byte_deadline(client, sim):
-    sim.fault("google-ai-studio", {"kind": "delay", "ms": 60_000}, times=2)
-    r, elapsed = timed_post(client)
-    assert r.status_code == 504
-    assert r.json()["error"]["code"] == "upstream_timeout"
-    assert elapsed < 20, f"the Worker waited {elapsed:.1f}s for a 3 s deadline (and its retry)"
-
-
-def test_body_that_never_finishes_ends_within_the_deadlines(worker, sim):
-    """Headers and half a completion, then silence: the Worker must not wait for the rest forever
-    (the simulator would hold it 10 minutes)."""
-    sim.fault("google-ai-studio", {"kind": "stall_after_first_chunk"}, times=2)
-    with worker.client(timeout=25) as client:
-        r, elapsed = timed_post(client)
-    assert r.status_code in (502, 504), r.text
-    assert r.json()["error"]["code"] in ("upstream_timeout", "upstream_malformed_response")
-    assert elapsed < 25, f"the Worker waited {elapsed:.1f}s on a body that never ended"
-
+# --- an answer that breaks off -----------------------------------------------------------------
+# An upstream that is slow or silent meets the runtime's deadlines: the first byte's
+# (test_upstream_faults.py), a whole answer's and a stream's idle ones (test_engine_in_the_runtime.py,
+# test_chat.py). What follows each (retry, next target, the error) is the engine simulation's.
 
 def test_body_cut_half_way_is_never_a_200(client, sim):
     sim.fault("google-ai-studio", {"kind": "cut_after_first_chunk"}, times=2)
-    r, _ = timed_post(client)
+    r = client.post(CHAT, json=body(model=GEMINI))
     assert r.status_code == 502, r.text
     assert r.json()["error"]["code"] == "upstream_malformed_response"
-
-
-def test_stream_silent_after_content_ends_at_the_idle_deadline(client, sim):
-    sim.fault("google-ai-studio", {"kind": "stall_after_first_chunk"})
-    started = time.monotonic()
-    with client.stream("POST", CHAT, json=body(model=GEMINI, stream=True)) as r:
-        raw = r.read()
-    elapsed = time.monotonic() - started
-    assert b"upstream_timeout" in raw and b"[DONE]" not in raw
-    assert elapsed < 10, f"an idle deadline of 2 s took {elapsed:.1f}s"
-
-
-def test_stream_silent_before_content_fails_over_within_the_deadlines(client, sim):
-    sim.fault("google-ai-studio", {"kind": "stall"}, times=2)
-    started = time.monotonic()
-    with client.stream("POST", CHAT, json=body(stream=True)) as r:
-        raw = r.read()
-    elapsed = time.monotonic() - started
-    assert r.headers["x-gateway-provider"] == "openai"
-    assert raw.rstrip().endswith(b"data: [DONE]")
-    assert elapsed < 20
 
 
 # --- a request body that never finishes ----------------------------------------------------------
@@ -380,7 +335,7 @@ def test_request_body_that_never_finishes_does_not_reach_upstream_or_wedge_the_w
         # While it waits, the Worker serves everyone else.
         assert_worker_still_serves(worker)
         slow.sendall(b" ")  # a trickle
-        r = read_response(slow, time.monotonic() + 5, "raw slow body")
+        r = read_response(slow, time.monotonic() + 2, "raw slow body")
         assert r.status is None or r.status >= 400, (r.status, r.body[:300])
     # Exactly the one request of assert_worker_still_serves reached AI Gateway.
     assert len(sim.requests()) == 1
@@ -411,7 +366,7 @@ def test_chunked_body_that_never_ends_is_cut_at_the_size_limit(worker, sim):
     # short timeout, so the next test, whichever it is, meets a proxy that serves.
     with worker.client() as c:
         try:
-            c.get("/healthz", timeout=3)
+            c.get("/healthz", timeout=1)
         except httpx.TimeoutException:
             pass
     assert_worker_still_serves(worker)

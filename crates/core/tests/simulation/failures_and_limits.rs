@@ -65,6 +65,7 @@ fn a_client_error_ends_the_request_at_once() {
 
 /// On the last target, an upstream error is the answer: its status, its `Retry-After`, the
 /// gateway's code for it, and one attempt when the `Retry-After` is longer than the policy waits.
+/// Without an upstream error, the gateway's own: a 502 or a 504.
 #[test]
 fn on_the_last_target_an_upstream_error_is_passed_on_with_its_retry_after() {
     for status in [429, 500, 502, 503, 529] {
@@ -76,6 +77,17 @@ fn on_the_last_target_an_upstream_error_is_passed_on_with_its_retry_after() {
         assert_eq!(err.kind.code(), code);
         let retry_after: f64 = err.retry_after.as_deref().expect("a Retry-After").parse().expect("seconds");
         assert_eq!(retry_after, 7.0);
+    }
+    // No answer that reads, none in time, or none at all: the gateway's own errors.
+    for (faults, status, code) in [
+        (vec![Malformed], 502, "upstream_malformed_response"),
+        (vec![Timeout; 2], 504, "upstream_timeout"),
+        (vec![Unreachable; 2], 502, "upstream_unreachable"),
+    ] {
+        let report = Schedule::scripted_chain(1, false, faults.clone(), vec![]).run_and_check();
+        assert_eq!(report.attempts, faults.len(), "{faults:?}");
+        let err = error(&report, 0);
+        assert_eq!((err.status(), err.kind.code()), (status, code), "{faults:?}");
     }
 }
 

@@ -594,6 +594,10 @@ def workers(sim, webhook):
                 "rules": [{"when": {"budget_used_above": 0.5}, "targets": ["openai/gpt-4o-mini"]}],
             }},
         )),
+        # A deployment missing parts: its LIMITER binding (chat is refused, /healthz names it:
+        # test_deployment.py) and CF_API_TOKEN (the ledger's view has nothing to cross-check
+        # against: test_analytics_ledger.py).
+        "no-limiter": base_values(sim, CF_API_TOKEN=None),
         # The dashboard's budgets panel within a small subrequest limit (test_budgets_panel.py),
         # and Anthropic behind a circuit breaker that opens quickly (test_circuit_breaker.py).
         "panel": base_values(sim, SUBREQUEST_LIMIT=str(PANEL_SUBREQUEST_LIMIT), GATEWAY_CONFIG=gateway_config(
@@ -603,7 +607,7 @@ def workers(sim, webhook):
             scopes=PANEL_SCOPES,
         )),
     }
-    options = {"budget": {"migrated": False}}
+    options = {"budget": {"migrated": False}, "no-limiter": {"without_bindings": ("LIMITER",)}}
     started: dict[str, Worker] = {}
     try:
         for name, values in configs.items():

@@ -1,5 +1,5 @@
 """GET /analytics?source=aig end to end (AI Gateway's logs; the ledger's view, the default, is
-tests/e2e/test_analytics_ledger.py): a simulator seeded with 10,000 logs over 30 days, the Worker
+tests/e2e/test_analytics_ledger.py): a simulator seeded with 4,000 logs over 30 days, the Worker
 in `wrangler dev`, and every number checked against an independent computation made here from the
 simulator's own logs (exact decimals, our price table applied in Python).
 
@@ -35,7 +35,7 @@ from helpers import PICO, pico_nearest
 ANALYTICS_TOKEN = "ana-" + secrets.token_hex(16)
 SECRETS.append(ANALYTICS_TOKEN)  # the final secret scan covers it too
 
-SEED_COUNT = 10_000
+SEED_COUNT = 4_000
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEED_END = NOW - timedelta(minutes=5)
 FROM = SEED_END - timedelta(days=30)
@@ -147,7 +147,7 @@ def analytics_worker(_sim) -> Worker:
         "worker": True, "price_drift": {"gpt-4o": 1.1},
     })
     assert seeded.json() == {"added": SEED_COUNT}
-    # 10,000 logs are 200 pages in one view: a Workers Paid plan's subrequest limit, not the free one's.
+    # 4,000 logs are 80 pages in one view: past the free plan's subrequest limit (50), within a paid one's.
     w = Worker("analytics", base_values(own, ANALYTICS_TOKEN=ANALYTICS_TOKEN, SUBREQUEST_LIMIT="1000"))
     w.sim = own
     return w

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import AGENT_TOKEN, base_values, declare_worker, free_port, ROOT, SECRETS, seed_ledger, Sim, Worker
+from conftest import AGENT_TOKEN, base_values, declare_worker, ROOT, SECRETS, seed_ledger, Sim, Worker
 from helpers import pico_nearest
 
 ANALYTICS_TOKEN = "ana-" + secrets.token_hex(16)
@@ -143,28 +143,14 @@ def assert_metrics(got: dict, want: dict, label: str) -> None:
 ROWS = seed_rows()
 
 
-@declare_worker("ledger-no-token")
-def ledger_without_api_token(_sim) -> Worker:
-    """The seeded ledger, and no CF_API_TOKEN at all: nothing to cross-check against."""
-    dead = f"http://127.0.0.1:{free_port()}"
-    return Worker("ledger-no-token", base_values(_Dead(dead), CF_API_URL=f"{dead}/client/v4", CF_API_TOKEN=None),
-                  ledger_rows=ROWS)
-
-
-class _Dead:
-    """Where nothing listens, in the place of a simulator."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-
 @pytest.fixture(scope="module")
 def offline(workers):
-    """Two Workers with the same seeded ledger and no Logs API to cross-check against: the
-    session's `unreachable` (its Cloudflare API URL is where nothing listens; its ledger is seeded
-    here, with rows older than anything the session writes), and one with no CF_API_TOKEN."""
-    seed_ledger(workers["unreachable"].ledger_file(), ROWS)
-    return {"unreachable": workers["unreachable"], "unconfigured": workers["ledger-no-token"]}
+    """Two Workers of the session with the same ledger, seeded here with rows older than anything
+    the session writes, and no Logs API to cross-check against: `unreachable` (its Cloudflare
+    API URL is where nothing listens) and `no-limiter` (no CF_API_TOKEN at all)."""
+    for name in ("unreachable", "no-limiter"):
+        seed_ledger(workers[name].ledger_file(), ROWS)
+    return {"unreachable": workers["unreachable"], "unconfigured": workers["no-limiter"]}
 
 
 def view(worker, token: str = AGENT_TOKEN, **params) -> tuple:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, WRANGLER, Worker, base_values, declare_worker
+from conftest import ROOT, WRANGLER
 from helpers import assert_openai_error, wait_for_log
 
 CHAT = {"model": "triage", "messages": [{"role": "user", "content": "Label this issue"}]}
@@ -21,13 +21,9 @@ HEADERS = {"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/oct
 MIGRATE = "npx wrangler d1 migrations apply LEDGER --local"
 
 
-@declare_worker("no-limiter")
-def no_limiter_worker(sim) -> Worker:
-    return Worker("no-limiter", base_values(sim), without_bindings=("LIMITER",))
-
-
 @pytest.fixture(scope="module")
 def no_limiter(workers):
+    """The session's `no-limiter` Worker: wrangler.toml without its LIMITER binding."""
     return workers["no-limiter"]
 
 

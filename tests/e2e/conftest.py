@@ -167,7 +167,7 @@ SUITE_ROUTES = {
             {"weight": 20, "targets": ["openai/gpt-4o-mini", "google-ai-studio/gemini-3.5-flash-lite"]},
         ]
     },
-    # Behind the `panel` Worker's circuit breaker first (test_circuit_breaker.py).
+    # Behind the `rest` Worker's circuit breaker first (test_circuit_breaker.py).
     "guarded": {"targets": ["anthropic/claude-haiku-4-5", "openai/gpt-4o-mini"]},
 }
 
@@ -560,9 +560,17 @@ def workers(sim, webhook):
         # No AGENT_TOKEN, no gateway ids or token: must refuse everything, never run open. Its
         # AGENT_TOKENS is invalid too (a raw token where its hash belongs): /healthz names it.
         "unconfigured": {"AI_GATEWAY_URL": f"{sim.url}/v1", "AGENT_TOKENS": dotenv_json({REVIEW: {"agent": "ReviewAgent"}})},
-        # The REST endpoint instead of compat; and the test-only panic trigger
-        # (test_panic_recovery.py), which no other Worker has.
-        "rest": base_values(sim, GATEWAY_ENDPOINT="rest", GATEWAY_TEST_PANIC_PATH=PANIC_PATH),
+        # The REST endpoint instead of compat; the test-only panic trigger (test_panic_recovery.py),
+        # which no other Worker has; the dashboard's budgets panel within a small subrequest limit
+        # (test_budgets_panel.py), budgets per repository and agent; and Anthropic behind a circuit
+        # breaker that opens quickly (test_circuit_breaker.py).
+        "rest": base_values(sim, GATEWAY_ENDPOINT="rest", GATEWAY_TEST_PANIC_PATH=PANIC_PATH,
+                            SUBREQUEST_LIMIT=str(PANEL_SUBREQUEST_LIMIT), GATEWAY_CONFIG=gateway_config(
+            providers={p: dict(generous, circuit_breaker=PANEL_BREAKER) if p == "anthropic" else dict(generous)
+                       for p in SHIPPED_CONFIG["providers"]},
+            retry=QUICK_RETRIES,
+            scopes=PANEL_SCOPES,
+        )),
         # Nothing listens at the gateway's URL, nor at the Cloudflare API's (the ledger's view
         # without a cross-check: test_analytics_ledger.py).
         "unreachable": base_values(sim, AI_GATEWAY_URL=f"http://127.0.0.1:{free_port()}/v1",
@@ -598,14 +606,6 @@ def workers(sim, webhook):
         # test_deployment.py) and CF_API_TOKEN (the ledger's view has nothing to cross-check
         # against: test_analytics_ledger.py).
         "no-limiter": base_values(sim, CF_API_TOKEN=None),
-        # The dashboard's budgets panel within a small subrequest limit (test_budgets_panel.py),
-        # and Anthropic behind a circuit breaker that opens quickly (test_circuit_breaker.py).
-        "panel": base_values(sim, SUBREQUEST_LIMIT=str(PANEL_SUBREQUEST_LIMIT), GATEWAY_CONFIG=gateway_config(
-            providers={p: dict(generous, circuit_breaker=PANEL_BREAKER) if p == "anthropic" else dict(generous)
-                       for p in SHIPPED_CONFIG["providers"]},
-            retry=QUICK_RETRIES,
-            scopes=PANEL_SCOPES,
-        )),
     }
     options = {"budget": {"migrated": False}, "no-limiter": {"without_bindings": ("LIMITER",)}}
     started: dict[str, Worker] = {}
@@ -623,10 +623,11 @@ def workers(sim, webhook):
 
 
 PANIC_PATH = "/__test/panic"
-# The `panel` Worker: a subrequest limit below what a full view makes once many scopes spent
-# today, a breaker that opens at 3 failures of 3 (2 s cool-down, one probe), budgets by scope.
+# The `rest` Worker's panel and breaker: a subrequest limit below what a full view makes once many
+# scopes spent today, a breaker that opens at 3 failures of 3 (1 s cool-down, one probe), budgets
+# by scope.
 PANEL_SUBREQUEST_LIMIT = 14
-PANEL_BREAKER = {"window_seconds": 60, "min_attempts": 3, "failure_ratio": 0.5, "cooldown_seconds": 2, "probes": 1}
+PANEL_BREAKER = {"window_seconds": 60, "min_attempts": 3, "failure_ratio": 0.5, "cooldown_seconds": 1, "probes": 1}
 PANEL_SCOPES = {
     "repositories": {"default": {"daily_budget_usd": 5}, "octo-org/api": {"daily_budget_usd": "0.5"}},
     "agents": {"TriagingAgent": {"daily_budget_usd": 3, "requests_per_minute": 1000}},

@@ -24,9 +24,9 @@ PROVIDERS = len(SHIPPED_CONFIG["providers"])
 
 @pytest.fixture(scope="module")
 def panel_worker(workers):
-    """The `panel` Worker (conftest.py): SUBREQUEST_LIMIT below what a full view makes once many
+    """The `rest` Worker (conftest.py): SUBREQUEST_LIMIT below what a full view makes once many
     scopes spent today, budgets per repository and agent, a circuit breaker on Anthropic."""
-    w = workers["panel"]
+    w = workers["rest"]
     # The write path validates the repository header, so the hostile name can only come from
     # the ledger: a row of today, as if written by an older Worker or by hand.
     seed_ledger(w.ledger_file(), [{"request_id": f"seeded-hostile-{uuid.uuid4()}", "ts_ms": int(time.time() * 1000),

@@ -6,8 +6,8 @@ The breaker's decisions, in order (which failure opens it, one probe per cool-do
 probe opening it again), are the engine simulation's
 (`a_provider_that_is_down_is_skipped_then_probed_then_trusted_again`) and
 `gateway_core::account::breaker`'s unit tests. Here: that its state lives in the provider's
-Durable Object, across requests, and shows. The `panel` Worker's Anthropic has the breaker
-(opens at 3 failures of 3, 2 s cool-down, one probe); its `guarded` route tries Anthropic, then
+Durable Object, across requests, and shows. The `rest` Worker's Anthropic has the breaker
+(opens at 3 failures of 3, 1 s cool-down, one probe); its `guarded` route tries Anthropic, then
 gpt-4o-mini, and no other test of that Worker calls Anthropic."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ OPENAI = "openai/gpt-4o-mini"
 
 @pytest.fixture(scope="module")
 def guarded(workers):
-    return workers["panel"]
+    return workers["rest"]
 
 
 def circuit(worker) -> dict:
@@ -60,7 +60,7 @@ def test_a_failing_provider_is_skipped_then_probed_then_trusted_again(guarded, s
 
     # It recovers; after the cool-down one probe goes to it, answers, and the breaker closes.
     sim.reset()
-    time.sleep(2.3)
+    time.sleep(1.3)
     r = ask(guarded)
     assert r.headers["x-gateway-trace"] == f"{HAIKU}=200", r.headers["x-gateway-trace"]
     deadline = time.monotonic() + 10

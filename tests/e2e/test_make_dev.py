@@ -439,9 +439,10 @@ def test_make_dev_stops_everything_on_ctrl_c_while_starting(tree, make_dev):
 
 def test_the_cloudflare_users_own_commands(tree, make_dev):
     """What a Worker's README tells its user, as typed: `make setup` (the toolchain, and
-    .dev.vars from the example), the simulator beside it (`make simulator`), `npx wrangler dev`.
-    Without the ledger's migrations chat answers and /healthz and /analytics say what to run;
-    after `npx wrangler d1 migrations apply LEDGER --local` everything is ok."""
+    .dev.vars from the example), the simulator beside it (`make simulator`), `npx wrangler d1
+    migrations apply LEDGER --local`, `npx wrangler dev` (the repository's wrangler.toml, its
+    [build] step included): everything is ok. (Without the migrations, chat answers and /healthz
+    and /analytics say what to run: test_deployment.py, on a Worker whose ledger has none.)"""
     setup = subprocess.run(["make", "setup"], cwd=tree, capture_output=True, text=True, timeout=600,
                            env={k: v for k, v in os.environ.items() if k not in NOT_INHERITED})
     assert setup.returncode == 0, setup.stdout + setup.stderr
@@ -465,22 +466,16 @@ def test_the_cloudflare_users_own_commands(tree, make_dev):
                 time.sleep(0.3)
         pytest.fail(f"npx wrangler dev did not answer:\n{dev.output()[-3000:]}")
 
-    dev, health = wrangler_dev()
-    SEEN.append(("wrangler dev healthz", "", health.content))
-    assert health.status_code == 503 and "npx wrangler d1 migrations apply LEDGER --local" in health.json()["ledger"]
-    r = httpx.post(f"{url}/v1/chat/completions", json=chat, headers=auth, timeout=30)
-    SEEN.append(("wrangler dev chat", "", r.content))
-    assert r.status_code == 200, r.text
-    assert "Simulated answer from google-ai-studio/" in r.json()["choices"][0]["message"]["content"]
-    r = httpx.get(f"{url}/analytics", headers=auth, timeout=30)
-    assert r.status_code == 503 and r.json()["error"]["code"] == "ledger_unavailable", r.text
-    assert_stopped_cleanly(dev, [DEV_PORT])
-
     migrate = subprocess.run(["npx", "wrangler", "d1", "migrations", "apply", "LEDGER", "--local"], cwd=tree,
                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     dev, health = wrangler_dev()
+    SEEN.append(("wrangler dev healthz", "", health.content))
     assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+    r = httpx.post(f"{url}/v1/chat/completions", json=chat, headers=auth, timeout=30)
+    SEEN.append(("wrangler dev chat", "", r.content))
+    assert r.status_code == 200, r.text
+    assert "Simulated answer from google-ai-studio/" in r.json()["choices"][0]["message"]["content"]
     r = httpx.get(f"{url}/analytics", headers=auth, params={"format": "json"}, timeout=30)
     assert r.status_code == 200, r.text
     assert_stopped_cleanly(dev, [DEV_PORT])

@@ -15,15 +15,9 @@ import pytest
 from conftest import PANIC_PATH
 from helpers import CHAT, wait_for_log
 
-CALLER = {"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/octo-repo"}
-
-
 def chat(client, text: str, **extra):
-    return client.post(
-        CHAT,
-        json={"model": "default", "messages": [{"role": "user", "content": text}], **extra},
-        headers=CALLER,
-    )
+    # No caller headers: the Worker's budgets panel (test_budgets_panel.py) counts each scope.
+    return client.post(CHAT, json={"model": "default", "messages": [{"role": "user", "content": text}], **extra})
 
 
 @pytest.fixture(scope="module")

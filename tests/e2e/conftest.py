@@ -136,15 +136,14 @@ SCOPED_TOKENS = {
 }
 SECRETS += [REVIEW, TRIAGE, sha256(REVIEW), sha256(TRIAGE), sha256(AGENT_TOKEN)]
 # Budgets of the `tokens` Worker: generous, but for `octo-org/budgeted`, whose budget fits no
-# request at all (so any spelling of it is refused), and those test_scoped_budgets.py runs out
-# of: a repository (and a quiet one beside it) and an agent's rate.
+# request at all (so any spelling of it is refused), and the repository test_scoped_budgets.py
+# runs out of (and a quiet one beside it).
 TOKENS_SCOPES = {
     "repositories": {"default": {"daily_budget_usd": 50}, "octo-org/budgeted": {"daily_budget_usd": "0.0001"},
                      "octo-org/configured": {"daily_budget_usd": 50},
                      "octo-org/runaway": {"daily_budget_usd": "0.0008"}, "octo-org/quiet": {"daily_budget_usd": "0.0008"}},
-    "owners": {"octo-org": {"daily_budget_usd": 500}, "acme": {"daily_budget_usd": 500},
-               "big-org": {"daily_budget_usd": 100}},
-    "agents": {"default": {"daily_budget_usd": 100}, "SlowBot": {"daily_budget_usd": 100, "requests_per_minute": 2}},
+    "owners": {"octo-org": {"daily_budget_usd": 500}, "acme": {"daily_budget_usd": 500}},
+    "agents": {"default": {"daily_budget_usd": 100}},
 }
 
 # The suite's own routes, beside the shipped ones in every Worker's configuration, each used by

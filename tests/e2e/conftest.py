@@ -29,7 +29,7 @@ from typing import Callable
 import httpx
 import pytest
 
-from helpers import SEEN, RecordingTransport, WebhookReceiver
+from helpers import CHAT, SEEN, RecordingTransport, WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -507,12 +507,9 @@ def secret_leaks() -> list[str]:
     # A recorder or a log that broke would hide leaks: what was sent must show.
     if any(isinstance(p, Worker) for p in STARTED) and not SEEN:
         leaks.append("Workers ran but no answer was recorded: the recorder is broken")
-    if any(CHAT_PATH in what for what, _, _ in SEEN) and chat_lines == 0:
+    if any(CHAT in what for what, _, _ in SEEN) and chat_lines == 0:
         leaks.append("chat requests were answered but no Worker logged a chat_completion line")
     return leaks
-
-
-CHAT_PATH = "/v1/chat/completions"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -546,6 +543,17 @@ def webhook():
 # Budgets of the `budget` Worker: Gemini's is hammered concurrently (test_resilience.py);
 # Anthropic's is spent past each alert threshold (test_budget_alerts.py).
 ALERTED_BUDGET_USD = "0.0005"
+# The `rest` Worker's test-only panic trigger (test_panic_recovery.py).
+PANIC_PATH = "/__test/panic"
+# The `rest` Worker's panel and breaker: a subrequest limit below what a full view makes once many
+# scopes spent today, a breaker that opens at 3 failures of 3 (1 s cool-down, one probe), budgets
+# by scope.
+PANEL_SUBREQUEST_LIMIT = 14
+PANEL_BREAKER = {"window_seconds": 60, "min_attempts": 3, "failure_ratio": 0.5, "cooldown_seconds": 1, "probes": 1}
+PANEL_SCOPES = {
+    "repositories": {"default": {"daily_budget_usd": 5}, "octo-org/api": {"daily_budget_usd": "0.5"}},
+    "agents": {"TriagingAgent": {"daily_budget_usd": 3, "requests_per_minute": 1000}},
+}
 
 
 @pytest.fixture(scope="session")
@@ -581,7 +589,8 @@ def workers(sim, webhook):
         "tokens": base_values(sim, AGENT_TOKENS=dotenv_json(SCOPED_TOKENS), ALLOW_CALLER_PROVIDER_KEYS="true",
                               GATEWAY_CONFIG=gateway_config(retry=QUICK_RETRIES, scopes=TOKENS_SCOPES)),
         # One request per minute for the providers whose limit is hit on purpose: Gemini, OpenAI
-        # and Anthropic (the Node SDK's RateLimitError), Bedrock (a native route's).
+        # and Anthropic (the Node SDK's RateLimitError), Bedrock (a native route's); one attempt
+        # per target (Workers AI's first-byte timeout is a 504 at once: test_upstream_faults.py).
         "tight": base_values(sim, GATEWAY_CONFIG=gateway_config(
             providers={p: dict(one_a_minute if p in ("google-ai-studio", "openai", "anthropic", "aws-bedrock") else generous)
                        for p in SHIPPED_CONFIG["providers"]},
@@ -619,18 +628,6 @@ def workers(sim, webhook):
     finally:
         for w in started.values():
             w.stop()
-
-
-PANIC_PATH = "/__test/panic"
-# The `rest` Worker's panel and breaker: a subrequest limit below what a full view makes once many
-# scopes spent today, a breaker that opens at 3 failures of 3 (1 s cool-down, one probe), budgets
-# by scope.
-PANEL_SUBREQUEST_LIMIT = 14
-PANEL_BREAKER = {"window_seconds": 60, "min_attempts": 3, "failure_ratio": 0.5, "cooldown_seconds": 1, "probes": 1}
-PANEL_SCOPES = {
-    "repositories": {"default": {"daily_budget_usd": 5}, "octo-org/api": {"daily_budget_usd": "0.5"}},
-    "agents": {"TriagingAgent": {"daily_budget_usd": 3, "requests_per_minute": 1000}},
-}
 
 
 @pytest.fixture(scope="session")

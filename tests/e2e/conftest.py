@@ -415,7 +415,9 @@ def seed_ledger(db: Path, rows: list[dict]) -> None:
 
 @contextmanager
 def running_worker(name: str, values: dict[str, str], **kw):
-    """A Worker of a test module's own (its own configuration), started and ready, stopped after."""
+    """A Worker a test starts itself, ready, stopped after: for one whose start or end is what
+    the test is about. (A module that only needs a configuration of its own declares it:
+    `declare_worker`, started with the session's.)"""
     w = Worker(name, values, **kw)
     try:
         w.wait_ready()

@@ -169,6 +169,7 @@ impl Schedule {
         }
     }
 
+    /// Limits no script reaches: 1000 requests a minute, 1000 USD a day, no breaker.
     pub fn generous() -> Policy {
         Policy { requests_per_minute: 1000, daily_budget: Usd(1_000_000_000), breaker: None }
     }

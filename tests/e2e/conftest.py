@@ -2,8 +2,12 @@
 
 Every test talks to real processes: `target/debug/aig-sim` stands in for AI Gateway, and the
 Worker (build/index.js + index_bg.wasm, built by `make build`) runs in wrangler's local workerd.
-Tokens are random per session, and everything the Worker answers or logs is kept so that
-`test_zz_secrets.py` can check that no secret ever came back.
+Tokens are random per session, and everything the Worker answers or logs is kept for the secret
+scan that ends the session (`secret_scan`): a secret in any answer or log line fails the run.
+
+Every Worker of the session starts at once, at the session's start (`workers`): the suite's own
+configurations below, and those a test module declares with `declare_worker`. A `wrangler dev`
+takes seconds to start; a dozen starting together take little more than a few one after another.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import pytest
+
+from helpers import CHAT, SEEN, RecordingTransport, WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -98,6 +105,13 @@ SECRETS = [AGENT_TOKEN, AIG_TOKEN, API_TOKEN, ADMIN_TOKEN, CALLER_PROVIDER_KEY]
 
 BUDGET_USD = "0.001"
 
+# AI Gateway's answer when it refuses the Worker's CF_AIG_TOKEN (as the simulator gives it to a
+# wrong token), as a fault: any Worker's calls meet it, not one configured with a wrong token.
+AIG_REFUSES_THE_TOKEN = {"kind": "status", "status": 401, "body": {
+    "success": False, "result": [], "messages": [], "error": [{"code": 2009, "message": "Unauthorized"}],
+    "name": "AiGatewayError", "httpCode": 401, "internalCode": 2009, "message": "Unauthorized",
+}}
+
 
 def sha256(token: str) -> str:
     """What `printf %s "$TOKEN" | sha256sum` prints (an `AGENT_TOKENS` key)."""
@@ -122,34 +136,43 @@ SCOPED_TOKENS = {
 }
 SECRETS += [REVIEW, TRIAGE, sha256(REVIEW), sha256(TRIAGE), sha256(AGENT_TOKEN)]
 # Budgets of the `tokens` Worker: generous, but for `octo-org/budgeted`, whose budget fits no
-# request at all (so any spelling of it is refused).
+# request at all (so any spelling of it is refused), and the repository test_scoped_budgets.py
+# runs out of (and a quiet one beside it).
 TOKENS_SCOPES = {
     "repositories": {"default": {"daily_budget_usd": 50}, "octo-org/budgeted": {"daily_budget_usd": "0.0001"},
-                     "octo-org/configured": {"daily_budget_usd": 50}},
+                     "octo-org/configured": {"daily_budget_usd": 50},
+                     "octo-org/runaway": {"daily_budget_usd": "0.0008"}, "octo-org/quiet": {"daily_budget_usd": "0.0008"}},
     "owners": {"octo-org": {"daily_budget_usd": 500}, "acme": {"daily_budget_usd": 500}},
     "agents": {"default": {"daily_budget_usd": 100}},
 }
 
-# Routes of the `routing` Worker: rules (size, tools + agent) and an 80/20 split.
-ROUTING_TEST_ROUTES = {
-    "triage": {
-        "split": [
-            {"weight": 80, "targets": ["google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o-mini"]},
-            {"weight": 20, "targets": ["openai/gpt-4o-mini", "google-ai-studio/gemini-3.5-flash-lite"]},
-        ]
-    },
-    "review": {
+# The suite's own routes, beside the shipped ones in every Worker's configuration, each used by
+# one test only:
+SUITE_ROUTES = {
+    # A model the simulator retires on demand first (test_provider_answers.py), so that its mark
+    # never touches another test's targets.
+    "retiring": {"targets": ["google-ai-studio/gemini-3-flash-preview", "openai/gpt-4o-mini"]},
+    # Rules on the request (size, tools + agent) and an 80/20 split (test_resilience.py).
+    "ruled": {
         "targets": ["google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o"],
         "rules": [
             {"when": {"min_input_tokens": 2000}, "targets": ["anthropic/claude-sonnet-4-5"]},
             {"when": {"has_tools": True, "agent": ["PRReviewAgent"]}, "targets": ["openai/gpt-4o"]},
         ],
     },
-    "default": {"targets": ["google-ai-studio/gemini-3.5-flash-lite"]},
+    "split": {
+        "split": [
+            {"weight": 80, "targets": ["google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o-mini"]},
+            {"weight": 20, "targets": ["openai/gpt-4o-mini", "google-ai-studio/gemini-3.5-flash-lite"]},
+        ]
+    },
+    # Behind the `rest` Worker's circuit breaker first (test_circuit_breaker.py).
+    "guarded": {"targets": ["anthropic/claude-haiku-4-5", "openai/gpt-4o-mini"]},
 }
 
-# Everything the Worker sent back during the session: (description, headers, body).
-SEEN: list[tuple[str, str, bytes]] = []
+# Every simulator and Worker this session started: the secret scan stops them all and reads
+# every line they logged.
+STARTED: list[Sim | Worker] = []
 
 
 def free_port() -> int:
@@ -182,6 +205,7 @@ class Sim:
         self.address = json.loads(line)["listening"]
         self.url = f"http://{self.address}"
         self.http = httpx.Client(base_url=self.url, timeout=10)
+        STARTED.append(self)
 
     def fault(self, provider: str, fault: dict, times: int = 1) -> None:
         r = self.http.post("/__sim/faults", json={"provider": provider, "fault": fault, "times": times})
@@ -246,6 +270,7 @@ class Worker:
         if ledger_rows:
             seed_ledger(self.ledger_file(), ledger_rows)
         self.starts = 0
+        STARTED.append(self)
         self.start()
 
     def configs(self) -> list[Path]:
@@ -301,6 +326,11 @@ class Worker:
                     self.start()
                     continue
                 raise RuntimeError(f"wrangler dev exited; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+            # Its own answer: another process (another suite's Worker) may hold the port when
+            # this one could not take it, and would answer just as well.
+            if f"Ready on {self.url}" not in self.log_path.read_text(errors="replace"):
+                time.sleep(0.3)
+                continue
             try:
                 httpx.get(self.url + "/healthz", timeout=2)
                 return
@@ -383,40 +413,11 @@ def seed_ledger(db: Path, rows: list[dict]) -> None:
         con.close()
 
 
-class _RecordingStream(httpx.SyncByteStream):
-    """Passes a response body through untouched (streams stay streams) and keeps a copy."""
-
-    def __init__(self, inner, what: str, head: str):
-        self.inner, self.what, self.head, self.data = inner, what, head, bytearray()
-
-    def __iter__(self):
-        for chunk in self.inner:
-            self.data += chunk
-            yield chunk
-
-    def close(self):
-        self.inner.close()
-        SEEN.append((self.what, self.head, bytes(self.data)))
-
-
-class RecordingTransport(httpx.HTTPTransport):
-    """Keeps what the Worker answered (headers and body) for the secret scan at the end."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = super().handle_request(request)
-        head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-        what = f"{request.method} {request.url}"
-        return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_RecordingStream(response.stream, what, head),
-            extensions=response.extensions,
-        )
-
-
 @contextmanager
 def running_worker(name: str, values: dict[str, str], **kw):
-    """A Worker of a test module's own (its own configuration), started and ready, stopped after."""
+    """A Worker a test starts itself, ready, stopped after: for one whose start or end is what
+    the test is about. (A module that only needs a configuration of its own declares it:
+    `declare_worker`, started with the session's.)"""
     w = Worker(name, values, **kw)
     try:
         w.wait_ready()
@@ -429,17 +430,14 @@ SHIPPED_CONFIG = json.loads((ROOT / "gateway.config.json").read_text())
 
 
 def gateway_config(providers: dict | None = None, routes: dict | None = None, **extra) -> str:
-    """A routing configuration for GATEWAY_CONFIG: the shipped routes with the given provider
-    limits (the suite sends far more than the shipped 100 requests/min, so by default the limits
-    are generous; the resilience tests make them tight on purpose)."""
+    """A routing configuration for GATEWAY_CONFIG: the shipped routes and the suite's own
+    (`SUITE_ROUTES`), or `routes`, with the given provider limits (the suite sends far more than
+    the shipped 100 requests/min, so by default the limits are generous; some Workers make them
+    tight on purpose)."""
     cfg = json.loads(json.dumps(SHIPPED_CONFIG))
     generous = {"requests_per_minute": 100000, "daily_budget_usd": 1000}
     cfg["providers"] = providers or {name: dict(generous) for name in cfg["providers"]}
-    # The suite's own route beside the shipped ones: a model the simulator retires on demand
-    # first (test_provider_answers.py), so that its mark never touches another test's targets.
-    cfg["routes"]["retiring"] = {"targets": ["google-ai-studio/gemini-3-flash-preview", "openai/gpt-4o-mini"]}
-    if routes is not None:
-        cfg["routes"] = routes
+    cfg["routes"] = {**cfg["routes"], **SUITE_ROUTES} if routes is None else routes
     cfg.update(extra)
     return json.dumps(cfg, separators=(",", ":"))
 
@@ -469,6 +467,66 @@ def base_values(sim: Sim, **overrides: str) -> dict[str, str]:
     return {k: (f"'{v}'" if k == "GATEWAY_CONFIG" else v) for k, v in values.items() if v is not None}
 
 
+# Workers of a test module's own configuration, declared at import (collection) time with
+# `declare_worker` and started with the suite's: name → factory(sim) → Worker (not yet ready).
+DECLARED: dict[str, Callable[[Sim], Worker]] = {}
+
+
+def declare_worker(name: str):
+    """Decorator: `factory(sim) -> Worker` starts a Worker of a test module's own with the
+    session's others (all at once); the module's tests find it as `workers[name]`."""
+
+    def declare(factory: Callable[[Sim], Worker]) -> Callable[[Sim], Worker]:
+        DECLARED[name] = factory
+        return factory
+
+    return declare
+
+
+def stop_everything() -> None:
+    """Stops every simulator and Worker of the session (again, if already stopped): their logs
+    are then complete."""
+    for process in STARTED:
+        process.stop()
+
+
+def secret_leaks() -> list[str]:
+    """Every answer recorded (`SEEN`) and every line a simulator or Worker logged that holds a
+    secret, and what says the scan saw what it should have."""
+    leaks = [
+        f"an answer to {what} holds a secret ({secret[:6]}…)"
+        for what, head, body in SEEN
+        for secret in SECRETS
+        if secret in head or secret.encode() in body
+    ]
+    chat_lines = 0
+    for path in sorted({p.log_path for p in STARTED}):
+        for line in path.read_text(errors="replace").splitlines():
+            # With more than one Worker in a `wrangler dev`, each line is prefixed with the
+            # Worker's name (`[agent-gateway] {...}`).
+            chat_lines += line.removeprefix("[agent-gateway] ").startswith('{"event":"chat_completion"')
+            leaks += [f"{path.name}: a log line holds a secret ({s[:6]}…)" for s in SECRETS if s in line]
+    # A recorder or a log that broke would hide leaks: what was sent must show.
+    if any(isinstance(p, Worker) for p in STARTED) and not SEEN:
+        leaks.append("Workers ran but no answer was recorded: the recorder is broken")
+    if any(CHAT in what for what, _, _ in SEEN) and chat_lines == 0:
+        leaks.append("chat requests were answered but no Worker logged a chat_completion line")
+    return leaks
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_scan():
+    """The session's last check, after every test: no secret came back in any answer (headers
+    or body, recorded in `SEEN` by every client of the suite: httpx, the SDKs, the raw socket
+    client, the Node tests, the docs' examples) or in any line a simulator or Worker logged. A
+    leak fails the run: pytest reports it as an error at the teardown of the last test, and
+    exits non-zero."""
+    yield
+    stop_everything()
+    leaks = secret_leaks()
+    assert not leaks, "\n".join(leaks[:20])
+
+
 @pytest.fixture(scope="session")
 def sim():
     s = Sim()
@@ -477,54 +535,101 @@ def sim():
 
 
 @pytest.fixture(scope="session")
-def workers(sim):
-    """All Worker configurations the suite needs, started together (each takes seconds)."""
-    wrong_token_sim = Sim(gateway_token="not-the-workers-token", name="sim-wrong-token")
+def webhook():
+    """An incoming-webhook endpoint (the `budget` Worker's ALERT_WEBHOOK_URL)."""
+    receiver = WebhookReceiver(free_port())
+    yield receiver
+    receiver.server.shutdown()
+
+
+# Budgets of the `budget` Worker: Gemini's is hammered concurrently (test_resilience.py);
+# Anthropic's is spent past each alert threshold (test_budget_alerts.py).
+ALERTED_BUDGET_USD = "0.0005"
+# The `rest` Worker's test-only panic trigger (test_panic_recovery.py).
+PANIC_PATH = "/__test/panic"
+# The `rest` Worker's panel and breaker: a subrequest limit below what a full view makes once many
+# scopes spent today, a breaker that opens at 3 failures of 3 (1 s cool-down, one probe), budgets
+# by scope.
+PANEL_SUBREQUEST_LIMIT = 14
+PANEL_BREAKER = {"window_seconds": 60, "min_attempts": 3, "failure_ratio": 0.5, "cooldown_seconds": 1, "probes": 1}
+PANEL_SCOPES = {
+    "repositories": {"default": {"daily_budget_usd": 5}, "octo-org/api": {"daily_budget_usd": "0.5"}},
+    "agents": {"TriagingAgent": {"daily_budget_usd": 3, "requests_per_minute": 1000}},
+}
+
+
+@pytest.fixture(scope="session")
+def workers(sim, webhook):
+    """Every Worker the session's tests use, started together: the suite's own configurations
+    below, and those test modules declared (`declare_worker`)."""
+    generous = {"requests_per_minute": 100000, "daily_budget_usd": 1000}
+    one_a_minute = {"requests_per_minute": 1, "daily_budget_usd": 1000}
     configs = {
         "main": base_values(sim),
-        # No AGENT_TOKEN, no gateway ids or token: must refuse everything, never run open.
-        "unconfigured": {"AI_GATEWAY_URL": f"{sim.url}/v1"},
-        # AI Gateway refuses the Worker's token.
-        "badgateway": base_values(wrong_token_sim),
-        # The REST endpoint instead of compat.
-        "rest": base_values(sim, GATEWAY_ENDPOINT="rest"),
-        # Nothing listens at the gateway URL.
-        "unreachable": base_values(sim, AI_GATEWAY_URL=f"http://127.0.0.1:{free_port()}/v1"),
-        # Native routes may forward a caller's own provider-key headers.
-        "native-keys": base_values(sim, ALLOW_CALLER_PROVIDER_KEYS="true"),
-        # Routing rules and a percentage split.
-        "routing": base_values(sim, GATEWAY_CONFIG=gateway_config(routes=ROUTING_TEST_ROUTES)),
-        # The soak's own Worker, so no state of other tests (slow bodies, open streams) meets it.
-        "soak": base_values(sim),
+        # No AGENT_TOKEN, no gateway ids or token: must refuse everything, never run open. Its
+        # AGENT_TOKENS is invalid too (a raw token where its hash belongs): /healthz names it.
+        "unconfigured": {"AI_GATEWAY_URL": f"{sim.url}/v1", "AGENT_TOKENS": dotenv_json({REVIEW: {"agent": "ReviewAgent"}})},
+        # The REST endpoint instead of compat; the test-only panic trigger (test_panic_recovery.py),
+        # which no other Worker has; the dashboard's budgets panel within a small subrequest limit
+        # (test_budgets_panel.py), budgets per repository and agent; and Anthropic behind a circuit
+        # breaker that opens quickly (test_circuit_breaker.py).
+        "rest": base_values(sim, GATEWAY_ENDPOINT="rest", GATEWAY_TEST_PANIC_PATH=PANIC_PATH,
+                            SUBREQUEST_LIMIT=str(PANEL_SUBREQUEST_LIMIT), GATEWAY_CONFIG=gateway_config(
+            providers={p: dict(generous, circuit_breaker=PANEL_BREAKER) if p == "anthropic" else dict(generous)
+                       for p in SHIPPED_CONFIG["providers"]},
+            retry=QUICK_RETRIES,
+            scopes=PANEL_SCOPES,
+        )),
+        # Nothing listens at the gateway's URL, nor at the Cloudflare API's (the ledger's view
+        # without a cross-check: test_analytics_ledger.py).
+        "unreachable": base_values(sim, AI_GATEWAY_URL=f"http://127.0.0.1:{free_port()}/v1",
+                                   CF_API_URL=f"http://127.0.0.1:{free_port()}/client/v4"),
         # The books-balance run's own Worker: its ledger and its limiters see nothing else.
         "books": base_values(sim),
         # Scoped tokens beside AGENT_TOKEN, budgets per repository, owner and agent; native routes
         # may pass a caller's own provider key on.
         "tokens": base_values(sim, AGENT_TOKENS=dotenv_json(SCOPED_TOKENS), ALLOW_CALLER_PROVIDER_KEYS="true",
                               GATEWAY_CONFIG=gateway_config(retry=QUICK_RETRIES, scopes=TOKENS_SCOPES)),
-        # Two requests per minute per provider: limits are hit on purpose.
+        # One request per minute for the providers whose limit is hit on purpose: Gemini, OpenAI
+        # and Anthropic (the Node SDK's RateLimitError), Bedrock (a native route's); one attempt
+        # per target (Workers AI's first-byte timeout is a 504 at once: test_upstream_faults.py).
         "tight": base_values(sim, GATEWAY_CONFIG=gateway_config(
-            providers={p: {"requests_per_minute": 2, "daily_budget_usd": 1000} for p in SHIPPED_CONFIG["providers"]},
+            providers={p: dict(one_a_minute if p in ("google-ai-studio", "openai", "anthropic", "aws-bedrock") else generous)
+                       for p in SHIPPED_CONFIG["providers"]},
             retry={"attempts_per_target": 1, "base_delay_ms": 10, "max_delay_ms": 10, "max_retry_after_ms": 0},
         )),
-        # A tiny Gemini budget, hammered concurrently.
-        "budget": base_values(sim, GATEWAY_CONFIG=gateway_config(
+        # Tiny budgets: Gemini's, hammered concurrently, moves triage to gpt-4o-mini past half of
+        # it; Anthropic's posts an alert per threshold to the webhook. Its ledger's migrations
+        # were never applied (test_deployment.py): chat answers all the same.
+        "budget": base_values(sim, ALERT_WEBHOOK_URL=webhook.url, GATEWAY_CONFIG=gateway_config(
             providers={
                 "google-ai-studio": {"requests_per_minute": 100000, "daily_budget_usd": BUDGET_USD},
-                "openai": {"requests_per_minute": 100000, "daily_budget_usd": 1000},
-                "anthropic": {"requests_per_minute": 100000, "daily_budget_usd": 1000},
+                "openai": dict(generous),
+                "anthropic": {"requests_per_minute": 100000, "daily_budget_usd": ALERTED_BUDGET_USD},
             },
+            routes={**SHIPPED_CONFIG["routes"], "triage": {
+                "targets": ["google-ai-studio/gemini-3.5-flash-lite", "openai/gpt-4o-mini"],
+                "rules": [{"when": {"budget_used_above": 0.5}, "targets": ["openai/gpt-4o-mini"]}],
+            }},
         )),
+        # A deployment missing parts: its LIMITER binding (chat is refused, /healthz names it:
+        # test_deployment.py) and CF_API_TOKEN (the ledger's view has nothing to cross-check
+        # against: test_analytics_ledger.py).
+        "no-limiter": base_values(sim, CF_API_TOKEN=None),
     }
-    started = {name: Worker(name, values) for name, values in configs.items()}
+    options = {"budget": {"migrated": False}, "no-limiter": {"without_bindings": ("LIMITER",)}}
+    started: dict[str, Worker] = {}
     try:
+        for name, values in configs.items():
+            started[name] = Worker(name, values, **options.get(name, {}))
+        for name, factory in DECLARED.items():
+            started[name] = factory(sim)
         for w in started.values():
             w.wait_ready()
         yield started
     finally:
         for w in started.values():
             w.stop()
-        wrong_token_sim.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,11 @@
 """GET /analytics?source=aig end to end (AI Gateway's logs; the ledger's view, the default, is
-tests/e2e/test_analytics_ledger.py): a simulator seeded with 10,000 logs over 30 days, the Worker
+tests/e2e/test_analytics_ledger.py): a simulator seeded with 4,000 logs over 30 days, the Worker
 in `wrangler dev`, and every number checked against an independent computation made here from the
 simulator's own logs (exact decimals, our price table applied in Python).
 
-The module has its own simulator and Worker: the rollups the cron handler stores (a Durable Object)
-outlive a test, and the seeded logs must not be reset by the suite's per-test `clean_sim`.
+The module has its own simulator and Worker (started with the session's others): the rollups the
+cron handler stores (a Durable Object) outlive a test, and the seeded logs must not be reset by
+the suite's per-test `clean_sim`.
 """
 
 from __future__ import annotations
@@ -28,18 +29,18 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from conftest import AGENT_TOKEN, ARTIFACTS, base_values, ROOT, running_worker, SECRETS, Sim
+from conftest import AGENT_TOKEN, ARTIFACTS, base_values, declare_worker, ROOT, SECRETS, Sim, Worker
+from helpers import PICO, pico_nearest
 
 ANALYTICS_TOKEN = "ana-" + secrets.token_hex(16)
 SECRETS.append(ANALYTICS_TOKEN)  # the final secret scan covers it too
 
-SEED_COUNT = 10_000
+SEED_COUNT = 4_000
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SEED_END = NOW - timedelta(minutes=5)
 FROM = SEED_END - timedelta(days=30)
 TO = SEED_END + timedelta(milliseconds=1)
 PRICES = {(p["provider"], p["model"]): p for p in json.loads((ROOT / "prices.json").read_text())["models"]}
-PICO = Decimal(10) ** 12
 CRON = "/__scheduled?cron=17+*+*+*+*"
 # Every view here is AI Gateway's logs (the default source is the ledger).
 AIG = {"source": "aig"}
@@ -54,10 +55,6 @@ def ms(text: str) -> int:
     return int(t.timestamp() * 1000)
 
 
-def pico(d) -> int:
-    return int((Decimal(d) * PICO).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
 # ---------------------------------------------------------------------------------------------
 # The independent computation
 
@@ -70,7 +67,7 @@ def our_cost(provider: str, model: str, tin: int, tout: int) -> int | None:
     lc = p.get("long_context")
     if lc and tin > lc["threshold_tokens"]:
         rate_in, rate_out = Decimal(lc["input"]), Decimal(lc["output"])
-    return pico((tin * rate_in + tout * rate_out) / Decimal(1_000_000))
+    return pico_nearest((tin * rate_in + tout * rate_out) / Decimal(1_000_000))
 
 
 def expected(rows: list[dict], key) -> dict:
@@ -94,7 +91,7 @@ def expected(rows: list[dict], key) -> dict:
         m["durations"].append(r["duration"])
         ours = our_cost(r["provider"], r["model"], tin or 0, tout or 0) if (tin is not None or tout is not None) else None
         if r.get("cost") is not None:
-            row_cost = pico(r["cost"])
+            row_cost = pico_nearest(r["cost"])
             m["cost_reported"] += row_cost
         elif r["cached"] or not r["success"]:
             row_cost = 0
@@ -125,8 +122,8 @@ def assert_metrics_equal(got: dict, want: dict, label: str) -> None:
         assert got[field] == want[field], f"{label}: {field} {got[field]} != {want[field]}"
     assert dict(got["errors_by_status"]) == dict(want["errors_by_status"]), label
     for field in ["cost_reported", "cost_estimated", "cache_savings", "fallback_cost"]:
-        assert pico(got[field]) == want[field], f"{label}: {field} {got[field]} != {Decimal(want[field]) / PICO}"
-    assert pico(got["cost"]) == want["cost_reported"] + want["cost_estimated"], label
+        assert pico_nearest(got[field]) == want[field], f"{label}: {field} {got[field]} != {Decimal(want[field]) / PICO}"
+    assert pico_nearest(got["cost"]) == want["cost_reported"] + want["cost_estimated"], label
     for q, name in [(0.5, "p50"), (0.95, "p95")]:
         exact = nearest_rank(want["durations"], q)
         assert abs(got["latency_ms"][name] - exact) <= exact / 64 + 1, f"{label}: {name} {got['latency_ms'][name]} vs {exact}"
@@ -141,23 +138,29 @@ def day_of(r: dict) -> str:
 # Fixtures
 
 
-@pytest.fixture(scope="module")
-def an_sim():
-    s = Sim(name="sim-analytics")
-    seeded = s.http.post("/__sim/logs/seed", json={
+@declare_worker("analytics")
+def analytics_worker(_sim) -> Worker:
+    """A simulator of its own, seeded with the logs, and a Worker reading them (`.sim`)."""
+    own = Sim(name="sim-analytics")
+    seeded = own.http.post("/__sim/logs/seed", json={
         "count": SEED_COUNT, "days": 30, "seed": 4242, "end": iso(SEED_END),
         "worker": True, "price_drift": {"gpt-4o": 1.1},
     })
     assert seeded.json() == {"added": SEED_COUNT}
-    yield s
-    s.stop()
+    # 4,000 logs are 80 pages in one view: past the free plan's subrequest limit (50), within a paid one's.
+    w = Worker("analytics", base_values(own, ANALYTICS_TOKEN=ANALYTICS_TOKEN, SUBREQUEST_LIMIT="1000"))
+    w.sim = own
+    return w
 
 
 @pytest.fixture(scope="module")
-def an_worker(an_sim):
-    # 10,000 logs are 200 pages in one view: a Workers Paid plan's subrequest limit, not the free one's.
-    with running_worker("analytics", base_values(an_sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN, SUBREQUEST_LIMIT="1000")) as w:
-        yield w
+def an_worker(workers):
+    return workers["analytics"]
+
+
+@pytest.fixture(scope="module")
+def an_sim(an_worker):
+    return an_worker.sim
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +264,7 @@ def test_cold_totals_match_per_provider_and_day(api, seeded_rows):
         for value, w in want_dim.items():
             groups = [g for k, g in got.items() if k[index] == value]
             assert sum(g["requests"] for g in groups) == w["requests"], (dim, value)
-            assert sum(pico(g["cost"]) for g in groups) == w["cost_reported"] + w["cost_estimated"], (dim, value)
+            assert sum(pico_nearest(g["cost"]) for g in groups) == w["cost_reported"] + w["cost_estimated"], (dim, value)
     # The seed has what the issue asks for: several providers, cache hits, failures, missing costs.
     t = view["totals"]
     assert len({k[0] for k in got}) >= 4
@@ -310,8 +313,8 @@ def test_cross_check_flags_drift(api):
     gpt4o = cross[("openai", "gpt-4o")]
     assert gpt4o["flagged"] is True
     assert gpt4o["drift_percent"] == 10
-    assert pico(gpt4o["aig_cost"]) == pico(Decimal(gpt4o["our_cost"]) * Decimal("1.1")) or abs(
-        pico(gpt4o["aig_cost"]) - pico(Decimal(gpt4o["our_cost"]) * Decimal("1.1"))) <= gpt4o["requests"]
+    assert pico_nearest(gpt4o["aig_cost"]) == pico_nearest(Decimal(gpt4o["our_cost"]) * Decimal("1.1")) or abs(
+        pico_nearest(gpt4o["aig_cost"]) - pico_nearest(Decimal(gpt4o["our_cost"]) * Decimal("1.1"))) <= gpt4o["requests"]
     for k, c in cross.items():
         if k != ("openai", "gpt-4o"):
             assert c["flagged"] is False and c["drift_percent"] == 0 and c["aig_cost"] == c["our_cost"], k

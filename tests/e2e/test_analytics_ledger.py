@@ -1,8 +1,9 @@
 """GET /analytics from the ledger (the default source) end to end: Workers whose local D1 ledger
-is seeded before they start, every number checked against an independent computation made here
-from the seeded rows; with AI Gateway's Logs API unreachable or not configured (the view is the
-same, with a warning), and against the simulator's Logs API, where the join by log id finds the
-rows missing on either side, the token counts that differ and the cost that drifts.
+is seeded (before they start, or as they run), every number checked against an independent
+computation made here from the seeded rows; with AI Gateway's Logs API unreachable or not
+configured (the view is the same, with a warning), and against the simulator's Logs API, where
+the join by log id finds the rows missing on either side, the token counts that differ and the
+cost that drifts.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import base_values, free_port, ROOT, running_worker, SECRETS, Sim, Worker
-from test_analytics import pico
+from conftest import AGENT_TOKEN, base_values, declare_worker, ROOT, SECRETS, seed_ledger, Sim, Worker
+from helpers import pico_nearest
 
 ANALYTICS_TOKEN = "ana-" + secrets.token_hex(16)
 SECRETS.append(ANALYTICS_TOKEN)
@@ -42,7 +43,7 @@ def our_cost(provider: str, model: str, tin: int, tout: int) -> int | None:
     p = PRICES.get((provider, model))
     if p is None:
         return None
-    return pico((tin * Decimal(p["input"]) + tout * Decimal(p["output"])) / Decimal(1_000_000))
+    return pico_nearest((tin * Decimal(p["input"]) + tout * Decimal(p["output"])) / Decimal(1_000_000))
 
 
 # The canonical name of each spelling the seed uses (the ledger may hold any of them).
@@ -134,8 +135,8 @@ def assert_metrics(got: dict, want: dict, label: str) -> None:
         assert got[field] == want[field], f"{label}: {field} {got[field]} != {want[field]}"
     assert got["errors_by_status"] == dict(want["errors_by_status"]), label
     for field in ["cost", "cache_savings", "fallback_cost"]:
-        assert pico(got[field]) == want[field], f"{label}: {field}"
-    assert got["cost_reported"] == got["cost"] and pico(got["cost_estimated"]) == 0, label
+        assert pico_nearest(got[field]) == want[field], f"{label}: {field}"
+    assert got["cost_reported"] == got["cost"] and pico_nearest(got["cost_estimated"]) == 0, label
     assert got["latency_ms"]["samples"] == want["requests"], label
 
 
@@ -143,32 +144,17 @@ ROWS = seed_rows()
 
 
 @pytest.fixture(scope="module")
-def offline():
-    """Two Workers with the same seeded ledger and no Logs API to cross-check against: one with
-    an API URL where nothing listens, one with no CF_API_TOKEN at all."""
-    dead = f"http://127.0.0.1:{free_port()}/client/v4"
-    unreachable = Worker("ledger-unreachable", {**base_values_without_sim(CF_API_URL=dead)}, ledger_rows=ROWS)
-    unconfigured = Worker("ledger-no-token", base_values_without_sim(CF_API_URL=dead, CF_API_TOKEN=None),
-                          ledger_rows=ROWS)
-    try:
-        unreachable.wait_ready()
-        unconfigured.wait_ready()
-        yield {"unreachable": unreachable, "unconfigured": unconfigured}
-    finally:
-        unreachable.stop()
-        unconfigured.stop()
+def offline(workers):
+    """Two Workers of the session with the same ledger, seeded here with rows older than anything
+    the session writes, and no Logs API to cross-check against: `unreachable` (its Cloudflare
+    API URL is where nothing listens) and `no-limiter` (no CF_API_TOKEN at all)."""
+    for name in ("unreachable", "no-limiter"):
+        seed_ledger(workers[name].ledger_file(), ROWS)
+    return {"unreachable": workers["unreachable"], "unconfigured": workers["no-limiter"]}
 
 
-class _NoSim:
-    url = f"http://127.0.0.1:{free_port()}"
-
-
-def base_values_without_sim(**overrides):
-    return base_values(_NoSim(), ANALYTICS_TOKEN=ANALYTICS_TOKEN, **overrides)
-
-
-def view(worker, **params) -> tuple:
-    with worker.client(token=ANALYTICS_TOKEN, timeout=60) as c:
+def view(worker, token: str = AGENT_TOKEN, **params) -> tuple:
+    with worker.client(token=token, timeout=60) as c:
         r = c.get("/analytics", params={"from": iso(FROM), "to": iso(TO), "cache": "off", **params})
     assert r.status_code == 200, r.text
     return r, (json.loads(r.text, parse_float=Decimal) if params.get("format", "json") == "json" else None)
@@ -189,7 +175,7 @@ def test_ledger_view_without_any_logs_api(offline):
             assert_metrics(got[k], want[k], f"{name} {k}")
         assert_metrics(v["totals"], expected(ROWS, lambda r: "all")["all"], name)
     # AI Gateway's own view needs its logs: with none reachable it is an error, as before.
-    with offline["unreachable"].client(token=ANALYTICS_TOKEN) as c:
+    with offline["unreachable"].client() as c:
         r = c.get("/analytics", params={"source": "aig", "from": iso(FROM), "to": iso(TO)})
         assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_unreachable", r.text
         r = c.get("/analytics", params={"source": "logs"})
@@ -266,35 +252,39 @@ def mirror(log: dict) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def joined():
+@declare_worker("ledger-joined")
+def joined_worker(_sim) -> Worker:
+    """A simulator of its own with 120 logs, and a Worker whose ledger mirrors them but for
+    one log the ledger lacks (a failed write), one attempt AI Gateway has no log of, and one
+    attempt whose tokens the two count differently (`.sim`, `.joined`: what was seeded)."""
     sim = Sim(name="sim-ledger")
-    try:
-        seeded = sim.http.post("/__sim/logs/seed", json={
-            "count": 120, "days": 2, "seed": 77, "end": iso(END), "worker": True, "price_drift": {"gpt-4o": 1.1},
-        })
-        assert seeded.json() == {"added": 120}
-        logs = logs_of(sim)
-        ledger = [mirror(log) for log in logs]
-        # One log the ledger lacks (a failed write), one attempt AI Gateway has no log of, one
-        # attempt whose tokens the two count differently.
-        lost = next(r for r in ledger if r["success"] and r["cache"] == "MISS")
-        ledger.remove(lost)
-        unlogged = {**ledger[10], "request_id": "req-unlogged", "log_id": "log-unlogged", "ts_ms": ledger[10]["ts_ms"] + 7}
-        ledger.append(unlogged)
-        recounted = next(r for r in ledger if r["success"] and r["cache"] == "MISS" and r["model"] == "gemini-3.5-flash-lite")
-        recounted["tokens_out"] += 40
-        with running_worker("ledger-joined", base_values(sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN), ledger_rows=ledger) as w:
-            yield {"worker": w, "logs": logs, "ledger": ledger, "lost": lost, "unlogged": unlogged,
-                   "recounted": recounted}
-    finally:
-        sim.stop()
+    seeded = sim.http.post("/__sim/logs/seed", json={
+        "count": 120, "days": 2, "seed": 77, "end": iso(END), "worker": True, "price_drift": {"gpt-4o": 1.1},
+    })
+    assert seeded.json() == {"added": 120}
+    logs = logs_of(sim)
+    ledger = [mirror(log) for log in logs]
+    lost = next(r for r in ledger if r["success"] and r["cache"] == "MISS")
+    ledger.remove(lost)
+    unlogged = {**ledger[10], "request_id": "req-unlogged", "log_id": "log-unlogged", "ts_ms": ledger[10]["ts_ms"] + 7}
+    ledger.append(unlogged)
+    recounted = next(r for r in ledger if r["success"] and r["cache"] == "MISS" and r["model"] == "gemini-3.5-flash-lite")
+    recounted["tokens_out"] += 40
+    w = Worker("ledger-joined", base_values(sim, ANALYTICS_TOKEN=ANALYTICS_TOKEN), ledger_rows=ledger)
+    w.sim = sim
+    w.joined = {"worker": w, "logs": logs, "ledger": ledger, "lost": lost, "unlogged": unlogged, "recounted": recounted}
+    return w
+
+
+@pytest.fixture(scope="module")
+def joined(workers):
+    return workers["ledger-joined"].joined
 
 
 def test_the_join_finds_missing_rows_tokens_and_drift(joined):
     w, ledger = joined["worker"], joined["ledger"]
     window = {"from": iso(END - timedelta(days=3)), "to": iso(NOW)}
-    r, v = view(w, **window)
+    r, v = view(w, ANALYTICS_TOKEN, **window)
     assert v["complete"] is True and v["warnings"] == [], v["warnings"]
     c = v["cross_check"]
     assert c["against"] == "aig_logs" and c["ran"] is True and c["complete"] is True
@@ -319,10 +309,10 @@ def test_the_join_finds_missing_rows_tokens_and_drift(joined):
     assert c["flagged"] is True
     # The ledger's own totals are the ledger's, whatever AI Gateway says.
     assert v["totals"]["requests"] == len(ledger)
-    assert pico(v["totals"]["cost"]) == sum(r["charged_pico"] for r in ledger)
+    assert pico_nearest(v["totals"]["cost"]) == sum(r["charged_pico"] for r in ledger)
 
     # The dashboard says so.
-    r, _ = view(w, **window, format="html")
+    r, _ = view(w, ANALYTICS_TOKEN, **window, format="html")
     html = r.text
     assert 'id="disagreement"' in html and 'id="drift"' in html and "openai/gpt-4o" in html
     assert 'data-field="missing-in-ledger" data-value="1"' in html
@@ -349,7 +339,7 @@ def test_a_real_chat_call_is_in_the_ledger_view_and_matched(joined):
         time.sleep(0.2)
     assert all(row["log_id"] for row in rows)
     window = {"from": iso(END - timedelta(days=3)), "to": iso(datetime.now(timezone.utc) + timedelta(minutes=1))}
-    _, v = view(w, group_by="agent", **window)
+    _, v = view(w, ANALYTICS_TOKEN, group_by="agent", **window)
     [live] = [g for g in v["groups"] if g["key"]["agent"] == "LiveLedgerAgent"]
     assert live["requests"] == len(rows) and live["cost"] == charged
     c = v["cross_check"]

@@ -9,16 +9,13 @@ and counted, when `/limits` asks)."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from urllib.parse import urlparse
 
-from conftest import AGENT_TOKEN, SEEN
-from test_chat import CHAT, body
-from test_ledger import PICO, pico
+from conftest import AGENT_TOKEN
+from helpers import CHAT, PICO, body, hang_up_mid_stream, header_of, pico
 
 
 def spent(worker) -> tuple[int, int, int]:
@@ -39,28 +36,6 @@ def said_by_stream(raw: str) -> int | None:
     if not usage:
         return None
     return pico(json.loads(usage[-1].removeprefix("data: "), parse_float=Decimal)["usage"]["cost"])
-
-
-def hang_up_mid_stream(worker, request: dict) -> str:
-    """Reads a stream's headers and first content over a raw socket, then hangs up; the request id."""
-    url = urlparse(worker.url)
-    payload = json.dumps(request).encode()
-    head = (
-        f"POST {CHAT} HTTP/1.1\r\nHost: {url.hostname}\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-    ).encode()
-    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
-        s.sendall(head + payload)
-        got = b""
-        while b"Simulated" not in got:
-            chunk = s.recv(4096)
-            assert chunk, got
-            got += chunk
-    SEEN.append(("books: hang up mid-stream", "", got))
-    for line in got.split(b"\r\n"):
-        if line.lower().startswith(b"x-gateway-request-id:"):
-            return line.split(b":", 1)[1].strip().decode()
-    raise AssertionError(got)
 
 
 def test_the_ledger_the_responses_and_the_limiters_agree_to_the_picodollar(workers, sim):
@@ -112,7 +87,9 @@ def test_the_ledger_the_responses_and_the_limiters_agree_to_the_picodollar(worke
     # A stream whose upstream stalls after its first content, its caller hanging up: its
     # response never got to say what it cost; the books charge its worst case.
     sim.fault("google-ai-studio", {"kind": "stall_after_first_chunk"})
-    left = hang_up_mid_stream(worker, body(text=f"books left {uuid.uuid4()}", stream=True))
+    got = hang_up_mid_stream(worker, AGENT_TOKEN, body(text=f"books left {uuid.uuid4()}", stream=True))
+    left = header_of(got, "x-gateway-request-id")
+    assert left, got
 
     requests = set(said) | {left}
     deadline = time.monotonic() + 20

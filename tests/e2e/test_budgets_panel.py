@@ -15,33 +15,24 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import SHIPPED_CONFIG, base_values, gateway_config, running_worker
-from test_chat import CHAT, body
+from conftest import PANEL_SUBREQUEST_LIMIT as SUBREQUEST_LIMIT, SHIPPED_CONFIG, seed_ledger
+from helpers import CHAT, body
 
 HOSTILE = "octo-org/<script>alert(1)</script>"
-SUBREQUEST_LIMIT = 14
 PROVIDERS = len(SHIPPED_CONFIG["providers"])
-BREAKER = {"window_seconds": 60, "min_attempts": 10, "failure_ratio": 0.5, "cooldown_seconds": 30, "probes": 2}
 
 
 @pytest.fixture(scope="module")
-def panel_worker(sim):
-    providers = {name: {"requests_per_minute": 100000, "daily_budget_usd": 1000} for name in SHIPPED_CONFIG["providers"]}
-    providers["google-ai-studio"]["circuit_breaker"] = BREAKER
+def panel_worker(workers):
+    """The `rest` Worker (conftest.py): SUBREQUEST_LIMIT below what a full view makes once many
+    scopes spent today, budgets per repository and agent, a circuit breaker on Anthropic."""
+    w = workers["rest"]
     # The write path validates the repository header, so the hostile name can only come from
     # the ledger: a row of today, as if written by an older Worker or by hand.
-    seeded = [{"request_id": "seeded-hostile", "ts_ms": int(time.time() * 1000), "provider": "openai",
-               "model": "gpt-4o-mini", "agent": "TriagingAgent", "repository": HOSTILE}]
-    # A subrequest limit below what a full view would make once many scopes spent today: room for
-    # the first test's four scopes, not for the last test's ten.
-    with running_worker("budgets-panel", base_values(sim, SUBREQUEST_LIMIT=str(SUBREQUEST_LIMIT), GATEWAY_CONFIG=gateway_config(
-        providers=providers,
-        scopes={
-            "repositories": {"default": {"daily_budget_usd": 5}, "octo-org/api": {"daily_budget_usd": "0.5"}},
-            "agents": {"TriagingAgent": {"daily_budget_usd": 3, "requests_per_minute": 1000}},
-        },
-    )), ledger_rows=seeded) as w:
-        yield w
+    seed_ledger(w.ledger_file(), [{"request_id": f"seeded-hostile-{uuid.uuid4()}", "ts_ms": int(time.time() * 1000),
+                                  "provider": "openai", "model": "gpt-4o-mini", "agent": "TriagingAgent",
+                                  "repository": HOSTILE}])
+    return w
 
 
 def ask(worker, repo: str, agent: str):
@@ -78,7 +69,9 @@ def panel_rows(page: str) -> dict[str, dict[str, str]]:
     return rows
 
 
-def test_the_panel_shows_what_limits_shows(panel_worker):
+def test_the_panel_shows_what_limits_shows_then_stays_within_the_subrequest_limit(panel_worker, sim):
+    """Two phases, in this order: a few scopes, all shown with /limits' digits; then ten, more
+    than the subrequest limit leaves room for, the rest said."""
     ask(panel_worker, "octo-org/app", "TriagingAgent")
     ask(panel_worker, "octo-org/app", "TriagingAgent")
     ask(panel_worker, "octo-org/api", "PRReviewAgent")
@@ -109,7 +102,7 @@ def test_the_panel_shows_what_limits_shows(panel_worker):
         assert Decimal(row["spent_usd"]) == Decimal(str(p["spent_usd"]))
         assert Decimal(row["daily_budget_usd"]) == Decimal(str(p["daily_budget_usd"]))
         assert row["circuit"] == (p["circuit"]["state"] if "circuit" in p else "")
-    assert rows["provider:google-ai-studio"]["circuit"] == "closed"
+    assert rows["provider:anthropic"]["circuit"] == "closed"
     assert sum(Decimal(rows[f'provider:{p["provider"]}']["spent_usd"]) for p in listing["providers"]) > 0
 
     # The caller-supplied name is text, never markup.
@@ -117,6 +110,8 @@ def test_the_panel_shows_what_limits_shows(panel_worker):
     assert "<script" not in page
     assert "octo-org/&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'id="budgets-warning"' not in page
+
+    views_stay_within_the_subrequest_limit(panel_worker, sim)
 
 
 def test_json_and_csv_keep_their_schema(panel_worker):
@@ -127,7 +122,7 @@ def test_json_and_csv_keep_their_schema(panel_worker):
     assert csv.status_code == 200 and "Budgets today" not in csv.text
 
 
-def test_views_stay_within_the_subrequest_limit(panel_worker, sim):
+def views_stay_within_the_subrequest_limit(panel_worker, sim):
     # Ten scopes spent today: the panel (the ledger's callers, six providers, ten scopes) and the
     # cross-check cannot all fit in SUBREQUEST_LIMIT.
     for i in range(6):

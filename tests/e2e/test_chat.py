@@ -4,23 +4,9 @@ what comes back, streaming included."""
 import json
 
 from conftest import ACCOUNT_ID, AIG_TOKEN, AGENT_TOKEN, GATEWAY_ID
+from helpers import CHAT, body, sse_events
 
-CHAT = "/v1/chat/completions"
 COMPAT_PATH = f"/v1/{ACCOUNT_ID}/{GATEWAY_ID}/compat/chat/completions"
-
-
-def body(model="triage", text="The build fails on main", **extra):
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def sse_events(raw: bytes) -> list[str]:
-    """The `data:` payloads of an SSE body, in order."""
-    events = []
-    for block in raw.decode().split("\n\n"):
-        data = [line[5:].lstrip(" ") for line in block.split("\n") if line.startswith("data:")]
-        if data:
-            events.append("\n".join(data))
-    return events
 
 
 def test_alias_goes_to_gemini_first_with_decision_headers(client, sim):

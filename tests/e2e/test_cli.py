@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from conftest import ACCOUNT_ID, AGENT_TOKEN, API_TOKEN, GATEWAY_ID, ROOT, SECRETS
+from conftest import ACCOUNT_ID, AGENT_TOKEN, AIG_REFUSES_THE_TOKEN, API_TOKEN, GATEWAY_ID, ROOT, SECRETS
 
 AGW = ROOT / "target" / "debug" / "agw"
 
@@ -66,8 +66,10 @@ def test_doctor_names_the_fix(sim, workers):
     assert "FAIL  openai/gpt-4o-mini through the Worker: HTTP 401" in wrong.stdout, wrong.stdout
     assert "fix: AGENT_TOKEN is not the Worker's token" in wrong.stdout
 
-    # The `badgateway` Worker's CF_AIG_TOKEN is refused by its gateway.
-    refused = agw(sim, "doctor", "--worker-url", workers["badgateway"].url, AGENT_TOKEN=AGENT_TOKEN)
+    # AI Gateway refuses the Worker's CF_AIG_TOKEN: its answer to every inference call.
+    sim.fault("*", AIG_REFUSES_THE_TOKEN, times=100)
+    refused = agw(sim, "doctor", "--worker-url", workers["main"].url, AGENT_TOKEN=AGENT_TOKEN)
+    sim.reset()
     assert refused.returncode == 1
     assert "HTTP 502" in refused.stdout, refused.stdout
     assert "npx wrangler secret put CF_AIG_TOKEN" in refused.stdout

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, WRANGLER, base_values, running_worker
-from test_errors import assert_openai_error
+from conftest import ROOT, WRANGLER
+from helpers import assert_openai_error, wait_for_log
 
 CHAT = {"model": "triage", "messages": [{"role": "user", "content": "Label this issue"}]}
 HEADERS = {"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/octo-repo"}
@@ -22,15 +22,15 @@ MIGRATE = "npx wrangler d1 migrations apply LEDGER --local"
 
 
 @pytest.fixture(scope="module")
-def no_limiter(sim):
-    with running_worker("no-limiter", base_values(sim), without_bindings=("LIMITER",)) as w:
-        yield w
+def no_limiter(workers):
+    """The session's `no-limiter` Worker: wrangler.toml without its LIMITER binding."""
+    return workers["no-limiter"]
 
 
 @pytest.fixture(scope="module")
-def unmigrated(sim):
-    with running_worker("unmigrated", base_values(sim), migrated=False) as w:
-        yield w
+def unmigrated(workers):
+    """The session's `budget` Worker: its ledger's migrations were never applied."""
+    return workers["budget"]
 
 
 def test_a_worker_without_its_limiter_binding_refuses_chat_with_a_503_that_names_it(no_limiter, sim):
@@ -63,14 +63,9 @@ def test_without_the_ledger_table_chat_answers_and_the_operator_is_told_what_to_
         assert MIGRATE in body["ledger"], body
         r = c.get("/analytics", params={"format": "json"})
         assert_openai_error(r, 503, "ledger_unavailable", MIGRATE)
-    # The failed writes are said once per isolate, with the fix, not once per request.
-    deadline, lines = time.monotonic() + 15, []
-    while time.monotonic() < deadline:
-        log = unmigrated.log_path.read_text(errors="replace")
-        lines = [line for line in log.splitlines() if '"event":"ledger_schema_missing"' in line]
-        if lines:
-            break
-        time.sleep(0.2)
+    # The failed writes are said once per isolate, with the fix, not once per request (the
+    # Worker's other tests wrote, and failed to, before or after: still one line).
+    wait_for_log(unmigrated, '"event":"ledger_schema_missing"')
     time.sleep(1)  # the second request's write, had it logged too
     lines = [line for line in unmigrated.log_path.read_text(errors="replace").splitlines()
              if '"event":"ledger_schema_missing"' in line]

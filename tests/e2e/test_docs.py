@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ADMIN_TOKEN, AGENT_TOKEN, ARTIFACTS, ROOT, SEEN
+from conftest import ADMIN_TOKEN, AGENT_TOKEN, ARTIFACTS, ROOT
 from docs_examples import Block, blocks, child_env, page_name, pages, run_python, run_typescript, substitute
+from helpers import SEEN
 
 EXAMPLES = ROOT / "examples"
 OPERATIONS = ROOT / "docs" / "operations.md"

@@ -12,13 +12,10 @@ loop had drifted into, and for a caller that leaves mid-stream.
 from __future__ import annotations
 
 import json
-import socket
 import time
-from decimal import Decimal
-from urllib.parse import urlparse
 
-from conftest import AGENT_TOKEN, AIG_TOKEN, SEEN
-from test_chat import CHAT, body
+from conftest import AGENT_TOKEN, AIG_TOKEN
+from helpers import CHAT, SEEN, body, hang_up_mid_stream, ledger_rows, limits_of
 
 ECHO = "bad header cf-aig-authorization: Bearer {gateway_token}"
 
@@ -52,19 +49,19 @@ def test_a_token_echoed_in_a_native_stream_is_redacted_in_the_providers_error_ev
 
 
 def test_a_native_answer_that_stops_half_way_times_out_within_the_idle_deadline(worker, sim):
-    # Both tries of the suite's retry policy stall after half the body; the idle deadline is 2 s.
-    sim.fault("openai", {"kind": "stall_after_first_chunk"}, times=2)
+    # The first try stalls after half the body; the idle deadline is 2 s; the retry answers.
+    sim.fault("openai", {"kind": "stall_after_first_chunk"})
     request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
     started = time.monotonic()
     with worker.client(timeout=60) as c:
         r = c.post("/openai/chat/completions", json=request)
     elapsed = time.monotonic() - started
-    assert r.status_code == 504, r.text
-    assert r.json()["error"]["code"] == "upstream_timeout"
-    assert r.headers["x-gateway-attempts"] == "2"
+    assert r.status_code == 200, r.text
+    assert r.headers["x-gateway-trace"] == "openai/gpt-4o-mini=timeout, openai/gpt-4o-mini=200"
+    assert 2 <= elapsed < 8, f"took {elapsed:.1f} s: the body read has no deadline"
     # Charged: the answer had started, so the provider may have billed it.
-    assert Decimal(r.headers["x-gateway-cost-usd"]) > 0
-    assert elapsed < 12, f"took {elapsed:.1f} s: the body read has no deadline"
+    rows = ledger_rows(worker, r.headers["x-gateway-request-id"])
+    assert [(row["outcome"], row["charged_pico"] > 0) for row in rows] == [("timeout", True), ("200", True)], rows
 
 
 def test_a_native_stream_that_stalls_after_content_ends_with_an_error_event(worker, sim):
@@ -77,32 +74,13 @@ def test_a_native_stream_that_stalls_after_content_ends_with_an_error_event(work
     assert "event: error" in raw and "stalled" in raw, raw
 
 
-def limits_of(worker) -> dict:
-    with worker.client() as c:
-        listing = json.loads(c.get("/limits").text, parse_float=Decimal)
-    return {p["provider"]: p for p in listing["providers"]}
-
-
 def test_a_caller_that_leaves_mid_stream_is_settled_not_left_to_expire(worker, sim):
     """The caller reads the first content and hangs up while the upstream is still sending. The
     provider may bill the whole answer, so the attempt's worst case is charged at once (it used to
     be left reserved, to expire uncharged after 15 minutes)."""
     before = limits_of(worker)["google-ai-studio"]
     sim.fault("google-ai-studio", {"kind": "stall_after_first_chunk"})
-    url = urlparse(worker.url)
-    payload = json.dumps(body(stream=True)).encode()
-    request = (
-        f"POST {CHAT} HTTP/1.1\r\nHost: {url.hostname}\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-    ).encode() + payload
-    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
-        s.sendall(request)
-        got = b""
-        while b"Hello" not in got and b"Simulated" not in got:
-            chunk = s.recv(4096)
-            assert chunk, got
-            got += chunk
-    SEEN.append(("client leaves mid-stream", "", got))
+    hang_up_mid_stream(worker, AGENT_TOKEN, body(stream=True))
     # The Worker notices within its idle deadline (2 s) at the latest, settles in waitUntil.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -114,14 +92,13 @@ def test_a_caller_that_leaves_mid_stream_is_settled_not_left_to_expire(worker, s
     assert after["spent_usd"] > before["spent_usd"], (before, after)
 
 
-def test_streams_dropped_under_load_leave_the_others_whole_and_the_log_clean(workers, sim):
+def test_streams_dropped_under_load_leave_the_others_whole_and_the_log_clean(worker, sim):
     """Half of 16 concurrent streams hang up after their first content. The others must still end
     with [DONE], every dropped attempt must be settled, and the Worker must log no fatal error
     (the body of a dropped stream is freed outside the request, where the runtime refuses I/O,
     timers and stream calls: any such call there used to abort the wasm instance)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    worker = workers["soak"]
     log_before = worker.log_path.read_text(errors="replace")
 
     def one(i: int) -> bytes:

@@ -5,19 +5,9 @@ import httpx
 import pytest
 
 from conftest import AGENT_TOKEN
+from helpers import CHAT, assert_openai_error
 
-CHAT = "/v1/chat/completions"
 OK_BODY = {"model": "triage", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def assert_openai_error(r: httpx.Response, status: int, code: str, needle: str = "") -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    err = r.json()["error"]
-    assert set(err) >= {"message", "type", "code"}
-    assert err["code"] == code, err
-    assert needle.lower() in err["message"].lower(), err
-    return err
 
 
 @pytest.mark.parametrize(

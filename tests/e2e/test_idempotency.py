@@ -4,7 +4,7 @@ spend twice: it gets the first answer, or waits for it while it is still running
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from test_chat import CHAT, body, sse_events
+from helpers import CHAT, body, sse_events
 
 GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
 

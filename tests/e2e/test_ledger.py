@@ -11,21 +11,12 @@ from decimal import Decimal
 
 import openai
 from conftest import AGENT_TOKEN
-from test_chat import CHAT, body
-
-PICO = Decimal(10) ** 12
+from helpers import CHAT, PICO, body, pico
 
 
 def fresh(**extra) -> dict:
     """A chat body no earlier test sent (the triage route answers repeats from the cache)."""
     return body(text=f"Label issue {uuid.uuid4()}", **extra)
-
-
-def pico(usd) -> int:
-    """Exact picodollars of a decimal amount (a header's text, or a JSON number read as Decimal)."""
-    value = Decimal(str(usd)) * PICO
-    assert value == value.to_integral_value(), usd
-    return int(value)
 
 
 def rows_of(worker, request_count: int | None = None, where: str = "", timeout: float = 15) -> list[dict]:

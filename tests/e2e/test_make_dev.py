@@ -1,8 +1,11 @@
 """`make dev` as the README tells a new user to run it, in a fresh copy of the tree (no .dev.vars):
 it starts, says where, and what it prints works: the `curl` example as printed, a streamed
-request, the README's OpenAI SDK examples (Python and TypeScript). Ctrl-C (SIGINT to its process
-group) stops everything it started and frees its ports. With .dev.vars pointing at Cloudflare no
-simulator starts, and PORT is honoured; a port already taken is reported, not waited on.
+request, the README's OpenAI SDK examples (Python and TypeScript). Ctrl-C stops everything it
+started and frees its ports, typed in a terminal or while it is still starting, as does a
+SIGTERM to dev.sh alone. With .dev.vars pointing at Cloudflare no simulator starts (nor is its
+port needed), and PORT is honoured, from the environment or make's command line; a port already
+taken is reported, not waited on. Each start of `make dev` takes seconds: a test checks all it
+can of one.
 
 The copy holds the tracked (and new, unignored) files with their mtimes, and reuses target/,
 node_modules/, .venv/ and build/ through symlinks, so `make dev` runs as written in the Makefile
@@ -28,8 +31,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT, SEEN, free_port
+from conftest import ROOT, free_port
 from docs_examples import blocks, run_python, run_typescript, substitute
+from helpers import SEEN
 
 DEV_PORT = 8787  # make dev's default
 SIM_PORT = 8788  # the simulator's, from .dev.vars.example
@@ -285,9 +289,9 @@ def readme_block(*needles: str) -> str:
     return found[0]
 
 
-def test_make_dev_from_a_fresh_tree(tree, make_dev):
+def test_make_dev_from_a_fresh_tree_then_ctrl_c_typed_in_its_terminal(tree, make_dev):
     assert not (tree / ".dev.vars").exists()
-    dev = make_dev(tree)
+    dev = make_dev(tree, terminal=True)
     url = dev.wait_for(r"agent-gateway is running at (http://\S+)").group(1)
     out = dev.output()
     assert url == f"http://127.0.0.1:{DEV_PORT}"
@@ -340,22 +344,21 @@ def test_make_dev_from_a_fresh_tree(tree, make_dev):
 CLOUDFLARE = "https://gateway.ai.cloudflare.com/v1"
 
 
-@pytest.mark.parametrize("gateway_url", ["unset", CLOUDFLARE])
-def test_make_dev_against_cloudflare_starts_no_simulator(tree, make_dev, gateway_url):
+def against_cloudflare(tree: Path, gateway_url: str | None) -> None:
+    """.dev.vars from the example, with AI_GATEWAY_URL (and CF_API_URL) Cloudflare's, or unset."""
     example = (tree / ".dev.vars.example").read_text()
-    if gateway_url == "unset":
+    if gateway_url is None:
         values = re.sub(r"(?m)^(AI_GATEWAY_URL|CF_API_URL)=.*\n", "", example)
     else:
         values = re.sub(r"(?m)^AI_GATEWAY_URL=.*$", f"AI_GATEWAY_URL={gateway_url}", example)
         values = re.sub(r"(?m)^CF_API_URL=.*$", "CF_API_URL=https://api.cloudflare.com/client/v4", values)
     (tree / ".dev.vars").write_text(values)
-    port = free_port()
-    # PORT as an environment variable, or on make's command line: both reach dev.sh.
-    dev = make_dev(tree, **{"PORT": str(port)}) if gateway_url == "unset" else make_dev(tree, f"PORT={port}")
+
+
+def assert_serves_without_a_simulator(dev: MakeDev, port: int, shown: str) -> None:
     url = dev.wait_for(r"agent-gateway is running at (http://\S+)").group(1)
     out = dev.output()
     assert url == f"http://127.0.0.1:{port}"
-    shown = "the default https://gateway.ai.cloudflare.com/v1" if gateway_url == "unset" else gateway_url
     assert f"AI_GATEWAY_URL is {shown}: talking to Cloudflare, no simulator started" in out
     assert "starting the AI Gateway simulator" not in out
     assert "wrote .dev.vars" not in out
@@ -365,9 +368,34 @@ def test_make_dev_against_cloudflare_starts_no_simulator(tree, make_dev, gateway
     assert f"http://127.0.0.1:{port}/v1/chat/completions" in printed_curl(out)
     dev.track()
     assert not dev.started("aig-sim")
-    assert dev.started("workerd")
+    for what in ("wrangler", "workerd"):
+        assert dev.started(what), f"no {what} among make dev's processes: stopping it would prove nothing"
+
+
+def test_make_dev_against_cloudflare_by_default_then_sigterm_to_dev_sh(tree, make_dev):
+    """AI_GATEWAY_URL unset is Cloudflare's; PORT from the environment; `kill` of dev.sh alone
+    (a supervisor, an editor's stop button, `timeout`) stops what it started."""
+    against_cloudflare(tree, None)
+    port = free_port()
+    dev = make_dev(tree, PORT=str(port))
+    assert_serves_without_a_simulator(dev, port, "the default https://gateway.ai.cloudflare.com/v1")
     assert not in_use(SIM_PORT) and not in_use(DEV_PORT)
-    assert_stopped_cleanly(dev, [port])
+    assert_stopped_cleanly(dev, [port], lambda: terminate_dev_sh(dev))
+
+
+def test_make_dev_against_cloudflare_needs_no_simulator_port(tree, make_dev):
+    """AI_GATEWAY_URL Cloudflare's, PORT on make's command line, the simulator's port taken by
+    someone else: make dev does not need it. Ctrl-C (SIGINT to its process group) stops it."""
+    against_cloudflare(tree, CLOUDFLARE)
+    port = free_port()
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", SIM_PORT))
+        squatter.listen()
+        dev = make_dev(tree, f"PORT={port}")
+        assert_serves_without_a_simulator(dev, port, CLOUDFLARE)
+        assert not in_use(DEV_PORT)
+        assert_stopped_cleanly(dev, [port])
 
 
 @pytest.mark.parametrize("taken", [DEV_PORT, SIM_PORT])
@@ -391,8 +419,8 @@ def test_make_dev_reports_a_port_in_use(tree, make_dev, taken):
 
 
 def terminate_dev_sh(dev: MakeDev) -> None:
-    """`kill` of the script alone (a supervisor, an editor's stop button, `timeout`): no signal
-    reaches wrangler and workerd unless the script passes it on."""
+    """`kill` of the script alone: no signal reaches wrangler and workerd unless the script passes
+    it on."""
     dev.track()
     script = [p for p in dev.seen.values() if "scripts/dev.sh" in p.cmdline and alive(p)]
     assert len(script) == 1, [p.cmdline for p in script]
@@ -400,29 +428,21 @@ def terminate_dev_sh(dev: MakeDev) -> None:
     dev.wait_exit()
 
 
-@pytest.mark.parametrize("how", ["ctrl-c typed in a terminal", "ctrl-c while starting", "sigterm to dev.sh"])
-def test_make_dev_stops_everything_it_started(tree, make_dev, how):
-    dev = make_dev(tree, terminal=how.startswith("ctrl-c typed"))
-    if how == "ctrl-c while starting":
-        dev.wait_for(r"starting wrangler dev")
-        # wrangler is starting workerd (about a second at the quickest, with the build cached)
-        time.sleep(0.2)
-        assert "agent-gateway is running" not in dev.output()
-        assert_stopped_cleanly(dev, [DEV_PORT, SIM_PORT])
-        return
-    dev.wait_for(r"agent-gateway is running at")
-    dev.track()
-    for what in ("aig-sim", "wrangler", "workerd"):
-        assert dev.started(what), f"no {what} among make dev's processes"
-    assert httpx.get(f"http://127.0.0.1:{DEV_PORT}/healthz", timeout=10).status_code == 200
-    assert_stopped_cleanly(dev, [DEV_PORT, SIM_PORT], None if how.startswith("ctrl-c") else lambda: terminate_dev_sh(dev))
+def test_make_dev_stops_everything_on_ctrl_c_while_starting(tree, make_dev):
+    dev = make_dev(tree)
+    dev.wait_for(r"starting wrangler dev")
+    # wrangler is starting workerd (about a second at the quickest, with the build cached)
+    time.sleep(0.2)
+    assert "agent-gateway is running" not in dev.output()
+    assert_stopped_cleanly(dev, [DEV_PORT, SIM_PORT])
 
 
 def test_the_cloudflare_users_own_commands(tree, make_dev):
     """What a Worker's README tells its user, as typed: `make setup` (the toolchain, and
-    .dev.vars from the example), the simulator beside it (`make simulator`), `npx wrangler dev`.
-    Without the ledger's migrations chat answers and /healthz and /analytics say what to run;
-    after `npx wrangler d1 migrations apply LEDGER --local` everything is ok."""
+    .dev.vars from the example), the simulator beside it (`make simulator`), `npx wrangler d1
+    migrations apply LEDGER --local`, `npx wrangler dev` (the repository's wrangler.toml, its
+    [build] step included): everything is ok. (Without the migrations, chat answers and /healthz
+    and /analytics say what to run: test_deployment.py, on a Worker whose ledger has none.)"""
     setup = subprocess.run(["make", "setup"], cwd=tree, capture_output=True, text=True, timeout=600,
                            env={k: v for k, v in os.environ.items() if k not in NOT_INHERITED})
     assert setup.returncode == 0, setup.stdout + setup.stderr
@@ -446,22 +466,16 @@ def test_the_cloudflare_users_own_commands(tree, make_dev):
                 time.sleep(0.3)
         pytest.fail(f"npx wrangler dev did not answer:\n{dev.output()[-3000:]}")
 
-    dev, health = wrangler_dev()
-    SEEN.append(("wrangler dev healthz", "", health.content))
-    assert health.status_code == 503 and "npx wrangler d1 migrations apply LEDGER --local" in health.json()["ledger"]
-    r = httpx.post(f"{url}/v1/chat/completions", json=chat, headers=auth, timeout=30)
-    SEEN.append(("wrangler dev chat", "", r.content))
-    assert r.status_code == 200, r.text
-    assert "Simulated answer from google-ai-studio/" in r.json()["choices"][0]["message"]["content"]
-    r = httpx.get(f"{url}/analytics", headers=auth, timeout=30)
-    assert r.status_code == 503 and r.json()["error"]["code"] == "ledger_unavailable", r.text
-    assert_stopped_cleanly(dev, [DEV_PORT])
-
     migrate = subprocess.run(["npx", "wrangler", "d1", "migrations", "apply", "LEDGER", "--local"], cwd=tree,
                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     dev, health = wrangler_dev()
+    SEEN.append(("wrangler dev healthz", "", health.content))
     assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+    r = httpx.post(f"{url}/v1/chat/completions", json=chat, headers=auth, timeout=30)
+    SEEN.append(("wrangler dev chat", "", r.content))
+    assert r.status_code == 200, r.text
+    assert "Simulated answer from google-ai-studio/" in r.json()["choices"][0]["message"]["content"]
     r = httpx.get(f"{url}/analytics", headers=auth, params={"format": "json"}, timeout=30)
     assert r.status_code == 200, r.text
     assert_stopped_cleanly(dev, [DEV_PORT])

@@ -6,34 +6,13 @@ library tidies the path first."""
 from __future__ import annotations
 
 import json
-import re
-import socket
 
 import pytest
 
 from conftest import AGENT_TOKEN
+from helpers import send_raw
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}).encode()
-
-
-def exchange(worker, request: bytes) -> bytes:
-    """Sends raw bytes and reads one HTTP/1.1 response to its end (by its Content-Length, or its
-    last chunk), not to the connection's close: the dev server keeps it open for a while."""
-    with socket.create_connection(("127.0.0.1", worker.port), timeout=30) as s:
-        s.sendall(request)
-        data = b""
-        while True:
-            head, sep, body = data.partition(b"\r\n\r\n")
-            if sep:
-                length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-                if length and len(body) >= int(length.group(1)):
-                    return data
-                if re.search(rb"(?im)^transfer-encoding:\s*chunked", head) and body.endswith(b"0\r\n\r\n"):
-                    return data
-            chunk = s.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
 
 
 def raw_post(worker, target: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -42,9 +21,8 @@ def raw_post(worker, target: bytes, headers: dict[str, str] | None = None) -> tu
             b"Content-Type: application/json", f"Content-Length: {len(BODY)}".encode(), b"Connection: close"]
     for k, v in (headers or {"x-api-key": AGENT_TOKEN}).items():
         head.append(f"{k}: {v}".encode())
-    data = exchange(worker, b"\r\n".join(head) + b"\r\n\r\n" + BODY)
-    status_line, _, rest = data.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+    r = send_raw(worker, b"\r\n".join(head) + b"\r\n\r\n" + BODY, timeout=30)
+    return r.status, r.body
 
 
 def test_a_plain_path_passes(worker, sim):
@@ -114,8 +92,8 @@ def test_credentials_in_the_query_are_never_forwarded(worker, sim):
     body = json.dumps({"contents": [{"parts": [{"text": "hi"}]}]}).encode()
     head = (f"POST {target.decode()} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nx-goog-api-key: {AGENT_TOKEN}\r\nConnection: close\r\n\r\n").encode()
-    data = exchange(worker, head + body)
-    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    r = send_raw(worker, head + body, timeout=30)
+    assert r.status == 200, r.body[:200]
     [call] = sim.requests()
     assert call["query"] == "alt=sse"
 

@@ -15,20 +15,17 @@ import subprocess
 
 import pytest
 
-from conftest import AGENT_TOKEN, ARTIFACTS, base_values, gateway_config, ROOT, running_worker, SEEN, SHIPPED_CONFIG
+from conftest import AGENT_TOKEN, ARTIFACTS, ROOT
+from helpers import SEEN
 
 NODE_TESTS = ROOT / "tests" / "node"
 
 
 @pytest.fixture(scope="module")
-def limited(sim, workers):
-    """One request per minute per provider, for `RateLimitError`. The suite's `tight` Worker is
-    not used: other tests count on its window being fresh."""
-    with running_worker("node-limited", base_values(sim, GATEWAY_CONFIG=gateway_config(
-        providers={p: {"requests_per_minute": 1, "daily_budget_usd": 1000} for p in SHIPPED_CONFIG["providers"]},
-        retry={"attempts_per_target": 1, "base_delay_ms": 10, "max_delay_ms": 10, "max_retry_after_ms": 0},
-    ))) as w:
-        yield w
+def limited(workers):
+    """One request per minute for Gemini, OpenAI and Anthropic, for `RateLimitError`: the
+    session's `tight` Worker, whose other test uses Bedrock only."""
+    return workers["tight"]
 
 
 def test_node_openai_and_ai_sdk(sim, worker, limited):

@@ -6,7 +6,8 @@ from openai import OpenAI
 
 import httpx
 
-from conftest import AGENT_TOKEN, RecordingTransport
+from conftest import AGENT_TOKEN
+from helpers import RecordingTransport
 
 
 @pytest.fixture()

@@ -2,35 +2,27 @@
 
 The entry (js/entry.mjs) calls the generated handler without worker-build's per-request Proxies;
 recovery comes from wasm-bindgen's glue, which makes a fresh instance of the module at the next
-call after a trap. This Worker of its own sets GATEWAY_TEST_PANIC_PATH, the test-only trigger:
-a request to exactly that path panics (after an await, as a panic in a real handler would).
-Nothing else sets it (not wrangler.toml, not the suite's other Workers), so it cannot be reached
-in production; the main Worker below answers that path with a plain 404.
+call after a trap. The session's `rest` Worker sets GATEWAY_TEST_PANIC_PATH, the test-only
+trigger: a request to exactly that path panics (after an await, as a panic in a real handler
+would). Nothing else sets it (not wrangler.toml, not the suite's other Workers), so it cannot be
+reached in production; the main Worker below answers that path with a plain 404.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from conftest import base_values, running_worker
-
-PANIC_PATH = "/__test/panic"
-CHAT = "/v1/chat/completions"
-CALLER = {"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/octo-repo"}
-
+from conftest import PANIC_PATH
+from helpers import CHAT, wait_for_log
 
 def chat(client, text: str, **extra):
-    return client.post(
-        CHAT,
-        json={"model": "default", "messages": [{"role": "user", "content": text}], **extra},
-        headers=CALLER,
-    )
+    # No caller headers: the Worker's budgets panel (test_budgets_panel.py) counts each scope.
+    return client.post(CHAT, json={"model": "default", "messages": [{"role": "user", "content": text}], **extra})
 
 
 @pytest.fixture(scope="module")
-def panicking(sim):
-    with running_worker("panic", base_values(sim, GATEWAY_TEST_PANIC_PATH=PANIC_PATH)) as w:
-        yield w
+def panicking(workers):
+    return workers["rest"]
 
 
 def test_the_request_after_a_panic_is_served(panicking):
@@ -55,8 +47,7 @@ def test_the_request_after_a_panic_is_served(panicking):
             health = c.get("/healthz")
             assert health.status_code == 200 and health.json()["status"] == "ok"
 
-    log = panicking.log_path.read_text(errors="replace")
-    assert "GATEWAY_TEST_PANIC_PATH requested" in log
+    assert "GATEWAY_TEST_PANIC_PATH requested" in wait_for_log(panicking, "GATEWAY_TEST_PANIC_PATH requested")
 
 
 def test_the_trigger_is_off_unless_configured(worker):

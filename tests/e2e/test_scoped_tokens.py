@@ -2,8 +2,13 @@
 answered as that agent and repository (the ledger's row and AI Gateway's `cf-aig-metadata` say
 so), on the chat route and on the native routes; a header that disagrees is 403
 `token_scope_mismatch` and nothing reaches AI Gateway; an unknown token (or the stored hash) is
-401; AGENT_TOKEN works as before; an invalid map is named by /healthz and accepts no scoped
-token; and the raw scoped token never reaches AI Gateway, a response or a log line."""
+401; AGENT_TOKEN works as before; and the raw scoped token never reaches AI Gateway or a
+response (nor a log line: the session's secret scan holds the tokens and their hashes).
+
+Deployments of scoped tokens alone, or of a map that is invalid, are settings: unit tests of
+`gateway_core::config` (`scoped_tokens_alone_are_a_configuration`,
+`an_invalid_token_map_is_named_and_accepts_no_scoped_token`) and of `request::authenticate`;
+/healthz naming an invalid map is test_health_models.py's."""
 
 from __future__ import annotations
 
@@ -15,29 +20,8 @@ import anthropic
 import pytest
 
 import conftest
-from conftest import AGENT_TOKEN, ARTIFACTS, REVIEW, SCOPED_TOKENS, SEEN, TRIAGE, Worker, base_values, dotenv_json, sha256
-from test_chat import CHAT, body
-from test_native_routes import recording_client2
-
-GEMINI = "google-ai-studio/gemini-3.5-flash-lite"
-TOKENS = SCOPED_TOKENS
-
-
-@pytest.fixture(scope="module")
-def token_workers(sim):
-    started = {
-        # Scoped tokens only: no token that may claim any agent.
-        "tokens-only": Worker("tokens-only", base_values(sim, AGENT_TOKEN=None, AGENT_TOKENS=dotenv_json(TOKENS))),
-        # A broken map (a raw token where its hash belongs): named by /healthz, no scoped token.
-        "tokens-bad": Worker("tokens-bad", base_values(sim, AGENT_TOKENS=dotenv_json({REVIEW: {"agent": "ReviewAgent"}}))),
-    }
-    try:
-        for w in started.values():
-            w.wait_ready()
-        yield started
-    finally:
-        for w in started.values():
-            w.stop()
+from conftest import AGENT_TOKEN, REVIEW, TRIAGE, sha256
+from helpers import CHAT, GEMINI, body, ledger_rows, recording_client2
 
 
 @pytest.fixture()
@@ -57,13 +41,9 @@ def metadata_of(sim) -> dict:
 
 
 def ledger_row(worker, request_id: str) -> dict:
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        rows = worker.ledger("SELECT * FROM attempts WHERE request_id = ?", (request_id,))
-        if rows:
-            return rows[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no ledger row for {request_id}")
+    rows = ledger_rows(worker, request_id)
+    assert rows, f"no ledger row for {request_id}"
+    return rows[0]
 
 
 def assert_never_sent_upstream(sim, *tokens: str) -> None:
@@ -305,47 +285,3 @@ def test_a_scoped_token_echoed_in_a_native_error_is_redacted(tokens, sim):
         r = c.post("/anthropic/v1/messages", json=MESSAGES, headers={"x-api-key": TRIAGE})
     assert r.status_code == 400, r.text
     assert TRIAGE not in r.text and "echo [redacted]" in r.text
-
-
-# --- deployments ---------------------------------------------------------------------------------
-
-
-def test_scoped_tokens_alone_serve(token_workers, sim):
-    only = token_workers["tokens-only"]
-    health = only.client(token=None).get("/healthz")
-    assert health.status_code == 200, health.text
-    assert health.json()["missing"] == []
-    r = chat(only, REVIEW, {"x-github-repository": "octo-org/app"})
-    assert r.status_code == 200, r.text
-    assert metadata_of(sim)["agent"] == "ReviewAgent"
-    # No AGENT_TOKEN here: the suite's one is just a wrong token.
-    assert chat(only, AGENT_TOKEN, {"x-github-repository": "octo-org/app"}).status_code == 401
-
-
-def test_an_invalid_map_is_named_and_accepts_no_scoped_token(token_workers, sim):
-    bad = token_workers["tokens-bad"]
-    with bad.client(token=None) as c:
-        health = c.get("/healthz")
-    assert health.status_code == 503
-    invalid = health.json()["invalid"]
-    assert any(p.startswith("AGENT_TOKENS") and "not a SHA-256" in p for p in invalid), invalid
-    assert REVIEW not in health.text
-    assert chat(bad, REVIEW, {"x-github-repository": "octo-org/app"}).status_code == 401
-    assert chat(bad, AGENT_TOKEN).status_code == 200
-
-
-def test_zz_no_scoped_token_in_any_answer_or_log_line(token_workers):
-    """Last in this file: everything answered so far, and every line this module's Workers logged
-    (the session's `tokens` Worker's log is scanned by test_zz_secrets.py, with the hashes)."""
-    seen = [(what, head, data) for what, head, data in SEEN]
-    assert seen, "nothing was recorded"
-    for what, head, data in seen:
-        for token in (REVIEW, TRIAGE, sha256(REVIEW), sha256(TRIAGE)):
-            assert token not in head and token.encode() not in data, f"{what}: a scoped token came back"
-    for w in token_workers.values():
-        w.stop()  # flush and close the log
-    for name in token_workers:
-        text = (ARTIFACTS / f"worker-{name}.log").read_text(errors="replace")
-        assert '"event":"chat_completion"' in text or name == "tokens-bad"
-        for token in (REVIEW, TRIAGE):
-            assert token not in text, f"worker-{name}.log: a scoped token in a log line"

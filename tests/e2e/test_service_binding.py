@@ -2,8 +2,10 @@
 
 examples/agent-worker (the OpenAI SDK with `fetch` bound to its GATEWAY binding) and the built
 gateway run together in one `wrangler dev`: the agent is the primary Worker, served on the port;
-the gateway is only reachable through the binding. Two such pairs run: one whose agent holds the
-right AGENT_TOKEN, one whose agent holds a wrong one (the gateway still checks it over a binding).
+the gateway is only reachable through the binding. The agent's AGENT_TOKEN is a scoped token
+(TriagingAgent, `octo-org/*`): the gateway checks it over the binding as over HTTP, so an issue of
+another repository is refused (403) with nothing sent to AI Gateway. (A wrong token is a 401 by
+the same check: test_errors.py, test_native_routes.py.)
 """
 
 from __future__ import annotations
@@ -21,15 +23,20 @@ from conftest import (
     AGENT_TOKEN,
     ARTIFACTS,
     ROOT,
+    STARTED,
     Worker,
     base_values,
+    declare_worker,
+    dotenv_json,
+    sha256,
     write_e2e_wrangler_toml,
 )
 
 EXAMPLE = ROOT / "examples" / "agent-worker"
-WRONG_TOKEN = "agt-wrong-" + secrets.token_hex(16)
-# A wrong token must not come back either.
-conftest.SECRETS.append(WRONG_TOKEN)
+BOUND_TOKEN = "agt-bound-" + secrets.token_hex(16)
+# The agent's token and its stored hash must not come back either.
+conftest.SECRETS += [BOUND_TOKEN, sha256(BOUND_TOKEN)]
+REPO = "octo-org/octo-repo"
 
 
 def write_dev_vars(path: Path, values: dict[str, str]) -> None:
@@ -53,18 +60,20 @@ class BoundPair(Worker):
     only through the first one's [[services]] binding. Each Worker reads the .dev.vars beside its
     own config, so the agent holds nothing but its AGENT_TOKEN."""
 
-    def __init__(self, name: str, sim: conftest.Sim, agent_token: str):
+    def __init__(self, name: str, gateway_values: dict[str, str], agent_token: str):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = ARTIFACTS / f"worker-{name}.log"
+        self.log_path.write_bytes(b"")
         self.home = Path(tempfile.mkdtemp(prefix=f"agw-{name}-"))
         (self.home / "gateway").mkdir()
         (self.home / "agent").mkdir()
         self.gateway_config = write_e2e_wrangler_toml(self.home / "gateway")
-        write_dev_vars(self.home / "gateway" / ".dev.vars", base_values(sim))
+        write_dev_vars(self.home / "gateway" / ".dev.vars", gateway_values)
         self.config = write_agent_wrangler_toml(self.home / "agent")
         write_dev_vars(self.home / "agent" / ".dev.vars", {"AGENT_TOKEN": agent_token})
         self.starts = 0
+        STARTED.append(self)
         self.start()
 
     def configs(self) -> list[Path]:
@@ -74,30 +83,22 @@ class BoundPair(Worker):
         return []
 
 
-@pytest.fixture(scope="module")
-def pairs(sim):
-    started = {
-        "right": BoundPair("service-binding", sim, AGENT_TOKEN),
-        "wrong": BoundPair("service-binding-wrong-token", sim, WRONG_TOKEN),
-    }
-    try:
-        for pair in started.values():
-            pair.wait_ready()  # any answer: the agent has no /healthz, the gateway no port
-        yield started
-    finally:
-        for pair in started.values():
-            pair.stop()
+@declare_worker("service-binding")
+def bound_pair(sim) -> BoundPair:
+    # The gateway also takes the suite's AGENT_TOKEN (which the agent does not hold).
+    tokens = {sha256(BOUND_TOKEN): {"agent": "TriagingAgent", "repositories": ["octo-org/*"]}}
+    return BoundPair("service-binding", base_values(sim, AGENT_TOKENS=dotenv_json(tokens)), BOUND_TOKEN)
 
 
 @pytest.fixture()
-def agent(pairs):
+def agent(workers):
     # No token: the agent Worker holds its own; the caller of /triage never sees it.
-    with pairs["right"].client(token=None) as c:
+    with workers["service-binding"].client(token=None) as c:
         yield c
 
 
 def test_a_chat_answer_through_the_binding(agent, sim):
-    r = agent.post("/triage", json={"issue": "The app crashes on start", "repository": "octo-org/octo-repo"})
+    r = agent.post("/triage", json={"issue": "The app crashes on start", "repository": REPO})
     assert r.status_code == 200, r.text
     assert r.json() == {"answer": "Simulated answer from google-ai-studio/gemini-3.5-flash-lite: The app crashes on start"}
     assert r.headers["x-gateway-provider"] == "google-ai-studio"
@@ -110,7 +111,7 @@ def test_a_chat_answer_through_the_binding(agent, sim):
     [seen] = sim.requests()
     h = seen["headers"]
     assert h["cf-aig-authorization"] == f"Bearer {conftest.AIG_TOKEN}"
-    assert AGENT_TOKEN not in json.dumps(h)
+    assert BOUND_TOKEN not in json.dumps(h) and AGENT_TOKEN not in json.dumps(h)
     meta = json.loads(h["cf-aig-metadata"])
     assert (meta["agent"], meta["repo"], meta["route"]) == ("TriagingAgent", "octo-org/octo-repo", "triage")
     assert r.headers["cf-aig-log-id"] == seen["log_id"]
@@ -118,7 +119,7 @@ def test_a_chat_answer_through_the_binding(agent, sim):
 
 def test_decision_headers_of_a_failover_survive_the_binding(agent, sim):
     sim.fault("google-ai-studio", {"kind": "status", "status": 401})
-    r = agent.post("/triage", json={"issue": "Gemini's key was revoked"})
+    r = agent.post("/triage", json={"issue": "Gemini's key was revoked", "repository": REPO})
     assert r.status_code == 200, r.text
     assert r.json()["answer"] == "Simulated answer from openai/gpt-4o-mini: Gemini's key was revoked"
     assert r.headers["x-gateway-provider"] == "openai"
@@ -132,7 +133,7 @@ def stream_lines(r: httpx.Response) -> list[dict]:
 
 
 def test_a_stream_through_the_binding(agent, sim):
-    with agent.stream("POST", "/triage/stream", json={"issue": "Flaky test in CI"}) as r:
+    with agent.stream("POST", "/triage/stream", json={"issue": "Flaky test in CI", "repository": REPO}) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"] == "application/x-ndjson"
         assert r.headers["x-gateway-provider"] == "google-ai-studio"
@@ -153,7 +154,7 @@ def test_a_stream_failing_after_its_first_content_says_so(agent, sim):
     """After its first content the gateway ends a failing stream with an error event; the SDK
     throws, and the agent's last line is that error: never `done` after half an answer."""
     sim.fault("google-ai-studio", {"kind": "cut_after_first_chunk"})
-    with agent.stream("POST", "/triage/stream", json={"issue": "Cut me off"}) as r:
+    with agent.stream("POST", "/triage/stream", json={"issue": "Cut me off", "repository": REPO}) as r:
         assert r.status_code == 200
         lines = stream_lines(r)
     assert lines[0] == {"text": "Simulated"}
@@ -162,13 +163,13 @@ def test_a_stream_failing_after_its_first_content_says_so(agent, sim):
 
 
 @pytest.mark.parametrize("path", ["/triage", "/triage/stream"])
-def test_the_agent_token_is_still_required_over_the_binding(pairs, sim, path):
-    """A binding is no way around the token: the agent holding a wrong one gets the SDK's
-    AuthenticationError (401), passed back with the gateway's error; AI Gateway is never called."""
-    with pairs["wrong"].client(token=None) as c:
-        r = c.post(path, json={"issue": "Let me in"})
-    assert r.status_code == 401, r.text
-    assert r.json()["error"]["code"] == "invalid_api_key"
+def test_the_agent_token_is_still_checked_over_the_binding(agent, sim, path):
+    """A binding is no way around the token: the agent's scoped token does not reach another
+    repository; the agent gets the SDK's PermissionDeniedError (403), passed back with the
+    gateway's error; AI Gateway is never called."""
+    r = agent.post(path, json={"issue": "Let me in", "repository": "evil-org/app"})
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "token_scope_mismatch"
     assert r.headers["x-gateway-model"] == "none"
     assert r.headers["x-gateway-attempts"] == "0"
     assert sim.requests() == []

@@ -3,7 +3,7 @@
 //
 // The tests are driven by tests/e2e/test_node_sdks.py, which starts the Workers and sets:
 //   BASE_URL          the main Worker's OpenAI base URL (`http://127.0.0.1:PORT/v1`)
-//   LIMITED_BASE_URL  a Worker allowing 1 request per minute per provider, used by no other test
+//   LIMITED_BASE_URL  a Worker allowing 1 request per minute to Gemini, OpenAI and Anthropic, which no other test calls
 //   AGENT_TOKEN       the session's random agent token
 //   SIM_URL           the AI Gateway simulator (`/__sim/` control API)
 //   SEEN_FILE         a JSON-lines file: every response the Worker sent, for the secret scan

@@ -427,8 +427,8 @@ describe('error classes', () => {
   });
 
   test('RateLimitError once every target is over its rate limit', async () => {
-    // The limited Worker allows 1 request per minute per provider and is used by no other test:
-    // the default chain (Gemini, OpenAI, Anthropic) answers three times, then has nothing left.
+    // The limited Worker allows 1 request per minute to each of Gemini, OpenAI and Anthropic, which
+    // no other test calls there: the default chain answers three times, then has nothing left.
     const limited = client({ baseURL: LIMITED_BASE_URL });
     const providers = [];
     for (let i = 0; i < 3; i++) {

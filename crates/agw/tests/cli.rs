@@ -201,7 +201,8 @@ fn doctor_names_each_problem_and_its_fix() {
     // Every routed model is asked once: one its provider retired fails, one answered by another
     // model warns (it is priced as that model).
     let rules = serde_json::json!({"retired": ["gemini-3.5-flash-lite"], "redirects": {"gpt-4o-mini": "gpt-4o"}});
-    let set = ureq::post(&format!("http://{sim}/__sim/models")).content_type("application/json").send(rules.to_string());
+    let set =
+        ureq::post(&format!("http://{sim}/__sim/models")).content_type("application/json").send(rules.to_string());
     assert_eq!(set.unwrap().status(), 200);
     let d = agw(sim, gw, &["doctor"], &[("CF_AIG_TOKEN", GATEWAY_TOKEN)], "");
     assert_eq!(d.code, 1);

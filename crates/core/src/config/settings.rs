@@ -304,6 +304,33 @@ mod tests {
         assert_eq!(low.invalid, vec!["SUBREQUEST_LIMIT must be a whole number from 10 to 10000".to_owned()]);
     }
 
+    /// A deployment may hand out scoped tokens only: nothing is missing, AGENT_TOKEN is no token.
+    #[test]
+    fn scoped_tokens_alone_are_a_configuration() {
+        use crate::request::tokens::token_hash;
+        let map = format!(r#"{{"{}": {{"agent": "ReviewAgent"}}}}"#, token_hash("agt-review"));
+        let s = read(&[("AGENT_TOKENS", &map), ("CF_ACCOUNT_ID", "a"), ("AI_GATEWAY_ID", "g"), ("CF_AIG_TOKEN", "t")]);
+        assert!(s.missing().is_empty() && s.invalid.is_empty(), "{:?} {:?}", s.missing(), s.invalid);
+        let tokens = s.agent_tokens();
+        assert!(tokens.check_bearer(Some("Bearer agt-review")).is_ok());
+        assert_eq!(tokens.check_bearer(Some("Bearer agt-shared")).unwrap_err().status(), 401);
+    }
+
+    /// A map that does not parse (here a raw token where its hash belongs) is named, never shown,
+    /// and turns every scoped token off: a token meant to be scoped must not pass as another.
+    #[test]
+    fn an_invalid_token_map_is_named_and_accepts_no_scoped_token() {
+        let raw = "agt-raw-token-stored-by-mistake";
+        let map = format!(r#"{{"{raw}": {{"agent": "ReviewAgent"}}}}"#);
+        let s = read(&[("AGENT_TOKEN", "agt-shared"), ("AGENT_TOKENS", &map)]);
+        let [problem] = s.invalid.as_slice() else { panic!("{:?}", s.invalid) };
+        assert!(problem.starts_with("AGENT_TOKENS") && problem.contains("not a SHA-256"), "{problem}");
+        assert!(problem.ends_with("no scoped token is accepted") && !problem.contains(raw), "{problem}");
+        let tokens = s.agent_tokens();
+        assert_eq!(tokens.check_bearer(Some(&format!("Bearer {raw}"))).unwrap_err().status(), 401);
+        assert!(tokens.check_bearer(Some("Bearer agt-shared")).is_ok());
+    }
+
     #[test]
     fn the_limiters_times_to_live_are_settings_within_bounds() {
         let s = read(&[]);

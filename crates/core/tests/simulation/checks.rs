@@ -45,6 +45,8 @@ pub struct Report {
     pub lines: Vec<Vec<Option<Usd>>>,
     pub ends: BTreeMap<&'static str, usize>,
     pub attempts: usize,
+    /// Each alert threshold a limiter announced, in order: `(limiter, percent)`.
+    pub alerts: Vec<(String, u32)>,
 }
 
 /// Totals over many schedules.
@@ -99,6 +101,9 @@ impl Stats {
             "json_answer",
             "ToolStreamChecked",
             "ToolWholeChecked",
+            "alert_50",
+            "alert_80",
+            "alert_100",
         ] {
             assert!(self.ends.get(kind).copied().unwrap_or(0) > 0, "no schedule reached {kind}: {self}");
         }
@@ -232,6 +237,9 @@ pub fn check_books(shared: &Shared, outcomes: &[(usize, RequestOutcome)], kills:
     let mut died = Usd::ZERO;
     for (name, limiter) in limiters.iter_mut() {
         let snapshot = limiter.snapshot(later);
+        // What the expiries charged crosses thresholds the limiter announces with its next
+        // operation's answer, as it would the next time a request asked.
+        shared.note_alerts(&limiter.take_alerts(name));
         let budget = match NAMES.iter().position(|n| n == name) {
             Some(i) => shared.policies[i].daily_budget,
             None => shared.scope.as_ref().map_or(Usd::ZERO, |s| s.policy.daily_budget),
@@ -272,6 +280,34 @@ pub fn check_books(shared: &Shared, outcomes: &[(usize, RequestOutcome)], kills:
             let scoped = closed[*i].get(&scope.key()).copied().unwrap_or(Usd::ZERO);
             assert_eq!(scoped, o.charged, "request {i}: the scope was charged what the request was");
         }
+    }
+}
+
+/// Each limiter announced each threshold at most once (a schedule is within one day), in order:
+/// 50% and 80% exactly when the day's spend reached them, and 100% (a refusal once most of the
+/// budget is spent) only after 80%.
+pub fn check_alerts(shared: &Shared) {
+    let now = shared.clock.now();
+    let alerts = shared.alerts.borrow();
+    let check = |name: &str, spent: Usd, budget: Usd| {
+        let got: Vec<u32> = alerts.iter().filter(|(l, _)| l == name).map(|&(_, t)| t).collect();
+        let reached = |percent: u32| u128::from(spent.pico()) * 100 >= u128::from(budget.pico()) * u128::from(percent);
+        let mut expected: Vec<u32> = [50, 80].into_iter().filter(|&p| budget.pico() > 0 && reached(p)).collect();
+        if got.contains(&100) {
+            assert!(expected.contains(&80), "{name}: 100% announced before 80%: {got:?}");
+            expected.push(100);
+        }
+        assert_eq!(got, expected, "{name}: alerts at spent {spent} of {budget}");
+    };
+    for (name, limiter) in shared.limiters.borrow_mut().iter_mut() {
+        let budget = match NAMES.iter().position(|n| n == name) {
+            Some(i) => shared.policies[i].daily_budget,
+            None => match &shared.scope {
+                Some(scope) if scope.key() == *name => scope.policy.daily_budget,
+                _ => continue,
+            },
+        };
+        check(name, limiter.snapshot(now).spent_usd, budget);
     }
 }
 

@@ -58,6 +58,9 @@ impl Shared {
             return Err("the call failed on its way".to_owned());
         }
         let answer = self.limiters.borrow_mut().entry(name.to_owned()).or_default().handle(op, self.clock.now());
+        // The thresholds it crossed are posted whatever becomes of the answer: the limiter
+        // announces each once, and the shell posts what it hears.
+        self.note_alerts(&answer.alerts);
         if roll < 6 {
             return Err("its answer was lost".to_owned());
         }
@@ -71,7 +74,8 @@ impl Shared {
         self.clock.spawn(async move {
             shared.clock.sleep(delay).await;
             let now = shared.clock.now();
-            shared.limiters.borrow_mut().entry(name).or_default().handle(op, now);
+            let answer = shared.limiters.borrow_mut().entry(name).or_default().handle(op, now);
+            shared.note_alerts(&answer.alerts);
         });
     }
 

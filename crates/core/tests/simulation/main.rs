@@ -22,13 +22,19 @@
 //! admitted all or nothing beside them, the scope's; circuit breakers and provider outages come
 //! and go on the way; and an answer of tool calls, in OpenAI's dialect or Gemini's (index-less,
 //! parallel, split, signed on a trailing delta, "stop"), reaches its client through the real
-//! relay as the calls it made, well-formed for the OpenAI SDK's accumulator, streamed or whole.
+//! relay as the calls it made, well-formed for the OpenAI SDK's accumulator, streamed or whole;
+//! each limiter announced each alert threshold once, as its spend reached it (100%: at the
+//! first refusal after 80%).
+//!
+//! Beside the random schedules, scripted ones pin down single decisions (here, and in
+//! `failures_and_limits.rs`: each upstream failure, refusal and limit).
 //!
 //! `SIM_SCHEDULES` sets how many schedules run (`make fuzz` runs many more); `SIM_SEED` replays
 //! one: a failure prints `SIM_SEED=… cargo test -p gateway-core --test simulation`.
 
 mod checks;
 mod executor;
+mod failures_and_limits;
 mod limiters;
 mod sim;
 #[path = "../common/tool_calls.rs"]

@@ -95,6 +95,8 @@ pub struct Shared {
     pub closed: RefCell<Vec<BTreeMap<String, Usd>>>,
     /// What the killed isolates had at stake when they died.
     pub at_stake: Cell<Usd>,
+    /// Each alert threshold a limiter announced, in order: `(limiter, percent)`.
+    pub alerts: RefCell<Vec<(String, u32)>>,
 }
 
 impl Shared {
@@ -113,6 +115,18 @@ impl Shared {
 
     fn retired(&self, provider: usize, model: usize, now: u64) -> bool {
         self.retired.iter().any(|&(p, m, from)| p == provider && m == model && now >= from)
+    }
+
+    /// Keeps the thresholds a limiter's answer announced, as the shell posts them.
+    pub fn note_alerts(&self, alerts: &[gateway_core::account::alerts::Alert]) {
+        for alert in alerts.iter().filter(|a| a.model_unavailable.is_none()) {
+            self.count(match alert.threshold_percent {
+                50 => "alert_50",
+                80 => "alert_80",
+                _ => "alert_100",
+            });
+            self.alerts.borrow_mut().push((alert.limiter.clone(), alert.threshold_percent));
+        }
     }
 }
 
@@ -206,7 +220,10 @@ impl Runtime for Sim {
         // twice: its fault is drawn either way); a retired model is gone whatever the outage.
         let fault = if self.shared.down(provider, start) { Fault::Status(503, None) } else { fault };
         let gone = self.shared.retired(provider, model, start);
+        // Past the first-byte deadline at times, but only when the dice draw the faults: a
+        // script times out where it says so.
         let latency = self.rng.borrow_mut().range(1, first_byte_ms * 5 / 4 + 1);
+        let latency = if self.upstream.borrow().random.is_none() { latency.min(first_byte_ms) } else { latency };
         let (exchange, expected) = self.exchange(fault, gone, provider, written, latency, first_byte_ms, start).await;
         let retry_after_ms = match &exchange {
             Exchange::Failed { retry_after, .. } => gateway_core::engine::retry::retry_after_ms(retry_after.as_deref()),
@@ -240,6 +257,16 @@ impl Runtime for Sim {
 
     fn random(&self) -> f64 {
         self.rng.borrow_mut().unit()
+    }
+}
+
+/// A `Retry-After` as sent: whole seconds as AI Gateway and the providers send them, or a
+/// fraction of one.
+fn retry_after_text(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        (ms / 1000).to_string()
+    } else {
+        format!("{}.{:03}", ms / 1000, ms % 1000)
     }
 }
 
@@ -326,7 +353,7 @@ impl Sim {
             }
             Fault::Status(status, retry_after) => {
                 let body = format!("{{\"error\":{{\"message\":\"no: cf-aig-authorization: Bearer {SECRET}\"}}}}");
-                let retry_after = retry_after.map(|ms| format!("{}.{:03}", ms / 1000, ms % 1000));
+                let retry_after = retry_after.map(retry_after_text);
                 let err = upstream::error_from_upstream(
                     status,
                     body.as_bytes(),
@@ -339,7 +366,7 @@ impl Sim {
             }
             Fault::Refusal(refusal, retry_after) => {
                 let (status, body, dlp) = aig_refusal_answer(refusal);
-                let retry_after = retry_after.map(|ms| format!("{}.{:03}", ms / 1000, ms % 1000));
+                let retry_after = retry_after.map(retry_after_text);
                 // Read the way the shell reads it: recognised from the status, code and header.
                 let seen = upstream::aig_refusal(status, body.as_bytes(), dlp);
                 assert_eq!(seen, Some(refusal), "{body}");

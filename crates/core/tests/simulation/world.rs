@@ -13,7 +13,9 @@ use gateway_core::aig::answer::AigRefusal;
 use gateway_core::config::RetryPolicy;
 use gateway_core::engine::{self, books, Fallback, Rules, Target};
 
-use crate::checks::{check_books, check_marks, check_request, check_tool_calls, retry_gaps, Report, RequestOutcome};
+use crate::checks::{
+    check_alerts, check_books, check_marks, check_request, check_tool_calls, retry_gaps, Report, RequestOutcome,
+};
 use crate::executor::{Clock, Task};
 use crate::limiters::Isolate;
 use crate::sim::{end_kind, relay, target_id, Answer, Shared, Sim};
@@ -236,7 +238,8 @@ impl Schedule {
         }
     }
 
-    fn generous() -> Policy {
+    /// Limits no script reaches: 1000 requests a minute, 1000 USD a day, no breaker.
+    pub fn generous() -> Policy {
         Policy { requests_per_minute: 1000, daily_budget: Usd(1_000_000_000), breaker: None }
     }
 
@@ -249,6 +252,39 @@ impl Schedule {
             faults,
             vec![],
         )
+    }
+
+    /// `providers` generous providers, and one request for `p1/m`, `p2/m`, … in turn (each worth
+    /// 1000 pUSD at worst), whose attempts go as `faults` say and its streams as `plans` do.
+    pub fn scripted_chain(providers: usize, stream: bool, faults: Vec<Fault>, plans: Vec<StreamPlan>) -> Schedule {
+        let targets = (0..providers).map(|p| (p, 0, Usd(1000))).collect();
+        Self::scripted(vec![Self::generous(); providers], targets, stream, faults, plans)
+    }
+
+    /// One request on a native route: `p1/m` alone, never another provider; `p1` under `policy`.
+    pub fn scripted_native(policy: Policy, faults: Vec<Fault>) -> Schedule {
+        let mut schedule = Self::scripted(vec![policy], vec![(0, 0, Usd(1000))], false, faults, vec![]);
+        schedule.requests[0].fallback = Fallback::SameTargetOnly;
+        schedule
+    }
+
+    /// `count` requests for `p1/m`, `p2/m`, … (each worth 1000 pUSD at worst), one every
+    /// `every_ms` (0: all at once), each of the `providers` under `policy`.
+    pub fn scripted_load(policy: Policy, providers: usize, count: usize, every_ms: u64) -> Schedule {
+        let targets = (0..providers).map(|p| (p, 0, Usd(1000))).collect();
+        let mut schedule = Self::scripted(vec![policy; providers], targets, false, vec![], vec![]);
+        schedule.repeat(count, every_ms);
+        schedule
+    }
+
+    /// `count` requests, one a second, for `p1/m`, `p2/m`, … with these worst cases, all of one
+    /// repository whose limits are `scope`; the providers are generous.
+    pub fn scripted_scope(scope: Policy, worst_cases: &[u64], count: usize) -> Schedule {
+        let targets = worst_cases.iter().enumerate().map(|(p, &w)| (p, 0, Usd(w))).collect();
+        let mut schedule = Self::scripted(vec![Self::generous(); worst_cases.len()], targets, false, vec![], vec![]);
+        schedule.repeat(count, 1_000);
+        schedule.scope = Some(scope);
+        schedule
     }
 
     /// A provider down from the start for `outage_ms`, then well, behind a circuit breaker
@@ -373,6 +409,7 @@ impl Schedule {
             pending: RefCell::new(vec![0; count]),
             closed: RefCell::new(vec![Default::default(); count]),
             at_stake: Cell::new(Usd::ZERO),
+            alerts: RefCell::default(),
         });
         for &(isolate, at) in &self.kills {
             shared.kill_at(isolate, START_MS + at);
@@ -497,7 +534,8 @@ impl Schedule {
         }
         check_books(&shared, &outcomes, !self.kills.is_empty());
         check_marks(&shared);
-        let mut report = Report { ends: shared.ends.take(), ..Report::default() };
+        check_alerts(&shared);
+        let mut report = Report { ends: shared.ends.take(), alerts: shared.alerts.take(), ..Report::default() };
         for (_, o) in outcomes {
             check_request(&o);
             report.attempts += o.log.len();

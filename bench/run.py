@@ -387,7 +387,26 @@ def stream_until_first_token(address: str, path: str, body: bytes, headers: dict
 # Bodies and targets
 
 
-def chat_body(size: int, stream: bool, model: str) -> bytes:
+def labels_schema() -> dict:
+    """A `json_schema` of about 2 KB, of the kind a triager asks for: the simulator answers JSON
+    sampled from it (about 2 KB too), which ours parses and validates before answering."""
+    fields = {
+        f"field_{i:02}": {"type": "string", "description": "what the triager found about this part of the issue"}
+        for i in range(20)
+    }
+    fields["labels"] = {"type": "array", "items": {"type": "string", "enum": ["bug", "feature", "question"]}}
+    fields["severity"] = {"type": "integer", "minimum": 1, "maximum": 5}
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "triage",
+            "strict": True,
+            "schema": {"type": "object", "properties": fields, "required": sorted(fields), "additionalProperties": False},
+        },
+    }
+
+
+def chat_body(size: int, stream: bool, model: str, json_schema: bool = False) -> bytes:
     """A chat request of exactly `size` bytes: a long system prompt (an issue thread, say) and a
     short last user message, so the simulated answer stays a few words whatever the size. A
     stream asks for its usage: ours asks AI Gateway for it whatever the client says (it prices
@@ -404,6 +423,8 @@ def chat_body(size: int, stream: bool, model: str) -> bytes:
     }
     if stream:
         doc["stream_options"] = {"include_usage": True}
+    if json_schema:
+        doc["response_format"] = labels_schema()
     empty = len(json.dumps(doc, separators=(",", ":")))
     words = "the build fails when the cache is cold and the runner has two cores "
     pad = size - empty
@@ -435,6 +456,8 @@ class Scenario:
     name: str
     stream: bool
     size: int
+    # Asks for JSON by a ~2 KB schema (`labels_schema`): ours validates the ~2 KB answer.
+    json_schema: bool = False
 
 
 SCENARIOS = [
@@ -442,6 +465,7 @@ SCENARIOS = [
     Scenario("chat 32KB", False, 32 * 1024),
     Scenario("stream 2KB", True, 2 * 1024),
     Scenario("stream 32KB", True, 32 * 1024),
+    Scenario("json 2KB", False, 4 * 1024, json_schema=True),
 ]
 
 # Every target gets the same headers: each ignores what is not its own (the simulator ignores
@@ -496,7 +520,7 @@ def run_scenario(sc: Scenario, targets: list[Target], sim: Sim, args, tmp: Path)
     files = {}
     for t in targets:
         f = tmp / f"body-{t.name}-{sc.size}-{int(sc.stream)}.json"
-        f.write_bytes(chat_body(sc.size, sc.stream, t.model))
+        f.write_bytes(chat_body(sc.size, sc.stream, t.model, sc.json_schema))
         files[t.name] = f
     # Interleaved rounds, best of each: the machine is shared, and a burst of someone else's work
     # should not land on one side of the comparison only.
@@ -607,10 +631,10 @@ def profile(args, sim: Sim, spec: WorkerSpec, tmp: Path, running: list) -> None:
     running.append(w)
     model = ALIAS if spec.name == "ours" else MODEL
     path = "/v1/chat/completions" if spec.name == "ours" else "/"
-    w.wait_first_answer((path, chat_body(sc.size, sc.stream, model), HEADERS))
+    w.wait_first_answer((path, chat_body(sc.size, sc.stream, model, sc.json_schema), HEADERS))
     target = Target(spec.name, w.address, path, model)
     body = tmp / "profile-body.json"
-    body.write_bytes(chat_body(sc.size, sc.stream, model))
+    body.write_bytes(chat_body(sc.size, sc.stream, model, sc.json_schema))
     wrk(target, body, args.connections, 2)  # warm up
     sim.reset()
     out = RESULTS / f"profile-{spec.name}-{sc.name.replace(' ', '-')}.cpuprofile"

@@ -1,6 +1,8 @@
 """Bad input: each case gets a clear OpenAI-shaped error with the right status, and nothing
 reaches AI Gateway."""
 
+import json
+
 import httpx
 import pytest
 
@@ -150,3 +152,52 @@ def test_caller_headers_are_validated(client, sim, name, value, needle):
     r = client.post(CHAT, json=OK_BODY, headers={name: value})
     assert_openai_error(r, 400, "invalid_request", needle)
     assert sim.requests() == []
+
+
+def call(id_: str, name: str = "read_file") -> dict:
+    return {"id": id_, "type": "function", "function": {"name": name, "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    "messages, needle",
+    [
+        # A tool result whose call is nowhere before it.
+        ([{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "call_x", "content": "ok"}],
+         "messages[1]"),
+        # A call left without its result, then the conversation goes on.
+        ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [call("call_a")]},
+          {"role": "user", "content": "and?"}], "messages[1]"),
+        # A call answered twice.
+        ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [call("call_a")]},
+          {"role": "tool", "tool_call_id": "call_a", "content": "1"},
+          {"role": "tool", "tool_call_id": "call_a", "content": "2"}], "messages[3]"),
+    ],
+    ids=["unknown-tool-call-id", "call-without-result", "answered-twice"],
+)
+def test_a_broken_tool_history_is_a_400_naming_the_message(client, sim, messages, needle):
+    # Every provider refuses it: the gateway says so before spending an attempt.
+    r = client.post(CHAT, json={"model": "triage", "messages": messages})
+    err = assert_openai_error(r, 400, "invalid_request", needle)
+    assert err["type"] == "invalid_request_error"
+    assert sim.requests() == []
+
+
+def test_tool_ids_and_signatures_out_of_bounds_are_refused_or_passed_safely(client, sim):
+    # A 10 KB call id and a 1 MB signature (MAX_BODY_BYTES is 64 KB here: the body is refused
+    # whole, 413); a 10 KB id in a small body goes through, rewritten where a target needs it.
+    huge = "x" * (1024 * 1024)
+    history = [{"role": "user", "content": "hi"},
+               {"role": "assistant", "content": None,
+                "tool_calls": [{**call("call_a"), "extra_content": {"google": {"thought_signature": huge}}}]},
+               {"role": "tool", "tool_call_id": "call_a", "content": "ok"}]
+    r = client.post(CHAT, json={"model": "triage", "messages": history})
+    assert_openai_error(r, 413, "payload_too_large")
+    long_id = "c" * 10_240
+    history = [{"role": "user", "content": "hi"},
+               {"role": "assistant", "content": None, "tool_calls": [call(long_id)]},
+               {"role": "tool", "tool_call_id": long_id, "content": "ok"}]
+    r = client.post(CHAT, json={"model": "openai/gpt-4o-mini", "messages": history})
+    assert r.status_code == 200, r.text
+    sent = [m for m in json.loads(sim.requests()[0]["body"])["messages"] if m["role"] != "user"]
+    ids = [sent[0]["tool_calls"][0]["id"], sent[1]["tool_call_id"]]
+    assert ids[0] == ids[1] and 0 < len(ids[0]) <= 40, ids

@@ -126,62 +126,50 @@ class WebhookReceiver:
 # --- recording what the Worker sent back -------------------------------------------------------
 
 
-class _RecordingStream(httpx.SyncByteStream):
-    """Passes a response body through untouched (streams stay streams) and keeps a copy."""
+def _recording_transport(http):
+    """A transport of `http` (`httpx`, or `httpx2`: the anthropic SDK's own copy of it) that keeps
+    what the Worker answered (headers and body) for the secret scan at the end, passing the body
+    through untouched (streams stay streams)."""
 
-    def __init__(self, inner, what: str, head: str):
-        self.inner, self.what, self.head, self.data = inner, what, head, bytearray()
+    class Stream(http.SyncByteStream):
+        def __init__(self, inner, what: str, head: str):
+            self.inner, self.what, self.head, self.data = inner, what, head, bytearray()
 
-    def __iter__(self):
-        for chunk in self.inner:
-            self.data += chunk
-            yield chunk
+        def __iter__(self):
+            for chunk in self.inner:
+                self.data += chunk
+                yield chunk
 
-    def close(self):
-        self.inner.close()
-        SEEN.append((self.what, self.head, bytes(self.data)))
+        def close(self):
+            self.inner.close()
+            SEEN.append((self.what, self.head, bytes(self.data)))
 
+    class Transport(http.HTTPTransport):
+        def handle_request(self, request):
+            response = super().handle_request(request)
+            head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+            return http.Response(
+                status_code=response.status_code,
+                headers=response.headers,
+                stream=Stream(response.stream, f"{request.method} {request.url}", head),
+                extensions=response.extensions,
+            )
 
-class RecordingTransport(httpx.HTTPTransport):
-    """Keeps what the Worker answered (headers and body) for the secret scan at the end."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = super().handle_request(request)
-        head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-        return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_RecordingStream(response.stream, f"{request.method} {request.url}", head),
-            extensions=response.extensions,
-        )
-
-
-class _Recording2Stream(httpx2.SyncByteStream):
-    """The recorder for `httpx2` (the anthropic SDK's HTTP client)."""
-
-    def __init__(self, inner, what: str, head: str):
-        self.inner, self.what, self.head, self.data = inner, what, head, bytearray()
-
-    def __iter__(self):
-        for chunk in self.inner:
-            self.data += chunk
-            yield chunk
-
-    def close(self):
-        self.inner.close()
-        SEEN.append((self.what, self.head, bytes(self.data)))
+    return Transport
 
 
-class _Recording2Transport(httpx2.HTTPTransport):
-    def handle_request(self, request):
-        response = super().handle_request(request)
-        head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-        return httpx2.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_Recording2Stream(response.stream, f"{request.method} {request.url}", head),
-            extensions=response.extensions,
-        )
+RecordingTransport = _recording_transport(httpx)
+_Recording2Transport = _recording_transport(httpx2)
+
+
+def openai_sdk(worker, token: str, **options):
+    """The official OpenAI SDK on `worker`'s `/v1`, as the agent uses it, its answers recorded.
+    `max_retries=0`: the gateway owns retries; a test must see the first answer."""
+    from openai import OpenAI
+
+    return OpenAI(
+        base_url=f"{worker.url}/v1", api_key=token, max_retries=0, timeout=30, http_client=recording_client(), **options
+    )
 
 
 def recording_client() -> httpx.Client:

@@ -2,24 +2,14 @@
 
 import openai
 import pytest
-from openai import OpenAI
-
-import httpx
 
 from conftest import AGENT_TOKEN
-from helpers import RecordingTransport
+from helpers import openai_sdk
 
 
 @pytest.fixture()
 def sdk(worker):
-    # max_retries=0: the gateway owns retries; a test must see the first answer.
-    return OpenAI(
-        base_url=f"{worker.url}/v1",
-        api_key=AGENT_TOKEN,
-        max_retries=0,
-        timeout=30,
-        http_client=httpx.Client(transport=RecordingTransport()),
-    )
+    return openai_sdk(worker, AGENT_TOKEN)
 
 
 def test_non_streaming(sdk):
@@ -62,7 +52,7 @@ def test_models_list(sdk):
 
 
 def test_sdk_raises_the_matching_exceptions(worker, sdk):
-    bad_key = OpenAI(base_url=f"{worker.url}/v1", api_key="wrong", max_retries=0)
+    bad_key = openai_sdk(worker, "wrong")
     with pytest.raises(openai.AuthenticationError):
         bad_key.chat.completions.create(model="triage", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.NotFoundError) as e:

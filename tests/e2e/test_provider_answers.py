@@ -19,10 +19,9 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from openai import OpenAI
 
 from conftest import AGENT_TOKEN
-from helpers import PICO, RecordingTransport
+from helpers import PICO, openai_sdk
 
 CALLER = {"x-agent-name": "TriagingAgent", "x-github-repository": "octo-org/octo-repo"}
 LABELS = {
@@ -48,18 +47,7 @@ PRICES = {
 
 @pytest.fixture()
 def sdk(worker):
-    return OpenAI(
-        base_url=f"{worker.url}/v1",
-        api_key=AGENT_TOKEN,
-        max_retries=0,
-        timeout=30,
-        default_headers=CALLER,
-        http_client=httpx.Client(transport=RecordingTransport()),
-    )
-
-
-def fail(sim, provider: str, times: int = 2) -> None:
-    sim.fault(provider, {"kind": "status", "status": 503}, times=times)
+    return openai_sdk(worker, AGENT_TOKEN, default_headers=CALLER)
 
 
 def prose(sim, provider: str, times: int = 1) -> None:

@@ -11,6 +11,8 @@
 import { appendFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
+import OpenAI from 'openai';
+
 function required(name) {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set: run these tests through tests/e2e/test_node_sdks.py`);
@@ -115,3 +117,17 @@ export const promptTokens = (...texts) => texts.reduce((sum, t) => sum + Math.ce
 export const thinkingTokens = (...texts) => 2 * promptTokens(...texts);
 /** The simulated completion tokens: words in the answer. */
 export const words = (text) => text.split(/\s+/).filter(Boolean).length;
+
+/** The official OpenAI SDK on the main Worker, as the agent builds it: maxRetries 0 (the
+ * gateway retries and fails over itself; SDK retries would multiply attempts), its answers
+ * recorded for the secret scan. */
+export const openaiClient = (options = {}) =>
+  new OpenAI({
+    baseURL: BASE_URL,
+    apiKey: AGENT_TOKEN,
+    maxRetries: 0,
+    timeout: 30_000,
+    defaultHeaders: AGENT_HEADERS,
+    fetch: recordingFetch,
+    ...options,
+  });

@@ -10,9 +10,6 @@ import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 
 import {
-  AGENT_HEADERS,
-  AGENT_TOKEN,
-  BASE_URL,
   GEMINI,
   LIMITED_BASE_URL,
   answerOf,
@@ -20,24 +17,15 @@ import {
   promptTokens,
   thinkingTokens,
   queueFault,
-  recordingFetch,
   sentBodies,
   unique,
   upstreamRequest,
   upstreamRequests,
+  openaiClient,
   words,
 } from './_support.mjs';
 
-const client = (options = {}) =>
-  new OpenAI({
-    baseURL: BASE_URL,
-    apiKey: AGENT_TOKEN,
-    maxRetries: 0,
-    timeout: 30_000,
-    defaultHeaders: AGENT_HEADERS,
-    fetch: recordingFetch,
-    ...options,
-  });
+const client = openaiClient;
 
 const openai = client();
 

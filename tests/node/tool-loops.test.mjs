@@ -7,7 +7,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import OpenAI from 'openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { generateText, stepCountIs, tool } from 'ai';
 import { z } from 'zod';
@@ -19,20 +18,14 @@ import {
   GEMINI,
   answerOf,
   flushRecords,
+  openaiClient,
   queueFault,
   recordingFetch,
   unique,
   upstreamRequests,
 } from './_support.mjs';
 
-const openai = new OpenAI({
-  baseURL: BASE_URL,
-  apiKey: AGENT_TOKEN,
-  maxRetries: 0,
-  timeout: 30_000,
-  defaultHeaders: AGENT_HEADERS,
-  fetch: recordingFetch,
-});
+const openai = openaiClient();
 
 after(flushRecords);
 

@@ -14,7 +14,7 @@ use gateway_core::error::{redact, GatewayError};
 use gateway_core::native::shape::Shape;
 use gateway_core::native::stream::NativeStream;
 use gateway_core::native::usage::{self, NativeUsage};
-use gateway_core::native::Provider;
+use gateway_core::provider::Provider;
 use worker::{Response, ResponseBuilder};
 
 use super::runtime::{Outgoing, Protocol, Whole};

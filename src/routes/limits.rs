@@ -7,11 +7,11 @@ use futures_util::future::join_all;
 use gateway_core::account::budgets::{BudgetsToday, ProviderToday, ScopeToday};
 use gateway_core::account::listing::{self, Seen, Viewer};
 use gateway_core::account::scopes::ScopeFilter;
-use gateway_core::analytics::time;
 use gateway_core::config::GatewayConfig;
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::request::authenticate::Identity;
 use gateway_core::subrequests::Subrequests;
+use gateway_core::time;
 use serde::Serialize;
 use worker::{Env, Response, Result};
 

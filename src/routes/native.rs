@@ -15,7 +15,8 @@ use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::native::credentials;
 use gateway_core::native::shape::Shape;
-use gateway_core::native::{self, NativePath, Provider};
+use gateway_core::native::{self, NativePath};
+use gateway_core::provider::Provider;
 
 use worker::{Context, Env, Response, Result};
 

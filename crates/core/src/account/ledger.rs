@@ -10,9 +10,9 @@
 //! JavaScript doubles; the column's INTEGER affinity stores the text as an exact integer).
 
 use crate::account::pricing::{Tokens, Usd};
-use crate::analytics::percentile::bucket_index;
-use crate::analytics::time::day_of;
 use crate::engine::{Line, Record, Target};
+use crate::histogram::bucket_index;
+use crate::time::day_of;
 
 /// What the runtime measured of one attempt, in the order the attempts were made.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -495,7 +495,7 @@ impl LimiterState {
 
 /// `YYYY-MM-DD` of a day number since the Unix epoch (UTC).
 pub fn civil_date(days: u64) -> String {
-    crate::analytics::time::format_day(days as i64)
+    crate::time::format_day(days as i64)
 }
 
 #[cfg(test)]

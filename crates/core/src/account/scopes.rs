@@ -157,7 +157,7 @@ impl ScopeFilter {
         let mut filter = ScopeFilter::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = crate::analytics::query::percent_decode(value)
+            let value = crate::percent::decode_query_component(value)
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, format!("`{key}` needs a value")))?;
             let invalid = |what: &str| GatewayError::new(ErrorKind::InvalidRequest, format!("`{key}` must be {what}."));

@@ -21,9 +21,9 @@ use crate::account::pricing::{Prices, Tokens, Usd};
 use crate::analytics::cells::{CellKey, Cells};
 use crate::analytics::logs::{clean_label, repo_label, Window};
 use crate::analytics::metrics::Metrics;
-use crate::analytics::percentile::Histogram;
-use crate::analytics::time;
+use crate::histogram::Histogram;
 use crate::names;
+use crate::time;
 
 /// Most group rows one view reads. A range with more distinct combinations is answered from the
 /// first ones with a warning (`complete: false`): narrow the range or the grouping.

@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::account::pricing::Usd;
-use crate::analytics::time;
 use crate::error::{redact, ErrorKind, GatewayError};
 use crate::names;
+use crate::time;
 
 /// `per_page` at most 50 (reference §7).
 pub const PER_PAGE: u32 = 50;

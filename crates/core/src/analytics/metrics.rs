@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::account::pricing::{Prices, Tokens, Usd};
 use crate::analytics::logs::LogEntry;
-use crate::analytics::percentile::Histogram;
+use crate::histogram::Histogram;
 
 /// The counters of one group of log rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -408,7 +408,7 @@ impl GatewayConfig {
         let mut providers = BTreeMap::new();
         for (name, limits) in &raw.providers {
             // Native-only providers (azure-openai) may have limits too: native routes use them.
-            if !COMPAT_PROVIDERS.contains(&name.as_str()) && !crate::native::provider::SLUGS.contains(&name.as_str()) {
+            if !COMPAT_PROVIDERS.contains(&name.as_str()) && !crate::provider::SLUGS.contains(&name.as_str()) {
                 problems.push(format!(
                     "provider `{name}` is not an AI Gateway provider (known: {})",
                     COMPAT_PROVIDERS.join(", ")

@@ -2,33 +2,12 @@
 //! runtime's `env.var`), validated with messages an operator can act on.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use crate::aig::call::EndpointMode;
 use crate::request::authenticate::{AgentTokens, Identity};
 use crate::request::tokens::ScopedTokens;
+use crate::secret::Secret;
 use crate::subrequests;
-
-/// A secret value: never printed by `Debug`, so it cannot slip into a log line by accident.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Option<Secret> {
-        let value = value.into();
-        (!value.trim().is_empty()).then(|| Secret(value.trim().to_owned()))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
 
 /// The deployment: ids, upstream URLs, limits and secrets.
 #[derive(Debug, Clone)]

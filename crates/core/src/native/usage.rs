@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::account::pricing::{AnswerCost, Cost, Prices, Tokens};
 use crate::account::usage::{Count, Counts, Details, Thinking};
 use crate::error::{ErrorKind, GatewayError};
-use crate::native::provider::{Provider, Wire};
+use crate::provider::{Provider, Wire};
 
 /// What a native answer used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -7,10 +7,10 @@
 //! turns an identity and the caller headers into the [`Caller`] every route accounts to.
 
 use crate::aig::call::Caller;
-use crate::config::Secret;
 use crate::digest::{hex, sha256_of};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::tokens::{ScopedToken, ScopedTokens};
+use crate::secret::Secret;
 use subtle::ConstantTimeEq;
 
 /// The tokens agents may call with.

@@ -5,7 +5,7 @@
 use gateway_core::account::usage::Count;
 use gateway_core::aig::answer::Usage;
 use gateway_core::native::usage::read_answer;
-use gateway_core::native::Wire;
+use gateway_core::provider::Wire;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{LimiterState, Refusal};
 use crate::account::alerts::Alert;
-use crate::analytics::time::format_ms;
 use crate::names;
+use crate::time::format_ms;
 
 /// How long a model stays marked: long enough that a retired model costs one attempt an hour;
 /// short enough that a model that was only briefly missing (a provider's rollout) is back soon.

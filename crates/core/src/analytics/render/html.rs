@@ -16,7 +16,7 @@ use crate::analytics::metrics::Metrics;
 use crate::analytics::query::{AnalyticsQuery, Format};
 use crate::analytics::render::{percent, thousands, usd_for_display};
 use crate::analytics::report::{hundredths, Report, Source};
-use crate::analytics::time::{self, MS_PER_DAY};
+use crate::time::{self, MS_PER_DAY};
 
 /// The `Content-Security-Policy` the page is served with.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; \

@@ -36,7 +36,7 @@ use crate::account::pricing::Usd;
 use crate::analytics::metrics::Metrics;
 use crate::analytics::reconcile::{self, Reconciliation};
 use crate::analytics::report::{hundredths, Report, Source as ReportSource};
-use crate::analytics::time;
+use crate::time;
 
 pub const SCHEMA_VERSION: u32 = 1;
 

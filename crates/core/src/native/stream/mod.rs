@@ -23,9 +23,9 @@ mod gemini;
 mod openai;
 
 use crate::error::GatewayError;
-use crate::native::provider::Wire;
 use crate::native::shape::Framing;
 use crate::native::usage::NativeUsage;
+use crate::provider::Wire;
 use crate::relay::sse::{parse_event, SseFramer};
 use crate::relay::{Observer, StreamFault, MAX_EVENT_BYTES};
 

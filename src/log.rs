@@ -1,7 +1,7 @@
 //! One structured log line per request, for every route: what was decided, never a secret or
 //! prompt text.
 
-use gateway_core::account::pricing::Usd;
+use gateway_core::money::pricing::Usd;
 use serde::Serialize;
 
 use crate::aig::runtime::now;

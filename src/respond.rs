@@ -19,12 +19,12 @@ pub struct Decision {
     pub cache_status: Option<String>,
     /// What this request was charged against the budgets, every attempt included (exact USD);
     /// sent as `x-gateway-cost-usd` once known.
-    pub charged: Option<gateway_core::account::pricing::Usd>,
+    pub charged: Option<gateway_core::money::pricing::Usd>,
     /// The ledger's id of the request (`x-gateway-request-id`): its rows in D1 carry it.
     pub request_id: Option<String>,
     /// What the answering provider has left of today's budget (`x-gateway-budget-remaining-usd`),
     /// this request counted at its worst case.
-    pub budget_remaining: Option<gateway_core::account::pricing::Usd>,
+    pub budget_remaining: Option<gateway_core::money::pricing::Usd>,
     /// What the caller should know of how its answer was checked or priced
     /// (`x-gateway-warning`): a schema the gateway does not check in full, a cost unknown.
     pub warnings: Vec<String>,
@@ -86,7 +86,7 @@ fn header_text(text: &str) -> String {
 /// An error in the OpenAI shape, with `Retry-After` and `Allow` where they apply.
 /// Nothing was attempted, so nothing was spent: `x-gateway-cost-usd: 0`, as on every error.
 pub fn error_response(err: &GatewayError, allow: Option<&str>) -> Result<Response> {
-    let nothing_spent = Decision { charged: Some(gateway_core::account::pricing::Usd::ZERO), ..Decision::default() };
+    let nothing_spent = Decision { charged: Some(gateway_core::money::pricing::Usd::ZERO), ..Decision::default() };
     error_response_with(err, allow, &nothing_spent)
 }
 

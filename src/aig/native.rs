@@ -4,13 +4,13 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use gateway_core::account::pricing::{AnswerCost, Prices, Usd};
 use gateway_core::aig::answer as up;
 use gateway_core::aig::call::{self as gateway, Caller};
 use gateway_core::aig::judge::Judged;
 use gateway_core::config::Settings;
 use gateway_core::engine::AttemptEnd;
 use gateway_core::error::{redact, GatewayError};
+use gateway_core::money::pricing::{AnswerCost, Prices, Usd};
 use gateway_core::native::shape::Shape;
 use gateway_core::native::stream::NativeStream;
 use gateway_core::native::usage::{self, NativeUsage};

@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use gateway_core::account::pricing::{Prices, Usd};
 use gateway_core::aig::answer::{self as up, Usage};
 use gateway_core::aig::cache::{self, CallerCache};
 use gateway_core::aig::call::{self as gateway, Caller};
@@ -14,6 +13,7 @@ use gateway_core::aig::judge::{Judge, Judged};
 use gateway_core::config::{CachePolicy, Settings, Target};
 use gateway_core::engine::{books, AttemptEnd};
 use gateway_core::error::GatewayError;
+use gateway_core::money::pricing::{Prices, Usd};
 use gateway_core::names;
 use gateway_core::relay::SseRelay;
 use gateway_core::request::{ChatRequest, OutputLimit};

@@ -14,9 +14,9 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use gateway_core::account::pricing::{Tokens, Usd};
 use gateway_core::engine::AttemptEnd;
 use gateway_core::error::GatewayError;
+use gateway_core::money::pricing::{Tokens, Usd};
 use gateway_core::relay::pump::{Ending, OpenFailure, Pump, Step};
 use gateway_core::relay::Observer;
 use gateway_core::tools::IssuedSignature;

@@ -4,14 +4,14 @@
 use std::rc::Rc;
 
 use gateway_core::account::ledger::{self, Route};
-use gateway_core::account::pricing::Usd;
-use gateway_core::account::stamp::stamp_usage_cost;
 use gateway_core::aig::cache::CallerCache;
 use gateway_core::aig::call as gateway;
 use gateway_core::config::RequestFacts;
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
+use gateway_core::money::pricing::Usd;
+use gateway_core::money::stamp::stamp_usage_cost;
 use gateway_core::plan::plan;
 use gateway_core::request::authenticate::{Identity, Partition};
 use gateway_core::request::ChatRequest;

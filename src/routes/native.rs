@@ -9,10 +9,10 @@
 use std::rc::Rc;
 
 use gateway_core::account::ledger::{self, Route};
-use gateway_core::account::pricing::Usd;
 use gateway_core::config::{GatewayConfig, ProviderLimits};
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
+use gateway_core::money::pricing::Usd;
 use gateway_core::native::credentials;
 use gateway_core::native::shape::Shape;
 use gateway_core::native::{self, NativePath};

@@ -34,6 +34,7 @@ pub mod error;
 pub mod histogram;
 pub mod idempotency;
 pub mod json;
+pub mod money;
 pub mod names;
 pub mod native;
 pub mod output;

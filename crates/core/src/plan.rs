@@ -1,8 +1,8 @@
 //! From the request's `model` to the ordered list of targets to try.
 
-use crate::account::pricing::Prices;
 use crate::config::{CachePolicy, GatewayConfig, RequestFacts, Target};
 use crate::error::{ErrorKind, GatewayError};
+use crate::money::pricing::Prices;
 
 /// What a request will try, in order.
 #[derive(Debug, Clone, PartialEq)]

@@ -31,8 +31,8 @@ use crate::account::limits::lease::{LeaseSync, Ticket};
 use crate::account::limits::local::LeaseTable;
 use crate::account::limits::ops::{LimiterAnswer, Op};
 use crate::account::limits::{Policy, Refusal};
-use crate::account::pricing::Usd;
 use crate::account::scopes::Scope;
+use crate::money::pricing::Usd;
 
 /// One limiter of an attempt.
 #[derive(Debug, Clone)]

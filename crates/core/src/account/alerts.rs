@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::limits::UnavailableModel;
-use crate::account::pricing::Usd;
+use crate::money::pricing::Usd;
 
 /// One threshold crossed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //! it; one that may have been billed for something we cannot see is settled at its worst case
 //! (never left to expire uncharged: an expiry would hand the money back to the budget).
 
-use crate::account::pricing::Usd;
+use crate::money::pricing::Usd;
 
 /// How an attempt ended, as far as money goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

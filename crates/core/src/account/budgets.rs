@@ -5,9 +5,9 @@
 use serde::Serialize;
 
 use crate::account::limits::Snapshot;
-use crate::account::pricing::Usd;
 use crate::account::scopes::Scope;
 use crate::config::ProviderLimits;
+use crate::money::pricing::Usd;
 
 /// A provider's limits and today's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,9 +9,9 @@
 //! Units: money in integer picodollars (`Usd`), bound as decimal text (D1 passes numbers through
 //! JavaScript doubles; the column's INTEGER affinity stores the text as an exact integer).
 
-use crate::account::pricing::{Tokens, Usd};
 use crate::engine::{Line, Record, Target};
 use crate::histogram::bucket_index;
+use crate::money::pricing::{Tokens, Usd};
 use crate::time::day_of;
 
 /// What the runtime measured of one attempt, in the order the attempts were made.
@@ -28,7 +28,7 @@ pub struct Meter {
     pub log_id: Option<String>,
     pub cache: Option<String>,
     /// The model that answered, when the answer named another than the target's
-    /// ([`crate::account::pricing::AnswerCost::answered_by`]).
+    /// ([`crate::money::pricing::AnswerCost::answered_by`]).
     pub answered_model: Option<String>,
 }
 

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::alerts::Alert;
 use crate::account::breaker::{Admission, Breaker, BreakerPolicy, BreakerSnapshot, Health};
-use crate::account::pricing::Usd;
+use crate::money::pricing::Usd;
 
 pub use died::LOST_KEPT;
 pub use unavailable::{UnavailableModel, MODEL_UNAVAILABLE_MS};

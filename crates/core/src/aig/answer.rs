@@ -10,8 +10,8 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::account::usage::{Count, Counts, Details, Thinking, UsageFault};
 use crate::error::{redact, ErrorKind, GatewayError};
+use crate::money::usage::{Count, Counts, Details, Thinking, UsageFault};
 
 /// Token usage as OpenAI reports it (the compat endpoint's shape for every provider). Each count
 /// is read leniently ([`Count`]): one of the wrong kind makes the usage unpriceable, not the
@@ -34,7 +34,7 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// The counts, as [`crate::account::usage`] reads them.
+    /// The counts, as [`crate::money::usage`] reads them.
     pub fn counts(&self) -> Counts {
         Counts {
             prompt: self.prompt_tokens,
@@ -46,7 +46,7 @@ impl Usage {
     }
 
     /// The billed token counts the price table takes, or why there are none.
-    pub fn tokens(&self) -> Result<crate::account::pricing::Tokens, UsageFault> {
+    pub fn tokens(&self) -> Result<crate::money::pricing::Tokens, UsageFault> {
         self.counts().tokens(Thinking::Unsaid)
     }
 }
@@ -478,7 +478,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             u.tokens(),
-            Ok(crate::account::pricing::Tokens { input: 40, cached_input: 60, output: 5, reasoning: 0 })
+            Ok(crate::money::pricing::Tokens { input: 40, cached_input: 60, output: 5, reasoning: 0 })
         );
     }
 

@@ -3,7 +3,7 @@
 //! for. The shell's protocol (`src/aig/unified.rs`) and the simulation call it alike, so these
 //! rules are written once:
 //!
-//! - the cost is the usage's billed tokens ([`crate::account::usage`]) at the price of the model
+//! - the cost is the usage's billed tokens ([`crate::money::usage`]) at the price of the model
 //!   that answered ([`Prices::cost_answered`]); 0 from AI Gateway's cache; unknown (charged the
 //!   reserved worst case) when the usage or a price is, with a warning;
 //! - a content-filtered answer is the filter's outcome (`content_filter`), not checked;
@@ -11,10 +11,10 @@
 //!   ([`OutputContract`]); one that is not what was asked ends as [`Exchange::Invalid`]:
 //!   charged as an answer, never given to the caller.
 
-use crate::account::pricing::{AnswerCost, Cost, Prices, Tokens, Usd};
 use crate::aig::answer::{read_completion, Usage};
 use crate::engine::{AttemptEnd, Exchange};
 use crate::error::GatewayError;
+use crate::money::pricing::{AnswerCost, Cost, Prices, Tokens, Usd};
 use crate::output::{OutputContract, Verdict};
 use crate::relay::SseRelay;
 

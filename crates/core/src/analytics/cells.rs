@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::pricing::{Prices, Usd};
 use crate::analytics::logs::{LogEntry, Window};
 use crate::analytics::metrics::Metrics;
 use crate::histogram::Histogram;
+use crate::money::pricing::{Prices, Usd};
 use crate::time;
 
 /// Most cells kept before agents and repositories fold into `(other)`.

@@ -17,11 +17,11 @@
 
 use serde::Deserialize;
 
-use crate::account::pricing::{Prices, Tokens, Usd};
 use crate::analytics::cells::{CellKey, Cells};
 use crate::analytics::logs::{clean_label, repo_label, Window};
 use crate::analytics::metrics::Metrics;
 use crate::histogram::Histogram;
+use crate::money::pricing::{Prices, Tokens, Usd};
 use crate::names;
 use crate::time;
 

@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::account::pricing::Usd;
 use crate::error::{redact, ErrorKind, GatewayError};
+use crate::money::pricing::Usd;
 use crate::names;
 use crate::time;
 

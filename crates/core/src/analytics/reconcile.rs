@@ -18,10 +18,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use crate::account::pricing::Usd;
 use crate::analytics::logs::{LogEntry, Window, PER_PAGE};
 use crate::analytics::plan::SETTLE_MS;
 use crate::analytics::report::CrossCheck;
+use crate::money::pricing::Usd;
 use crate::names;
 use crate::time;
 

@@ -15,8 +15,8 @@ use serde_json::value::RawValue;
 
 use crate::account::breaker::BreakerPolicy;
 use crate::account::limits::Policy;
-use crate::account::pricing::{Prices, Usd};
 use crate::account::scopes::{RawScopes, Scopes};
+use crate::money::pricing::{Prices, Usd};
 
 mod settings;
 
@@ -70,7 +70,7 @@ impl Target {
     }
 }
 
-/// Per-provider limits: requests per minute and USD per UTC day (exact, see [`crate::account::pricing`]).
+/// Per-provider limits: requests per minute and USD per UTC day (exact, see [`crate::money::pricing`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProviderLimits {
     pub requests_per_minute: u32,

@@ -27,10 +27,10 @@ pub mod retry;
 use self::retry::Next;
 use crate::account::breaker::{health_of, Health};
 use crate::account::limits::{Policy, Refusal};
-use crate::account::pricing::Usd;
 use crate::aig::answer::{AigRefusal, AttemptOutcome};
 use crate::config::RetryPolicy;
 use crate::error::{ErrorKind, GatewayError};
+use crate::money::pricing::Usd;
 
 pub use crate::account::books::{books, AttemptEnd, Books};
 

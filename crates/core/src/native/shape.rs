@@ -6,9 +6,9 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::account::pricing::{Prices, Usd};
 use crate::config::Estimates;
 use crate::error::{ErrorKind, GatewayError};
+use crate::money::pricing::{Prices, Usd};
 use crate::native::path::NativePath;
 use crate::provider::{Provider, Wire};
 

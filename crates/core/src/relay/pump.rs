@@ -21,10 +21,10 @@ use super::{Observer, StreamFault};
 
 /// The most bytes a stream held to its end keeps: far past any model's output limit in SSE.
 pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
-use crate::account::pricing::Usd;
 use crate::aig::answer::AttemptOutcome;
 use crate::engine::AttemptEnd;
 use crate::error::{redact, ErrorKind, GatewayError};
+use crate::money::pricing::Usd;
 
 /// What the shell does next.
 #[derive(Debug, PartialEq, Eq)]

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use gateway_core::account::pricing::Usd;
 use gateway_core::aig::answer::read_completion;
 use gateway_core::engine;
 use gateway_core::error::GatewayError;
+use gateway_core::money::pricing::Usd;
 use gateway_core::output::{AnswerContent, OutputContract, Verdict};
 use gateway_core::relay::SseRelay;
 

@@ -16,8 +16,8 @@ use gateway_core::account::breaker::Health;
 use gateway_core::account::limits::local::{Flush, LeaseTable};
 use gateway_core::account::limits::ops::{LimiterAnswer, Op};
 use gateway_core::account::limits::Refusal;
-use gateway_core::account::pricing::Usd;
 use gateway_core::engine::Target;
+use gateway_core::money::pricing::Usd;
 
 use crate::sim::{Granted, Shared};
 

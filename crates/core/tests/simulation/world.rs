@@ -7,11 +7,11 @@ use std::rc::Rc;
 
 use gateway_core::account::breaker::{health_of_stream, BreakerPolicy};
 use gateway_core::account::limits::{Policy, DAY_MS};
-use gateway_core::account::pricing::Usd;
 use gateway_core::account::scopes::{Scope, ScopeKind};
 use gateway_core::aig::answer::AigRefusal;
 use gateway_core::config::RetryPolicy;
 use gateway_core::engine::{self, books, Fallback, Rules, Target};
+use gateway_core::money::pricing::Usd;
 
 use crate::checks::{
     check_alerts, check_books, check_marks, check_request, check_tool_calls, retry_gaps, Report, RequestOutcome,

@@ -9,7 +9,7 @@ use super::tickets::{TicketReport, TicketSettles};
 use super::{LimiterState, Policy, Refusal, Snapshot, RESERVATION_TTL_MS};
 use crate::account::alerts::Alert;
 use crate::account::breaker::{BreakerPolicy, Health};
-use crate::account::pricing::Usd;
+use crate::money::pricing::Usd;
 
 /// One operation on a limiter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

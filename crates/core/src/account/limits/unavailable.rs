@@ -122,7 +122,7 @@ mod tests {
     use super::*;
     use crate::account::breaker::Health;
     use crate::account::limits::{Policy, DAY_MS};
-    use crate::account::pricing::Usd;
+    use crate::money::pricing::Usd;
 
     const T0: u64 = 20_000 * DAY_MS + 3_600_000;
     const POLICY: Policy = Policy { requests_per_minute: 1_000, daily_budget: Usd(1_000_000), breaker: None };

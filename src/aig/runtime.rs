@@ -11,15 +11,15 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use gateway_core::account::breaker::{health_of_stream, Health};
 use gateway_core::account::ledger::{Meter, Row};
 use gateway_core::account::limits::Refusal;
 use gateway_core::account::scopes::Scope;
-use gateway_core::aig::answer::{self as aig_answer, AttemptOutcome};
+use gateway_core::aig::answer as aig_answer;
 use gateway_core::aig::judge::Judged;
+use gateway_core::attempt::{books, health_of_stream, AttemptEnd, AttemptOutcome, Books, Health};
 use gateway_core::config::RetryPolicy;
 use gateway_core::config::Settings;
-use gateway_core::engine::{self, books, AttemptEnd, Books, Exchange, Fallback, Record, Rules, Runtime, Target, Win};
+use gateway_core::engine::{self, Exchange, Fallback, Record, Rules, Runtime, Target, Win};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
 use gateway_core::money::pricing::Usd;
 use gateway_core::relay::pump::Pump;

@@ -14,7 +14,7 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use gateway_core::engine::AttemptEnd;
+use gateway_core::attempt::AttemptEnd;
 use gateway_core::error::GatewayError;
 use gateway_core::money::pricing::{Tokens, Usd};
 use gateway_core::relay::pump::{Ending, OpenFailure, Pump, Step};

@@ -27,6 +27,7 @@ pub mod account;
 pub mod admin;
 pub mod aig;
 pub mod analytics;
+pub mod attempt;
 pub mod config;
 mod digest;
 pub mod engine;

@@ -24,7 +24,8 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::account::alerts::Alert;
-use crate::account::breaker::{Admission, Breaker, BreakerPolicy, BreakerSnapshot, Health};
+use crate::account::breaker::{Admission, Breaker, BreakerPolicy, BreakerSnapshot};
+use crate::attempt::Health;
 use crate::money::pricing::Usd;
 
 pub use died::LOST_KEPT;

@@ -4,7 +4,6 @@
 
 pub mod admission;
 pub mod alerts;
-pub mod books;
 pub mod breaker;
 pub mod budgets;
 pub mod ledger;

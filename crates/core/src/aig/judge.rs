@@ -12,7 +12,8 @@
 //!   charged as an answer, never given to the caller.
 
 use crate::aig::answer::{read_completion, Usage};
-use crate::engine::{AttemptEnd, Exchange};
+use crate::attempt::AttemptEnd;
+use crate::engine::Exchange;
 use crate::error::GatewayError;
 use crate::money::pricing::{AnswerCost, Cost, Prices, Tokens, Usd};
 use crate::output::{OutputContract, Verdict};

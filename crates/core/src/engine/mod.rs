@@ -13,7 +13,7 @@
 //! - one deadline for the whole request: no attempt starts after it, and each attempt's time to
 //!   first byte is bounded by what is left of it;
 //! - a `Retry-After` is waited for (or, when longer than the policy allows, the target is left);
-//! - every reservation is closed exactly once, by [`books`] (`account/books.rs`), except a committed stream's,
+//! - every reservation is closed exactly once, by [`books`] (`attempt.rs`), except a committed stream's,
 //!   which is handed back with the answer for the stream pump to close at its end;
 //! - every attempt and every skipped target is named in the trace, in order;
 //! - an answer that is not what `response_format` asked for ([`Exchange::Invalid`]) is charged,
@@ -25,14 +25,11 @@
 pub mod retry;
 
 use self::retry::Next;
-use crate::account::breaker::{health_of, Health};
 use crate::account::limits::{Policy, Refusal};
-use crate::aig::answer::{AigRefusal, AttemptOutcome};
+use crate::attempt::{books, health_of, AigRefusal, AttemptEnd, AttemptOutcome, Books, Health};
 use crate::config::RetryPolicy;
 use crate::error::{ErrorKind, GatewayError};
 use crate::money::pricing::Usd;
-
-pub use crate::account::books::{books, AttemptEnd, Books};
 
 /// One target of a plan, as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

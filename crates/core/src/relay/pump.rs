@@ -21,8 +21,8 @@ use super::{Observer, StreamFault};
 
 /// The most bytes a stream held to its end keeps: far past any model's output limit in SSE.
 pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
-use crate::aig::answer::AttemptOutcome;
-use crate::engine::AttemptEnd;
+use crate::attempt::AttemptEnd;
+use crate::attempt::AttemptOutcome;
 use crate::error::{redact, ErrorKind, GatewayError};
 use crate::money::pricing::Usd;
 
@@ -386,8 +386,7 @@ mod tests {
     /// `[DONE]` ends the same way, settled at that usage.
     #[test]
     fn a_stream_that_ends_without_its_end_is_a_truncation_and_a_failure() {
-        use crate::account::breaker::{health_of, health_of_stream, Health};
-        use crate::aig::answer::{classify, Disposition};
+        use crate::attempt::{classify, health_of, health_of_stream, Disposition, Health};
         let mut p = pump();
         assert_eq!(p.on_chunk(ROLE), Step::Wait);
         let Step::Failed(f) = p.on_end() else { panic!("a cut before content fails the attempt") };

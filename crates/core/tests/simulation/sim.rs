@@ -7,12 +7,14 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
-use gateway_core::account::breaker::Health;
 use gateway_core::account::limits::{LimiterState, Policy, Refusal, MODEL_UNAVAILABLE_MS};
 use gateway_core::account::scopes::Scope;
-use gateway_core::aig::answer::{self as upstream, AttemptOutcome};
+use gateway_core::aig::answer as upstream;
 use gateway_core::aig::judge::Judge;
-use gateway_core::engine::{AttemptEnd, Books, Exchange, Runtime, Target};
+use gateway_core::attempt::AttemptOutcome;
+use gateway_core::attempt::Health;
+use gateway_core::attempt::{AttemptEnd, Books};
+use gateway_core::engine::{Exchange, Runtime, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::money::pricing::{Prices, Usd};
 use gateway_core::names;

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use gateway_core::aig::answer::AigRefusal;
+use gateway_core::attempt::AigRefusal;
 use gateway_core::money::pricing::{Prices, Usd};
 use gateway_core::output::OutputContract;
 

@@ -80,8 +80,8 @@ impl LimiterState {
 
 #[cfg(test)]
 mod tests {
-    use crate::account::breaker::Health;
     use crate::account::limits::{LimiterState, Policy, DAY_MS, RESERVATION_TTL_MS};
+    use crate::attempt::Health;
     use crate::money::pricing::Usd;
 
     const T0: u64 = 20_000 * DAY_MS + 3_600_000;

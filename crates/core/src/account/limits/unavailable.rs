@@ -120,8 +120,8 @@ impl LimiterState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::breaker::Health;
     use crate::account::limits::{Policy, DAY_MS};
+    use crate::attempt::Health;
     use crate::money::pricing::Usd;
 
     const T0: u64 = 20_000 * DAY_MS + 3_600_000;

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::rc::Rc;
 
 use gateway_core::aig::answer as up;
-use gateway_core::aig::call::{self as gateway, Caller};
+use gateway_core::aig::call as gateway;
 use gateway_core::aig::judge::Judged;
 use gateway_core::attempt::AttemptEnd;
 use gateway_core::config::Settings;
@@ -15,6 +15,7 @@ use gateway_core::native::shape::Shape;
 use gateway_core::native::stream::NativeStream;
 use gateway_core::native::usage::{self, NativeUsage};
 use gateway_core::provider::Provider;
+use gateway_core::request::caller::Caller;
 use worker::{Response, ResponseBuilder};
 
 use super::runtime::{Outgoing, Protocol, Whole};

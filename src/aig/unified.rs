@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use gateway_core::aig::answer::{self as up, Usage};
 use gateway_core::aig::cache::{self, CallerCache};
-use gateway_core::aig::call::{self as gateway, Caller};
+use gateway_core::aig::call as gateway;
 use gateway_core::aig::judge::{Judge, Judged};
 use gateway_core::attempt::{books, AttemptEnd};
 use gateway_core::config::{CachePolicy, Settings, Target};
@@ -16,6 +16,7 @@ use gateway_core::error::GatewayError;
 use gateway_core::money::pricing::{Prices, Usd};
 use gateway_core::names;
 use gateway_core::relay::SseRelay;
+use gateway_core::request::caller::Caller;
 use gateway_core::request::{ChatRequest, OutputLimit};
 use gateway_core::tools::memory::{lookup_for, Remembered};
 use gateway_core::tools::{normalise_completion, ToolFamily};

@@ -126,7 +126,7 @@ async fn serve(
         targets.push(Target {
             id: &t.id,
             provider: t.provider(),
-            limits: limits.policy(),
+            limits: *limits,
             worst_case: price.worst_case(prompt_tokens, max_output),
         });
     }

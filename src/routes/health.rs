@@ -1,7 +1,7 @@
 //! `GET /healthz`: can this Worker serve? The vars and secrets, the routing configuration, the
 //! bindings, and the ledger's table; names what is missing, never a value.
 
-use gateway_core::aig::call::EndpointMode;
+use gateway_core::config::EndpointMode;
 use serde::Serialize;
 use worker::{Env, Response, Result};
 

@@ -107,7 +107,7 @@ pub async fn budgets_today(
     let asked: Vec<_> = listed.iter().filter(|l| l.ask).map(|l| &l.scope).collect();
     let names: Vec<String> =
         providers.iter().map(|(name, _)| (*name).clone()).chain(asked.iter().map(|s| s.key())).collect();
-    let policies = providers.iter().map(|(_, l)| l.policy()).chain(asked.iter().map(|s| s.policy));
+    let policies = providers.iter().map(|(_, l)| **l).chain(asked.iter().map(|s| s.policy));
     let states =
         join_all(names.iter().zip(policies).map(|(name, policy)| limits::snapshot(env, name, policy, leasing))).await;
     let mut answers = names.iter().zip(states);

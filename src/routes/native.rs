@@ -9,7 +9,8 @@
 use std::rc::Rc;
 
 use gateway_core::account::ledger::{self, Route};
-use gateway_core::config::{GatewayConfig, ProviderLimits};
+use gateway_core::account::limits::Policy;
+use gateway_core::config::GatewayConfig;
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::money::pricing::Usd;
@@ -94,7 +95,7 @@ async fn serve(
         Usd::ZERO
     });
     let id = format!("{}/{}", provider.slug(), shape.model.as_deref().unwrap_or("-"));
-    let targets = [Target { id: &id, provider: provider.slug(), limits: limits.policy(), worst_case }];
+    let targets = [Target { id: &id, provider: provider.slug(), limits: *limits, worst_case }];
     let upstream_url = path.upstream_url(settings)?;
     let protocol = Native {
         settings,
@@ -173,7 +174,7 @@ async fn serve(
     }
 }
 
-fn provider_limits(config: &GatewayConfig, provider: Provider) -> std::result::Result<&ProviderLimits, GatewayError> {
+fn provider_limits(config: &GatewayConfig, provider: Provider) -> std::result::Result<&Policy, GatewayError> {
     config.providers.get(provider.slug()).ok_or_else(|| {
         GatewayError::new(
             ErrorKind::NotFound,

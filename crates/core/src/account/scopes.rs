@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::account::limits::{Policy, Refusal};
-use crate::aig::call::{canonical_repository, valid_agent, valid_repository};
 use crate::error::{ErrorKind, GatewayError};
 use crate::money::pricing::Usd;
+use crate::request::caller::{canonical_repository, valid_agent, valid_repository};
 
 /// What a scope is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

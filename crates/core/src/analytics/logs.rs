@@ -154,7 +154,7 @@ pub fn clean_label(text: &str) -> Option<String> {
 /// from the ledger and from the logs alike. Folding here, not in the SQL, keeps the ledger's
 /// query on its stored columns and both sources on one rule.
 pub fn repo_label(text: &str) -> Option<String> {
-    clean_label(text).map(|label| crate::aig::call::canonical_repository(&label))
+    clean_label(text).map(|label| crate::request::caller::canonical_repository(&label))
 }
 
 fn metadata(raw: Option<&RawValue>) -> Meta {

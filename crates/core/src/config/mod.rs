@@ -70,21 +70,6 @@ impl Target {
     }
 }
 
-/// Per-provider limits: requests per minute and USD per UTC day (exact, see [`crate::money::pricing`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProviderLimits {
-    pub requests_per_minute: u32,
-    pub daily_budget: Usd,
-    /// `circuit_breaker`: when to stop trying a failing provider, and how it is trusted again.
-    pub breaker: Option<BreakerPolicy>,
-}
-
-impl ProviderLimits {
-    pub fn policy(&self) -> Policy {
-        Policy { requests_per_minute: self.requests_per_minute, daily_budget: self.daily_budget, breaker: self.breaker }
-    }
-}
-
 /// A provider's `circuit_breaker`, as written in the configuration.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -315,7 +300,7 @@ impl Default for Estimates {
 /// The validated routing configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayConfig {
-    pub providers: BTreeMap<String, ProviderLimits>,
+    pub providers: BTreeMap<String, Policy>,
     pub aliases: Vec<Alias>,
     /// Explicit `provider/model` ids to list in `/v1/models` besides the aliases' targets.
     pub extra_models: Vec<Target>,
@@ -425,11 +410,7 @@ impl GatewayConfig {
                 Some(budget) if budget > Usd::ZERO => {
                     providers.insert(
                         name.clone(),
-                        ProviderLimits {
-                            requests_per_minute: limits.requests_per_minute,
-                            daily_budget: budget,
-                            breaker,
-                        },
+                        Policy { requests_per_minute: limits.requests_per_minute, daily_budget: budget, breaker },
                     );
                 }
                 _ => problems.push(format!(
@@ -564,7 +545,6 @@ impl GatewayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aig::call::EndpointMode;
 
     pub(crate) const SHIPPED: &str = include_str!("../../../../gateway.config.json");
 

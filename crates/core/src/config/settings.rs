@@ -3,11 +3,21 @@
 
 use std::borrow::Cow;
 
-use crate::aig::call::EndpointMode;
 use crate::request::authenticate::{AgentTokens, Identity};
 use crate::request::tokens::ScopedTokens;
 use crate::secret::Secret;
 use crate::subrequests;
+
+/// Which AI Gateway endpoint serves chat completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointMode {
+    /// `{AI_GATEWAY_URL}/{account}/{gateway}/compat/chat/completions`, `cf-aig-authorization`
+    /// with `CF_AIG_TOKEN`, provider keys stored in the gateway (BYOK). The default.
+    Compat,
+    /// `{CF_API_URL}/accounts/{account}/ai/v1/chat/completions` with `cf-aig-gateway-id`,
+    /// authorised by `CF_API_TOKEN` (the endpoint Cloudflare now recommends; reference §0).
+    Rest,
+}
 
 /// The deployment: ids, upstream URLs, limits and secrets.
 #[derive(Debug, Clone)]

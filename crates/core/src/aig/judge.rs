@@ -106,7 +106,7 @@ impl Judge<'_> {
         let summary = relay.summary();
         let priced = self.cost(summary.usage.as_ref(), relay.answer().model());
         let content_filtered = !summary.saw_content && summary.finish_reason.as_deref() == Some("content_filter");
-        let verdict = self.contract.filter(|_| !content_filtered).map(|c| c.check_stream(relay));
+        let verdict = self.contract.filter(|_| !content_filtered).map(|c| c.check(&relay.answer().content()));
         self.judged(end, priced, relay.tokens(), content_filtered, verdict)
     }
 

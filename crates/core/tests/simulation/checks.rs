@@ -194,7 +194,7 @@ fn check_json_answer(o: &RequestOutcome) {
         if !s.saw_content && s.finish_reason.as_deref() == Some("content_filter") {
             return;
         }
-        contract.check_stream(&relay)
+        contract.check(&relay.answer().content())
     } else {
         let completion = read_completion(&o.client).expect("a 200 is a completion");
         if completion.finish_reason.as_deref() == Some("content_filter") {

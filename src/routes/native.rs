@@ -38,7 +38,7 @@ pub async fn handle(req: Incoming, env: &Env, wctx: &Rc<Context>, ctx: &Ctx, pro
     match serve(&req, env, wctx, ctx, provider, &mut decision, &mut log).await {
         Ok(response) => Ok(response),
         Err(failure) => {
-            decision.charged.get_or_insert(Usd::ZERO);
+            log.cost_usd = Some(*decision.charged.get_or_insert(Usd::ZERO));
             (log.status, log.error) = match &failure {
                 Failure::Gateway(err) => (err.status(), Some(err.kind.code())),
                 Failure::Provider(p) => (p.status, Some("upstream_error")),

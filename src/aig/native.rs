@@ -10,7 +10,7 @@ use gateway_core::aig::judge::Judged;
 use gateway_core::attempt::AttemptEnd;
 use gateway_core::config::Settings;
 use gateway_core::error::{redact, GatewayError};
-use gateway_core::money::pricing::{AnswerCost, Prices, Usd};
+use gateway_core::money::pricing::{AnswerCost, Cost, Prices, Usd};
 use gateway_core::native::shape::Shape;
 use gateway_core::native::stream::NativeStream;
 use gateway_core::native::usage::{self, NativeUsage};
@@ -130,14 +130,10 @@ impl Protocol for Native<'_> {
         let (prices, provider, model) = (self.prices.clone(), self.provider, self.shape.model.clone());
         let cost = move |s: &NativeStream| {
             if cache_hit {
-                return Some(Usd::ZERO);
+                return Cost { usd: Some(Usd::ZERO), warning: None };
             }
             let tally = s.tally();
-            let priced = usage::cost(&prices, provider, model.as_deref(), tally.model.as_deref(), tally.usage);
-            if let Some(warning) = &priced.cost.warning {
-                worker::console_warn!("{warning}");
-            }
-            priced.cost.usd
+            usage::cost(&prices, provider, model.as_deref(), tally.model.as_deref(), tally.usage).cost
         };
         (NativeStream::new(self.shape.wire, framing), Box::new(cost))
     }

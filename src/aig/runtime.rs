@@ -550,6 +550,9 @@ pub async fn close_stream(
     mut rows: Vec<Row>,
     settled: Settled,
 ) -> Usd {
+    if let Some(warning) = &ended.warning {
+        worker::console_warn!("{warning}");
+    }
     // A stream from AI Gateway's cache was billed nothing, however it ended.
     let cache_hit = rows.last().and_then(|r| r.cache.as_deref()).is_some_and(|c| c.eq_ignore_ascii_case("HIT"));
     let end = if cache_hit { AttemptEnd::CacheHit } else { ended.end };

@@ -113,13 +113,13 @@ impl Protocol for Unified<'_> {
         let (prices, provider, model) = (self.prices.clone(), t.provider().to_owned(), t.model().to_owned());
         let price = move |usage: Option<&Usage>, answered: Option<&str>| {
             let judge = Judge { prices: &prices, provider: &provider, model: &model, contract: None, cache_hit };
-            judge.cost(usage, answered).cost.usd
+            judge.cost(usage, answered).cost
         };
         let stamp = price.clone();
         // The usage event says what the request will have been charged if the stream ends
         // there: the earlier attempts' charges and this one's, as the books will settle it.
         let charge = move |usage: &Usage, answered: Option<&str>| {
-            let end = AttemptEnd::StreamComplete { cost: stamp(Some(usage), answered) };
+            let end = AttemptEnd::StreamComplete { cost: stamp(Some(usage), answered).usd };
             charged_before.saturating_add(books(end).charge(worst))
         };
         let mut relay = SseRelay::with_cost(Box::new(charge));

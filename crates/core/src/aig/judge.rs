@@ -227,9 +227,9 @@ mod tests {
         }
     }
 
-    fn judge_cost(relay: &SseRelay) -> Option<Usd> {
+    fn judge_cost(relay: &SseRelay) -> Cost {
         let prices = Prices::from_json(TABLE).unwrap();
         let judge = Judge { prices: &prices, provider: "p", model: "m", contract: None, cache_hit: false };
-        judge.cost(relay.summary().usage.as_ref(), relay.answer().model()).cost.usd
+        judge.cost(relay.summary().usage.as_ref(), relay.answer().model()).cost
     }
 }

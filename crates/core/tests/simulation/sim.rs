@@ -19,7 +19,7 @@ use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::money::pricing::{Prices, Usd};
 use gateway_core::names;
 use gateway_core::output::OutputContract;
-use gateway_core::relay::pump::{Pump, Step};
+use gateway_core::relay::pump::{CostFn, Pump, Step};
 use gateway_core::relay::SseRelay;
 use gateway_core::tools::normalise_completion;
 
@@ -41,7 +41,7 @@ pub enum Chunk {
     End,
 }
 
-pub type SimCost = Box<dyn Fn(&SseRelay) -> Option<Usd>>;
+pub type SimCost = CostFn<SseRelay>;
 pub type SimPump = Pump<SseRelay, SimCost>;
 
 pub enum Answer {
@@ -526,7 +526,7 @@ impl Sim {
         let (prices, model) = (self.shared.prices.clone(), written.model);
         let cost: SimCost = Box::new(move |relay: &SseRelay| {
             let judge = Judge { prices: &prices, provider: NAMES[provider], model, contract: None, cache_hit: false };
-            judge.cost(relay.summary().usage.as_ref(), relay.answer().model()).cost.usd
+            judge.cost(relay.summary().usage.as_ref(), relay.answer().model()).cost
         });
         let mut relay = SseRelay::new();
         let held = self.json.is_some();

@@ -3,6 +3,7 @@
 
 use gateway_core::engine::{Record, Target};
 use gateway_core::error::GatewayError;
+use gateway_core::protocol::native::ProviderError;
 use worker::{Headers, Response, ResponseBuilder, Result};
 
 use crate::aig::runtime::Seen;
@@ -130,4 +131,14 @@ pub fn stream_response(
     let _ = headers.set("content-type", content_type);
     let _ = headers.set("cache-control", "no-cache");
     ResponseBuilder::new().with_status(status).with_headers(headers).stream(body)
+}
+
+/// A provider's error answer, passed on in its own shape with the decision headers.
+pub fn provider_error_response(error: ProviderError, decision: &Decision) -> Response {
+    let headers = decision.headers();
+    let _ = headers.set("content-type", error.content_type.as_deref().unwrap_or("application/json"));
+    if let Some(r) = &error.retry_after {
+        let _ = headers.set("retry-after", r);
+    }
+    ResponseBuilder::new().with_status(error.status).with_headers(headers).fixed(error.body.into_bytes())
 }

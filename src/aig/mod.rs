@@ -2,6 +2,4 @@
 //! (`runtime`), and what each route sends and reads (`unified`, `native`).
 
 pub mod fetch;
-pub mod native;
 pub mod runtime;
-pub mod unified;

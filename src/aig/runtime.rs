@@ -4,24 +4,25 @@
 //! One attempt is the same for every route — fetch within the first-byte deadline, read an
 //! error body bounded, read a whole answer within the deadlines, or open a stream to its commit
 //! point — and what differs per route (URL, headers, body, how an answer and an error read) is
-//! its [`Protocol`]: `unified.rs` for `/v1/chat/completions`, `native.rs` for `/{provider}/…`.
+//! its [`Protocol`] (`gateway_core::protocol`: unified for `/v1/chat/completions`, native for
+//! `/{provider}/…`).
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use gateway_core::account::ledger::{Meter, Row};
 use gateway_core::account::limits::Refusal;
 use gateway_core::account::scopes::Scope;
 use gateway_core::aig::answer as aig_answer;
-use gateway_core::aig::judge::Judged;
 use gateway_core::attempt::{books, health_of_stream, AttemptEnd, AttemptOutcome, Books, Health};
 use gateway_core::config::RetryPolicy;
 use gateway_core::config::Settings;
 use gateway_core::engine::{self, Exchange, Fallback, Record, Rules, Runtime, Target, Win};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
+use gateway_core::ledger::{Meter, Row};
 use gateway_core::money::pricing::Usd;
+use gateway_core::protocol::judge::Judged;
+use gateway_core::protocol::{Protocol, Reading};
 use gateway_core::relay::pump::Pump;
 use gateway_core::relay::Observer;
 use gateway_core::tools::IssuedSignature;
@@ -29,61 +30,11 @@ use worker::{Context, Delay, Env};
 
 use super::fetch::{self, Body, BodyError, Bounds, Read, SendError};
 use crate::durable::limiter::{self, Leasing, Reservation};
-use crate::relay::{CostFn, Opened, StreamEnd, Upstream};
+use crate::relay::{Opened, StreamEnd, Upstream};
 use futures_util::future::{join_all, FutureExt, LocalBoxFuture, Shared};
 
 /// Error bodies are read this far, no further: enough for any message, bounded whatever comes.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
-
-/// One request to AI Gateway.
-pub struct Outgoing<'a> {
-    pub url: &'a str,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Cow<'a, [u8]>,
-}
-
-/// What a whole answer (or a stream read to its end before it committed) turned out to be.
-pub enum Whole {
-    /// An answer, judged (`gateway_core::aig::judge`): its body for the caller, as the protocol
-    /// made it right, and the thought signatures it carried (the signature memory's).
-    Judged { body: Vec<u8>, judged: Judged, signatures: Vec<IssuedSignature> },
-    /// A 200 that is not an answer: it may have been billed.
-    Malformed(GatewayError),
-}
-
-/// What differs between routes: how an attempt is sent, and how its answer reads.
-pub trait Protocol {
-    type Observer: Observer + 'static;
-    type Failure: From<GatewayError>;
-
-    fn streamed(&self) -> bool;
-    /// The request for attempt `attempt` (1-based, the whole request's) on `targets[target]`.
-    fn outgoing(&self, target: usize, attempt: u32) -> Outgoing<'_>;
-    /// An error status's failure, from its (bounded) body.
-    fn failure(
-        &self,
-        target: usize,
-        status: u16,
-        content_type: Option<String>,
-        body: &[u8],
-        retry_after: Option<String>,
-    ) -> Self::Failure;
-    /// Reads a whole answer.
-    fn whole(&self, target: usize, body: Vec<u8>, cache_hit: bool) -> Whole;
-    /// The observer of a stream from `targets[target]`, and how to price what it saw;
-    /// `charged_before` is what the request's earlier attempts were charged.
-    fn observer(&self, target: usize, cache_hit: bool, charged_before: Usd)
-        -> (Self::Observer, CostFn<Self::Observer>);
-    /// A stream held to its end (its commit point is the end of the answer: JSON mode).
-    fn held(&self) -> bool {
-        false
-    }
-    /// A stream that ended before its commit point (or was held to its end), judged: `end` is
-    /// how its pump ended it.
-    fn stream_judged(&self, target: usize, observer: &Self::Observer, end: AttemptEnd, cache_hit: bool) -> Judged;
-    /// The model that answered, when the answer named another than `targets[target]`'s.
-    fn answered_by(&self, target: usize, named: Option<&str>) -> Option<String>;
-}
 
 /// An answer for the client.
 pub struct Answered<O: Observer + 'static> {
@@ -431,12 +382,12 @@ impl<P: Protocol> AigRuntime<'_, P> {
         }
 
         match self.protocol.whole(target, bytes, cache_hit) {
-            Whole::Judged { body, judged, signatures } => {
+            Reading::Judged { body, judged, signatures } => {
                 *self.signatures.borrow_mut() = signatures;
                 let answer = Answered { status, content_type, body: AnswerBody::Whole { bytes: body, copy: None } };
                 self.judged(judged, answer, status)
             }
-            Whole::Malformed(err) => Exchange::Failed {
+            Reading::Malformed(err) => Exchange::Failed {
                 outcome: AttemptOutcome::MalformedAnswer,
                 end: AttemptEnd::AnswerUnreadable,
                 failure: err.into(),

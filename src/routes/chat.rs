@@ -3,16 +3,17 @@
 
 use std::rc::Rc;
 
-use gateway_core::account::ledger::{self, Route};
 use gateway_core::aig::cache::CallerCache;
-use gateway_core::aig::call as gateway;
+use gateway_core::aig::call;
 use gateway_core::config::RequestFacts;
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
+use gateway_core::ledger::{self, Route};
 use gateway_core::money::pricing::Usd;
 use gateway_core::money::stamp::stamp_usage_cost;
 use gateway_core::plan::plan;
+use gateway_core::protocol::unified::Unified;
 use gateway_core::request::authenticate::{Identity, Partition};
 use gateway_core::request::ChatRequest;
 use gateway_core::tools::{memory, ToolFamily};
@@ -20,7 +21,6 @@ use gateway_core::tools::{memory, ToolFamily};
 use worker::{Context, Env, Response, Result};
 
 use crate::aig::runtime::{close_stream, now, AigRuntime, AnswerBody};
-use crate::aig::unified::Unified;
 use crate::context::Ctx;
 use crate::durable::idempotency::{self, Claimed};
 use crate::incoming::Incoming;
@@ -130,7 +130,7 @@ async fn serve(
             worst_case: price.worst_case(prompt_tokens, max_output),
         });
     }
-    let url = gateway::chat_url(settings)?;
+    let url = call::chat_url(settings)?;
     // What of the caller's signature memory the history needs (a D1 read only when the history
     // brings calls back without their signatures and a target is Gemini 3).
     let caller_key = partition.as_str().to_owned();

@@ -8,11 +8,11 @@
 
 use std::rc::Rc;
 
-use gateway_core::account::ledger::{self, Route};
 use gateway_core::account::limits::Policy;
 use gateway_core::config::GatewayConfig;
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
+use gateway_core::ledger::{self, Route};
 use gateway_core::money::pricing::Usd;
 use gateway_core::native::credentials;
 use gateway_core::native::shape::Shape;
@@ -21,12 +21,12 @@ use gateway_core::provider::Provider;
 
 use worker::{Context, Env, Response, Result};
 
-use crate::aig::native::{Failure, Native};
 use crate::aig::runtime::{close_stream, now, AigRuntime, AnswerBody};
 use crate::context::Ctx;
 use crate::incoming::Incoming;
 use crate::log::RequestLog;
-use crate::respond::{answer_response, error_response_with, stream_response, Decision};
+use crate::respond::{answer_response, error_response_with, provider_error_response, stream_response, Decision};
+use gateway_core::protocol::native::{Failure, Native};
 
 /// Caller headers a provider's API reads besides the body and the key (versions, beta flags).
 const PASSED_HEADERS: [&str; 3] = ["anthropic-version", "anthropic-beta", "openai-beta"];
@@ -46,7 +46,7 @@ pub async fn handle(req: Incoming, env: &Env, wctx: &Rc<Context>, ctx: &Ctx, pro
             log.finish(&decision, started);
             match failure {
                 Failure::Gateway(err) => error_response_with(&err, None, &decision),
-                Failure::Provider(p) => Ok(p.into_response(&decision)),
+                Failure::Provider(p) => Ok(provider_error_response(p, &decision)),
             }
         }
     }

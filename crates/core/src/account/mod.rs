@@ -6,7 +6,6 @@ pub mod admission;
 pub mod alerts;
 pub mod breaker;
 pub mod budgets;
-pub mod ledger;
 pub mod limits;
 pub mod listing;
 pub mod scopes;

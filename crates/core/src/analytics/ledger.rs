@@ -298,7 +298,7 @@ pub(crate) mod tests {
 
     /// Writes `a` exactly as the Worker's write path does: its `Row`, bound to its `INSERT`.
     pub fn insert(db: &rusqlite::Connection, a: &Attempt) {
-        use crate::account::ledger::{Route, Row, Value, INSERT};
+        use crate::ledger::{Route, Row, Value, INSERT};
         let row = Row {
             request_id: a.request_id.clone(),
             attempt: a.attempt as u32,

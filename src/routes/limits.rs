@@ -18,7 +18,7 @@ use worker::{Env, Response, Result};
 use crate::context::Ctx;
 use crate::durable::limiter as limits;
 use crate::incoming::Incoming;
-use crate::respond::{error_response, json_response, Decision};
+use crate::respond::{error_response, json_response};
 
 /// Most of today's callers read from the ledger to list their scopes.
 const MAX_CALLERS: u32 = 1_000;
@@ -57,7 +57,7 @@ pub async fn handle(req: &Incoming, env: &Env, ctx: &Ctx, identity: Option<Ident
         #[serde(flatten)]
         today: BudgetsToday,
     }
-    let mut response = json_response(200, serde_json::to_string(&Body { unit: "USD", today })?, &Decision::default())?;
+    let mut response = json_response(200, serde_json::to_string(&Body { unit: "USD", today })?)?;
     response.headers_mut().set("x-limits-subrequests", &budget.header())?;
     Ok(response)
 }

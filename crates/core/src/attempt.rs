@@ -2,7 +2,8 @@
 //! how it ended as far as money goes ([`AttemptEnd`]) and how its reservation closes
 //! ([`Books`], [`books`]); its outcome as the classification table sees it ([`AttemptOutcome`],
 //! with AI Gateway's own refusals, [`AigRefusal`]) and what to do next ([`classify`]); and what
-//! it said of its provider's health, for the circuit breaker ([`Health`]).
+//! it said of its provider's health, for the circuit breaker ([`Health`]); what the runtime
+//! measured of it ([`Meter`]).
 //!
 //! The books: before an attempt its worst-case cost is reserved; when the attempt ends, its
 //! reservation is closed in exactly one of three ways. The rule behind the table: an attempt that
@@ -13,7 +14,25 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
-use crate::money::pricing::Usd;
+use crate::money::pricing::{Tokens, Usd};
+
+/// What the runtime measured of one attempt (its ledger row's measurements).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meter {
+    pub started_ms: u64,
+    /// When its answer was read (a whole one), it failed, or (a stream) it reached its commit point.
+    pub ended_ms: u64,
+    /// Its HTTP status; `None` when nothing answered.
+    pub status: Option<u16>,
+    pub tokens: Option<Tokens>,
+    /// Our price table's cost of those tokens; `None` when unknown.
+    pub cost: Option<Usd>,
+    pub log_id: Option<String>,
+    pub cache: Option<String>,
+    /// The model that answered, when the answer named another than the target's
+    /// ([`crate::money::pricing::AnswerCost::answered_by`]).
+    pub answered_model: Option<String>,
+}
 
 /// How an attempt ended, as far as money goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,10 +261,27 @@ pub fn health_of_stream(end: AttemptEnd) -> Health {
     }
 }
 
+/// How a committed stream's end closes its attempt: the end its books read (a stream from AI
+/// Gateway's cache was billed nothing, however it ended: settled at 0), their close, and what
+/// the stream said of its provider's health (its own end, cached or not).
+pub fn settle_stream(end: AttemptEnd, cache_hit: bool) -> (AttemptEnd, Books, Health) {
+    let booked = if cache_hit { AttemptEnd::CacheHit } else { end };
+    (booked, books(booked), health_of_stream(end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use AttemptEnd::*;
+
+    #[test]
+    fn a_cached_stream_is_released_however_it_ended_and_its_health_is_its_own() {
+        let cut = StreamCutAfterCommit { final_cost: None };
+        assert_eq!(settle_stream(cut, false), (cut, Books::SettleWorstCase, Health::Failed));
+        assert_eq!(settle_stream(cut, true), (CacheHit, Books::Settle(Usd::ZERO), Health::Failed));
+        let done = StreamComplete { cost: Some(C) };
+        assert_eq!(settle_stream(done, false), (done, Books::Settle(C), Health::Healthy));
+    }
 
     const C: Usd = Usd(1_234);
     const W: Usd = Usd(9_999);

@@ -39,6 +39,7 @@ pub mod ledger;
 pub mod money;
 pub mod names;
 pub mod native;
+pub mod outcome;
 pub mod output;
 pub mod percent;
 pub mod plan;

@@ -11,6 +11,12 @@ use crate::config::{CachePolicy, Target};
 use crate::digest::{hex, sha256_of};
 use crate::error::{ErrorKind, GatewayError};
 
+/// Whether AI Gateway answered from its cache, by its `cf-aig-cache-status` header (`HIT`, in
+/// any case): then the provider billed nothing, however the answer ended.
+pub fn is_hit(cache_status: Option<&str>) -> bool {
+    cache_status.is_some_and(|s| s.eq_ignore_ascii_case("HIT"))
+}
+
 /// What the caller said about caching.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallerCache<'a> {

@@ -165,6 +165,8 @@ pub fn check_request(o: &RequestOutcome) {
     // An answer whose usage was read is charged what the upstream billed, at the rate of the
     // model that answered, to the picodollar: the billing rule and the pricing, end to end.
     for (line, log) in o.record.lines.iter().zip(&o.log) {
+        // Each line carries what was measured of its own attempt.
+        assert_eq!((line.meter.started_ms, line.meter.ended_ms), (log.start, log.end), "{:?}", o.record.trace);
         if let Some(expected) = log.expected {
             assert_eq!(line.charged, Some(expected), "charged as billed: {:?} {:?}", o.record.trace, log);
         }

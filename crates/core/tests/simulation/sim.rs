@@ -12,6 +12,7 @@ use gateway_core::account::scopes::Scope;
 use gateway_core::aig::answer as upstream;
 use gateway_core::attempt::AttemptOutcome;
 use gateway_core::attempt::Health;
+use gateway_core::attempt::Meter;
 use gateway_core::attempt::{AttemptEnd, Books};
 use gateway_core::engine::{Exchange, Runtime, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
@@ -211,7 +212,7 @@ impl Runtime for Sim {
         _attempt: u32,
         first_byte_ms: u64,
         _charged_before: Usd,
-    ) -> Exchange<Answer, GatewayError> {
+    ) -> (Exchange<Answer, GatewayError>, Meter) {
         let clock = self.shared.clock.clone();
         let start = clock.now();
         assert!(start < self.deadline, "an attempt started at {start}, after the deadline {}", self.deadline);
@@ -245,8 +246,9 @@ impl Runtime for Sim {
             }
             Exchange::Answer { end: None, .. } => {}
         }
-        self.log.borrow_mut().push(AttemptLog { target, start, end: clock.now(), retry_after_ms, expected });
-        exchange
+        let end = clock.now();
+        self.log.borrow_mut().push(AttemptLog { target, start, end, retry_after_ms, expected });
+        (exchange, Meter { started_ms: start, ended_ms: end, ..Meter::default() })
     }
 
     async fn sleep(&self, ms: u64) {

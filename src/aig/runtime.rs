@@ -410,7 +410,7 @@ impl<P: Protocol> AigRuntime<'_, P> {
                     content_filtered: false,
                 }
             }
-            Opened::Whole { ending, observer } => {
+            Opened::Ended { ending, observer } => {
                 let judged = self.protocol.stream_judged(target, &observer, ending.end, cache_hit);
                 *self.signatures.borrow_mut() = observer.signatures().to_vec();
                 let body = AnswerBody::Whole { bytes: ending.out, copy: ending.copy };

@@ -83,7 +83,7 @@ struct Shared<O: Observer + 'static> {
 
 enum Outcome {
     Committed,
-    Whole(Ending),
+    Ended(Ending),
     Failed(OpenFailure),
 }
 
@@ -103,7 +103,7 @@ pub enum Opened<O: Observer + 'static> {
     /// Content arrived: the body sends it, then the rest; `model` is what its events named.
     Committed { upstream: Upstream<O>, model: Option<String> },
     /// The whole stream arrived first (a short answer, or one blocked before any content).
-    Whole { ending: Ending, observer: O },
+    Ended { ending: Ending, observer: O },
     /// It failed before any content: nothing was sent.
     Failed(OpenFailure),
 }
@@ -135,10 +135,10 @@ impl<O: Observer + 'static> Upstream<O> {
                 let model = self.shared.borrow().pump.as_ref().and_then(|p| p.observer().model().map(str::to_owned));
                 Opened::Committed { upstream: self, model }
             }
-            Some(Outcome::Whole(ending)) => {
+            Some(Outcome::Ended(ending)) => {
                 let observer = self.shared.borrow_mut().pump.take().map(Pump::into_observer);
                 match observer {
-                    Some(observer) => Opened::Whole { ending, observer },
+                    Some(observer) => Opened::Ended { ending, observer },
                     None => unreachable!("the pump is taken only here"),
                 }
             }
@@ -205,7 +205,7 @@ fn on_event<O: Observer + 'static>(shared: &Rc<RefCell<Shared<O>>>, kind: u32, c
         }
         (Step::Done(ending), None) => {
             let drain = ending.drain;
-            *opened = Some(Outcome::Whole(ending));
+            *opened = Some(Outcome::Ended(ending));
             done(None, false, drain)
         }
         (Step::Done(ending), Some(mailbox)) => {

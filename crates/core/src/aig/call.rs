@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::config::{EndpointMode, Settings, Target};
+use crate::config::{EndpointMode, ModelId, Settings};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::caller::Caller;
 
@@ -27,7 +27,7 @@ pub fn chat_url(settings: &Settings) -> Result<String, GatewayError> {
 /// models by author (`google/gemini-…`, reference §0); only Google's differs from our provider
 /// slug. Open question (reference §0, §1): the REST endpoint's catalogue may not carry every
 /// compat model, so a REST deployment should name REST model ids in its configuration.
-pub fn upstream_model(mode: EndpointMode, target: &Target) -> Cow<'_, str> {
+pub fn upstream_model(mode: EndpointMode, target: &ModelId) -> Cow<'_, str> {
     match (mode, target.provider()) {
         (EndpointMode::Rest, "google-ai-studio") => Cow::Owned(format!("google/{}", target.model())),
         _ => Cow::Borrowed(&target.id),
@@ -112,7 +112,7 @@ mod tests {
         let h = chat_headers(&s, "{}".into());
         assert!(h.contains(&("authorization", "Bearer api".into())));
         assert!(h.contains(&("cf-aig-gateway-id", "gw".into())));
-        let t = Target::parse("google-ai-studio/gemini-2.5-flash").unwrap();
+        let t = ModelId::parse("google-ai-studio/gemini-2.5-flash").unwrap();
         assert_eq!(upstream_model(EndpointMode::Rest, &t), "google/gemini-2.5-flash");
         assert_eq!(upstream_model(EndpointMode::Compat, &t), "google-ai-studio/gemini-2.5-flash");
     }

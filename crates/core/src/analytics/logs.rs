@@ -108,7 +108,7 @@ struct RawEntry<'a> {
     metadata: Option<&'a RawValue>,
 }
 
-/// The metadata keys `/analytics` groups on (see `gateway::metadata`). Values of other types
+/// The metadata keys `/analytics` groups on (see `aig::call::metadata`). Values of other types
 /// than the expected ones are ignored, not fatal: metadata is free-form for other callers.
 #[derive(Deserialize, Default)]
 struct RawMetadata<'a> {

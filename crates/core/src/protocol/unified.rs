@@ -10,7 +10,7 @@ use crate::aig::answer::{self as up, Usage};
 use crate::aig::cache::{self, CallerCache};
 use crate::aig::call;
 use crate::attempt::{books, AttemptEnd};
-use crate::config::{CachePolicy, Settings, Target};
+use crate::config::{CachePolicy, ModelId, Settings};
 use crate::error::GatewayError;
 use crate::money::pricing::{Prices, Usd};
 use crate::names;
@@ -28,7 +28,7 @@ pub struct Unified<'a> {
     pub settings: &'a Settings,
     pub url: &'a str,
     pub chat: &'a ChatRequest<'a>,
-    pub targets: &'a [Target],
+    pub targets: &'a [ModelId],
     pub prices: Rc<Prices>,
     /// What one attempt on each target may cost at most (what its reservation holds).
     pub worst_cases: Vec<Usd>,

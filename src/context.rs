@@ -3,8 +3,8 @@
 
 use std::rc::Rc;
 
-use gateway_core::account::pricing::Prices;
 use gateway_core::config::{ConfigError, GatewayConfig, Settings};
+use gateway_core::money::pricing::Prices;
 use worker::Env;
 
 /// The configuration compiled into the Worker; the `GATEWAY_CONFIG` var replaces it when set.

@@ -2,7 +2,7 @@
 //! through its JavaScript binding directly (`prepare`, `bind`, `run`, `all`, `batch`): a few
 //! calls, where workers-rs's `d1` feature would bring its own layer into the wasm.
 
-use gateway_core::account::ledger::Value;
+use gateway_core::ledger::Value;
 use js_sys::{Array, Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;

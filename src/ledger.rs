@@ -1,4 +1,4 @@
-//! The ledger's shell: a request's rows (`gateway_core::account::ledger`) written to D1
+//! The ledger's shell: a request's rows (`gateway_core::ledger`) written to D1
 //! (`crate::d1`) after its response and its limiters' acknowledgment of its closes, one batch
 //! per request, in `waitUntil`; the cron's pruning;
 //! the reads of `/analytics` go through `crate::d1::all_json`. A write that fails is retried
@@ -8,7 +8,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use gateway_core::account::ledger::{self, Row, Value, INSERT, PRUNE, PRUNE_BATCH};
+use gateway_core::ledger::{self, Row, Value, INSERT, PRUNE, PRUNE_BATCH};
 use worker::{Context, Delay, Env};
 
 pub use crate::d1::{all_json, is_bound};

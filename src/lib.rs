@@ -16,7 +16,6 @@ mod d1;
 mod durable;
 mod incoming;
 mod ledger;
-mod log;
 mod relay;
 mod respond;
 mod routes;

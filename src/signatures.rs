@@ -4,7 +4,7 @@
 //! OpenAI SDK's `runTools`) still work on Gemini 3. A read or write that fails costs the
 //! request nothing: the history rewrite falls back to the documented placeholder.
 
-use gateway_core::account::ledger::Value;
+use gateway_core::ledger::Value;
 use gateway_core::tools::memory::{Remembered, SignatureRecord};
 use worker::Env;
 

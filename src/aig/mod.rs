@@ -1,7 +1,6 @@
-//! Calling AI Gateway: the fetch with its deadlines (`fetch`), the engine's runtime over it
-//! (`runtime`), and what each route sends and reads (`unified`, `native`).
+//! Calling AI Gateway: the fetch with its deadlines (`fetch`), and the engine's runtime over it
+//! (`runtime`), which asks each route's protocol (`gateway_core::protocol`) what to send and how
+//! an answer reads.
 
 pub mod fetch;
-pub mod native;
 pub mod runtime;
-pub mod unified;

@@ -4,24 +4,25 @@
 //! One attempt is the same for every route — fetch within the first-byte deadline, read an
 //! error body bounded, read a whole answer within the deadlines, or open a stream to its commit
 //! point — and what differs per route (URL, headers, body, how an answer and an error read) is
-//! its [`Protocol`]: `unified.rs` for `/v1/chat/completions`, `native.rs` for `/{provider}/…`.
+//! its [`Protocol`] (`gateway_core::protocol`: unified for `/v1/chat/completions`, native for
+//! `/{provider}/…`).
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use gateway_core::account::breaker::{health_of_stream, Health};
-use gateway_core::account::ledger::{Meter, Row};
 use gateway_core::account::limits::Refusal;
-use gateway_core::account::pricing::Usd;
 use gateway_core::account::scopes::Scope;
-use gateway_core::aig::answer::{self as aig_answer, AttemptOutcome};
-use gateway_core::aig::judge::Judged;
+use gateway_core::aig::answer as aig_answer;
+use gateway_core::aig::cache;
+use gateway_core::attempt::{AttemptEnd, AttemptOutcome, Books, Health, Meter};
 use gateway_core::config::RetryPolicy;
 use gateway_core::config::Settings;
-use gateway_core::engine::{self, books, AttemptEnd, Books, Exchange, Fallback, Record, Rules, Runtime, Target, Win};
+use gateway_core::engine::{self, Exchange, Fallback, Record, Rules, Runtime, Target, Win};
 use gateway_core::error::{redact, ErrorKind, GatewayError};
+use gateway_core::money::pricing::Usd;
+use gateway_core::protocol::judge::Judged;
+use gateway_core::protocol::{Protocol, Reading};
 use gateway_core::relay::pump::Pump;
 use gateway_core::relay::Observer;
 use gateway_core::tools::IssuedSignature;
@@ -29,61 +30,11 @@ use worker::{Context, Delay, Env};
 
 use super::fetch::{self, Body, BodyError, Bounds, Read, SendError};
 use crate::durable::limiter::{self, Leasing, Reservation};
-use crate::relay::{CostFn, Opened, StreamEnd, Upstream};
+use crate::relay::{Opened, Upstream};
 use futures_util::future::{join_all, FutureExt, LocalBoxFuture, Shared};
 
 /// Error bodies are read this far, no further: enough for any message, bounded whatever comes.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
-
-/// One request to AI Gateway.
-pub struct Outgoing<'a> {
-    pub url: &'a str,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Cow<'a, [u8]>,
-}
-
-/// What a whole answer (or a stream read to its end before it committed) turned out to be.
-pub enum Whole {
-    /// An answer, judged (`gateway_core::aig::judge`): its body for the caller, as the protocol
-    /// made it right, and the thought signatures it carried (the signature memory's).
-    Judged { body: Vec<u8>, judged: Judged, signatures: Vec<IssuedSignature> },
-    /// A 200 that is not an answer: it may have been billed.
-    Malformed(GatewayError),
-}
-
-/// What differs between routes: how an attempt is sent, and how its answer reads.
-pub trait Protocol {
-    type Observer: Observer + 'static;
-    type Failure: From<GatewayError>;
-
-    fn streamed(&self) -> bool;
-    /// The request for attempt `attempt` (1-based, the whole request's) on `targets[target]`.
-    fn outgoing(&self, target: usize, attempt: u32) -> Outgoing<'_>;
-    /// An error status's failure, from its (bounded) body.
-    fn failure(
-        &self,
-        target: usize,
-        status: u16,
-        content_type: Option<String>,
-        body: &[u8],
-        retry_after: Option<String>,
-    ) -> Self::Failure;
-    /// Reads a whole answer.
-    fn whole(&self, target: usize, body: Vec<u8>, cache_hit: bool) -> Whole;
-    /// The observer of a stream from `targets[target]`, and how to price what it saw;
-    /// `charged_before` is what the request's earlier attempts were charged.
-    fn observer(&self, target: usize, cache_hit: bool, charged_before: Usd)
-        -> (Self::Observer, CostFn<Self::Observer>);
-    /// A stream held to its end (its commit point is the end of the answer: JSON mode).
-    fn held(&self) -> bool {
-        false
-    }
-    /// A stream that ended before its commit point (or was held to its end), judged: `end` is
-    /// how its pump ended it.
-    fn stream_judged(&self, target: usize, observer: &Self::Observer, end: AttemptEnd, cache_hit: bool) -> Judged;
-    /// The model that answered, when the answer named another than `targets[target]`'s.
-    fn answered_by(&self, target: usize, named: Option<&str>) -> Option<String>;
-}
 
 /// An answer for the client.
 pub struct Answered<O: Observer + 'static> {
@@ -99,13 +50,6 @@ pub enum AnswerBody<O: Observer + 'static> {
     Stream { upstream: Upstream<O> },
 }
 
-/// AI Gateway's own headers of the last attempt: on the response, whatever its outcome.
-#[derive(Debug, Clone, Default)]
-pub struct Seen {
-    pub log_id: Option<String>,
-    pub cache_status: Option<String>,
-}
-
 pub struct AigRuntime<'a, P: Protocol> {
     pub env: &'a Env,
     pub wctx: &'a Rc<Context>,
@@ -115,9 +59,6 @@ pub struct AigRuntime<'a, P: Protocol> {
     pub deadline_ms: u64,
     /// Keep a copy of a streamed answer up to this many bytes (idempotent replays).
     pub capture: Option<usize>,
-    pub seen: RefCell<Seen>,
-    /// What was measured of each attempt, in order (the ledger's rows).
-    pub meters: RefCell<Vec<Meter>>,
     /// The meter of the attempt under way.
     current: RefCell<Meter>,
     /// The caller's scopes (repository, owner, agent) each attempt also reserves in.
@@ -144,10 +85,8 @@ pub type Settled = LocalBoxFuture<'static, ()>;
 /// What a run of the engine produced.
 pub struct Ran<O: Observer + 'static, F> {
     pub result: Result<Win<Answered<O>, Reservation>, F>,
+    /// The engine's record: each attempt's line carries what was measured of it.
     pub record: Record,
-    /// AI Gateway's headers of the last attempt.
-    pub seen: Seen,
-    pub meters: Vec<Meter>,
     /// The answering provider's budget left, as its reserve saw it.
     pub budget_remaining: Option<Usd>,
     /// What the attempts' answers warned of.
@@ -180,8 +119,6 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
             targets,
             deadline_ms,
             capture,
-            seen: RefCell::default(),
-            meters: RefCell::default(),
             current: RefCell::default(),
             scopes: Vec::new(),
             budget_remaining: std::cell::Cell::new(None),
@@ -199,8 +136,7 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
     }
 
     /// Runs the engine with this runtime — the one way every route calls it: the answer (or
-    /// the error for the client), the record, AI Gateway's headers of the last attempt, and
-    /// what was measured of each attempt.
+    /// the error for the client) and the record, each attempt's line with what was measured of it.
     pub async fn run(self, retry: &RetryPolicy, fallback: Fallback, subject: &str) -> Ran<P::Observer, P::Failure> {
         let rules = Rules {
             retry,
@@ -213,8 +149,6 @@ impl<'a, P: Protocol> AigRuntime<'a, P> {
         Ran {
             result,
             record,
-            seen: self.seen.take(),
-            meters: self.meters.take(),
             budget_remaining: self.budget_remaining.get(),
             warnings: self.warnings.take(),
             signatures: self.signatures.take(),
@@ -282,7 +216,7 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
         attempt: u32,
         first_byte_ms: u64,
         charged_before: Usd,
-    ) -> Exchange<Self::Answer, P::Failure> {
+    ) -> (Exchange<Self::Answer, P::Failure>, Meter) {
         let started = now();
         *self.current.borrow_mut() = Meter { started_ms: started, ..Meter::default() };
         let exchange = self.exchange(target, attempt, first_byte_ms, charged_before, started).await;
@@ -292,10 +226,7 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
             Exchange::Answer { end, .. } => end.and_then(AttemptEnd::cost),
             Exchange::Failed { end, .. } | Exchange::Invalid { end, .. } => end.cost(),
         };
-        let seen = self.seen.borrow();
-        (meter.log_id, meter.cache) = (seen.log_id.clone(), seen.cache_status.clone());
-        self.meters.borrow_mut().push(meter);
-        exchange
+        (exchange, meter)
     }
 
     fn mark_unavailable(&self, target: &Target<'_>) {
@@ -343,7 +274,6 @@ impl<P: Protocol> AigRuntime<'_, P> {
         let id = self.targets[target].id;
         // Borrowed: only a stream's pump needs its own copy (it outlives this call).
         let secret_refs = self.settings.secret_values();
-        *self.seen.borrow_mut() = Seen::default();
         let out = self.protocol.outgoing(target, attempt);
         let first_byte = Duration::from_millis(first_byte_ms);
         let read = if self.protocol.streamed() { Read::Stream } else { Read::Whole };
@@ -372,11 +302,12 @@ impl<P: Protocol> AigRuntime<'_, P> {
                 )
             }
         };
-        let seen = Seen { log_id: answer.log_id, cache_status: answer.cache_status };
-        let cache_hit = seen.cache_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HIT"));
-        *self.seen.borrow_mut() = seen;
+        let cache_hit = cache::is_hit(answer.cache_status.as_deref());
         let status = answer.status;
-        self.current.borrow_mut().status = Some(status);
+        {
+            let mut meter = self.current.borrow_mut();
+            (meter.status, meter.log_id, meter.cache) = (Some(status), answer.log_id, answer.cache_status);
+        }
         let content_type = answer.content_type;
 
         let bytes = match answer.body {
@@ -431,12 +362,12 @@ impl<P: Protocol> AigRuntime<'_, P> {
         }
 
         match self.protocol.whole(target, bytes, cache_hit) {
-            Whole::Judged { body, judged, signatures } => {
+            Reading::Judged { body, judged, signatures } => {
                 *self.signatures.borrow_mut() = signatures;
                 let answer = Answered { status, content_type, body: AnswerBody::Whole { bytes: body, copy: None } };
                 self.judged(judged, answer, status)
             }
-            Whole::Malformed(err) => Exchange::Failed {
+            Reading::Malformed(err) => Exchange::Failed {
                 outcome: AttemptOutcome::MalformedAnswer,
                 end: AttemptEnd::AnswerUnreadable,
                 failure: err.into(),
@@ -479,7 +410,7 @@ impl<P: Protocol> AigRuntime<'_, P> {
                     content_filtered: false,
                 }
             }
-            Opened::Whole { ending, observer } => {
+            Opened::Ended { ending, observer } => {
                 let judged = self.protocol.stream_judged(target, &observer, ending.end, cache_hit);
                 *self.signatures.borrow_mut() = observer.signatures().to_vec();
                 let body = AnswerBody::Whole { bytes: ending.out, copy: ending.copy };
@@ -535,30 +466,4 @@ pub mod budget_use {
     pub fn permille() -> BTreeMap<String, u32> {
         USED.with(|u| u.borrow().iter().map(|(p, s)| (p.clone(), (s * 1000.0).round() as u32)).collect())
     }
-}
-
-/// Closes a committed stream's books when the stream ends — its reservation, then (once its
-/// limiters and those of the request's earlier attempts, `settled`, acknowledged their closes)
-/// the request's ledger rows with the stream's own (the last) completed; what the whole request
-/// was charged, `charged_before` (its earlier attempts) included.
-pub async fn close_stream(
-    env: &Env,
-    reservation: Reservation,
-    ended: &StreamEnd,
-    worst_case: Usd,
-    charged_before: Usd,
-    mut rows: Vec<Row>,
-    settled: Settled,
-) -> Usd {
-    // A stream from AI Gateway's cache was billed nothing, however it ended.
-    let cache_hit = rows.last().and_then(|r| r.cache.as_deref()).is_some_and(|c| c.eq_ignore_ascii_case("HIT"));
-    let end = if cache_hit { AttemptEnd::CacheHit } else { ended.end };
-    let books = books(end);
-    let charge = books.charge(worst_case);
-    futures_util::join!(reservation.close(books, health_of_stream(ended.end)), settled);
-    if let Some(stream_row) = rows.last_mut() {
-        stream_row.finish(charge, ended.tokens, end.cost(), now());
-    }
-    crate::ledger::write(env, &rows).await;
-    charged_before.saturating_add(charge)
 }

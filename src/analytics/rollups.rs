@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use gateway_core::analytics::cells::Cells;
 use gateway_core::analytics::logs::LogsEndpoint;
 use gateway_core::analytics::plan::{day_window, days_to_roll_up};
-use gateway_core::analytics::time;
+use gateway_core::time;
 use serde::Serialize;
 use worker::{Env, Method, Request, RequestInit, Stub};
 

@@ -5,7 +5,6 @@
 
 use std::cell::Cell;
 
-use gateway_core::account::ledger::Value;
 use gateway_core::analytics::cells::Cells;
 use gateway_core::analytics::ledger::{self, GroupQuery, GROUP_SQL, MAX_GROUP_ROWS};
 use gateway_core::analytics::logs::{LogEntry, LogsEndpoint, Window};
@@ -15,6 +14,7 @@ use gateway_core::analytics::reconcile::{self, Reconciliation};
 use gateway_core::analytics::report::{ReadStatus, Report, Source as ReportSource};
 use gateway_core::analytics::settings::AnalyticsSettings;
 use gateway_core::error::{ErrorKind, GatewayError};
+use gateway_core::ledger::Value;
 use gateway_core::subrequests::{logs_cut_note, plan_cross_check, plan_log_reads, CrossCheckPlan, Subrequests};
 use worker::Env;
 

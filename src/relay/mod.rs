@@ -14,9 +14,9 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use gateway_core::account::pricing::{Tokens, Usd};
-use gateway_core::engine::AttemptEnd;
+use gateway_core::attempt::AttemptEnd;
 use gateway_core::error::GatewayError;
+use gateway_core::money::pricing::Tokens;
 use gateway_core::relay::pump::{Ending, OpenFailure, Pump, Step};
 use gateway_core::relay::Observer;
 use gateway_core::tools::IssuedSignature;
@@ -51,8 +51,7 @@ const STALL: u32 = 3;
 const GONE: u32 = 4;
 const CLOSED: u32 = 5;
 
-/// Prices what an observer saw, once its stream is complete.
-pub type CostFn<O> = Box<dyn Fn(&O) -> Option<Usd>>;
+pub use gateway_core::relay::pump::CostFn;
 
 /// What the end of a stream hands to the books, the ledger and the log.
 pub struct StreamEnd {
@@ -66,6 +65,8 @@ pub struct StreamEnd {
     pub tokens: Option<Tokens>,
     /// The thought signatures its tool calls carried.
     pub signatures: Vec<IssuedSignature>,
+    /// Why its cost is unknown (a price or the usage missing), when it is.
+    pub warning: Option<String>,
 }
 
 pub type OnEnd = Box<dyn FnOnce(StreamEnd) -> futures_util::future::LocalBoxFuture<'static, ()>>;
@@ -82,7 +83,7 @@ struct Shared<O: Observer + 'static> {
 
 enum Outcome {
     Committed,
-    Whole(Ending),
+    Ended(Ending),
     Failed(OpenFailure),
 }
 
@@ -102,7 +103,7 @@ pub enum Opened<O: Observer + 'static> {
     /// Content arrived: the body sends it, then the rest; `model` is what its events named.
     Committed { upstream: Upstream<O>, model: Option<String> },
     /// The whole stream arrived first (a short answer, or one blocked before any content).
-    Whole { ending: Ending, observer: O },
+    Ended { ending: Ending, observer: O },
     /// It failed before any content: nothing was sent.
     Failed(OpenFailure),
 }
@@ -134,10 +135,10 @@ impl<O: Observer + 'static> Upstream<O> {
                 let model = self.shared.borrow().pump.as_ref().and_then(|p| p.observer().model().map(str::to_owned));
                 Opened::Committed { upstream: self, model }
             }
-            Some(Outcome::Whole(ending)) => {
+            Some(Outcome::Ended(ending)) => {
                 let observer = self.shared.borrow_mut().pump.take().map(Pump::into_observer);
                 match observer {
-                    Some(observer) => Opened::Whole { ending, observer },
+                    Some(observer) => Opened::Ended { ending, observer },
                     None => unreachable!("the pump is taken only here"),
                 }
             }
@@ -176,7 +177,7 @@ fn on_event<O: Observer + 'static>(shared: &Rc<RefCell<Shared<O>>>, kind: u32, c
         GONE => {
             let end = pump.on_client_gone();
             if let (Some(end), Some(mailbox)) = (end, mailbox) {
-                mailbox.post(StreamEnd { end, fault: None, copy: None, ..facts(pump.observer()) });
+                mailbox.post(StreamEnd { end, fault: None, copy: None, ..facts(pump) });
             }
             return JsValue::UNDEFINED;
         }
@@ -204,18 +205,13 @@ fn on_event<O: Observer + 'static>(shared: &Rc<RefCell<Shared<O>>>, kind: u32, c
         }
         (Step::Done(ending), None) => {
             let drain = ending.drain;
-            *opened = Some(Outcome::Whole(ending));
+            *opened = Some(Outcome::Ended(ending));
             done(None, false, drain)
         }
         (Step::Done(ending), Some(mailbox)) => {
             let answer = done(Some(&ending.out), ending.cut, ending.drain);
             // Woken once the body has closed (the relay's CLOSED).
-            mailbox.post(StreamEnd {
-                end: ending.end,
-                fault: ending.fault,
-                copy: ending.copy,
-                ..facts(pump.observer())
-            });
+            mailbox.post(StreamEnd { end: ending.end, fault: ending.fault, copy: ending.copy, ..facts(pump) });
             answer
         }
         (Step::Failed(failure), _) => {
@@ -225,15 +221,17 @@ fn on_event<O: Observer + 'static>(shared: &Rc<RefCell<Shared<O>>>, kind: u32, c
     }
 }
 
-/// What a stream's observer learned of its answer, for its end (`end`, `fault` and `copy` are
-/// the caller's).
-fn facts<O: Observer>(observer: &O) -> StreamEnd {
+/// What a stream's pump learned of its answer, for its end (`end`, `fault` and `copy` are the
+/// caller's).
+fn facts<O: Observer>(pump: &Pump<O, CostFn<O>>) -> StreamEnd {
+    let observer = pump.observer();
     StreamEnd {
         end: AttemptEnd::ClientGone { final_cost: None },
         fault: None,
         copy: None,
         tokens: observer.tokens(),
         signatures: observer.signatures().to_vec(),
+        warning: pump.cost_warning().map(str::to_owned),
     }
 }
 
@@ -296,7 +294,7 @@ async fn settle_when_ended<O: Observer + 'static>(mailbox: Rc<Mailbox>, upstream
                 if !upstream.relay.pulling() && unpulled > idle.as_millis() as f64 {
                     let (end, tokens) =
                         mailbox.if_gone.get().unwrap_or((AttemptEnd::ClientGone { final_cost: None }, None));
-                    break StreamEnd { end, fault: None, copy: None, tokens, signatures: Vec::new() };
+                    break StreamEnd { end, fault: None, copy: None, tokens, signatures: Vec::new(), warning: None };
                 }
             }
         }

@@ -5,13 +5,14 @@
 use gateway_core::account::budgets::BudgetsToday;
 use gateway_core::account::listing::Viewer;
 use gateway_core::account::scopes::ScopeFilter;
+use gateway_core::analytics::access;
 use gateway_core::analytics::plan::settled_days;
 use gateway_core::analytics::query::{self, AnalyticsQuery, Format};
 use gateway_core::analytics::render;
 use gateway_core::analytics::report::{Report, Source as ReportSource};
-use gateway_core::analytics::{access, time};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::subrequests::{Subrequests, ViewReads};
+use gateway_core::time;
 use worker::{Env, Headers, Response, ResponseBuilder, Result};
 
 use crate::analytics::view::{self, Source};

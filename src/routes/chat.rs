@@ -3,29 +3,28 @@
 
 use std::rc::Rc;
 
-use gateway_core::account::ledger::{self, Route};
-use gateway_core::account::pricing::Usd;
-use gateway_core::account::stamp::stamp_usage_cost;
 use gateway_core::aig::cache::CallerCache;
-use gateway_core::aig::call as gateway;
+use gateway_core::aig::call;
 use gateway_core::config::RequestFacts;
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
+use gateway_core::ledger::Route;
+use gateway_core::money::stamp::stamp_usage_cost;
 use gateway_core::plan::plan;
+use gateway_core::protocol::unified::Unified;
 use gateway_core::request::authenticate::{Identity, Partition};
 use gateway_core::request::ChatRequest;
 use gateway_core::tools::{memory, ToolFamily};
 
 use worker::{Context, Env, Response, Result};
 
-use crate::aig::runtime::{close_stream, now, AigRuntime, AnswerBody};
-use crate::aig::unified::Unified;
+use super::epilogue::{AfterStream, Epilogue};
+use crate::aig::runtime::{now, AigRuntime, AnswerBody};
 use crate::context::Ctx;
 use crate::durable::idempotency::{self, Claimed};
 use crate::incoming::Incoming;
-use crate::log::RequestLog;
-use crate::respond::{answer_response, error_response_with, stream_response, Decision};
+use crate::respond::error_response_with;
 
 const STREAM_TYPE: &str = "text/event-stream; charset=utf-8";
 
@@ -36,25 +35,16 @@ pub async fn handle(
     ctx: &Ctx,
     identity: Option<Identity<'_>>,
 ) -> Result<Response> {
-    let started = now();
-    let mut log = RequestLog { event: "chat_completion", ..RequestLog::default() };
-    let mut decision = Decision::default();
+    let mut epilogue = Epilogue::new(env, wctx, Route::Chat, now());
     // The route table makes this route authenticated before it gets here; if it ever were not,
     // refuse rather than serve anyone.
     let Some(identity) = identity else {
         let err = GatewayError::new(ErrorKind::Internal, "the chat route was reached unauthenticated");
-        return error_response_with(&err, None, &decision);
+        return error_response_with(&err, None, &epilogue.outcome.headers());
     };
-    match serve(&req, env, wctx, ctx, &identity, &mut decision, &mut log).await {
+    match serve(&req, env, wctx, ctx, &identity, &mut epilogue).await {
         Ok(response) => Ok(response),
-        Err(err) => {
-            log.status = err.status();
-            log.error = Some(err.kind.code());
-            decision.charged.get_or_insert(Usd::ZERO);
-            log.cost_usd = decision.charged;
-            log.finish(&decision, started);
-            error_response_with(&err, None, &decision)
-        }
+        Err(err) => epilogue.error(&err),
     }
 }
 
@@ -64,8 +54,7 @@ async fn serve(
     wctx: &Rc<Context>,
     ctx: &Ctx,
     identity: &Identity<'_>,
-    decision: &mut Decision,
-    log: &mut RequestLog,
+    epilogue: &mut Epilogue<'_>,
 ) -> std::result::Result<Response, GatewayError> {
     let started = now();
     // A scoped token's own copy of the settings, so that it is redacted as the secrets are.
@@ -108,8 +97,10 @@ async fn serve(
         budget_used: Some(&budget_used),
     };
     let plan = plan(config, &ctx.prices, &chat.model, &facts, js_sys::Math::random())?;
-    (log.alias, log.stream, log.agent, log.repository) =
+    let outcome = &mut epilogue.outcome;
+    (outcome.alias, outcome.stream, outcome.agent, outcome.repository) =
         (plan.alias.map(str::to_owned), chat.stream, caller.agent.clone(), caller.repository.clone());
+    outcome.targets = plan.targets.iter().map(|t| (t.provider().to_owned(), t.model().to_owned())).collect();
 
     // The engine's view of each target: whose limits, and what one attempt may cost at most.
     // A request without an output limit is sent the route's, so its worst case is a real bound.
@@ -126,11 +117,11 @@ async fn serve(
         targets.push(Target {
             id: &t.id,
             provider: t.provider(),
-            limits: limits.policy(),
+            limits: *limits,
             worst_case: price.worst_case(prompt_tokens, max_output),
         });
     }
-    let url = gateway::chat_url(settings)?;
+    let url = call::chat_url(settings)?;
     // What of the caller's signature memory the history needs (a D1 read only when the history
     // brings calls back without their signatures and a target is Gemini 3).
     let caller_key = partition.as_str().to_owned();
@@ -163,30 +154,12 @@ async fn serve(
         AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, claim.as_ref().map(|_| MAX_STORED_BYTES))
             .with_scopes(scopes);
     let ran = runtime.run(&config.retry, Fallback::NextTarget, &subject).await;
-    let (result, record, settled) = (ran.result, ran.record, ran.settled);
-    let request_id = crate::ledger::new_request_id(started);
-    // The request's own warning (a schema not checked in full), then its answer's.
+    // The request's own warning (a schema not checked in full), then its answers'.
     let warnings = chat.response_format.as_ref().and_then(|c| c.warning()).into_iter().chain(ran.warnings).collect();
-    let answered_model = ran.meters.last().and_then(|m| m.answered_model.as_deref());
-    *decision = Decision {
-        request_id: Some(request_id.clone()),
-        budget_remaining: ran.budget_remaining,
-        warnings,
-        ..Decision::of(&record, &targets, ran.seen, answered_model)
-    };
-    let facts = ledger::RequestFacts {
-        request_id: &request_id,
-        route: Route::Chat,
-        alias: plan.alias,
-        agent: caller.agent.as_deref(),
-        repository: caller.repository.as_deref(),
-        stream: chat.stream,
-    };
-    let rows = ledger::rows(&facts, &targets, &record, &ran.meters);
-    let win = match result {
+    epilogue.ran(ran.record, ran.budget_remaining, warnings, ran.settled);
+    let win = match ran.result {
         Ok(win) => win,
         Err(err) => {
-            crate::ledger::write_later(env, wctx, rows, settled);
             if let Some(claim) = claim {
                 wctx.wait_until(claim.abort());
             }
@@ -194,12 +167,10 @@ async fn serve(
         }
     };
     let answered = win.answer;
-    log.status = answered.status;
     let answering = &plan.targets[win.target];
     let (provider, model) = (answering.provider().to_owned(), answering.model().to_owned());
     match (answered.body, win.open) {
         (AnswerBody::Whole { bytes, copy }, _) => {
-            crate::ledger::write_later(env, wctx, rows, settled);
             let records = memory::to_remember(&caller_key, &provider, &model, &ran.signatures, now());
             if !records.is_empty() {
                 let env = env.clone();
@@ -208,43 +179,36 @@ async fn serve(
             let content_type = if chat.stream { STREAM_TYPE } else { "application/json" };
             // A JSON answer says what it cost inside `usage` too (a stream's usage event
             // already does: its relay wrote it in).
-            let bytes = match (chat.stream, decision.charged) {
+            let bytes = match (chat.stream, epilogue.outcome.charged()) {
                 (false, Some(cost)) => stamp_usage_cost(&bytes, cost).unwrap_or(bytes),
                 _ => bytes,
             };
-            log.cost_usd = decision.charged;
-            log.finish(decision, started);
             if let Some(claim) = claim {
                 let kept = if chat.stream { copy } else { Some(bytes.clone()) };
-                match kept.and_then(|b| stored_answer(answered.status, decision, content_type, b)) {
+                let headers = epilogue.outcome.headers();
+                match kept.and_then(|b| stored_answer(answered.status, headers, content_type, b)) {
                     Some(answer) => wctx.wait_until(claim.complete(answer)),
                     None => wctx.wait_until(claim.abort()),
                 }
             }
-            Ok(answer_response(answered.status, content_type, bytes, decision))
+            Ok(epilogue.whole(answered.status, content_type, bytes))
         }
         (AnswerBody::Stream { upstream }, Some(reservation)) => {
-            // The stream's cost is known only at its end: its headers say what came before.
-            let worst = targets[win.target].worst_case;
-            let (end_decision, mut log, charged) = (decision.clone(), std::mem::take(log), record.charged);
             let env = env.clone();
-            let on_end: crate::relay::OnEnd = Box::new(move |ended| {
+            let after: AfterStream = Box::new(move |ended, headers| {
                 Box::pin(async move {
                     let records = memory::to_remember(&caller_key, &provider, &model, &ended.signatures, now());
                     crate::signatures::remember(&env, records).await;
-                    let cost = close_stream(&env, reservation, &ended, worst, charged, rows, settled).await;
                     if let Some(claim) = claim {
-                        match ended.copy.and_then(|c| stored_answer(200, &end_decision, STREAM_TYPE, c)) {
+                        match ended.copy.and_then(|c| stored_answer(200, headers, STREAM_TYPE, c)) {
                             Some(answer) => claim.complete(answer).await,
                             None => claim.abort().await,
                         }
                     }
-                    log.error = ended.fault.as_ref().map(|f| f.kind.code());
-                    log.cost_usd = Some(cost);
-                    log.finish(&end_decision, started);
                 })
             });
-            Ok(stream_response(answered.status, STREAM_TYPE, decision, upstream.into_body(wctx.clone(), on_end)))
+            let worst = targets[win.target].worst_case;
+            Ok(epilogue.stream(answered.status, STREAM_TYPE, upstream, reservation, worst, Some(after)))
         }
         (AnswerBody::Stream { .. }, None) => {
             Err(GatewayError::new(ErrorKind::Internal, "a stream without its reservation"))
@@ -254,8 +218,12 @@ async fn serve(
 
 /// An answer as kept for idempotent replays; `None` when the body is not UTF-8 text (then it is
 /// not kept, and a repeat runs again).
-fn stored_answer(status: u16, decision: &Decision, content_type: &str, body: Vec<u8>) -> Option<StoredAnswer> {
-    let mut headers = decision.pairs();
+fn stored_answer(
+    status: u16,
+    mut headers: Vec<(String, String)>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Option<StoredAnswer> {
     headers.push(("content-type".to_owned(), content_type.to_owned()));
     Some(StoredAnswer { status, headers, body: String::from_utf8(body).ok()? })
 }

@@ -1,12 +1,12 @@
 //! `GET /healthz`: can this Worker serve? The vars and secrets, the routing configuration, the
 //! bindings, and the ledger's table; names what is missing, never a value.
 
-use gateway_core::aig::call::EndpointMode;
+use gateway_core::config::EndpointMode;
 use serde::Serialize;
 use worker::{Env, Response, Result};
 
 use crate::context::Ctx;
-use crate::respond::{json_response, Decision};
+use crate::respond::json_response;
 
 /// The Durable Object bindings the Worker uses (wrangler.toml), by binding name and class.
 const OBJECTS: [(&str, &str); 3] = [
@@ -84,5 +84,5 @@ pub async fn handle(env: &Env, ctx: &Ctx) -> Result<Response> {
             .unwrap_or_default(),
         version: env!("CARGO_PKG_VERSION"),
     };
-    json_response(if healthy { 200 } else { 503 }, serde_json::to_string(&health)?, &Decision::default())
+    json_response(if healthy { 200 } else { 503 }, serde_json::to_string(&health)?)
 }

@@ -7,18 +7,18 @@ use futures_util::future::join_all;
 use gateway_core::account::budgets::{BudgetsToday, ProviderToday, ScopeToday};
 use gateway_core::account::listing::{self, Seen, Viewer};
 use gateway_core::account::scopes::ScopeFilter;
-use gateway_core::analytics::time;
 use gateway_core::config::GatewayConfig;
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::request::authenticate::Identity;
 use gateway_core::subrequests::Subrequests;
+use gateway_core::time;
 use serde::Serialize;
 use worker::{Env, Response, Result};
 
 use crate::context::Ctx;
 use crate::durable::limiter as limits;
 use crate::incoming::Incoming;
-use crate::respond::{error_response, json_response, Decision};
+use crate::respond::{error_response, json_response};
 
 /// Most of today's callers read from the ledger to list their scopes.
 const MAX_CALLERS: u32 = 1_000;
@@ -57,7 +57,7 @@ pub async fn handle(req: &Incoming, env: &Env, ctx: &Ctx, identity: Option<Ident
         #[serde(flatten)]
         today: BudgetsToday,
     }
-    let mut response = json_response(200, serde_json::to_string(&Body { unit: "USD", today })?, &Decision::default())?;
+    let mut response = json_response(200, serde_json::to_string(&Body { unit: "USD", today })?)?;
     response.headers_mut().set("x-limits-subrequests", &budget.header())?;
     Ok(response)
 }
@@ -107,7 +107,7 @@ pub async fn budgets_today(
     let asked: Vec<_> = listed.iter().filter(|l| l.ask).map(|l| &l.scope).collect();
     let names: Vec<String> =
         providers.iter().map(|(name, _)| (*name).clone()).chain(asked.iter().map(|s| s.key())).collect();
-    let policies = providers.iter().map(|(_, l)| l.policy()).chain(asked.iter().map(|s| s.policy));
+    let policies = providers.iter().map(|(_, l)| **l).chain(asked.iter().map(|s| s.policy));
     let states =
         join_all(names.iter().zip(policies).map(|(name, policy)| limits::snapshot(env, name, policy, leasing))).await;
     let mut answers = names.iter().zip(states);

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod analytics;
 pub mod chat;
+mod epilogue;
 pub mod health;
 pub mod limits;
 pub mod models;

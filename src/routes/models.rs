@@ -5,7 +5,7 @@ use serde::Serialize;
 use worker::{Response, Result};
 
 use crate::context::Ctx;
-use crate::respond::{error_response, json_response, Decision};
+use crate::respond::{error_response, json_response};
 
 #[derive(Serialize)]
 struct Model<'a> {
@@ -30,5 +30,5 @@ pub fn handle(ctx: &Ctx) -> Result<Response> {
         data: Vec<Model<'a>>,
     }
     let body = serde_json::to_string(&List { object: "list", data: aliases.chain(models).collect() })?;
-    json_response(200, body, &Decision::default())
+    json_response(200, body)
 }

@@ -8,45 +8,35 @@
 
 use std::rc::Rc;
 
-use gateway_core::account::ledger::{self, Route};
-use gateway_core::account::pricing::Usd;
-use gateway_core::config::{GatewayConfig, ProviderLimits};
+use gateway_core::account::limits::Policy;
+use gateway_core::config::GatewayConfig;
 use gateway_core::engine::{Fallback, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
+use gateway_core::ledger::Route;
+use gateway_core::money::pricing::Usd;
 use gateway_core::native::credentials;
 use gateway_core::native::shape::Shape;
-use gateway_core::native::{self, NativePath, Provider};
+use gateway_core::native::{self, NativePath};
+use gateway_core::provider::Provider;
 
 use worker::{Context, Env, Response, Result};
 
-use crate::aig::native::{Failure, Native};
-use crate::aig::runtime::{close_stream, now, AigRuntime, AnswerBody};
+use super::epilogue::Epilogue;
+use crate::aig::runtime::{now, AigRuntime, AnswerBody};
 use crate::context::Ctx;
 use crate::incoming::Incoming;
-use crate::log::RequestLog;
-use crate::respond::{answer_response, error_response_with, stream_response, Decision};
+use gateway_core::protocol::native::{Failure, Native};
 
 /// Caller headers a provider's API reads besides the body and the key (versions, beta flags).
 const PASSED_HEADERS: [&str; 3] = ["anthropic-version", "anthropic-beta", "openai-beta"];
 
 pub async fn handle(req: Incoming, env: &Env, wctx: &Rc<Context>, ctx: &Ctx, provider: Provider) -> Result<Response> {
-    let started = now();
-    let mut decision = Decision { provider: Some(provider.slug().to_owned()), ..Decision::default() };
-    let mut log = RequestLog { event: "native_call", ..RequestLog::default() };
-    match serve(&req, env, wctx, ctx, provider, &mut decision, &mut log).await {
+    let mut epilogue = Epilogue::new(env, wctx, Route::Native, now());
+    epilogue.outcome.provider = Some(provider.slug().to_owned());
+    match serve(&req, env, wctx, ctx, provider, &mut epilogue).await {
         Ok(response) => Ok(response),
-        Err(failure) => {
-            decision.charged.get_or_insert(Usd::ZERO);
-            (log.status, log.error) = match &failure {
-                Failure::Gateway(err) => (err.status(), Some(err.kind.code())),
-                Failure::Provider(p) => (p.status, Some("upstream_error")),
-            };
-            log.finish(&decision, started);
-            match failure {
-                Failure::Gateway(err) => error_response_with(&err, None, &decision),
-                Failure::Provider(p) => Ok(p.into_response(&decision)),
-            }
-        }
+        Err(Failure::Gateway(err)) => epilogue.error(&err),
+        Err(Failure::Provider(p)) => Ok(epilogue.provider_error(p)),
     }
 }
 
@@ -56,8 +46,7 @@ async fn serve(
     wctx: &Rc<Context>,
     ctx: &Ctx,
     provider: Provider,
-    decision: &mut Decision,
-    log: &mut RequestLog,
+    epilogue: &mut Epilogue<'_>,
 ) -> std::result::Result<Response, Failure> {
     let started = now();
     let header_of = |name: &str| req.header(name);
@@ -74,8 +63,10 @@ async fn serve(
     let caller = credentials
         .identity
         .caller(header_of("x-agent-name").as_deref(), header_of("x-github-repository").as_deref())?;
-    decision.model = shape.model.clone();
-    (log.stream, log.agent, log.repository) = (shape.stream.is_some(), caller.agent.clone(), caller.repository.clone());
+    let outcome = &mut epilogue.outcome;
+    outcome.model = shape.model.clone();
+    (outcome.stream, outcome.agent, outcome.repository) =
+        (shape.stream.is_some(), caller.agent.clone(), caller.repository.clone());
 
     let mut headers: Vec<(&'static str, String)> =
         PASSED_HEADERS.iter().filter_map(|&name| header_of(name).map(|v| (name, v))).collect();
@@ -93,7 +84,8 @@ async fn serve(
         Usd::ZERO
     });
     let id = format!("{}/{}", provider.slug(), shape.model.as_deref().unwrap_or("-"));
-    let targets = [Target { id: &id, provider: provider.slug(), limits: limits.policy(), worst_case }];
+    let targets = [Target { id: &id, provider: provider.slug(), limits: *limits, worst_case }];
+    outcome.targets = vec![(provider.slug().to_owned(), targets[0].model().to_owned())];
     let upstream_url = path.upstream_url(settings)?;
     let protocol = Native {
         settings,
@@ -110,61 +102,20 @@ async fn serve(
     let scopes = config.scopes.of(caller.agent.as_deref(), caller.repository.as_deref());
     let runtime = AigRuntime::new(env, wctx, settings, protocol, &targets, deadline, None).with_scopes(scopes);
     let ran = runtime.run(&config.retry, Fallback::SameTargetOnly, provider.slug()).await;
-    let (result, record, settled) = (ran.result, ran.record, ran.settled);
-    let answered_model = ran.meters.last().and_then(|m| m.answered_model.clone());
-    *decision = Decision {
-        provider: Some(provider.slug().to_owned()),
-        model: answered_model.or_else(|| shape.model.clone()),
-        request_id: Some(crate::ledger::new_request_id(started)),
-        budget_remaining: ran.budget_remaining,
-        warnings: ran.warnings,
-        ..Decision::of(&record, &targets, ran.seen, None)
-    };
-    let request_id = decision.request_id.clone().unwrap_or_default();
-    let facts = ledger::RequestFacts {
-        request_id: &request_id,
-        route: Route::Native,
-        alias: None,
-        agent: caller.agent.as_deref(),
-        repository: caller.repository.as_deref(),
-        stream: shape.stream.is_some(),
-    };
-    let rows = ledger::rows(&facts, &targets, &record, &ran.meters);
-    let cache_hit = decision.cache_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HIT"));
-    let win = match result {
-        Ok(win) => win,
-        Err(failure) => {
-            crate::ledger::write_later(env, wctx, rows, settled);
-            return Err(failure);
-        }
-    };
-    if priced_worst_case.is_none() && !cache_hit {
-        decision.charged = None;
-    }
+    epilogue.ran(ran.record, ran.budget_remaining, ran.warnings, ran.settled);
+    let win = ran.result?;
+    // Without a price nothing could be reserved or known: no `x-gateway-cost-usd`.
+    epilogue.outcome.unpriced = priced_worst_case.is_none();
     let answered = win.answer;
-    log.status = answered.status;
     let content_type = answered.content_type.as_deref();
     match (answered.body, win.open) {
         (AnswerBody::Whole { bytes, .. }, _) => {
-            crate::ledger::write_later(env, wctx, rows, settled);
-            log.cost_usd = Some(record.charged);
-            log.finish(decision, started);
             let default = if shape.stream.is_some() { "text/event-stream" } else { "application/json" };
-            Ok(answer_response(answered.status, content_type.unwrap_or(default), bytes, decision))
+            Ok(epilogue.whole(answered.status, content_type.unwrap_or(default), bytes))
         }
         (AnswerBody::Stream { upstream }, Some(reservation)) => {
-            let (end_decision, mut log, charged) = (decision.clone(), std::mem::take(log), record.charged);
-            let env = env.clone();
-            let on_end: crate::relay::OnEnd = Box::new(move |ended| {
-                Box::pin(async move {
-                    let cost = close_stream(&env, reservation, &ended, worst_case, charged, rows, settled).await;
-                    log.error = ended.fault.as_ref().map(|f| f.kind.code());
-                    log.cost_usd = Some(cost);
-                    log.finish(&end_decision, started);
-                })
-            });
-            let body = upstream.into_body(wctx.clone(), on_end);
-            Ok(stream_response(answered.status, content_type.unwrap_or("text/event-stream"), decision, body))
+            let content_type = content_type.unwrap_or("text/event-stream");
+            Ok(epilogue.stream(answered.status, content_type, upstream, reservation, worst_case, None))
         }
         (AnswerBody::Stream { .. }, None) => {
             Err(GatewayError::new(ErrorKind::Internal, "a stream without its reservation").into())
@@ -172,7 +123,7 @@ async fn serve(
     }
 }
 
-fn provider_limits(config: &GatewayConfig, provider: Provider) -> std::result::Result<&ProviderLimits, GatewayError> {
+fn provider_limits(config: &GatewayConfig, provider: Provider) -> std::result::Result<&Policy, GatewayError> {
     config.providers.get(provider.slug()).ok_or_else(|| {
         GatewayError::new(
             ErrorKind::NotFound,

@@ -378,7 +378,7 @@ class Worker:
 
 
 def latency_bucket(ms: int) -> int:
-    """The analytics histogram's bucket of a latency (gateway_core::analytics::percentile)."""
+    """The analytics histogram's bucket of a latency (gateway_core::histogram)."""
     if ms < 64:
         return ms
     e = ms.bit_length() - 1

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use gateway_core::config::{GatewayConfig, Secret, DEFAULT_API_URL, DEFAULT_GATEWAY_URL};
+use gateway_core::config::{GatewayConfig, DEFAULT_API_URL, DEFAULT_GATEWAY_URL};
+use gateway_core::secret::Secret;
 
 /// Ids, URLs and tokens, from environment variables.
 #[derive(Debug, Clone)]

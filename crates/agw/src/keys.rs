@@ -1,8 +1,8 @@
 //! Provider keys for the gateway's key store (BYOK): from environment variables, or from
 //! `provider=key` lines on standard input. Never from arguments, never printed.
 
-use gateway_core::config::Secret;
-use gateway_core::native::provider::SLUGS;
+use gateway_core::provider::SLUGS;
+use gateway_core::secret::Secret;
 
 /// Environment variables read for each provider, in order of preference.
 pub const KEY_VARS: &[(&str, &[&str])] = &[

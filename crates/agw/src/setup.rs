@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use gateway_core::config::Secret;
+use gateway_core::secret::Secret;
 use serde_json::{json, Map, Value};
 
 use crate::api::{result, Cloudflare, Http};

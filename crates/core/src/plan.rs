@@ -1,15 +1,15 @@
 //! From the request's `model` to the ordered list of targets to try.
 
-use crate::account::pricing::Prices;
-use crate::config::{CachePolicy, GatewayConfig, RequestFacts, Target};
+use crate::config::{CachePolicy, GatewayConfig, ModelId, RequestFacts};
 use crate::error::{ErrorKind, GatewayError};
+use crate::money::pricing::Prices;
 
 /// What a request will try, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan<'c> {
     /// The alias the caller named, or `None` for an explicit `provider/model`.
     pub alias: Option<&'c str>,
-    pub targets: Vec<Target>,
+    pub targets: Vec<ModelId>,
     /// The route's cache policy (explicit models are never cached by the gateway's choice).
     pub cache: Option<CachePolicy>,
 }
@@ -33,7 +33,7 @@ pub fn plan<'c>(
         });
     }
     let shown: String = model.chars().filter(|c| !c.is_control()).take(120).collect();
-    match Target::parse(model) {
+    match ModelId::parse(model) {
         Some(target) if !config.providers.contains_key(target.provider()) => Err(GatewayError::new(
             ErrorKind::ModelNotFound,
             format!(
@@ -94,7 +94,7 @@ mod tests {
         let c = config();
         let p = plan_of(&c, "openai/gpt-4o").unwrap();
         assert_eq!(p.alias, None);
-        assert_eq!(p.targets, vec![Target::parse("openai/gpt-4o").unwrap()]);
+        assert_eq!(p.targets, vec![ModelId::parse("openai/gpt-4o").unwrap()]);
         assert_eq!(p.cache, None);
     }
 

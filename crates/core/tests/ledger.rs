@@ -2,8 +2,8 @@
 //! `wrangler d1 migrations apply` runs them, then the Worker's INSERT and PRUNE exactly as it
 //! binds them.
 
-use gateway_core::account::ledger::{first_kept_day, Route, Row, Value, INSERT, PRUNE, PRUNE_BATCH};
-use gateway_core::account::pricing::{Tokens, Usd};
+use gateway_core::ledger::{first_kept_day, Route, Row, Value, INSERT, PRUNE, PRUNE_BATCH};
+use gateway_core::money::pricing::{Tokens, Usd};
 use rusqlite::{params_from_iter, Connection};
 
 fn migrated() -> Connection {

@@ -25,14 +25,14 @@
 //! written), reservations settled or released at their limiters, renewals made due.
 
 use crate::account::alerts::Alert;
-use crate::account::books::Books;
-use crate::account::breaker::Health;
 use crate::account::limits::lease::{LeaseSync, Ticket};
 use crate::account::limits::local::LeaseTable;
 use crate::account::limits::ops::{LimiterAnswer, Op};
 use crate::account::limits::{Policy, Refusal};
-use crate::account::pricing::Usd;
 use crate::account::scopes::Scope;
+use crate::attempt::Books;
+use crate::attempt::Health;
+use crate::money::pricing::Usd;
 
 /// One limiter of an attempt.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::limits::UnavailableModel;
-use crate::account::pricing::Usd;
+use crate::money::pricing::Usd;
 
 /// One threshold crossed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ impl Alert {
                 "agent-gateway: the {what} answered that model `{}` is not available ({}): requests skip it until {} and go to their next target.",
                 mark.model,
                 mark.reason,
-                crate::analytics::time::format_ms(mark.until_ms as i64)
+                crate::time::format_ms(mark.until_ms as i64)
             );
         }
         if self.threshold_percent >= 100 {

@@ -17,8 +17,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aig::answer::AttemptOutcome;
-use crate::engine::AttemptEnd;
+use crate::attempt::Health;
 
 /// When a provider's breaker opens and how it recovers (`circuit_breaker` in a provider's
 /// configuration).
@@ -30,48 +29,6 @@ pub struct BreakerPolicy {
     pub failure_permille: u32,
     pub cooldown_ms: u64,
     pub probes: u32,
-}
-
-/// What an attempt said about its provider's health.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Health {
-    /// It answered (an answer, a content-filter block, a cache hit).
-    Healthy,
-    /// A 5xx, a timeout, a connection error, a broken or malformed answer.
-    Failed,
-    /// Says nothing of the provider: the caller's error (4xx), its own rate limit, AI Gateway's
-    /// refusals, a caller that went away.
-    #[default]
-    Neutral,
-}
-
-/// How a failed attempt reflects on its provider.
-pub fn health_of(outcome: AttemptOutcome) -> Health {
-    match outcome {
-        AttemptOutcome::Status(s) if s >= 500 => Health::Failed,
-        AttemptOutcome::Status(_) => Health::Neutral,
-        AttemptOutcome::Timeout
-        | AttemptOutcome::ConnectionError
-        | AttemptOutcome::MalformedAnswer
-        | AttemptOutcome::StreamCutBeforeContent => Health::Failed,
-        // AI Gateway's own refusals (spend limit, policy, guardrails, its guardrail service)
-        // are not the provider's doing.
-        AttemptOutcome::Refused(_) => Health::Neutral,
-        // It answered, in another format than asked: the provider is up.
-        AttemptOutcome::ContentFiltered | AttemptOutcome::InvalidOutput => Health::Healthy,
-        // The model is gone, the provider is not: its other models answer.
-        AttemptOutcome::ModelUnavailable => Health::Neutral,
-    }
-}
-
-/// How a committed stream's end reflects on its provider.
-pub fn health_of_stream(end: AttemptEnd) -> Health {
-    match end {
-        AttemptEnd::StreamComplete { .. } => Health::Healthy,
-        AttemptEnd::StreamCutAfterCommit { .. } | AttemptEnd::StreamStalledAfterCommit { .. } => Health::Failed,
-        _ => Health::Neutral,
-    }
 }
 
 /// The breaker's state (kept with the provider's limiter state).
@@ -208,7 +165,6 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aig::answer::AigRefusal;
 
     const P: BreakerPolicy =
         BreakerPolicy { window_ms: 60_000, min_attempts: 4, failure_permille: 500, cooldown_ms: 30_000, probes: 2 };
@@ -291,21 +247,5 @@ mod tests {
         b.admit(&P, later).unwrap();
         b.probe_lost();
         assert_eq!(b.admit(&P, later + 5), Ok(Admission::Probe));
-    }
-
-    #[test]
-    fn how_outcomes_reflect_on_the_provider() {
-        assert_eq!(health_of(AttemptOutcome::Status(503)), Health::Failed);
-        assert_eq!(health_of(AttemptOutcome::Status(429)), Health::Neutral);
-        assert_eq!(health_of(AttemptOutcome::Status(400)), Health::Neutral);
-        assert_eq!(health_of(AttemptOutcome::Timeout), Health::Failed);
-        assert_eq!(health_of(AttemptOutcome::ConnectionError), Health::Failed);
-        assert_eq!(health_of(AttemptOutcome::Refused(AigRefusal::SpendLimit)), Health::Neutral);
-        assert_eq!(health_of_stream(AttemptEnd::StreamComplete { cost: None }), Health::Healthy);
-        // A truncated stream (no `[DONE]`) fails its provider before the commit point and after.
-        assert_eq!(health_of(AttemptOutcome::StreamCutBeforeContent), Health::Failed);
-        assert_eq!(health_of_stream(AttemptEnd::StreamCutAfterCommit { final_cost: None }), Health::Failed);
-        assert_eq!(health_of_stream(AttemptEnd::StreamCutAfterCommit { final_cost: Some(None) }), Health::Failed);
-        assert_eq!(health_of_stream(AttemptEnd::ClientGone { final_cost: None }), Health::Neutral);
     }
 }

@@ -4,10 +4,9 @@
 
 use serde::Serialize;
 
-use crate::account::limits::Snapshot;
-use crate::account::pricing::Usd;
+use crate::account::limits::{Policy, Snapshot};
 use crate::account::scopes::Scope;
-use crate::config::ProviderLimits;
+use crate::money::pricing::Usd;
 
 /// A provider's limits and today's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,7 +20,7 @@ pub struct ProviderToday {
 }
 
 impl ProviderToday {
-    pub fn new(provider: &str, limits: &ProviderLimits, today: Option<Snapshot>) -> ProviderToday {
+    pub fn new(provider: &str, limits: &Policy, today: Option<Snapshot>) -> ProviderToday {
         ProviderToday {
             provider: provider.to_owned(),
             requests_per_minute: limits.requests_per_minute,

@@ -24,8 +24,9 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::account::alerts::Alert;
-use crate::account::breaker::{Admission, Breaker, BreakerPolicy, BreakerSnapshot, Health};
-use crate::account::pricing::Usd;
+use crate::account::breaker::{Admission, Breaker, BreakerPolicy, BreakerSnapshot};
+use crate::attempt::Health;
+use crate::money::pricing::Usd;
 
 pub use died::LOST_KEPT;
 pub use unavailable::{UnavailableModel, MODEL_UNAVAILABLE_MS};
@@ -495,7 +496,7 @@ impl LimiterState {
 
 /// `YYYY-MM-DD` of a day number since the Unix epoch (UTC).
 pub fn civil_date(days: u64) -> String {
-    crate::analytics::time::format_day(days as i64)
+    crate::time::format_day(days as i64)
 }
 
 #[cfg(test)]

@@ -21,9 +21,9 @@
 use std::collections::BTreeSet;
 
 use crate::account::limits::Snapshot;
-use crate::account::pricing::Usd;
 use crate::account::scopes::{Scope, ScopeFilter, Scopes, DEFAULT};
 use crate::error::{ErrorKind, GatewayError};
+use crate::money::pricing::Usd;
 use crate::request::tokens::{Pattern, ScopedToken};
 use crate::subrequests::{plan_limiters, Subrequests};
 

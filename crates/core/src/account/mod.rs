@@ -1,16 +1,11 @@
-//! The money: what an answer billed (`usage`), exact prices (`pricing`, integer picodollars), each provider's rate window and
-//! daily budget (`limits`, the state one Durable Object keeps), and how each way an attempt can
+//! The accounts: each provider's rate window and daily budget (`limits`, the state one Durable
+//! Object keeps), how each way an attempt can
 //! end closes its reservation (`books`), and the ledger of record (`ledger`: one row per attempt).
 
 pub mod admission;
 pub mod alerts;
-pub mod books;
 pub mod breaker;
 pub mod budgets;
-pub mod ledger;
 pub mod limits;
 pub mod listing;
-pub mod pricing;
 pub mod scopes;
-pub mod stamp;
-pub mod usage;

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::account::limits::{Policy, Refusal};
-use crate::account::pricing::Usd;
-use crate::aig::call::{canonical_repository, valid_agent, valid_repository};
 use crate::error::{ErrorKind, GatewayError};
+use crate::money::pricing::Usd;
+use crate::request::caller::{canonical_repository, valid_agent, valid_repository};
 
 /// What a scope is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -157,7 +157,7 @@ impl ScopeFilter {
         let mut filter = ScopeFilter::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = crate::analytics::query::percent_decode(value)
+            let value = crate::percent::decode_query_component(value)
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, format!("`{key}` needs a value")))?;
             let invalid = |what: &str| GatewayError::new(ErrorKind::InvalidRequest, format!("`{key}` must be {what}."));

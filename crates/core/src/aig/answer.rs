@@ -10,8 +10,9 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::account::usage::{Count, Counts, Details, Thinking, UsageFault};
+use crate::attempt::{AigRefusal, AttemptOutcome};
 use crate::error::{redact, ErrorKind, GatewayError};
+use crate::money::usage::{Count, Counts, Details, Thinking, UsageFault};
 
 /// Token usage as OpenAI reports it (the compat endpoint's shape for every provider). Each count
 /// is read leniently ([`Count`]): one of the wrong kind makes the usage unpriceable, not the
@@ -34,7 +35,7 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// The counts, as [`crate::account::usage`] reads them.
+    /// The counts, as [`crate::money::usage`] reads them.
     pub fn counts(&self) -> Counts {
         Counts {
             prompt: self.prompt_tokens,
@@ -46,7 +47,7 @@ impl Usage {
     }
 
     /// The billed token counts the price table takes, or why there are none.
-    pub fn tokens(&self) -> Result<crate::account::pricing::Tokens, UsageFault> {
+    pub fn tokens(&self) -> Result<crate::money::pricing::Tokens, UsageFault> {
         self.counts().tokens(Thinking::Unsaid)
     }
 }
@@ -205,27 +206,6 @@ pub fn upstream_message(body: &[u8]) -> String {
     }
 }
 
-/// One of AI Gateway's own refusals (reference §4a): the gateway, not the provider, said no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AigRefusal {
-    /// 429, code 2041: a spend limit of the gateway is exhausted (today, for this target).
-    SpendLimit,
-    /// 429, code 2003: the gateway's own rate limit.
-    RateLimited,
-    /// 402, code 2021: not enough Unified Billing credits (a BYOK target may still answer).
-    NoCredits,
-    /// 403 "Access denied by policy": a Policy denies this caller or model, on every provider.
-    PolicyDenied,
-    /// Code 2016: Guardrails blocked the prompt; every provider gets the same prompt.
-    PromptBlocked,
-    /// 400 with a `cf-aig-dlp` header: a DLP policy blocked the request.
-    DlpBlocked,
-    /// Code 2017: Guardrails blocked the response; another model may answer acceptably.
-    ResponseBlocked,
-    /// 503, code 7013: the guardrail service is down (Block rules configured). Transient.
-    GuardrailUnavailable,
-}
-
 /// The refusals AI Gateway names with a numeric code in its own error shape: code, the statuses
 /// it is recognised with, what it is. A provider error that merely shares the status (an
 /// OpenAI 429, a 402 of some provider) carries no such code and keeps its own classification.
@@ -296,38 +276,6 @@ pub fn aig_refusal(status: u16, body: &[u8], dlp_header: bool) -> Option<AigRefu
     None
 }
 
-impl AigRefusal {
-    /// How the trace and the error code name it.
-    pub fn label(self) -> &'static str {
-        self.kind().code()
-    }
-
-    pub fn kind(self) -> ErrorKind {
-        match self {
-            AigRefusal::SpendLimit => ErrorKind::AigSpendLimit,
-            AigRefusal::RateLimited => ErrorKind::AigRateLimited,
-            AigRefusal::NoCredits => ErrorKind::AigNoCredits,
-            AigRefusal::PolicyDenied => ErrorKind::AigPolicyDenied,
-            AigRefusal::PromptBlocked | AigRefusal::DlpBlocked => ErrorKind::ContentBlocked,
-            AigRefusal::ResponseBlocked => ErrorKind::AigResponseBlocked,
-            AigRefusal::GuardrailUnavailable => ErrorKind::AigGuardrailUnavailable,
-        }
-    }
-
-    fn says(self) -> &'static str {
-        match self {
-            AigRefusal::SpendLimit => "a spend limit of AI Gateway is exhausted for",
-            AigRefusal::RateLimited => "AI Gateway's own rate limit refused",
-            AigRefusal::NoCredits => "AI Gateway has insufficient Unified Billing credits for",
-            AigRefusal::PolicyDenied => "an AI Gateway policy denies this request to",
-            AigRefusal::PromptBlocked => "AI Gateway's guardrails blocked the prompt sent to",
-            AigRefusal::DlpBlocked => "AI Gateway's DLP policy blocked the request to",
-            AigRefusal::ResponseBlocked => "AI Gateway's guardrails blocked the response of",
-            AigRefusal::GuardrailUnavailable => "AI Gateway's guardrail service was unavailable for",
-        }
-    }
-}
-
 /// The error the caller gets for one of AI Gateway's refusals: its own code, the gateway's
 /// message (redacted), and `Retry-After` when one came.
 pub fn refusal_error(
@@ -342,10 +290,24 @@ pub fn refusal_error(
     let detail = upstream_message(body.as_bytes());
     let mut err = GatewayError::new(
         refusal.kind(),
-        format!("{} {target} (HTTP {status}: {detail}).", capitalised(refusal.says())),
+        format!("{} {target} (HTTP {status}: {detail}).", capitalised(says(refusal))),
     );
     err.retry_after = retry_after.filter(|v| valid_retry_after(v));
     err
+}
+
+/// What one of AI Gateway's refusals says happened, before the target it happened to.
+fn says(refusal: AigRefusal) -> &'static str {
+    match refusal {
+        AigRefusal::SpendLimit => "a spend limit of AI Gateway is exhausted for",
+        AigRefusal::RateLimited => "AI Gateway's own rate limit refused",
+        AigRefusal::NoCredits => "AI Gateway has insufficient Unified Billing credits for",
+        AigRefusal::PolicyDenied => "an AI Gateway policy denies this request to",
+        AigRefusal::PromptBlocked => "AI Gateway's guardrails blocked the prompt sent to",
+        AigRefusal::DlpBlocked => "AI Gateway's DLP policy blocked the request to",
+        AigRefusal::ResponseBlocked => "AI Gateway's guardrails blocked the response of",
+        AigRefusal::GuardrailUnavailable => "AI Gateway's guardrail service was unavailable for",
+    }
 }
 
 fn capitalised(s: &str) -> String {
@@ -391,61 +353,10 @@ pub fn model_unavailable(status: u16, body: &[u8]) -> bool {
         || (raw.contains("not_found_error") && message.starts_with("model:"))
 }
 
-/// What to do after an attempt failed: written as data, one row per class of outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// Another target may well succeed: try the next one in the plan.
-    NextTarget,
-    /// The request itself is at fault; another provider would refuse it too.
-    FailFast,
-}
-
-/// How an attempt ended, as the classification table sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptOutcome {
-    Status(u16),
-    /// AI Gateway itself refused (its own error code), whatever the status.
-    Refused(AigRefusal),
-    Timeout,
-    ConnectionError,
-    MalformedAnswer,
-    ContentFiltered,
-    StreamCutBeforeContent,
-    /// The answer is not what the request's `response_format` asked for ([`crate::output`]).
-    InvalidOutput,
-    /// The provider answered that the model does not exist or is no longer served.
-    ModelUnavailable,
-}
-
-/// The classification table. Keys are independent per provider, so an auth failure on one
-/// provider still leaves the others worth trying; a 400 is the request's own fault.
-pub fn classify(outcome: AttemptOutcome) -> Disposition {
-    use AttemptOutcome::*;
-    match outcome {
-        Status(408 | 409 | 425 | 429) => Disposition::NextTarget,
-        Status(401..=403) => Disposition::NextTarget,
-        Status(500..=599) => Disposition::NextTarget,
-        Status(_) => Disposition::FailFast,
-        Refused(
-            AigRefusal::SpendLimit
-            | AigRefusal::RateLimited
-            | AigRefusal::NoCredits
-            | AigRefusal::ResponseBlocked
-            | AigRefusal::GuardrailUnavailable,
-        ) => Disposition::NextTarget,
-        // The same caller, model list and prompt meet the same policy and guardrails everywhere.
-        Refused(AigRefusal::PolicyDenied | AigRefusal::PromptBlocked | AigRefusal::DlpBlocked) => Disposition::FailFast,
-        Timeout | ConnectionError | MalformedAnswer | ContentFiltered | StreamCutBeforeContent => {
-            Disposition::NextTarget
-        }
-        // Another model may answer as asked; a model that is gone is gone on this target only.
-        InvalidOutput | ModelUnavailable => Disposition::NextTarget,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attempt::{classify, Disposition};
 
     #[test]
     fn reads_usage_and_finish_reason() {
@@ -478,7 +389,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             u.tokens(),
-            Ok(crate::account::pricing::Tokens { input: 40, cached_input: 60, output: 5, reasoning: 0 })
+            Ok(crate::money::pricing::Tokens { input: 40, cached_input: 60, output: 5, reasoning: 0 })
         );
     }
 
@@ -540,28 +451,6 @@ mod tests {
         let e = error_from_upstream(503, b"", Some("1\r\nx: y".into()), "p", &[]);
         assert_eq!(e.retry_after, None);
         assert_eq!(e.status(), 503);
-    }
-
-    #[test]
-    fn classification_table() {
-        use AttemptOutcome::*;
-        for s in [429, 500, 502, 503, 504, 529, 408, 401, 403] {
-            assert_eq!(classify(Status(s)), Disposition::NextTarget, "{s}");
-        }
-        for s in [400, 404, 413, 422] {
-            assert_eq!(classify(Status(s)), Disposition::FailFast, "{s}");
-        }
-        for o in [
-            Timeout,
-            ConnectionError,
-            MalformedAnswer,
-            ContentFiltered,
-            StreamCutBeforeContent,
-            InvalidOutput,
-            ModelUnavailable,
-        ] {
-            assert_eq!(classify(o), Disposition::NextTarget, "{o:?}");
-        }
     }
 
     /// Each provider's way of saying a model is gone, as the reference quotes them; and the

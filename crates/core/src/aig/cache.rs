@@ -7,9 +7,15 @@
 //! `owner/repo@<head sha>`): the scope goes into the cache key, so a new commit never meets an
 //! old entry. Streams are not cached (AI Gateway does not cache them by default).
 
-use crate::config::{CachePolicy, Target};
+use crate::config::{CachePolicy, ModelId};
 use crate::digest::{hex, sha256_of};
 use crate::error::{ErrorKind, GatewayError};
+
+/// Whether AI Gateway answered from its cache, by its `cf-aig-cache-status` header (`HIT`, in
+/// any case): then the provider billed nothing, however the answer ended.
+pub fn is_hit(cache_status: Option<&str>) -> bool {
+    cache_status.is_some_and(|s| s.eq_ignore_ascii_case("HIT"))
+}
 
 /// What the caller said about caching.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,7 +53,7 @@ pub fn headers(
     policy: Option<CachePolicy>,
     caller: CallerCache,
     stream: bool,
-    target: &Target,
+    target: &ModelId,
     upstream_body: &[u8],
 ) -> Vec<(&'static str, String)> {
     let skip = || vec![("cf-aig-skip-cache", String::from("true"))];
@@ -69,8 +75,8 @@ pub fn headers(
 mod tests {
     use super::*;
 
-    fn t() -> Target {
-        Target::parse("google-ai-studio/gemini-2.5-flash").unwrap()
+    fn t() -> ModelId {
+        ModelId::parse("google-ai-studio/gemini-2.5-flash").unwrap()
     }
     const TTL: Option<CachePolicy> = Some(CachePolicy { ttl_seconds: 3600, require_scope: false });
     const SCOPED: Option<CachePolicy> = Some(CachePolicy { ttl_seconds: 600, require_scope: true });

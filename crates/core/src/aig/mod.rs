@@ -6,4 +6,3 @@
 pub mod answer;
 pub mod cache;
 pub mod call;
-pub mod judge;

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::pricing::{Prices, Usd};
 use crate::analytics::logs::{LogEntry, Window};
 use crate::analytics::metrics::Metrics;
-use crate::analytics::percentile::Histogram;
-use crate::analytics::time;
+use crate::histogram::Histogram;
+use crate::money::pricing::{Prices, Usd};
+use crate::time;
 
 /// Most cells kept before agents and repositories fold into `(other)`.
 pub const MAX_CELLS: usize = 20_000;

@@ -17,13 +17,13 @@
 
 use serde::Deserialize;
 
-use crate::account::pricing::{Prices, Tokens, Usd};
 use crate::analytics::cells::{CellKey, Cells};
 use crate::analytics::logs::{clean_label, repo_label, Window};
 use crate::analytics::metrics::Metrics;
-use crate::analytics::percentile::Histogram;
-use crate::analytics::time;
+use crate::histogram::Histogram;
+use crate::money::pricing::{Prices, Tokens, Usd};
 use crate::names;
+use crate::time;
 
 /// Most group rows one view reads. A range with more distinct combinations is answered from the
 /// first ones with a warning (`complete: false`): narrow the range or the grouping.
@@ -298,7 +298,7 @@ pub(crate) mod tests {
 
     /// Writes `a` exactly as the Worker's write path does: its `Row`, bound to its `INSERT`.
     pub fn insert(db: &rusqlite::Connection, a: &Attempt) {
-        use crate::account::ledger::{Route, Row, Value, INSERT};
+        use crate::ledger::{Route, Row, Value, INSERT};
         let row = Row {
             request_id: a.request_id.clone(),
             attempt: a.attempt as u32,

@@ -11,10 +11,10 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::account::pricing::Usd;
-use crate::analytics::time;
 use crate::error::{redact, ErrorKind, GatewayError};
+use crate::money::pricing::Usd;
 use crate::names;
+use crate::time;
 
 /// `per_page` at most 50 (reference §7).
 pub const PER_PAGE: u32 = 50;
@@ -108,7 +108,7 @@ struct RawEntry<'a> {
     metadata: Option<&'a RawValue>,
 }
 
-/// The metadata keys `/analytics` groups on (see `gateway::metadata`). Values of other types
+/// The metadata keys `/analytics` groups on (see `aig::call::metadata`). Values of other types
 /// than the expected ones are ignored, not fatal: metadata is free-form for other callers.
 #[derive(Deserialize, Default)]
 struct RawMetadata<'a> {
@@ -154,7 +154,7 @@ pub fn clean_label(text: &str) -> Option<String> {
 /// from the ledger and from the logs alike. Folding here, not in the SQL, keeps the ledger's
 /// query on its stored columns and both sources on one rule.
 pub fn repo_label(text: &str) -> Option<String> {
-    clean_label(text).map(|label| crate::aig::call::canonical_repository(&label))
+    clean_label(text).map(|label| crate::request::caller::canonical_repository(&label))
 }
 
 fn metadata(raw: Option<&RawValue>) -> Meta {

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::account::pricing::{Prices, Tokens, Usd};
 use crate::analytics::logs::LogEntry;
-use crate::analytics::percentile::Histogram;
+use crate::histogram::Histogram;
+use crate::money::pricing::{Prices, Tokens, Usd};
 
 /// The counters of one group of log rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,11 +11,11 @@
 //! | one page of the Logs API      | [`logs`]        |
 //! | paging, stopping, retrying    | [`pager`]       |
 //! | one spelling per model        | [`crate::names`] |
-//! | counting                      | [`metrics`], [`cells`], [`percentile`] |
+//! | counting                      | [`metrics`], [`cells`], [`crate::histogram`] |
 //! | the ledger vs AI Gateway      | [`reconcile`]   |
 //! | the view                      | [`report`], [`render`] |
 //! | knobs                         | [`settings`]    |
-//! | instants and days             | [`time`]        |
+//! | instants and days             | [`crate::time`] |
 
 pub mod access;
 pub mod cells;
@@ -23,11 +23,9 @@ pub mod ledger;
 pub mod logs;
 pub mod metrics;
 pub mod pager;
-pub mod percentile;
 pub mod plan;
 pub mod query;
 pub mod reconcile;
 pub mod render;
 pub mod report;
 pub mod settings;
-pub mod time;

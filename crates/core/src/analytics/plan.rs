@@ -6,7 +6,7 @@
 //! yet) is read from the logs, in as few windows as possible.
 
 use crate::analytics::logs::Window;
-use crate::analytics::time::{self, MS_PER_DAY};
+use crate::time::{self, MS_PER_DAY};
 
 /// How long after a day ends before it is considered final.
 pub const SETTLE_MS: i64 = 10 * 60_000;

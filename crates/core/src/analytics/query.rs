@@ -5,8 +5,9 @@
 use crate::analytics::cells::Dim;
 use crate::analytics::logs::Window;
 use crate::analytics::report::Source;
-use crate::analytics::time::{self, MS_PER_DAY};
 use crate::error::{ErrorKind, GatewayError};
+use crate::percent;
+use crate::time::{self, MS_PER_DAY};
 
 /// The default range: the last 7 days.
 pub const DEFAULT_DAYS: i64 = 7;
@@ -57,26 +58,6 @@ fn invalid(message: String) -> GatewayError {
     GatewayError::new(ErrorKind::InvalidRequest, message)
 }
 
-/// Decodes one `application/x-www-form-urlencoded` component (`+` is a space).
-pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(60).collect()
 }
@@ -120,7 +101,7 @@ pub fn parse(query: &str, accept: Option<&str>, now_ms: i64) -> Result<Analytics
     let mut seen: Vec<(&str, String)> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = percent_decode(raw_name).unwrap_or_default();
+        let name = percent::decode_query_component(raw_name).unwrap_or_default();
         let Some(&known) = PARAMS.iter().find(|p| **p == name) else {
             return Err(invalid(format!(
                 "Unknown query parameter {:?}. Parameters: {}.",
@@ -131,7 +112,7 @@ pub fn parse(query: &str, accept: Option<&str>, now_ms: i64) -> Result<Analytics
         if seen.iter().any(|(n, _)| *n == known) {
             return Err(invalid(format!("Query parameter `{known}` is given twice.")));
         }
-        let value = percent_decode(raw_value)
+        let value = percent::decode_query_component(raw_value)
             .ok_or_else(|| invalid(format!("Query parameter `{known}` is not valid percent-encoded UTF-8.")))?;
         seen.push((known, value.trim().to_owned()));
     }

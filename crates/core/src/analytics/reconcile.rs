@@ -18,12 +18,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use crate::account::pricing::Usd;
 use crate::analytics::logs::{LogEntry, Window, PER_PAGE};
 use crate::analytics::plan::SETTLE_MS;
 use crate::analytics::report::CrossCheck;
-use crate::analytics::time;
+use crate::money::pricing::Usd;
 use crate::names;
+use crate::time;
 
 /// How far the two clocks (and the log's arrival) may be apart.
 pub const MARGIN_MS: i64 = 2 * 60_000;

@@ -2,10 +2,10 @@
 //! source), and the cross-check of AI Gateway's cost against our price table. The renderers
 //! (JSON, CSV, HTML) only format a `Report`.
 
-use crate::account::pricing::Usd;
 use crate::analytics::cells::{Cells, Dim};
 use crate::analytics::logs::Window;
 use crate::analytics::reconcile::Reconciliation;
+use crate::money::pricing::Usd;
 
 /// How the cells were obtained.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,9 +127,9 @@ pub fn hundredths(v: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::pricing::Prices;
     use crate::analytics::logs::LogEntry;
     use crate::analytics::metrics::tests::entry;
+    use crate::money::pricing::Prices;
 
     #[test]
     fn drift_is_flagged_above_the_threshold_only() {

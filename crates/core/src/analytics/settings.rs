@@ -1,7 +1,7 @@
 //! The analytics knobs (vars), read once with the rest of the settings. `ANALYTICS_TOKEN` itself
 //! is a secret and lives in [`crate::config::Settings`] with the others.
 
-use crate::account::pricing::PerToken;
+use crate::money::pricing::PerToken;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnalyticsSettings {

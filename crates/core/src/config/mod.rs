@@ -15,8 +15,8 @@ use serde_json::value::RawValue;
 
 use crate::account::breaker::BreakerPolicy;
 use crate::account::limits::Policy;
-use crate::account::pricing::{Prices, Usd};
 use crate::account::scopes::{RawScopes, Scopes};
+use crate::money::pricing::{Prices, Usd};
 
 mod settings;
 
@@ -42,23 +42,23 @@ pub const COMPAT_PROVIDERS: &[&str] = &[
 /// Aliases every deployment must define: the agent's code names them.
 pub const REQUIRED_ALIASES: &[&str] = &["triage", "review", "default"];
 
-/// A `provider/model` the gateway may call.
+/// A `provider/model` the gateway may call: what a route's targets are, and what `/v1/models` lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct ModelId {
     /// `provider/model`, as written in configuration and sent on the compat endpoint.
     pub id: String,
     split: usize,
 }
 
-impl Target {
+impl ModelId {
     /// Parses `provider/model`; the model part may itself contain `/` (`workers-ai/@cf/meta/…`).
-    pub fn parse(id: &str) -> Option<Target> {
+    pub fn parse(id: &str) -> Option<ModelId> {
         let split = id.find('/')?;
         let (provider, model) = (&id[..split], &id[split + 1..]);
         let valid_provider =
             !provider.is_empty() && provider.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         let valid_model = !model.is_empty() && !model.chars().any(|c| c.is_control() || c.is_whitespace());
-        (valid_provider && valid_model).then(|| Target { id: id.to_owned(), split })
+        (valid_provider && valid_model).then(|| ModelId { id: id.to_owned(), split })
     }
 
     pub fn provider(&self) -> &str {
@@ -67,21 +67,6 @@ impl Target {
 
     pub fn model(&self) -> &str {
         &self.id[self.split + 1..]
-    }
-}
-
-/// Per-provider limits: requests per minute and USD per UTC day (exact, see [`crate::account::pricing`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProviderLimits {
-    pub requests_per_minute: u32,
-    pub daily_budget: Usd,
-    /// `circuit_breaker`: when to stop trying a failing provider, and how it is trusted again.
-    pub breaker: Option<BreakerPolicy>,
-}
-
-impl ProviderLimits {
-    pub fn policy(&self) -> Policy {
-        Policy { requests_per_minute: self.requests_per_minute, daily_budget: self.daily_budget, breaker: self.breaker }
     }
 }
 
@@ -212,14 +197,14 @@ impl Condition {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub when: Condition,
-    pub targets: Vec<Target>,
+    pub targets: Vec<ModelId>,
 }
 
 /// One arm of a percentage split (an A/B test): chosen with probability weight / total.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arm {
     pub weight: u32,
-    pub targets: Vec<Target>,
+    pub targets: Vec<ModelId>,
 }
 
 /// Whether and how answers of a route may come from AI Gateway's cache.
@@ -255,8 +240,8 @@ pub struct Alias {
 impl Alias {
     /// The chain for a request: the first matching rule's, else the arm that `roll` (uniform in
     /// `[0, 1)`) falls in.
-    pub fn chain(&self, facts: &RequestFacts, roll: f64) -> &[Target] {
-        let primary = self.arms.first().and_then(|a| a.targets.first()).map(Target::provider);
+    pub fn chain(&self, facts: &RequestFacts, roll: f64) -> &[ModelId] {
+        let primary = self.arms.first().and_then(|a| a.targets.first()).map(ModelId::provider);
         if let Some(rule) = self.rules.iter().find(|r| r.when.matches(facts, primary)) {
             return &rule.targets;
         }
@@ -272,7 +257,7 @@ impl Alias {
     }
 
     /// Every target the alias can use, rules and arms alike.
-    pub fn all_targets(&self) -> impl Iterator<Item = &Target> {
+    pub fn all_targets(&self) -> impl Iterator<Item = &ModelId> {
         self.rules.iter().flat_map(|r| r.targets.iter()).chain(self.arms.iter().flat_map(|a| a.targets.iter()))
     }
 }
@@ -315,10 +300,10 @@ impl Default for Estimates {
 /// The validated routing configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayConfig {
-    pub providers: BTreeMap<String, ProviderLimits>,
+    pub providers: BTreeMap<String, Policy>,
     pub aliases: Vec<Alias>,
     /// Explicit `provider/model` ids to list in `/v1/models` besides the aliases' targets.
-    pub extra_models: Vec<Target>,
+    pub extra_models: Vec<ModelId>,
     pub retry: RetryPolicy,
     pub estimates: Estimates,
     /// Budgets and rate limits per repository, owner and agent (`scopes`), besides the providers'.
@@ -408,7 +393,7 @@ impl GatewayConfig {
         let mut providers = BTreeMap::new();
         for (name, limits) in &raw.providers {
             // Native-only providers (azure-openai) may have limits too: native routes use them.
-            if !COMPAT_PROVIDERS.contains(&name.as_str()) && !crate::native::provider::SLUGS.contains(&name.as_str()) {
+            if !COMPAT_PROVIDERS.contains(&name.as_str()) && !crate::provider::SLUGS.contains(&name.as_str()) {
                 problems.push(format!(
                     "provider `{name}` is not an AI Gateway provider (known: {})",
                     COMPAT_PROVIDERS.join(", ")
@@ -425,11 +410,7 @@ impl GatewayConfig {
                 Some(budget) if budget > Usd::ZERO => {
                     providers.insert(
                         name.clone(),
-                        ProviderLimits {
-                            requests_per_minute: limits.requests_per_minute,
-                            daily_budget: budget,
-                            breaker,
-                        },
+                        Policy { requests_per_minute: limits.requests_per_minute, daily_budget: budget, breaker },
                     );
                 }
                 _ => problems.push(format!(
@@ -445,8 +426,8 @@ impl GatewayConfig {
             problems.push("estimates: max_output_tokens and prompt_bytes_per_token must be at least 1".to_owned());
         }
 
-        let check_target = |id: &str, context: &str, problems: &mut Vec<String>| -> Option<Target> {
-            let Some(target) = Target::parse(id) else {
+        let check_target = |id: &str, context: &str, problems: &mut Vec<String>| -> Option<ModelId> {
+            let Some(target) = ModelId::parse(id) else {
                 problems.push(format!("{context}: `{id}` is not of the form provider/model"));
                 return None;
             };
@@ -465,7 +446,7 @@ impl GatewayConfig {
             }
             Some(target)
         };
-        let chain = |ids: &[String], context: &str, problems: &mut Vec<String>| -> Vec<Target> {
+        let chain = |ids: &[String], context: &str, problems: &mut Vec<String>| -> Vec<ModelId> {
             if ids.is_empty() {
                 problems.push(format!("{context}: needs at least one target"));
             }
@@ -550,8 +531,8 @@ impl GatewayConfig {
     }
 
     /// Every distinct `provider/model` this configuration can call, in first-seen order.
-    pub fn models(&self) -> Vec<&Target> {
-        let mut seen: Vec<&Target> = Vec::new();
+    pub fn models(&self) -> Vec<&ModelId> {
+        let mut seen: Vec<&ModelId> = Vec::new();
         for t in self.aliases.iter().flat_map(|a| a.all_targets()).chain(self.extra_models.iter()) {
             if !seen.iter().any(|s| s.id == t.id) {
                 seen.push(t);
@@ -564,7 +545,6 @@ impl GatewayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aig::call::EndpointMode;
 
     pub(crate) const SHIPPED: &str = include_str!("../../../../gateway.config.json");
 
@@ -626,11 +606,11 @@ mod tests {
 
     #[test]
     fn target_splits_at_first_slash() {
-        let t = Target::parse("workers-ai/@cf/meta/llama-3.1-8b-instruct").unwrap();
+        let t = ModelId::parse("workers-ai/@cf/meta/llama-3.1-8b-instruct").unwrap();
         assert_eq!(t.provider(), "workers-ai");
         assert_eq!(t.model(), "@cf/meta/llama-3.1-8b-instruct");
         for bad in ["gemini", "/m", "p/", "Open AI/x", "p/has space", "p/\u{0}"] {
-            assert!(Target::parse(bad).is_none(), "{bad}");
+            assert!(ModelId::parse(bad).is_none(), "{bad}");
         }
     }
 

@@ -2,32 +2,21 @@
 //! runtime's `env.var`), validated with messages an operator can act on.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use crate::aig::call::EndpointMode;
 use crate::request::authenticate::{AgentTokens, Identity};
 use crate::request::tokens::ScopedTokens;
+use crate::secret::Secret;
 use crate::subrequests;
 
-/// A secret value: never printed by `Debug`, so it cannot slip into a log line by accident.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Option<Secret> {
-        let value = value.into();
-        (!value.trim().is_empty()).then(|| Secret(value.trim().to_owned()))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
+/// Which AI Gateway endpoint serves chat completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointMode {
+    /// `{AI_GATEWAY_URL}/{account}/{gateway}/compat/chat/completions`, `cf-aig-authorization`
+    /// with `CF_AIG_TOKEN`, provider keys stored in the gateway (BYOK). The default.
+    Compat,
+    /// `{CF_API_URL}/accounts/{account}/ai/v1/chat/completions` with `cf-aig-gateway-id`,
+    /// authorised by `CF_API_TOKEN` (the endpoint Cloudflare now recommends; reference §0).
+    Rest,
 }
 
 /// The deployment: ids, upstream URLs, limits and secrets.

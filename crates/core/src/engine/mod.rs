@@ -13,7 +13,7 @@
 //! - one deadline for the whole request: no attempt starts after it, and each attempt's time to
 //!   first byte is bounded by what is left of it;
 //! - a `Retry-After` is waited for (or, when longer than the policy allows, the target is left);
-//! - every reservation is closed exactly once, by [`books`] (`account/books.rs`), except a committed stream's,
+//! - every reservation is closed exactly once, by [`books`] (`attempt.rs`), except a committed stream's,
 //!   which is handed back with the answer for the stream pump to close at its end;
 //! - every attempt and every skipped target is named in the trace, in order;
 //! - an answer that is not what `response_format` asked for ([`Exchange::Invalid`]) is charged,
@@ -25,14 +25,11 @@
 pub mod retry;
 
 use self::retry::Next;
-use crate::account::breaker::{health_of, Health};
 use crate::account::limits::{Policy, Refusal};
-use crate::account::pricing::Usd;
-use crate::aig::answer::{AigRefusal, AttemptOutcome};
+use crate::attempt::{books, health_of, AigRefusal, AttemptEnd, AttemptOutcome, Books, Health, Meter};
 use crate::config::RetryPolicy;
 use crate::error::{ErrorKind, GatewayError};
-
-pub use crate::account::books::{books, AttemptEnd, Books};
+use crate::money::pricing::Usd;
 
 /// One target of a plan, as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,14 +110,15 @@ pub trait Runtime {
     /// Makes attempt number `attempt` (1-based, over the whole request) on `targets[target]`,
     /// waiting at most `first_byte_ms` for its response headers. `charged_before` is what the
     /// request's earlier attempts were charged: an answer says what the whole request cost
-    /// (`usage.cost`), and a stream says it before its end.
+    /// (`usage.cost`), and a stream says it before its end. With how it ended comes what was
+    /// measured of it, which its line carries.
     async fn attempt(
         &self,
         target: usize,
         attempt: u32,
         first_byte_ms: u64,
         charged_before: Usd,
-    ) -> Exchange<Self::Answer, Self::Failure>;
+    ) -> (Exchange<Self::Answer, Self::Failure>, Meter);
     /// The target's provider answered that its model does not exist or is no longer served:
     /// mark it so in the provider's limiter (`LimiterState::mark_unavailable`, with the
     /// provider's message as the reason), so later reserves for it are refused at once.
@@ -155,6 +153,13 @@ pub struct Record {
     pub lines: Vec<Line>,
 }
 
+impl Record {
+    /// The attempt whose answer went to the caller, if one did.
+    pub fn answered(&self) -> Option<&Line> {
+        self.lines.iter().rev().find(|l| l.answered)
+    }
+}
+
 /// One attempt as the engine saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
@@ -165,6 +170,8 @@ pub struct Line {
     pub charged: Option<Usd>,
     /// Its answer went to the caller.
     pub answered: bool,
+    /// What the runtime measured of it (status, tokens, cost, AI Gateway's headers, times).
+    pub meter: Meter,
 }
 
 /// Runs `targets` under `rules`: the answer (or the error for the client), and the record.
@@ -230,7 +237,8 @@ async fn attempts<R: Runtime>(
                          closing: Option<(R::Reservation, AttemptEnd)>,
                          outcome: String,
                          health: Health,
-                         answered| {
+                         answered,
+                         meter| {
                 let charged = closing.map(|(reservation, end)| {
                     let books = books(end);
                     let charge = books.charge(target.worst_case);
@@ -239,15 +247,16 @@ async fn attempts<R: Runtime>(
                     charge
                 });
                 run.trace.push(format!("{}={outcome}", target.id));
-                run.lines.push(Line { target: index, outcome, charged, answered });
+                run.lines.push(Line { target: index, outcome, charged, answered, meter });
             };
-            match rt.attempt(index, run.attempts, first_byte, run.charged).await {
+            let (exchange, meter) = rt.attempt(index, run.attempts, first_byte, run.charged).await;
+            match exchange {
                 Exchange::Answer { answer, status, end, content_filtered } => {
                     let another = rules.fallback == Fallback::NextTarget && index + 1 < targets.len();
                     if content_filtered && another {
                         let end = end.unwrap_or(AttemptEnd::ContentFiltered { cost: None });
                         let label = outcome_label(AttemptOutcome::ContentFiltered);
-                        close(run, Some((reservation, end)), label, Health::Healthy, false);
+                        close(run, Some((reservation, end)), label, Health::Healthy, false, meter);
                         // Kept: if no later target answers, the block is the answer.
                         blocked = Some((answer, index, run.lines.len() - 1));
                         continue 'targets;
@@ -256,12 +265,12 @@ async fn attempts<R: Runtime>(
                         Some(end) => (Some((reservation, end)), None),
                         None => (None, Some(reservation)),
                     };
-                    close(run, closing, status.to_string(), Health::Healthy, true);
+                    close(run, closing, status.to_string(), Health::Healthy, true, meter);
                     return Ok(Win { answer, target: index, open });
                 }
                 Exchange::Invalid { end, reason } => {
                     let label = outcome_label(AttemptOutcome::InvalidOutput);
-                    close(run, Some((reservation, end)), label, health_of(AttemptOutcome::InvalidOutput), false);
+                    close(run, Some((reservation, end)), label, health_of(AttemptOutcome::InvalidOutput), false, meter);
                     invalid.push(format!("{}: {reason}", target.id));
                     match rules.fallback {
                         Fallback::NextTarget => continue 'targets,
@@ -269,7 +278,7 @@ async fn attempts<R: Runtime>(
                     }
                 }
                 Exchange::Failed { outcome, end, failure, retry_after } => {
-                    close(run, Some((reservation, end)), outcome_label(outcome), health_of(outcome), false);
+                    close(run, Some((reservation, end)), outcome_label(outcome), health_of(outcome), false, meter);
                     if outcome == AttemptOutcome::ModelUnavailable {
                         rt.mark_unavailable(target);
                     }

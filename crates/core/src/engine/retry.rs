@@ -4,7 +4,7 @@
 //! target and by one total deadline, with full-jitter exponential backoff (AWS architecture blog,
 //! "Exponential Backoff and Jitter") that honours `Retry-After` when it is short enough to wait.
 
-use crate::aig::answer::{classify, AigRefusal, AttemptOutcome, Disposition};
+use crate::attempt::{classify, AigRefusal, AttemptOutcome, Disposition};
 use crate::config::RetryPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //!
 //! | step                                   | module           |
 //! |----------------------------------------|------------------|
-//! | which provider, is the path safe       | [`provider`], [`path`] |
+//! | which provider, is the path safe       | [`crate::provider`], [`path`] |
 //! | who is calling (the SDK's key header)  | [`credentials`]  |
 //! | what the request asks (model, stream, max output) and its worst-case cost | [`shape`] |
 //! | retry the same provider, or give up    | [`crate::engine::retry`] (`NextTarget` means give up here) |
@@ -20,10 +20,8 @@
 pub mod cache;
 pub mod credentials;
 pub mod path;
-pub mod provider;
 pub mod shape;
 pub mod stream;
 pub mod usage;
 
 pub use path::NativePath;
-pub use provider::{Provider, Wire};

@@ -18,7 +18,8 @@
 
 use crate::config::Settings;
 use crate::error::{ErrorKind, GatewayError};
-use crate::native::provider::Provider;
+use crate::percent;
+use crate::provider::Provider;
 
 /// Longest `rest` accepted (real provider paths are well under 300 bytes).
 pub const MAX_PATH_BYTES: usize = 2048;
@@ -49,7 +50,7 @@ impl NativePath {
                 format!(
                     "No native route for `{}`. Native routes: {}.",
                     printable(slug),
-                    crate::native::provider::SLUGS.map(|s| format!("/{s}/…")).join(", ")
+                    crate::provider::SLUGS.map(|s| format!("/{s}/…")).join(", ")
                 ),
             )
         })?;
@@ -85,7 +86,7 @@ impl NativePath {
 
     /// The path's segments, percent-escapes decoded (they are all safe ones, see the module doc).
     pub fn segments(&self) -> impl Iterator<Item = String> + '_ {
-        self.rest.split('/').map(percent_decode)
+        self.rest.split('/').map(percent::decode_path_segment)
     }
 
     /// The value of query parameter `name`, if forwarded.
@@ -153,10 +154,11 @@ fn check_segment(segment: &str) -> Result<(), &'static str> {
     while i < b.len() {
         match b[i] {
             b'%' => {
-                let decoded = match (b.get(i + 1).and_then(hex), b.get(i + 2).and_then(hex)) {
-                    (Some(h), Some(l)) => h * 16 + l,
-                    _ => return Err("it has a malformed percent-escape"),
-                };
+                let decoded =
+                    match (b.get(i + 1).and_then(percent::hex_digit), b.get(i + 2).and_then(percent::hex_digit)) {
+                        (Some(h), Some(l)) => h * 16 + l,
+                        _ => return Err("it has a malformed percent-escape"),
+                    };
                 if !plain_escaped(decoded) {
                     return Err(match decoded {
                         b'.' | b'/' | b'\\' | b'%' | b'@' => "it has an encoded `.`, `/`, `\\`, `%` or `@`",
@@ -176,29 +178,6 @@ fn check_segment(segment: &str) -> Result<(), &'static str> {
         i += 1;
     }
     Ok(())
-}
-
-fn hex(b: &u8) -> Option<u8> {
-    (*b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// Decodes the (already checked, safe) percent-escapes of a segment.
-fn percent_decode(segment: &str) -> String {
-    let b = segment.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let (Some(h), Some(l)) = (b.get(i + 1).and_then(hex), b.get(i + 2).and_then(hex)) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The query string without credential parameters (`None` if nothing is left), or why it is

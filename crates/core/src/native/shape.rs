@@ -6,11 +6,11 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::account::pricing::{Prices, Usd};
 use crate::config::Estimates;
 use crate::error::{ErrorKind, GatewayError};
+use crate::money::pricing::{Prices, Usd};
 use crate::native::path::NativePath;
-use crate::native::provider::{Provider, Wire};
+use crate::provider::{Provider, Wire};
 
 /// How a streamed answer is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,16 +8,16 @@
 //! | Bedrock    | the Anthropic shape for Claude `invoke`; Converse `usage.{inputTokens, outputTokens, cacheReadInputTokens, cacheWriteInputTokens}` |
 //!
 //! Counts become [`Tokens`] (uncached input, cached input, output as billed, thinking apart) by
-//! the one rule of [`crate::account::usage`], priced exactly by [`crate::account::pricing`]. A
+//! the one rule of [`crate::money::usage`], priced exactly by [`crate::money::pricing`]. A
 //! count that is not a non-negative integer leaves the answer without usage (cost unknown). Prompt-cache *writes* have no price in the table, so a request with any
 //! has an unknown cost (with a warning), never a guessed one.
 
 use serde::Deserialize;
 
-use crate::account::pricing::{AnswerCost, Cost, Prices, Tokens};
-use crate::account::usage::{Count, Counts, Details, Thinking};
 use crate::error::{ErrorKind, GatewayError};
-use crate::native::provider::{Provider, Wire};
+use crate::money::pricing::{AnswerCost, Cost, Prices, Tokens};
+use crate::money::usage::{Count, Counts, Details, Thinking};
+use crate::provider::{Provider, Wire};
 
 /// What a native answer used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -305,7 +305,7 @@ pub fn cost(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::pricing::Usd;
+    use crate::money::pricing::Usd;
 
     fn usage(input: u64, cached: u64, output: u64) -> Option<NativeUsage> {
         Some(NativeUsage { tokens: Tokens { input, cached_input: cached, output, reasoning: 0 }, cache_write: 0 })

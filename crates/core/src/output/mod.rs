@@ -136,7 +136,8 @@ impl OutputContract {
         }
     }
 
-    /// Checks an answer's content.
+    /// Checks an answer's content: a whole completion's, or a stream's held to its end as its
+    /// relay gathered it (`relay::StreamAnswer::content`).
     pub fn check(&self, answer: &AnswerContent<'_>) -> Verdict {
         let content = match &answer.content {
             Some(c) if !c.trim().is_empty() => c,
@@ -171,12 +172,6 @@ impl OutputContract {
     /// Checks a whole (non-streamed) chat completion.
     pub fn check_completion(&self, body: &[u8]) -> Verdict {
         self.check(&AnswerContent::of_completion(body))
-    }
-
-    /// Checks a stream held to its end, whose relay gathered its content
-    /// ([`crate::relay::StreamAnswer::gather_content`], asked before the stream was fed).
-    pub fn check_stream(&self, relay: &crate::relay::SseRelay) -> Verdict {
-        self.check(&relay.answer().content())
     }
 }
 

@@ -16,8 +16,8 @@ pub mod sse;
 pub use answer::StreamAnswer;
 pub use openai::{SseRelay, StreamSummary};
 
-use crate::account::pricing::Tokens;
 use crate::error::GatewayError;
+use crate::money::pricing::Tokens;
 
 /// The largest single event the relay holds while waiting for its end (a 1 MiB SSE event is
 /// already absurd; without a bound a hostile upstream could grow the buffer forever).

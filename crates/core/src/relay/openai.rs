@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Observer, StreamFault, MAX_EVENT_BYTES};
-use crate::account::pricing::{Tokens, Usd};
-use crate::account::stamp::stamp_usage_cost;
 use crate::aig::answer::{upstream_message, ChoiceProbe, Usage};
 use crate::error::GatewayError;
+use crate::money::pricing::{Tokens, Usd};
+use crate::money::stamp::stamp_usage_cost;
 use crate::relay::answer::StreamAnswer;
 use crate::relay::sse::{lines, next_line, parse_event, single_data_span};
 use crate::tools::{IssuedSignature, StreamCalls};

@@ -21,10 +21,10 @@ use super::{Observer, StreamFault};
 
 /// The most bytes a stream held to its end keeps: far past any model's output limit in SSE.
 pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
-use crate::account::pricing::Usd;
-use crate::aig::answer::AttemptOutcome;
-use crate::engine::AttemptEnd;
+use crate::attempt::AttemptEnd;
+use crate::attempt::AttemptOutcome;
 use crate::error::{redact, ErrorKind, GatewayError};
+use crate::money::pricing::{Cost, Usd};
 
 /// What the shell does next.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,11 +72,16 @@ enum Phase {
     Ended,
 }
 
+/// Prices what an observer saw once its stream is complete: the cost, or why it is unknown.
+pub type CostFn<O> = Box<dyn Fn(&O) -> Cost>;
+
 /// One stream being relayed. `cost` prices what the observer saw (its final usage); it is asked
 /// only once the stream is complete.
 pub struct Pump<O, C> {
     observer: O,
     cost: C,
+    /// Why the cost of the stream's end is unknown, once it was priced.
+    cost_warning: Option<String>,
     idle_ms: u64,
     secrets: Vec<String>,
     phase: Phase,
@@ -86,10 +91,20 @@ pub struct Pump<O, C> {
     hold: bool,
 }
 
-impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
+impl<O: Observer, C: Fn(&O) -> Cost> Pump<O, C> {
     /// `idle_ms` is only named in the stall's message; the shell keeps the timer.
     pub fn new(observer: O, cost: C, idle_ms: u64, secrets: Vec<String>) -> Self {
-        Pump { observer, cost, idle_ms, secrets, phase: Phase::Opening, held: Vec::new(), capture: None, hold: false }
+        Pump {
+            observer,
+            cost,
+            cost_warning: None,
+            idle_ms,
+            secrets,
+            phase: Phase::Opening,
+            held: Vec::new(),
+            capture: None,
+            hold: false,
+        }
     }
 
     /// Holds the stream until its end: nothing is sent before it (the shell waits for the
@@ -130,7 +145,8 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
             if let Err(fault) = self.observer.finish(&mut out) {
                 return self.fault(fault, out);
             }
-            return self.done(out, AttemptEnd::StreamComplete { cost: (self.cost)(&self.observer) }, None, true);
+            let cost = self.priced();
+            return self.done(out, AttemptEnd::StreamComplete { cost }, None, true);
         }
         match self.phase {
             Phase::Opening if self.hold && out.len() > MAX_HELD_BYTES => self.fault(StreamFault::TooLongToHold, out),
@@ -154,7 +170,10 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
         }
         let mut out = std::mem::take(&mut self.held);
         match self.observer.finish(&mut out) {
-            Ok(()) => self.done(out, AttemptEnd::StreamComplete { cost: (self.cost)(&self.observer) }, None, false),
+            Ok(()) => {
+                let cost = self.priced();
+                self.done(out, AttemptEnd::StreamComplete { cost }, None, false)
+            }
             Err(fault) => self.fault(fault, out),
         }
     }
@@ -168,10 +187,11 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
                 _ => format!("The upstream stream stalled for {} ms; the answer is incomplete.", self.idle_ms),
             },
         );
+        let final_cost = self.final_cost();
         self.fail(
             AttemptOutcome::Timeout,
             AttemptEnd::StreamStalledBeforeCommit,
-            AttemptEnd::StreamStalledAfterCommit { final_cost: self.final_cost() },
+            AttemptEnd::StreamStalledAfterCommit { final_cost },
             err,
             Vec::new(),
         )
@@ -195,21 +215,36 @@ impl<O: Observer, C: Fn(&O) -> Option<Usd>> Pump<O, C> {
     /// How the attempt would end if the client were gone now (what a body nobody pulls any more
     /// is settled as, by a task that cannot reach the pump).
     pub fn if_client_left(&self) -> AttemptEnd {
-        AttemptEnd::ClientGone { final_cost: self.final_cost() }
+        let final_cost = self.observer.billed_in_full().then(|| (self.cost)(&self.observer).usd);
+        AttemptEnd::ClientGone { final_cost }
+    }
+
+    /// Why the cost of the stream's end is unknown (a price or the usage missing), once its end
+    /// was priced: what the shell logs when the stream's books close.
+    pub fn cost_warning(&self) -> Option<&str> {
+        self.cost_warning.as_deref()
     }
 
     /// The cost of the stream's final usage, once it has arrived (what the provider bills).
-    fn final_cost(&self) -> Option<Option<Usd>> {
-        self.observer.billed_in_full().then(|| (self.cost)(&self.observer))
+    fn final_cost(&mut self) -> Option<Option<Usd>> {
+        self.observer.billed_in_full().then(|| self.priced())
+    }
+
+    /// The cost of what the observer saw, its warning kept.
+    fn priced(&mut self) -> Option<Usd> {
+        let cost = (self.cost)(&self.observer);
+        self.cost_warning = cost.warning;
+        cost.usd
     }
 
     fn fault(&mut self, fault: StreamFault, out: Vec<u8>) -> Step {
         let text = redact(&fault.describe(), &self.secret_refs());
         let err = GatewayError::new(ErrorKind::UpstreamMalformed, text);
+        let final_cost = self.final_cost();
         self.fail(
             AttemptOutcome::StreamCutBeforeContent,
             AttemptEnd::StreamCutBeforeCommit,
-            AttemptEnd::StreamCutAfterCommit { final_cost: self.final_cost() },
+            AttemptEnd::StreamCutAfterCommit { final_cost },
             err,
             out,
         )
@@ -275,8 +310,11 @@ mod tests {
 
     const SECRET: &str = "aig-SECRET-TOKEN";
 
-    fn pump() -> Pump<SseRelay, impl Fn(&SseRelay) -> Option<Usd>> {
-        let cost = |r: &SseRelay| r.summary().usage.and_then(|u| u.total_tokens.known()).map(Usd);
+    fn pump() -> Pump<SseRelay, impl Fn(&SseRelay) -> Cost> {
+        let cost = |r: &SseRelay| {
+            let usd = r.summary().usage.and_then(|u| u.total_tokens.known()).map(Usd);
+            Cost { usd, warning: usd.is_none().then(|| "no usage".to_owned()) }
+        };
         Pump::new(SseRelay::new(), cost, 30_000, vec![SECRET.to_owned()])
     }
 
@@ -310,7 +348,18 @@ mod tests {
         assert_eq!(end.out, DONE);
         assert_eq!(end.end, AttemptEnd::StreamComplete { cost: Some(Usd(7)) });
         assert!(end.drain, "the upstream body's own end is still to be read");
+        assert_eq!(p.cost_warning(), None);
         assert_eq!(p.on_client_gone(), None, "an ended stream's books are already closed");
+    }
+
+    /// A stream whose cost cannot be known says why, for the shell to log once at its end.
+    #[test]
+    fn an_unknown_cost_keeps_its_warning() {
+        let mut p = pump();
+        sent(p.on_chunk(&[ROLE, HELLO].concat()));
+        assert_eq!(p.cost_warning(), None, "not priced before its end");
+        assert_eq!(ending(p.on_chunk(DONE)).end, AttemptEnd::StreamComplete { cost: None });
+        assert_eq!(p.cost_warning(), Some("no usage"));
     }
 
     #[test]
@@ -386,8 +435,7 @@ mod tests {
     /// `[DONE]` ends the same way, settled at that usage.
     #[test]
     fn a_stream_that_ends_without_its_end_is_a_truncation_and_a_failure() {
-        use crate::account::breaker::{health_of, health_of_stream, Health};
-        use crate::aig::answer::{classify, Disposition};
+        use crate::attempt::{classify, health_of, health_of_stream, Disposition, Health};
         let mut p = pump();
         assert_eq!(p.on_chunk(ROLE), Step::Wait);
         let Step::Failed(f) = p.on_end() else { panic!("a cut before content fails the attempt") };

@@ -6,11 +6,11 @@
 //! refused): [`AgentTokens::identify`] tells which, and [`Identity::caller`] is the one place that
 //! turns an identity and the caller headers into the [`Caller`] every route accounts to.
 
-use crate::aig::call::Caller;
-use crate::config::Secret;
 use crate::digest::{hex, sha256_of};
 use crate::error::{ErrorKind, GatewayError};
+use crate::request::caller::Caller;
 use crate::request::tokens::{ScopedToken, ScopedTokens};
+use crate::secret::Secret;
 use subtle::ConstantTimeEq;
 
 /// The tokens agents may call with.

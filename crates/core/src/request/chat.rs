@@ -509,3 +509,8 @@ mod tests {
         assert_eq!(out(body, None), r#"{"model":"x/y","messages":[1]}"#);
     }
 }
+
+/// The tool history as the request reads it and each target is sent it.
+#[cfg(test)]
+#[path = "tool_history_tests.rs"]
+mod tool_history_tests;

@@ -3,6 +3,7 @@
 //! without copying it (`chat`), and its query string (`url`).
 
 pub mod authenticate;
+pub mod caller;
 pub mod chat;
 pub mod route;
 pub mod tokens;

@@ -1,7 +1,7 @@
 //! The route table: which handler serves a (method, path), or why none does (404 vs 405).
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::native::Provider;
+use crate::provider::Provider;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-use crate::aig::call::{canonical_repository, valid_agent, valid_owner, valid_repository};
+use crate::request::caller::{canonical_repository, valid_agent, valid_owner, valid_repository};
 
 /// The secret's name, as messages name it.
 pub const SECRET_NAME: &str = "AGENT_TOKENS";

@@ -296,7 +296,7 @@ fn calls_of<'a>(body: &'a [u8], i: usize, v: &'a RawValue) -> Result<Vec<History
     Ok(calls)
 }
 
-fn anthropic_id_byte(b: u8) -> bool {
+pub(crate) fn anthropic_id_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
@@ -318,5 +318,16 @@ fn replacement_id(id: &str, step: usize, taken: impl Fn(&str) -> bool) -> String
 }
 
 #[cfg(test)]
-#[path = "history_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacement_ids_avoid_every_id_of_the_request() {
+        let first = replacement_id("a.b", 0, |_| false);
+        let second = replacement_id("a.b", 0, |c| c == first);
+        assert_ne!(first, second);
+        assert!(second.starts_with("a_b_") && second.len() <= OPENAI_MAX_ID_CHARS);
+        let wide = replacement_id(&"é".repeat(5000), 3, |_| false);
+        assert!(wide.len() <= 37 && wide.bytes().all(anthropic_id_byte), "{wide}");
+    }
+}

@@ -2,9 +2,9 @@
 //! (`usd_from_json_number`) and the pager that walks them: the Cloudflare API's answers, or
 //! anything that answers in its place.
 
-use gateway_core::account::pricing::Usd;
 use gateway_core::analytics::logs::{read_page, usd_from_json_number, LogEntry, LogPage, PageInfo};
 use gateway_core::analytics::pager::Pager;
+use gateway_core::money::pricing::Usd;
 use proptest::prelude::*;
 use serde_json::json;
 

@@ -1,9 +1,10 @@
 //! Request headers the agent controls: `Authorization` and the caller headers that become
 //! `cf-aig-metadata`, and the scoped tokens that bind them.
 
-use gateway_core::aig::call::{metadata, Caller};
+use gateway_core::aig::call::metadata;
 use gateway_core::error::ErrorKind;
 use gateway_core::request::authenticate::{bearer_token, check_bearer, AgentTokens, Identity};
+use gateway_core::request::caller::Caller;
 use gateway_core::request::tokens::{token_hash, ScopedTokens};
 use proptest::prelude::*;
 

@@ -28,11 +28,11 @@
 //! assumption the design states): the model delivers every report sent, and delivers all
 //! admission reports before time moves on (within the lease's margin).
 
-use gateway_core::account::breaker::Health;
 use gateway_core::account::limits::lease::{LeaseGrant, LeaseSync, Local, Ticket, LEASE_TTL_MS};
 use gateway_core::account::limits::tickets::{TicketReport, TicketSettles};
 use gateway_core::account::limits::{LimiterState, Policy, DAY_MS, LOST_KEPT, WINDOW_MS};
-use gateway_core::account::pricing::Usd;
+use gateway_core::attempt::Health;
+use gateway_core::money::pricing::Usd;
 use proptest::prelude::*;
 
 use crate::cases;

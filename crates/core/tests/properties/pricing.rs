@@ -1,6 +1,6 @@
 //! `pricing`: decimal USD strings parsed to integer picodollars, and the price table.
 
-use gateway_core::account::pricing::{PerToken, Prices, Usd, SHIPPED_PRICES};
+use gateway_core::money::pricing::{PerToken, Prices, Usd, SHIPPED_PRICES};
 use proptest::prelude::*;
 
 use crate::{cases, hostile_text};
@@ -66,7 +66,7 @@ proptest! {
     fn costs_never_overflow(prompt in any::<u64>(), cached in any::<u64>(), completion in any::<u64>()) {
         let prices = Prices::shipped();
         for row in prices.rows() {
-            let _ = row.cost(gateway_core::account::pricing::Tokens::from_openai(prompt, cached, completion));
+            let _ = row.cost(gateway_core::money::pricing::Tokens::from_openai(prompt, cached, completion));
             let _ = row.worst_case(prompt, completion);
         }
     }

@@ -3,11 +3,11 @@
 
 use gateway_core::account::listing::{list, Seen, Viewer};
 use gateway_core::account::scopes::{ScopeFilter, ScopeKind};
-use gateway_core::aig::call::Caller;
 use gateway_core::config::GatewayConfig;
 use gateway_core::idempotency::IdempotencyKey;
 use gateway_core::request::authenticate::Partition;
 use gateway_core::request::authenticate::{AgentTokens, Identity};
+use gateway_core::request::caller::Caller;
 use gateway_core::request::tokens::{token_hash, ScopedTokens};
 use gateway_core::subrequests::{plan_cross_check, plan_limiters, plan_log_reads, Subrequests};
 use proptest::prelude::*;

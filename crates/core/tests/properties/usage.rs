@@ -2,10 +2,10 @@
 //! every shape providers report thinking in, and hostile ones (negative, fractional, strings,
 //! huge, inconsistent) — read without a panic, never below what any count says was billed.
 
-use gateway_core::account::usage::Count;
 use gateway_core::aig::answer::Usage;
+use gateway_core::money::usage::Count;
 use gateway_core::native::usage::read_answer;
-use gateway_core::native::Wire;
+use gateway_core::provider::Wire;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

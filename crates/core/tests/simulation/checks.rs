@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use gateway_core::account::pricing::Usd;
 use gateway_core::aig::answer::read_completion;
 use gateway_core::engine;
 use gateway_core::error::GatewayError;
+use gateway_core::money::pricing::Usd;
 use gateway_core::output::{AnswerContent, OutputContract, Verdict};
 use gateway_core::relay::SseRelay;
 
@@ -165,6 +165,8 @@ pub fn check_request(o: &RequestOutcome) {
     // An answer whose usage was read is charged what the upstream billed, at the rate of the
     // model that answered, to the picodollar: the billing rule and the pricing, end to end.
     for (line, log) in o.record.lines.iter().zip(&o.log) {
+        // Each line carries what was measured of its own attempt.
+        assert_eq!((line.meter.started_ms, line.meter.ended_ms), (log.start, log.end), "{:?}", o.record.trace);
         if let Some(expected) = log.expected {
             assert_eq!(line.charged, Some(expected), "charged as billed: {:?} {:?}", o.record.trace, log);
         }
@@ -194,7 +196,7 @@ fn check_json_answer(o: &RequestOutcome) {
         if !s.saw_content && s.finish_reason.as_deref() == Some("content_filter") {
             return;
         }
-        contract.check_stream(&relay)
+        contract.check(&relay.answer().content())
     } else {
         let completion = read_completion(&o.client).expect("a 200 is a completion");
         if completion.finish_reason.as_deref() == Some("content_filter") {

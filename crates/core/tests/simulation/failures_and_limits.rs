@@ -5,9 +5,9 @@
 //! schedule is also held to the simulation's invariants (`Schedule::run_and_check`).
 
 use gateway_core::account::limits::Policy;
-use gateway_core::account::pricing::Usd;
-use gateway_core::aig::answer::AigRefusal;
+use gateway_core::attempt::AigRefusal;
 use gateway_core::error::GatewayError;
+use gateway_core::money::pricing::Usd;
 
 use crate::checks::Report;
 use crate::sim::DONE;

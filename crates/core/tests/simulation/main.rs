@@ -42,8 +42,8 @@ mod tool_calls;
 mod upstream;
 mod world;
 
-use gateway_core::account::pricing::Usd;
-use gateway_core::aig::answer::AigRefusal;
+use gateway_core::attempt::AigRefusal;
+use gateway_core::money::pricing::Usd;
 use upstream::{Content, Named, Shape, UsageShape, DEAR, LABELS, SECRET, UNPRICED};
 use world::Schedule;
 

@@ -7,17 +7,20 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
-use gateway_core::account::breaker::Health;
 use gateway_core::account::limits::{LimiterState, Policy, Refusal, MODEL_UNAVAILABLE_MS};
-use gateway_core::account::pricing::{Prices, Usd};
 use gateway_core::account::scopes::Scope;
-use gateway_core::aig::answer::{self as upstream, AttemptOutcome};
-use gateway_core::aig::judge::Judge;
-use gateway_core::engine::{AttemptEnd, Books, Exchange, Runtime, Target};
+use gateway_core::aig::answer as upstream;
+use gateway_core::attempt::AttemptOutcome;
+use gateway_core::attempt::Health;
+use gateway_core::attempt::Meter;
+use gateway_core::attempt::{AttemptEnd, Books};
+use gateway_core::engine::{Exchange, Runtime, Target};
 use gateway_core::error::{ErrorKind, GatewayError};
+use gateway_core::money::pricing::{Prices, Usd};
 use gateway_core::names;
 use gateway_core::output::OutputContract;
-use gateway_core::relay::pump::{Pump, Step};
+use gateway_core::protocol::judge::Judge;
+use gateway_core::relay::pump::{CostFn, Pump, Step};
 use gateway_core::relay::SseRelay;
 use gateway_core::tools::normalise_completion;
 
@@ -39,7 +42,7 @@ pub enum Chunk {
     End,
 }
 
-pub type SimCost = Box<dyn Fn(&SseRelay) -> Option<Usd>>;
+pub type SimCost = CostFn<SseRelay>;
 pub type SimPump = Pump<SseRelay, SimCost>;
 
 pub enum Answer {
@@ -209,7 +212,7 @@ impl Runtime for Sim {
         _attempt: u32,
         first_byte_ms: u64,
         _charged_before: Usd,
-    ) -> Exchange<Answer, GatewayError> {
+    ) -> (Exchange<Answer, GatewayError>, Meter) {
         let clock = self.shared.clock.clone();
         let start = clock.now();
         assert!(start < self.deadline, "an attempt started at {start}, after the deadline {}", self.deadline);
@@ -243,8 +246,9 @@ impl Runtime for Sim {
             }
             Exchange::Answer { end: None, .. } => {}
         }
-        self.log.borrow_mut().push(AttemptLog { target, start, end: clock.now(), retry_after_ms, expected });
-        exchange
+        let end = clock.now();
+        self.log.borrow_mut().push(AttemptLog { target, start, end, retry_after_ms, expected });
+        (exchange, Meter { started_ms: start, ended_ms: end, ..Meter::default() })
     }
 
     async fn sleep(&self, ms: u64) {
@@ -524,7 +528,7 @@ impl Sim {
         let (prices, model) = (self.shared.prices.clone(), written.model);
         let cost: SimCost = Box::new(move |relay: &SseRelay| {
             let judge = Judge { prices: &prices, provider: NAMES[provider], model, contract: None, cache_hit: false };
-            judge.cost(relay.summary().usage.as_ref(), relay.answer().model()).cost.usd
+            judge.cost(relay.summary().usage.as_ref(), relay.answer().model()).cost
         });
         let mut relay = SseRelay::new();
         let held = self.json.is_some();

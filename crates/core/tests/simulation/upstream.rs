@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use gateway_core::account::pricing::{Prices, Usd};
-use gateway_core::aig::answer::AigRefusal;
+use gateway_core::attempt::AigRefusal;
+use gateway_core::money::pricing::{Prices, Usd};
 use gateway_core::output::OutputContract;
 
 /// A secret the upstream echoes back in its errors: it must never reach a client.

@@ -5,13 +5,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use gateway_core::account::breaker::{health_of_stream, BreakerPolicy};
+use gateway_core::account::breaker::BreakerPolicy;
 use gateway_core::account::limits::{Policy, DAY_MS};
-use gateway_core::account::pricing::Usd;
 use gateway_core::account::scopes::{Scope, ScopeKind};
-use gateway_core::aig::answer::AigRefusal;
+use gateway_core::attempt::AigRefusal;
+use gateway_core::attempt::{books, health_of_stream};
 use gateway_core::config::RetryPolicy;
-use gateway_core::engine::{self, books, Fallback, Rules, Target};
+use gateway_core::engine::{self, Fallback, Rules, Target};
+use gateway_core::money::pricing::Usd;
 
 use crate::checks::{
     check_alerts, check_books, check_marks, check_request, check_tool_calls, retry_gaps, Report, RequestOutcome,

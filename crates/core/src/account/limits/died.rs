@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::LimiterState;
-use crate::account::pricing::Usd;
+use crate::money::pricing::Usd;
 
 /// How many of today's expired reservations the limiter remembers, to correct their charge.
 pub const LOST_KEPT: usize = 64;
@@ -80,9 +80,9 @@ impl LimiterState {
 
 #[cfg(test)]
 mod tests {
-    use crate::account::breaker::Health;
     use crate::account::limits::{LimiterState, Policy, DAY_MS, RESERVATION_TTL_MS};
-    use crate::account::pricing::Usd;
+    use crate::attempt::Health;
+    use crate::money::pricing::Usd;
 
     const T0: u64 = 20_000 * DAY_MS + 3_600_000;
     const POLICY: Policy = Policy { requests_per_minute: 1_000, daily_budget: Usd(1_000_000), breaker: None };

@@ -60,8 +60,8 @@ use serde::{Deserialize, Serialize};
 
 use super::tickets::{TicketSettle, Tickets, View};
 use super::{LimiterState, Policy, DAY_MS};
-use crate::account::breaker::Health;
-use crate::account::pricing::Usd;
+use crate::attempt::Health;
+use crate::money::pricing::Usd;
 
 pub use super::local::{Local, Slot, Ticket, LEASE_BUSY_MS, LEASE_BUSY_REQUESTS, SYNC_LOST_MS};
 

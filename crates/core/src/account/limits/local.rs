@@ -12,8 +12,8 @@
 use super::lease::{LeaseGrant, LeaseSync, LEASE_MARGIN_MS, LEASE_MAX_REQUESTS, LEASE_TTL_MS};
 use super::tickets::{TicketReport, TicketSettle, TicketSettles, MAX_SETTLES_PER_REPORT};
 use super::DAY_MS;
-use crate::account::breaker::Health;
-use crate::account::pricing::Usd;
+use crate::attempt::Health;
+use crate::money::pricing::Usd;
 
 /// An isolate asks for a lease when it saw [`LEASE_BUSY_REQUESTS`] requests for a limiter within
 /// this long (and gives it back when they slow below that).

@@ -8,8 +8,9 @@ use super::lease::{LeaseGrant, LeaseSync};
 use super::tickets::{TicketReport, TicketSettles};
 use super::{LimiterState, Policy, Refusal, Snapshot, RESERVATION_TTL_MS};
 use crate::account::alerts::Alert;
-use crate::account::breaker::{BreakerPolicy, Health};
-use crate::account::pricing::Usd;
+use crate::account::breaker::BreakerPolicy;
+use crate::attempt::Health;
+use crate::money::pricing::Usd;
 
 /// One operation on a limiter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lease::Expired;
 use super::LimiterState;
-use crate::account::pricing::Usd;
+use crate::money::pricing::Usd;
 
 /// The most tickets a limiter tracks per isolate, open and settled: an admission beyond it is
 /// charged as died at once, untracked (its settle is then charged on top: above the truth).

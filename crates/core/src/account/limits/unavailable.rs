@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{LimiterState, Refusal};
 use crate::account::alerts::Alert;
-use crate::analytics::time::format_ms;
 use crate::names;
+use crate::time::format_ms;
 
 /// How long a model stays marked: long enough that a retired model costs one attempt an hour;
 /// short enough that a model that was only briefly missing (a provider's rollout) is back soon.
@@ -120,9 +120,9 @@ impl LimiterState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::breaker::Health;
     use crate::account::limits::{Policy, DAY_MS};
-    use crate::account::pricing::Usd;
+    use crate::attempt::Health;
+    use crate::money::pricing::Usd;
 
     const T0: u64 = 20_000 * DAY_MS + 3_600_000;
     const POLICY: Policy = Policy { requests_per_minute: 1_000, daily_budget: Usd(1_000_000), breaker: None };

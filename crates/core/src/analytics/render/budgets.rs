@@ -7,10 +7,10 @@ use std::fmt::Write;
 
 use crate::account::budgets::{used_bp, BudgetsToday};
 use crate::account::limits::Snapshot;
-use crate::account::pricing::Usd;
 use crate::analytics::render::html::{esc, num_td};
 use crate::analytics::render::{thousands, usd_for_display};
-use crate::analytics::time;
+use crate::money::pricing::Usd;
+use crate::time;
 
 /// The panel's own styles (appended to the page's).
 pub const STYLE: &str = r#"

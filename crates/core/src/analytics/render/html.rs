@@ -10,13 +10,13 @@
 use std::fmt::Write;
 
 use crate::account::budgets::BudgetsToday;
-use crate::account::pricing::Usd;
 use crate::analytics::cells::Dim;
 use crate::analytics::metrics::Metrics;
 use crate::analytics::query::{AnalyticsQuery, Format};
 use crate::analytics::render::{percent, thousands, usd_for_display};
 use crate::analytics::report::{hundredths, Report, Source};
-use crate::analytics::time::{self, MS_PER_DAY};
+use crate::money::pricing::Usd;
+use crate::time::{self, MS_PER_DAY};
 
 /// The `Content-Security-Policy` the page is served with.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; \

@@ -32,11 +32,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::account::pricing::Usd;
 use crate::analytics::metrics::Metrics;
 use crate::analytics::reconcile::{self, Reconciliation};
 use crate::analytics::report::{hundredths, Report, Source as ReportSource};
-use crate::analytics::time;
+use crate::money::pricing::Usd;
+use crate::time;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -330,11 +330,11 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::account::pricing::Prices;
     use crate::analytics::cells::{Cells, Dim};
     use crate::analytics::logs::{LogEntry, Window};
     use crate::analytics::metrics::tests::entry;
     use crate::analytics::report::{ReadStatus, Source};
+    use crate::money::pricing::Prices;
 
     pub fn sample_report(dims: Vec<Dim>) -> Report {
         let prices = Prices::shipped();

@@ -6,7 +6,7 @@ pub mod csv;
 pub mod html;
 pub mod json;
 
-use crate::account::pricing::{Usd, PICO};
+use crate::money::pricing::{Usd, PICO};
 
 /// `$1,234.57` (or `$0.0123` below a dollar): rounded half up, for reading, never for sums.
 pub fn usd_for_display(u: Usd) -> String {

@@ -23,9 +23,9 @@ mod gemini;
 mod openai;
 
 use crate::error::GatewayError;
-use crate::native::provider::Wire;
 use crate::native::shape::Framing;
 use crate::native::usage::NativeUsage;
+use crate::provider::Wire;
 use crate::relay::sse::{parse_event, SseFramer};
 use crate::relay::{Observer, StreamFault, MAX_EVENT_BYTES};
 
@@ -255,7 +255,7 @@ impl Observer for NativeStream {
         self.tally.complete
     }
 
-    fn tokens(&self) -> Option<crate::account::pricing::Tokens> {
+    fn tokens(&self) -> Option<crate::money::pricing::Tokens> {
         self.tally.usage.map(|u| u.tokens)
     }
 
@@ -271,7 +271,7 @@ impl Observer for NativeStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::pricing::Tokens;
+    use crate::money::pricing::Tokens;
 
     fn run(wire: Wire, framing: Framing, input: &str, piece: usize) -> (String, Result<(), StreamFault>, StreamTally) {
         let mut s = NativeStream::new(wire, framing);

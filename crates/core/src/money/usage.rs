@@ -31,7 +31,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::account::pricing::Tokens;
+use crate::money::pricing::Tokens;
 
 /// One token count as an answer reports it, read leniently: a value of the wrong kind does not
 /// make the whole answer unreadable, only its usage.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::account::pricing::Usd;
+use crate::money::pricing::Usd;
 
 #[derive(Deserialize)]
 struct Top<'a> {

@@ -1,33 +1,34 @@
 //! The unified route's protocol (`/v1/chat/completions`): OpenAI Chat Completions on AI
 //! Gateway's compat (or REST) endpoint, the body re-addressed to each target's model and its
 //! tool history made valid for that target; answers normalised for OpenAI clients and judged
-//! (`gateway_core::aig::judge`: cost, the model that answered, `response_format`).
+//! (`crate::protocol::judge`: cost, the model that answered, `response_format`).
 
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use gateway_core::account::pricing::{Prices, Usd};
-use gateway_core::aig::answer::{self as up, Usage};
-use gateway_core::aig::cache::{self, CallerCache};
-use gateway_core::aig::call::{self as gateway, Caller};
-use gateway_core::aig::judge::{Judge, Judged};
-use gateway_core::config::{CachePolicy, Settings, Target};
-use gateway_core::engine::{books, AttemptEnd};
-use gateway_core::error::GatewayError;
-use gateway_core::names;
-use gateway_core::relay::SseRelay;
-use gateway_core::request::{ChatRequest, OutputLimit};
-use gateway_core::tools::memory::{lookup_for, Remembered};
-use gateway_core::tools::{normalise_completion, ToolFamily};
+use crate::aig::answer::{self as up, Usage};
+use crate::aig::cache::{self, CallerCache};
+use crate::aig::call;
+use crate::attempt::{books, AttemptEnd};
+use crate::config::{CachePolicy, ModelId, Settings};
+use crate::error::GatewayError;
+use crate::money::pricing::{Prices, Usd};
+use crate::names;
+use crate::protocol::judge::{Judge, Judged};
+use crate::relay::SseRelay;
+use crate::request::caller::Caller;
+use crate::request::{ChatRequest, OutputLimit};
+use crate::tools::memory::{lookup_for, Remembered};
+use crate::tools::{normalise_completion, ToolFamily};
 
-use super::runtime::{Outgoing, Protocol, Whole};
-use crate::relay::CostFn;
+use super::{Outgoing, Protocol, Reading};
+use crate::relay::pump::CostFn;
 
 pub struct Unified<'a> {
     pub settings: &'a Settings,
     pub url: &'a str,
     pub chat: &'a ChatRequest<'a>,
-    pub targets: &'a [Target],
+    pub targets: &'a [ModelId],
     pub prices: Rc<Prices>,
     /// What one attempt on each target may cost at most (what its reservation holds).
     pub worst_cases: Vec<Usd>,
@@ -68,9 +69,9 @@ impl Protocol for Unified<'_> {
         let limit = OutputLimit::for_target(t.provider(), t.model(), self.output_limit);
         let family = ToolFamily::of(t.provider(), t.model());
         let signature_of = lookup_for(&self.remembered, t.provider(), t.model());
-        let model = gateway::upstream_model(self.settings.endpoint, t);
+        let model = call::upstream_model(self.settings.endpoint, t);
         let body = self.chat.rewrite_for(&model, Some(limit), family, &signature_of);
-        let mut headers = gateway::chat_headers(self.settings, gateway::metadata(self.caller, self.alias, attempt));
+        let mut headers = call::chat_headers(self.settings, call::metadata(self.caller, self.alias, attempt));
         headers.extend(cache::headers(self.cache, self.caller_cache, self.chat.stream, t, &body));
         Outgoing { url: self.url, headers, body: Cow::Owned(body) }
     }
@@ -92,7 +93,7 @@ impl Protocol for Unified<'_> {
         )
     }
 
-    fn whole(&self, target: usize, body: Vec<u8>, cache_hit: bool) -> Whole {
+    fn whole(&self, target: usize, body: Vec<u8>, cache_hit: bool) -> Reading {
         // Tool calls as OpenAI clients read them, whichever provider wrote them.
         let normalised = normalise_completion(&body);
         let signatures = normalised.signatures;
@@ -101,8 +102,8 @@ impl Protocol for Unified<'_> {
             Cow::Owned(fixed) => fixed,
         };
         match self.judge(target, cache_hit).completion(&body) {
-            Ok(judged) => Whole::Judged { body, judged, signatures },
-            Err(err) => Whole::Malformed(err),
+            Ok(judged) => Reading::Judged { body, judged, signatures },
+            Err(err) => Reading::Malformed(err),
         }
     }
 
@@ -112,13 +113,13 @@ impl Protocol for Unified<'_> {
         let (prices, provider, model) = (self.prices.clone(), t.provider().to_owned(), t.model().to_owned());
         let price = move |usage: Option<&Usage>, answered: Option<&str>| {
             let judge = Judge { prices: &prices, provider: &provider, model: &model, contract: None, cache_hit };
-            judge.cost(usage, answered).cost.usd
+            judge.cost(usage, answered).cost
         };
         let stamp = price.clone();
         // The usage event says what the request will have been charged if the stream ends
         // there: the earlier attempts' charges and this one's, as the books will settle it.
         let charge = move |usage: &Usage, answered: Option<&str>| {
-            let end = AttemptEnd::StreamComplete { cost: stamp(Some(usage), answered) };
+            let end = AttemptEnd::StreamComplete { cost: stamp(Some(usage), answered).usd };
             charged_before.saturating_add(books(end).charge(worst))
         };
         let mut relay = SseRelay::with_cost(Box::new(charge));

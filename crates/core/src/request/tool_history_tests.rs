@@ -1,7 +1,9 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::request::ChatRequest;
+use crate::tools::history::{anthropic_id_byte, OPENAI_MAX_ID_CHARS};
+use crate::tools::memory::MAX_SIGNATURE_BYTES;
+use crate::tools::*;
 
 fn call(id: &str, name: &str) -> Value {
     json!({"id": id, "type": "function", "function": {"name": name, "arguments": "{}"}})
@@ -202,16 +204,6 @@ fn extra_content_beside_a_message_is_dropped_for_other_providers_only() {
     let text = body(vec![message, result("a")]);
     assert!(sent(&text, ToolFamily::Anthropic, &no_memory)["messages"][0].get("extra_content").is_none());
     assert!(sent(&text, ToolFamily::Gemini3, &no_memory)["messages"][0].get("extra_content").is_some());
-}
-
-#[test]
-fn replacement_ids_avoid_every_id_of_the_request() {
-    let first = replacement_id("a.b", 0, |_| false);
-    let second = replacement_id("a.b", 0, |c| c == first);
-    assert_ne!(first, second);
-    assert!(second.starts_with("a_b_") && second.len() <= OPENAI_MAX_ID_CHARS);
-    let wide = replacement_id(&"é".repeat(5000), 3, |_| false);
-    assert!(wide.len() <= 37 && wide.bytes().all(anthropic_id_byte), "{wide}");
 }
 
 #[test]

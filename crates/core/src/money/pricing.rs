@@ -115,7 +115,7 @@ fn parse_decimal(text: &str, scale: u32) -> Option<u64> {
 }
 
 /// Tokens of one request, normalised: OpenAI counts cached prompt tokens inside `prompt_tokens`;
-/// here `input` excludes them. Read from an answer's counts by [`crate::account::usage`].
+/// here `input` excludes them. Read from an answer's counts by [`crate::money::usage`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
     /// Uncached prompt tokens.
@@ -131,7 +131,7 @@ pub struct Tokens {
 
 impl Tokens {
     /// From OpenAI-style counts, where `prompt` includes `cached` (at most all of it), and
-    /// `output` is the billed output ([`crate::account::usage::Counts::tokens`]).
+    /// `output` is the billed output ([`crate::money::usage::Counts::tokens`]).
     pub fn from_openai(prompt: u64, cached: u64, output: u64) -> Tokens {
         let cached = cached.min(prompt);
         Tokens { input: prompt - cached, cached_input: cached, output, reasoning: 0 }

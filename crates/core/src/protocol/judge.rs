@@ -3,7 +3,7 @@
 //! for. The shell's protocol (`src/aig/unified.rs`) and the simulation call it alike, so these
 //! rules are written once:
 //!
-//! - the cost is the usage's billed tokens ([`crate::account::usage`]) at the price of the model
+//! - the cost is the usage's billed tokens ([`crate::money::usage`]) at the price of the model
 //!   that answered ([`Prices::cost_answered`]); 0 from AI Gateway's cache; unknown (charged the
 //!   reserved worst case) when the usage or a price is, with a warning;
 //! - a content-filtered answer is the filter's outcome (`content_filter`), not checked;
@@ -11,10 +11,11 @@
 //!   ([`OutputContract`]); one that is not what was asked ends as [`Exchange::Invalid`]:
 //!   charged as an answer, never given to the caller.
 
-use crate::account::pricing::{AnswerCost, Cost, Prices, Tokens, Usd};
 use crate::aig::answer::{read_completion, Usage};
-use crate::engine::{AttemptEnd, Exchange};
+use crate::attempt::AttemptEnd;
+use crate::engine::Exchange;
 use crate::error::GatewayError;
+use crate::money::pricing::{AnswerCost, Cost, Prices, Tokens, Usd};
 use crate::output::{OutputContract, Verdict};
 use crate::relay::SseRelay;
 
@@ -105,7 +106,7 @@ impl Judge<'_> {
         let summary = relay.summary();
         let priced = self.cost(summary.usage.as_ref(), relay.answer().model());
         let content_filtered = !summary.saw_content && summary.finish_reason.as_deref() == Some("content_filter");
-        let verdict = self.contract.filter(|_| !content_filtered).map(|c| c.check_stream(relay));
+        let verdict = self.contract.filter(|_| !content_filtered).map(|c| c.check(&relay.answer().content()));
         self.judged(end, priced, relay.tokens(), content_filtered, verdict)
     }
 
@@ -226,9 +227,9 @@ mod tests {
         }
     }
 
-    fn judge_cost(relay: &SseRelay) -> Option<Usd> {
+    fn judge_cost(relay: &SseRelay) -> Cost {
         let prices = Prices::from_json(TABLE).unwrap();
         let judge = Judge { prices: &prices, provider: "p", model: "m", contract: None, cache_hit: false };
-        judge.cost(relay.summary().usage.as_ref(), relay.answer().model()).cost.usd
+        judge.cost(relay.summary().usage.as_ref(), relay.answer().model()).cost
     }
 }

@@ -4,22 +4,21 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use gateway_core::account::pricing::{AnswerCost, Prices, Usd};
-use gateway_core::aig::answer as up;
-use gateway_core::aig::call::{self as gateway, Caller};
-use gateway_core::aig::judge::Judged;
-use gateway_core::config::Settings;
-use gateway_core::engine::AttemptEnd;
-use gateway_core::error::{redact, GatewayError};
-use gateway_core::native::shape::Shape;
-use gateway_core::native::stream::NativeStream;
-use gateway_core::native::usage::{self, NativeUsage};
-use gateway_core::native::Provider;
-use worker::{Response, ResponseBuilder};
+use crate::aig::answer as up;
+use crate::aig::call;
+use crate::attempt::AttemptEnd;
+use crate::config::Settings;
+use crate::error::{redact, GatewayError};
+use crate::money::pricing::{AnswerCost, Cost, Prices, Usd};
+use crate::native::shape::Shape;
+use crate::native::stream::NativeStream;
+use crate::native::usage::{self, NativeUsage};
+use crate::protocol::judge::Judged;
+use crate::provider::Provider;
+use crate::request::caller::Caller;
 
-use super::runtime::{Outgoing, Protocol, Whole};
-use crate::relay::CostFn;
-use crate::respond::Decision;
+use super::{Outgoing, Protocol, Reading};
+use crate::relay::pump::CostFn;
 
 /// Why a native call produced no answer.
 pub enum Failure {
@@ -38,20 +37,9 @@ impl From<GatewayError> for Failure {
 /// A provider's error answer: its status, its (redacted, bounded) body, its content type.
 pub struct ProviderError {
     pub status: u16,
-    body: String,
-    content_type: Option<String>,
-    retry_after: Option<String>,
-}
-
-impl ProviderError {
-    pub fn into_response(self, decision: &Decision) -> Response {
-        let headers = decision.headers();
-        let _ = headers.set("content-type", self.content_type.as_deref().unwrap_or("application/json"));
-        if let Some(r) = &self.retry_after {
-            let _ = headers.set("retry-after", r);
-        }
-        ResponseBuilder::new().with_status(self.status).with_headers(headers).fixed(self.body.into_bytes())
-    }
+    pub body: String,
+    pub content_type: Option<String>,
+    pub retry_after: Option<String>,
 }
 
 pub struct Native<'a> {
@@ -77,7 +65,7 @@ impl Protocol for Native<'_> {
     }
 
     fn outgoing(&self, _target: usize, attempt: u32) -> Outgoing<'_> {
-        let mut headers = gateway::chat_headers(self.settings, gateway::metadata(self.caller, Some("native"), attempt));
+        let mut headers = call::chat_headers(self.settings, call::metadata(self.caller, Some("native"), attempt));
         // Native calls always go to the gateway's own URL (GATEWAY_ENDPOINT only picks the
         // unified route's endpoint), so only the gateway's credentials apply.
         headers.retain(|(name, _)| !matches!(*name, "authorization" | "cf-aig-gateway-id"));
@@ -114,14 +102,14 @@ impl Protocol for Native<'_> {
         })
     }
 
-    fn whole(&self, _target: usize, body: Vec<u8>, cache_hit: bool) -> Whole {
+    fn whole(&self, _target: usize, body: Vec<u8>, cache_hit: bool) -> Reading {
         let answer = match usage::read_answer(self.shape.wire, &body) {
             Ok(answer) => answer,
-            Err(err) => return Whole::Malformed(err),
+            Err(err) => return Reading::Malformed(err),
         };
         let priced = self.cost(answer.model.as_deref(), answer.usage);
         let end = if cache_hit { AttemptEnd::CacheHit } else { AttemptEnd::AnswerRead { cost: priced.cost.usd } };
-        Whole::Judged { body, judged: judged(end, priced, answer.usage), signatures: Vec::new() }
+        Reading::Judged { body, judged: judged(end, priced, answer.usage), signatures: Vec::new() }
     }
 
     fn observer(&self, _target: usize, cache_hit: bool, _charged_before: Usd) -> (NativeStream, CostFn<NativeStream>) {
@@ -129,14 +117,10 @@ impl Protocol for Native<'_> {
         let (prices, provider, model) = (self.prices.clone(), self.provider, self.shape.model.clone());
         let cost = move |s: &NativeStream| {
             if cache_hit {
-                return Some(Usd::ZERO);
+                return Cost { usd: Some(Usd::ZERO), warning: None };
             }
             let tally = s.tally();
-            let priced = usage::cost(&prices, provider, model.as_deref(), tally.model.as_deref(), tally.usage);
-            if let Some(warning) = &priced.cost.warning {
-                worker::console_warn!("{warning}");
-            }
-            priced.cost.usd
+            usage::cost(&prices, provider, model.as_deref(), tally.model.as_deref(), tally.usage).cost
         };
         (NativeStream::new(self.shape.wire, framing), Box::new(cost))
     }
@@ -150,7 +134,7 @@ impl Protocol for Native<'_> {
 
     fn answered_by(&self, _target: usize, named: Option<&str>) -> Option<String> {
         let asked = self.shape.model.as_deref()?;
-        gateway_core::names::answered_by(asked, named)
+        crate::names::answered_by(asked, named)
     }
 }
 

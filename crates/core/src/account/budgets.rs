@@ -107,17 +107,8 @@ mod tests {
         let snap = Snapshot {
             day: "2026-12-02".into(),
             spent_usd: Usd::parse_dollars("0.000123").unwrap(),
-            reserved_usd: Usd::ZERO,
-            outstanding_reservations: 0,
             requests_last_minute: 2,
-            leased_usd: Usd::ZERO,
-            leased_requests: 0,
-            leases: 0,
-            admitted_under_leases: 0,
-            isolate_died_usd: Usd::ZERO,
-            isolate_died_requests: 0,
-            circuit: None,
-            unavailable_models: Vec::new(),
+            ..Snapshot::default()
         };
         let row = ScopeToday {
             scope: "repository",

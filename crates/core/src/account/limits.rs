@@ -168,8 +168,8 @@ pub struct LimiterState {
 /// keep spend itself just under the budget).
 pub const ALERT_THRESHOLDS: [u32; 3] = [50, 80, 100];
 
-/// What `/limits` shows for a provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What `/limits` shows for a provider. Its default is a limiter nobody used (no day named).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub day: String,
     pub spent_usd: Usd,

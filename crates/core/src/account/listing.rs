@@ -23,7 +23,6 @@ use std::collections::BTreeSet;
 use crate::account::limits::Snapshot;
 use crate::account::scopes::{Scope, ScopeFilter, Scopes, DEFAULT};
 use crate::error::{ErrorKind, GatewayError};
-use crate::money::pricing::Usd;
 use crate::request::tokens::{Pattern, ScopedToken};
 use crate::subrequests::{plan_limiters, Subrequests};
 
@@ -160,21 +159,7 @@ fn refused(message: String) -> GatewayError {
 /// The state of a limiter nobody used on `day` (`YYYY-MM-DD`): nothing spent, reserved or
 /// leased, no request in the last minute, no breaker (scopes have none).
 pub fn idle(day: String) -> Snapshot {
-    Snapshot {
-        day,
-        spent_usd: Usd::ZERO,
-        reserved_usd: Usd::ZERO,
-        outstanding_reservations: 0,
-        requests_last_minute: 0,
-        leased_usd: Usd::ZERO,
-        leased_requests: 0,
-        leases: 0,
-        admitted_under_leases: 0,
-        isolate_died_usd: Usd::ZERO,
-        isolate_died_requests: 0,
-        circuit: None,
-        unavailable_models: Vec::new(),
-    }
+    Snapshot { day, ..Snapshot::default() }
 }
 
 #[cfg(test)]
@@ -349,6 +334,9 @@ mod tests {
     #[test]
     fn idle_is_nothing() {
         let snap = idle("2026-12-02".into());
-        assert_eq!((snap.spent_usd, snap.reserved_usd, snap.requests_last_minute), (Usd::ZERO, Usd::ZERO, 0));
+        assert_eq!(
+            (snap.spent_usd, snap.reserved_usd, snap.requests_last_minute),
+            (crate::money::pricing::Usd::ZERO, crate::money::pricing::Usd::ZERO, 0)
+        );
     }
 }

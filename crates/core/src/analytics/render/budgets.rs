@@ -191,16 +191,8 @@ mod tests {
             day: "2026-12-02".into(),
             spent_usd: usd(spent),
             reserved_usd: usd(reserved),
-            outstanding_reservations: 0,
             requests_last_minute: 3,
-            leased_usd: Usd::ZERO,
-            leased_requests: 0,
-            leases: 0,
-            admitted_under_leases: 0,
-            isolate_died_usd: Usd::ZERO,
-            isolate_died_requests: 0,
-            circuit: None,
-            unavailable_models: Vec::new(),
+            ..Snapshot::default()
         }
     }
 

@@ -6,6 +6,11 @@
 //! header and field names. The simulated "model" is deterministic (see the `answer` module), and a test
 //! control API under `/__sim/` scripts faults, inspects requests and seeds logs.
 //!
+//! It shares no code with the gateway (`gateway-core` is not a dependency), though a few small
+//! pieces look alike (civil dates, AI Gateway's refusal codes, id formats): a test passes only
+//! when two independent readings of the reference agree, so a mistake in one cannot hide by
+//! being made on both sides.
+//!
 //! | module        | role                                                            |
 //! |---------------|-----------------------------------------------------------------|
 //! | [`config`]    | command line and environment                                    |

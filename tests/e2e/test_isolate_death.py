@@ -88,9 +88,14 @@ def test_a_dead_isolate_is_charged_what_it_had_in_flight_and_says_so(sim):
         rows = worker.ledger()
 
         written = {r["request_id"] for r in rows}
-        assert written <= answered.keys(), "rows only for requests that were answered"
+        # Rows are written once the limiter acknowledged the request's settle, after its response
+        # was handed to the runtime; the kill may still cut that response off on its way. Such a
+        # request was served and charged, and its rows say so; only its answer was lost.
+        lost = written - answered.keys()
+        assert len(lost) <= sent - len(answered), (lost, sent, len(answered))
+        told = sum(r["charged_pico"] for r in rows if r["request_id"] in answered)
+        assert told == sum(answered[r] for r in written & answered.keys()), "each row says what its response said"
         ledger = sum(r["charged_pico"] for r in rows if r["provider"] == GEMINI)
-        assert ledger == sum(answered[r] for r in written), "each row says what its response said"
         spent, died, died_requests = pico(after["spent_usd"]), pico(after["isolate_died_usd"]), after["isolate_died_requests"]
         assert (after["outstanding_reservations"], after["leases"], pico(after["leased_usd"])) == (0, 0, 0), after
         assert after["admitted_under_leases"] > 0, after

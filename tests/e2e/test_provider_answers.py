@@ -152,3 +152,12 @@ def test_an_answer_from_another_model_is_priced_as_that_model(sdk, worker, sim):
         rows = worker.ledger("SELECT model, answered_model FROM attempts WHERE request_id = ?", (request_id,))
         time.sleep(0.1)
     assert rows == [{"model": "gemini-3.5-flash-lite", "answered_model": "gemini-3.6-flash"}]
+    # `/analytics` (from the ledger) flags the asked model's answers that came from another.
+    with worker.client(timeout=60) as c:
+        r = c.get("/analytics", params={"group_by": "model", "cache": "off"})
+    assert r.status_code == 200, r.text
+    groups = r.json()["groups"]
+    asked = [g for g in groups if g["key"]["model"] == "google-ai-studio/gemini-3.5-flash-lite"]
+    assert len(asked) == 1, groups
+    group = asked[0]
+    assert group["answered_by_other_model"] >= 1, group

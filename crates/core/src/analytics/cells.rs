@@ -206,6 +206,13 @@ struct StoredCell<'a> {
     usd: [u64; 6],
     e: Vec<(u16, u64)>,
     l: Vec<(u16, u64)>,
+    /// answered_by_other_model (absent when 0, as in cells stored before it was counted)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    o: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl<'a> StoredCell<'a> {
@@ -240,6 +247,7 @@ impl<'a> StoredCell<'a> {
             ],
             e: m.errors_by_status.iter().map(|(s, n)| (*s, *n)).collect(),
             l: m.latency.to_pairs(),
+            o: m.answered_by_other_model,
         }
     }
 
@@ -275,6 +283,7 @@ impl<'a> StoredCell<'a> {
             fallback_attempts,
             fallback_answers,
             fallback_cost,
+            answered_by_other_model: self.o,
             latency: Histogram::from_pairs(&self.l)?,
         };
         Some((key, metrics))
@@ -372,6 +381,14 @@ mod tests {
         }
         assert_eq!(merged.map, whole.map);
         assert!(Cells::from_json("{").is_err());
+        // A cell stored before answers from another model were counted reads as none; one that
+        // has some keeps them.
+        let old = r#"[{"d":1,"p":"p","m":"m","n":[1,1,0,0,0,1,0,0,0,0,0,0],"usd":[0,0,0,0,0,0],"e":[],"l":[[3,1]]}]"#;
+        let cells = Cells::from_json(old).unwrap();
+        assert_eq!(cells.totals().answered_by_other_model, 0);
+        let mut flagged = cells.clone();
+        flagged.map.values_mut().for_each(|m| m.answered_by_other_model = 1);
+        assert_eq!(Cells::from_json(&flagged.to_json()).unwrap().totals().answered_by_other_model, 1);
         assert!(Cells::from_json(
             r#"[{"d":1,"p":"p","m":"m","n":[0,0,0,0,0,0,0,0,0,0,0,0],"usd":[0,0,0,0,0,0],"e":[],"l":[[65000,1]]}]"#
         )

@@ -39,6 +39,7 @@ SELECT day, provider, model, agent, repository, success, status, cache_hit, fall
        CAST(SUM(charged) AS TEXT) AS charged_pico,
        CAST(SUM(cost) AS TEXT) AS cost_pico,
        CAST(SUM(unpriced) AS TEXT) AS unpriced,
+       CAST(SUM(other) AS TEXT) AS answered_by_other,
        group_concat(latency_bucket || ':' || cnt, ',') AS latency
 FROM (
   SELECT day, provider, model, agent, repository, success, status,
@@ -52,7 +53,8 @@ FROM (
          SUM(COALESCE(tokens_out, 0)) AS tout,
          SUM(charged_pico) AS charged,
          SUM(COALESCE(cost_pico, 0)) AS cost,
-         SUM(cost_pico IS NULL) AS unpriced
+         SUM(cost_pico IS NULL) AS unpriced,
+         SUM(answered_model IS NOT NULL) AS other
   FROM attempts
   WHERE day BETWEEN ?1 AND ?2 AND ts_ms >= ?3 AND ts_ms < ?4
   GROUP BY day, provider, model, agent, repository, success, status, cache_hit, fallback, hit_in, hit_out,
@@ -106,6 +108,9 @@ pub struct GroupRow {
     pub charged_pico: String,
     pub cost_pico: String,
     pub unpriced: String,
+    /// Attempts answered by another model than asked (`answered_model` set).
+    #[serde(default)]
+    pub answered_by_other: Option<String>,
     #[serde(default)]
     pub latency: Option<String>,
 }
@@ -156,6 +161,7 @@ fn latency(text: Option<&str>) -> Result<Histogram, String> {
 /// | `cache_savings`, `cache_unpriced` | hits: our price of their tokens (a hit's `cost_pico` is 0: it cost nothing), and those we cannot price |
 /// | `compared_*` | 0: AI Gateway's cost is not in the ledger; the join by log id ([`crate::analytics::reconcile`]) compares them |
 /// | `fallback_attempts`, `fallback_answers`, `fallback_cost` | `attempt` > 1; of those answered; their `charged_pico` |
+/// | `answered_by_other_model` | attempts whose `answered_model` is set: the answer named another model than asked |
 /// | `latency` | `latency_bucket` counts (`latency_ms`: attempt start to its end) |
 pub fn metrics_of(row: &GroupRow, prices: &Prices) -> Result<Metrics, String> {
     let attempts = count("attempts", &row.attempts)?;
@@ -195,6 +201,10 @@ pub fn metrics_of(row: &GroupRow, prices: &Prices) -> Result<Metrics, String> {
         fallback_attempts: if fallback { attempts } else { 0 },
         fallback_answers: if fallback && success { attempts } else { 0 },
         fallback_cost: if fallback { charged } else { Usd::ZERO },
+        answered_by_other_model: match &row.answered_by_other {
+            Some(n) => count("answered_by_other", n)?,
+            None => 0,
+        },
         latency,
         ..Metrics::default()
     };
@@ -262,6 +272,8 @@ pub(crate) mod tests {
         pub ts_ms: i64,
         pub provider: &'static str,
         pub model: &'static str,
+        /// The model the answer named, when another than `model`.
+        pub answered_model: Option<&'static str>,
         pub agent: Option<&'static str>,
         pub repository: Option<&'static str>,
         pub status: Option<i64>,
@@ -282,6 +294,7 @@ pub(crate) mod tests {
             ts_ms,
             provider: "openai",
             model: "gpt-4o",
+            answered_model: None,
             agent: Some("TriagingAgent"),
             repository: Some("octo-org/docs"),
             status: Some(200),
@@ -307,7 +320,7 @@ pub(crate) mod tests {
             alias: Some("triage".into()),
             provider: a.provider.into(),
             model: a.model.into(),
-            answered_model: None,
+            answered_model: a.answered_model.map(Into::into),
             agent: a.agent.map(Into::into),
             repository: a.repository.map(Into::into),
             outcome: a.status.map_or("unreachable".to_owned(), |s| s.to_string()),
@@ -374,9 +387,11 @@ pub(crate) mod tests {
     fn the_sql_on_sqlite_fills_every_metric() {
         let db = ledger_db();
         let t0 = 20_400 * DAY + 3_600_000;
-        // An answered attempt, two spellings of one model.
+        // An answered attempt, two spellings of one model (the second answered by another model,
+        // a redirect: flagged).
         insert(&db, &attempt(1, t0));
-        insert(&db, &Attempt { model: "openai/gpt-4o-2024-08-06", latency_ms: 130, ..attempt(2, t0 + 1) });
+        let redirected = Attempt { answered_model: Some("gpt-4.1"), ..attempt(2, t0 + 1) };
+        insert(&db, &Attempt { model: "openai/gpt-4o-2024-08-06", latency_ms: 130, ..redirected });
         // A failed first attempt, its fallback answered.
         insert(
             &db,
@@ -455,6 +470,7 @@ pub(crate) mod tests {
         assert_eq!(t.successes, 7);
         assert_eq!(t.errors_by_status, [(0, 1), (503, 1)].into_iter().collect());
         assert_eq!(t.cached, 3);
+        assert_eq!(t.answered_by_other_model, 1, "the answer from another model is flagged");
         assert_eq!(t.tokens_in, 7_000);
         assert_eq!(t.tokens_out, 700);
         assert_eq!(t.cost(), Usd(3_500_000_000 * 2 + 3_600_000_000 + 7));

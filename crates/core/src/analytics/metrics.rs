@@ -42,6 +42,10 @@ pub struct Metrics {
     pub fallback_answers: u64,
     /// The cost of those attempts (reported or estimated).
     pub fallback_cost: Usd,
+    /// Answers that named another model than the one asked (a retired or redirected model),
+    /// priced as the model that answered. Only the ledger knows: AI Gateway's logs name the
+    /// model asked.
+    pub answered_by_other_model: u64,
     /// `duration`, in ms.
     pub latency: Histogram,
 }
@@ -137,6 +141,7 @@ impl Metrics {
         self.compared_requests += o.compared_requests;
         self.fallback_attempts += o.fallback_attempts;
         self.fallback_answers += o.fallback_answers;
+        self.answered_by_other_model += o.answered_by_other_model;
         self.fallback_cost = self.fallback_cost.saturating_add(o.fallback_cost);
         self.latency.merge(&o.latency);
     }

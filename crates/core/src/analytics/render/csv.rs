@@ -26,6 +26,7 @@ const COLUMNS: &[&str] = &[
     "attempts_per_answer",
     "fallback_attempts",
     "fallback_cost_usd",
+    "answered_by_other_model",
 ];
 
 /// One text cell, quoted when needed and defused against formula injection.
@@ -63,6 +64,7 @@ fn metric_cells(m: &Metrics) -> Vec<String> {
         opt(m.attempts_per_answer()),
         m.fallback_attempts.to_string(),
         m.fallback_cost.to_string(),
+        m.answered_by_other_model.to_string(),
     ]
 }
 

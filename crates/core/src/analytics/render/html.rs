@@ -132,7 +132,14 @@ fn metric_tds(out: &mut String, m: &Metrics, columns: usize) {
     let est_class = if m.cost_estimated > Usd::ZERO { "est" } else { "" };
     let rate_class = if m.error_rate() >= 0.1 { "bad" } else { "" };
     let cells: [(&str, String, String, &str); 11] = [
-        ("requests", m.requests.to_string(), thousands(m.requests), ""),
+        // ‡ : some answers named another model than the one asked (a retired or redirected
+        // model), and were priced as it.
+        (
+            "requests",
+            m.requests.to_string(),
+            format!("{}{}", thousands(m.requests), if m.answered_by_other_model > 0 { "‡" } else { "" }),
+            "",
+        ),
         // † : some rows have no cost at all (no price known); they count as $0.
         (
             "cost",
@@ -685,7 +692,7 @@ pub fn render(report: &Report, query: &AnalyticsQuery, budgets: Option<&BudgetsT
     out.push_str("</tbody></table></section>");
 
     let about = if ledger {
-        "Costs in USD: what each attempt was charged, from the Worker's ledger (our price table applied to the usage the provider reported). Cache savings are the cache hits' usage at our prices. † Some answers had no price of ours (e.g. Workers AI)."
+        "Costs in USD: what each attempt was charged, from the Worker's ledger (our price table applied to the usage the provider reported). Cache savings are the cache hits' usage at our prices. † Some answers had no price of ours (e.g. Workers AI). ‡ Some answers came from another model than the one asked (a retired or redirected model), priced as the model that answered."
     } else {
         "Costs in USD. “Reported” is AI Gateway's own estimate per log; where a log has none, our price table's estimate is used and marked <span class=\"est\">estimated</span>. Cache savings price cache hits at our table. † Some requests had no price anywhere (e.g. Workers AI) and count as $0."
     };

@@ -25,7 +25,8 @@
 //!   "cost", "cost_reported", "cost_estimated", "estimated_requests", "unpriced_requests",
 //!   "cache_savings", "cache_unpriced_requests",
 //!   "latency_ms": {"p50", "p95", "samples"},
-//!   "attempts_per_answer", "fallback_attempts", "fallback_answers", "fallback_cost"}
+//!   "attempts_per_answer", "fallback_attempts", "fallback_answers", "fallback_cost",
+//!   "answered_by_other_model"}                  answers that named another model than asked (ledger only)
 //! ```
 
 use std::collections::BTreeMap;
@@ -98,6 +99,7 @@ struct MetricsJson {
     fallback_attempts: u64,
     fallback_answers: u64,
     fallback_cost: Usd,
+    answered_by_other_model: u64,
 }
 
 impl MetricsJson {
@@ -133,6 +135,7 @@ impl MetricsJson {
             fallback_attempts: m.fallback_attempts,
             fallback_answers: m.fallback_answers,
             fallback_cost: m.fallback_cost,
+            answered_by_other_model: m.answered_by_other_model,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use gateway_core::aig::cache::CallerCache;
 use gateway_core::aig::call;
 use gateway_core::config::RequestFacts;
-use gateway_core::engine::{Fallback, Target};
+use gateway_core::engine::Fallback;
 use gateway_core::error::{ErrorKind, GatewayError};
 use gateway_core::idempotency::{IdempotencyKey, StoredAnswer, MAX_STORED_BYTES};
 use gateway_core::ledger::Route;
@@ -102,25 +102,9 @@ async fn serve(
         (plan.alias.map(str::to_owned), chat.stream, caller.agent.clone(), caller.repository.clone());
     outcome.targets = plan.targets.iter().map(|t| (t.provider().to_owned(), t.model().to_owned())).collect();
 
-    // The engine's view of each target: whose limits, and what one attempt may cost at most.
-    // A request without an output limit is sent the route's, so its worst case is a real bound.
     let route_max_output = config.max_output_tokens(plan.alias);
     let max_output = chat.max_output_tokens.unwrap_or(route_max_output);
-    let mut targets = Vec::with_capacity(plan.targets.len());
-    for t in &plan.targets {
-        let (Some(limits), Some(price)) =
-            (config.providers.get(t.provider()), ctx.prices.lookup(t.provider(), t.model()))
-        else {
-            // Configuration validation makes this unreachable; say so rather than spend blind.
-            return Err(GatewayError::new(ErrorKind::Configuration, format!("{} has no limits or price", t.id)));
-        };
-        targets.push(Target {
-            id: &t.id,
-            provider: t.provider(),
-            limits: *limits,
-            worst_case: price.worst_case(prompt_tokens, max_output),
-        });
-    }
+    let targets = plan.engine_targets(config, &ctx.prices, prompt_tokens, max_output)?;
     let url = call::chat_url(settings)?;
     // What of the caller's signature memory the history needs (a D1 read only when the history
     // brings calls back without their signatures and a target is Gemini 3).

@@ -36,9 +36,9 @@
 //! | [`config`]      | configuration and settings, validated once                         | account, json, money, provider, request, secret, subrequests            |
 //! | [`admin`]       | gateway management through the Cloudflare API                      | config, error, json, request                                            |
 //! | [`analytics`]   | `/analytics`: AI Gateway's logs into cost, rollups, rendering      | account, config, error, histogram, json, money, names, percent, request, time |
-//! | [`plan`]        | a request's `model` into the ordered targets to try                | config, error, money                                                    |
 //! | [`aig`]         | AI Gateway: how a call is addressed (`call`), cached, read (`answer`) | attempt, config, digest, error, money, request                       |
 //! | [`engine`]      | the one attempt loop (`retry`: backoff, `Retry-After`)             | account, attempt, config, error, money                                  |
+//! | [`plan`]        | a request's `model` into the ordered targets to try                | config, engine, error, money                                            |
 //! | [`outcome`]     | what a request came to: its headers, log line and ledger rows      | aig, attempt, engine, ledger, money                                     |
 //! | [`relay`]       | the OpenAI stream's observer and the one pump (`sse`, `pump`)      | aig, attempt, error, money, output, tools                               |
 //! | [`native`]      | provider-native routes: paths, shapes, credentials, streams        | aig, config, error, json, money, percent, provider, relay, request      |

@@ -1,6 +1,7 @@
 //! From the request's `model` to the ordered list of targets to try.
 
 use crate::config::{CachePolicy, GatewayConfig, ModelId, RequestFacts};
+use crate::engine::Target;
 use crate::error::{ErrorKind, GatewayError};
 use crate::money::pricing::Prices;
 
@@ -12,6 +13,40 @@ pub struct Plan<'c> {
     pub targets: Vec<ModelId>,
     /// The route's cache policy (explicit models are never cached by the gateway's choice).
     pub cache: Option<CachePolicy>,
+}
+
+impl Plan<'_> {
+    /// The engine's view of each target: whose limits an attempt reserves in, and what one
+    /// attempt may cost at most — its estimated prompt and `max_output` tokens at the target's
+    /// price (a request without an output limit is sent the route's, so this is a real bound).
+    pub fn engine_targets<'p>(
+        &'p self,
+        config: &GatewayConfig,
+        prices: &Prices,
+        prompt_tokens: u64,
+        max_output: u64,
+    ) -> Result<Vec<Target<'p>>, GatewayError> {
+        self.targets
+            .iter()
+            .map(|t| {
+                let (Some(limits), Some(price)) =
+                    (config.providers.get(t.provider()), prices.lookup(t.provider(), t.model()))
+                else {
+                    // Configuration validation makes this unreachable; say so rather than spend blind.
+                    return Err(GatewayError::new(
+                        ErrorKind::Configuration,
+                        format!("{} has no limits or price", t.id),
+                    ));
+                };
+                Ok(Target {
+                    id: &t.id,
+                    provider: t.provider(),
+                    limits: *limits,
+                    worst_case: price.worst_case(prompt_tokens, max_output),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Resolves `model`. A configured alias gives the chain its rules or split choose (`roll` is a
@@ -70,6 +105,27 @@ mod tests {
 
     fn plan_of<'c>(c: &'c GatewayConfig, model: &str) -> Result<Plan<'c>, GatewayError> {
         plan(c, &Prices::shipped(), model, &RequestFacts::default(), 0.0)
+    }
+
+    /// Each target reserves in its provider's limits what its prompt and output limit cost at
+    /// its own price; a target without limits or a price is a configuration error, never a
+    /// reservation of nothing.
+    #[test]
+    fn each_target_reserves_its_worst_case_at_its_own_price() {
+        let c = config();
+        let prices = Prices::shipped();
+        let p = plan_of(&c, "triage").unwrap();
+        let targets = p.engine_targets(&c, &prices, 1_000, 500).unwrap();
+        assert_eq!(targets.len(), p.targets.len());
+        for (t, id) in targets.iter().zip(&p.targets) {
+            let price = prices.lookup(id.provider(), id.model()).unwrap();
+            assert_eq!((t.id, t.provider, t.model()), (id.id.as_str(), id.provider(), id.model()));
+            assert_eq!(t.limits, c.providers[id.provider()]);
+            assert_eq!(t.worst_case, price.worst_case(1_000, 500));
+        }
+        let unpriced = Plan { targets: vec![ModelId::parse("openai/not-a-model").unwrap()], ..p.clone() };
+        let err = unpriced.engine_targets(&c, &prices, 1_000, 500).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Configuration);
     }
 
     #[test]

@@ -1,23 +1,15 @@
 //! The isolate's side of the limiters' leases (`gateway_core::account::limits::local`): one
 //! `LeaseTable` for the isolate's life. Everything that decides (admit, settle, when to report
 //! what, when to give a lease back, when a report is lost) is the core's; this file keeps the
-//! table, and the settle batch under way per limiter, so that every request whose settle it
-//! carries waits for the same answer.
+//! table. No future is kept here: one request never awaits another's (a request's work woken
+//! from another request's context would run on that request's behalf).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
-use futures_util::future::{LocalBoxFuture, Shared};
 use gateway_core::account::limits::local::LeaseTable;
+use std::cell::RefCell;
 
 thread_local! {
     static TABLE: RefCell<Option<LeaseTable>> = const { RefCell::new(None) };
-    /// Per limiter: the batch of settles under way, and its number.
-    static BATCHES: RefCell<HashMap<String, (u64, Batch)>> = RefCell::new(HashMap::new());
 }
-
-/// A batch of settles on its way: `true` when the limiter acknowledged it.
-pub type Batch = Shared<LocalBoxFuture<'static, bool>>;
 
 /// Runs `f` on this isolate's lease table, made on first use (its leases asked for
 /// `lease_ttl_ms`, 0: the limiter's default). Never held across an await.
@@ -31,24 +23,4 @@ pub fn with<T>(lease_ttl_ms: u64, f: impl FnOnce(&mut LeaseTable) -> T) -> T {
         });
         f(table)
     })
-}
-
-/// The batch under way at limiter `name`, if any.
-pub fn batch(name: &str) -> Option<Batch> {
-    BATCHES.with(|b| b.borrow().get(name).map(|(_, batch)| batch.clone()))
-}
-
-/// Batch `no` of limiter `name` is under way.
-pub fn begin_batch(name: &str, no: u64, batch: Batch) {
-    BATCHES.with(|b| b.borrow_mut().insert(name.to_owned(), (no, batch)));
-}
-
-/// Batch `no` of limiter `name` ended.
-pub fn end_batch(name: &str, no: u64) {
-    BATCHES.with(|b| {
-        let mut batches = b.borrow_mut();
-        if batches.get(name).is_some_and(|(n, _)| *n == no) {
-            batches.remove(name);
-        }
-    });
 }

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use futures_util::future::{join_all, FutureExt};
+use futures_util::future::join_all;
 use gateway_core::account::admission::{Admission, Admitted, Closing, Options, Renewal};
 use gateway_core::account::alerts::Alert;
 use gateway_core::account::limits::local::Flush;
@@ -31,6 +31,8 @@ pub const BINDING: &str = "LIMITER";
 /// How many times a settle, a release or a batch of settles is sent before it is given up (each
 /// is idempotent: a second finds nothing to do).
 const TRIES: u32 = 3;
+/// How often a settle waiting for another request's batch asks the lease table again.
+const BATCH_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 #[wasm_bindgen(module = "/js/limiter.mjs")]
 extern "C" {
@@ -327,24 +329,24 @@ async fn close(env: Env, wctx: Rc<Context>, ttl: u64, closing: Closing) {
 
 /// Gets ticket `n`'s settle at limiter `name` acknowledged: it goes in the batch under way's
 /// successor, or in a batch of its own; a batch that fails is sent again, [`TRIES`] times.
+///
+/// A batch under way is another request's, and its future is not awaited here: it resolves in
+/// that request's context, and this request's work woken from there would run its I/O on that
+/// request's behalf, which the runtime then cancels as hung once that request is done (rows of
+/// a stream lost with it). The batch's answer shows in the lease table: this request asks it
+/// again after its own short timer (and sends the next batch itself when that one is lost).
 async fn flush(env: &Env, ttl: u64, name: &str, n: u64) {
     let mut failed = 0;
     while failed < TRIES {
         let now = worker::Date::now().as_millis();
-        let acknowledged = match leases::with(ttl, |table| table.flush(name, n, now)) {
+        match leases::with(ttl, |table| table.flush(name, n, now)) {
             Flush::Done => return,
             Flush::Send { no, op } => {
-                let batch = send_batch(env.clone(), ttl, name.to_owned(), no, *op).boxed_local().shared();
-                leases::begin_batch(name, no, batch.clone());
-                batch.await
+                if !send_batch(env, ttl, name, no, *op).await {
+                    failed += 1;
+                }
             }
-            Flush::Wait => match leases::batch(name) {
-                Some(batch) => batch.await,
-                None => false,
-            },
-        };
-        if !acknowledged {
-            failed += 1;
+            Flush::Wait => worker::Delay::from(BATCH_POLL).await,
         }
     }
     worker::console_error!(
@@ -352,13 +354,12 @@ async fn flush(env: &Env, ttl: u64, name: &str, n: u64) {
     );
 }
 
-async fn send_batch(env: Env, ttl: u64, name: String, no: u64, op: Op) -> bool {
-    let answer = ask(&env, &name, &op).await;
-    leases::with(ttl, |table| table.end_flush(&name, no, answer.as_ref().ok()));
-    leases::end_batch(&name, no);
+async fn send_batch(env: &Env, ttl: u64, name: &str, no: u64, op: Op) -> bool {
+    let answer = ask(env, name, &op).await;
+    leases::with(ttl, |table| table.end_flush(name, no, answer.as_ref().ok()));
     match answer {
         Ok(answer) => {
-            crate::alerts::post(&env, answer.alerts).await;
+            crate::alerts::post(env, answer.alerts).await;
             true
         }
         Err(e) => {

@@ -516,7 +516,8 @@ def secret_leaks() -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def secret_scan():
-    """The session's last check, after every test: no secret came back in any answer (headers
+    """The session's last checks, after every test. No request was cancelled as hung (its
+    books, rows or replay record lost with it). No secret came back in any answer (headers
     or body, recorded in `SEEN` by every client of the suite: httpx, the SDKs, the raw socket
     client, the Node tests, the docs' examples) or in any line a simulator or Worker logged. A
     leak fails the run: pytest reports it as an error at the teardown of the last test, and
@@ -525,6 +526,26 @@ def secret_scan():
     stop_everything()
     leaks = secret_leaks()
     assert not leaks, "\n".join(leaks[:20])
+    hung = hung_requests()
+    assert not hung, "\n".join(hung[:20])
+
+
+# The runtime's words when it cancels a request (or its `waitUntil` work) that waits for
+# something nothing will ever deliver: a future of another request, an I/O of another context.
+HUNG = "detected that your Worker's code had hung"
+
+
+def hung_requests() -> list[str]:
+    """Every Worker log line that says the runtime cancelled a request as hung, beyond one per
+    panic the panic test asked for (a request that panicked never answers: that is the test)."""
+    found = []
+    for path in sorted({p.log_path for p in STARTED if isinstance(p, Worker)}):
+        lines = path.read_text(errors="replace").splitlines()
+        hung = [line.strip()[:200] for line in lines if HUNG in line]
+        # A panic is logged twice ("panicked at", then "Critical Error: Rust panic: …").
+        asked = sum("panicked at" in line and "Rust panic" not in line for line in lines)
+        found += [f"{path.name}: {line}" for line in hung[asked:]]
+    return found
 
 
 @pytest.fixture(scope="session")

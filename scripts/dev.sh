@@ -145,6 +145,18 @@ cat >&2 <<MSG
 
 MSG
 status=0
-wait "$wrangler_pid" || status=$?
-log "wrangler dev exited (status $status)"
+if [ -n "${sim_pid:-}" ]; then
+  # Whichever stops first ends the session: without its simulator, the gateway would answer
+  # every chat with a 502 while looking alive.
+  wait -n "$wrangler_pid" "$sim_pid" || status=$?
+  if kill -0 "$wrangler_pid" 2>/dev/null; then
+    log "the AI Gateway simulator exited (status $status): stopping wrangler dev too"
+    [ "$status" -ne 0 ] || status=1
+  else
+    log "wrangler dev exited (status $status)"
+  fi
+else
+  wait "$wrangler_pid" || status=$?
+  log "wrangler dev exited (status $status)"
+fi
 exit "$status"

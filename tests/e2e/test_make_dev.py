@@ -437,6 +437,23 @@ def test_make_dev_stops_everything_on_ctrl_c_while_starting(tree, make_dev):
     assert_stopped_cleanly(dev, [DEV_PORT, SIM_PORT])
 
 
+def test_make_dev_stops_when_its_simulator_dies(tree, make_dev):
+    """A simulator that dies mid-session ends it, said in one line, rather than leaving a
+    gateway that looks alive and answers every chat with a 502."""
+    dev = make_dev(tree)
+    dev.wait_for(r"agent-gateway is running at")
+    dev.track()
+    (sim,) = [p for p in dev.started("aig-sim") if alive(p)]
+
+    def kill_the_simulator() -> None:
+        os.kill(sim.pid, signal.SIGKILL)
+        dev.wait_exit()
+
+    assert_stopped_cleanly(dev, [DEV_PORT, SIM_PORT], stop=kill_the_simulator)
+    assert dev.proc.returncode != 0
+    assert "the AI Gateway simulator exited (status 137): stopping wrangler dev too" in dev.output()
+
+
 def test_the_cloudflare_users_own_commands(tree, make_dev):
     """What a Worker's README tells its user, as typed: `make setup` (the toolchain, and
     .dev.vars from the example), the simulator beside it (`make simulator`), `npx wrangler d1

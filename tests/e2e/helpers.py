@@ -66,7 +66,9 @@ def pico_nearest(usd) -> int:
 def limits_of(worker) -> dict:
     """`/limits`' providers by name, amounts as Decimal."""
     with worker.client() as c:
-        listing = json.loads(c.get("/limits").text, parse_float=Decimal)
+        r = c.get("/limits")
+    assert r.status_code == 200, r.text
+    listing = json.loads(r.text, parse_float=Decimal)
     return {p["provider"]: p for p in listing["providers"]}
 
 

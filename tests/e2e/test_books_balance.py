@@ -15,15 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from conftest import AGENT_TOKEN
-from helpers import CHAT, PICO, body, hang_up_mid_stream, header_of, pico
+from helpers import CHAT, PICO, body, hang_up_mid_stream, header_of, limits_of, pico
 
 
 def spent(worker) -> tuple[int, int, int]:
     """(picodollars spent over every provider today, reservations still open, requests admitted
     under leases)."""
-    with worker.client() as c:
-        listing = json.loads(c.get("/limits").text, parse_float=Decimal)
-    providers = listing["providers"]
+    providers = limits_of(worker).values()
     return (
         sum(pico(p["spent_usd"]) for p in providers),
         sum(p["outstanding_reservations"] for p in providers),

@@ -10,7 +10,6 @@ so that the test waits seconds, not the defaults' 10 s and 15 minutes."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -21,8 +20,7 @@ from decimal import Decimal
 import httpx
 
 from conftest import AGENT_TOKEN, base_values, running_worker
-from test_chat import CHAT
-from test_ledger import PICO, pico
+from helpers import CHAT, PICO, limits_of, pico
 
 GEMINI = "google-ai-studio"
 BURST = 48
@@ -31,14 +29,6 @@ BURST = 48
 def review(i: int) -> dict:
     # The same length for every request: the same worst case.
     return {"model": "review", "messages": [{"role": "user", "content": f"review {i:04d} {uuid.uuid4().hex}"}]}
-
-
-def gemini_today(worker) -> dict:
-    with worker.client() as c:
-        r = c.get("/limits")
-    assert r.status_code == 200, r.text
-    (row,) = [p for p in json.loads(r.text, parse_float=Decimal)["providers"] if p["provider"] == GEMINI]
-    return row
 
 
 def test_a_dead_isolate_is_charged_what_it_had_in_flight_and_says_so(sim):
@@ -84,7 +74,7 @@ def test_a_dead_isolate_is_charged_what_it_had_in_flight_and_says_so(sim):
         worker.wait_ready()
         # The lease and the reservations run out (3 s and 5 s after they were last renewed).
         time.sleep(max(0.0, killed_at + 6.5 - time.monotonic()))
-        after = gemini_today(worker)
+        after = limits_of(worker)[GEMINI]
         rows = worker.ledger()
 
         written = {r["request_id"] for r in rows}

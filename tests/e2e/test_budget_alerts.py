@@ -33,6 +33,28 @@ def ask(worker, model: str):
         return c.post(CHAT, json=body(model=model, text=f"a {uuid.uuid4()}", max_tokens=16))
 
 
+def test_a_model_answered_unavailable_is_announced_once(alerting, webhook, sim):
+    """A target its provider answers is gone is posted once, naming the model and what the
+    provider said, however many requests follow (asked by name it has no other target: the
+    first gets the provider's 404, those after the mark a 502 `model_unavailable`)."""
+    sim.http.post("/__sim/models", json={"retired": ["gemini-3-flash-preview"]}).raise_for_status()
+
+    def posts():
+        return [p for p in webhook.posts if p.get("model_unavailable")]
+
+    statuses = [ask(alerting, "google-ai-studio/gemini-3-flash-preview").status_code for _ in range(3)]
+    assert statuses[0] == 404 and set(statuses) <= {404, 502}, statuses
+    deadline = time.monotonic() + 20
+    while not posts() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)  # anything else that would (wrongly) follow
+    assert len(posts()) == 1, webhook.posts
+    (post,) = posts()
+    assert post["limiter"] == "google-ai-studio", post
+    assert post["model_unavailable"]["model"] == "gemini-3-flash-preview", post
+    assert "gemini-3-flash-preview" in post["text"] and post["text"] == post["content"], post
+
+
 def test_each_threshold_is_posted_once_and_answers_say_what_is_left(alerting, webhook):
     remaining = []
     for _ in range(80):

@@ -230,9 +230,9 @@ impl<P: Protocol> Runtime for AigRuntime<'_, P> {
     }
 
     fn mark_unavailable(&self, target: &Target<'_>) {
-        // A native target whose model the path does not name has nothing to mark.
+        // A native target whose request names no model has nothing to mark.
         let model = target.model();
-        if model.is_empty() || model == "-" {
+        if !gateway_core::names::is_named(model) {
             return;
         }
         let reason = self.unavailable_reason.take().unwrap_or_default();

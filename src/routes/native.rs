@@ -83,7 +83,7 @@ async fn serve(
         );
         Usd::ZERO
     });
-    let id = format!("{}/{}", provider.slug(), shape.model.as_deref().unwrap_or("-"));
+    let id = format!("{}/{}", provider.slug(), shape.model.as_deref().unwrap_or(gateway_core::names::UNNAMED_MODEL));
     let targets = [Target { id: &id, provider: provider.slug(), limits: *limits, worst_case }];
     outcome.targets = vec![(provider.slug().to_owned(), targets[0].model().to_owned())];
     let upstream_url = path.upstream_url(settings)?;

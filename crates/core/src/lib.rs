@@ -39,7 +39,7 @@
 //! | [`aig`]         | AI Gateway: how a call is addressed (`call`), cached, read (`answer`) | attempt, config, digest, error, money, request                       |
 //! | [`engine`]      | the one attempt loop (`retry`: backoff, `Retry-After`)             | account, attempt, config, error, money                                  |
 //! | [`plan`]        | a request's `model` into the ordered targets to try                | config, engine, error, money                                            |
-//! | [`outcome`]     | what a request came to: its headers, log line and ledger rows      | aig, attempt, engine, ledger, money                                     |
+//! | [`outcome`]     | what a request came to: its headers, log line and ledger rows      | aig, attempt, engine, ledger, money, names                              |
 //! | [`relay`]       | the OpenAI stream's observer and the one pump (`sse`, `pump`)      | aig, attempt, error, money, output, tools                               |
 //! | [`native`]      | provider-native routes: paths, shapes, credentials, streams        | aig, config, error, json, money, percent, provider, relay, request      |
 //! | [`protocol`]    | what an attempt sends and how its answer is judged, per route      | aig, attempt, config, engine, error, money, names, native, output, provider, relay, request, tools |

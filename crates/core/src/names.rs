@@ -22,6 +22,15 @@
 //! the configuration's targets, the native routes and the logs all use them. `gemini` (and the
 //! ledger schema's example spelling of it) is read as `google-ai-studio`.
 
+/// How a target is named when its request names no model (a native call whose body has none):
+/// its trace entry and ledger row say `provider/-`; nothing is marked or named for it.
+pub const UNNAMED_MODEL: &str = "-";
+
+/// Whether `model` names a model (not [`UNNAMED_MODEL`], not empty).
+pub fn is_named(model: &str) -> bool {
+    !model.is_empty() && model != UNNAMED_MODEL
+}
+
 /// Prefixes that name a provider or a model's author rather than the model.
 const PREFIXES: &[&str] = &[
     "openai",
@@ -153,6 +162,11 @@ fn dashed_versions(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unnamed_model_names_nothing() {
+        assert!(is_named("gpt-4o") && !is_named(UNNAMED_MODEL) && !is_named(""));
+    }
 
     #[test]
     fn old_and_new_spellings_meet() {

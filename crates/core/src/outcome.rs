@@ -12,6 +12,7 @@ use crate::attempt::AttemptEnd;
 use crate::engine::{Line, Record};
 use crate::ledger::{Route, Row};
 use crate::money::pricing::{Tokens, Usd};
+use crate::names;
 
 /// One request's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +81,7 @@ impl RequestOutcome {
     pub fn model(&self) -> Option<&str> {
         let named = self.record.answered().and_then(|l| l.meter.answered_model.as_deref());
         let target = self.record.last_target.and_then(|i| self.targets.get(i)).map(|(_, m)| m.as_str());
-        // A native call whose body names no model is the target `-`.
-        named.or(target.filter(|m| !m.is_empty() && *m != "-")).or(self.model.as_deref())
+        named.or(target.filter(|m| names::is_named(m))).or(self.model.as_deref())
     }
 
     /// AI Gateway's `cf-aig-cache-status` of the last attempt.

@@ -1,6 +1,6 @@
 //! An answer of the unified route judged as the gateway acts on it: what its attempt cost and
 //! how its books close, which model answered, and whether it is what `response_format` asked
-//! for. The shell's protocol (`src/aig/unified.rs`) and the simulation call it alike, so these
+//! for. The unified protocol ([`super::unified`]) and the simulation call it alike, so these
 //! rules are written once:
 //!
 //! - the cost is the usage's billed tokens ([`crate::money::usage`]) at the price of the model
